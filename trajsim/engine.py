@@ -1,0 +1,546 @@
+"""Exact event-driven quantum-jump trajectories in compiled code (physics.md §3-§5).
+
+A trajectory is (N, j, c): c holds the eigen-amplitudes of the block's no-jump generator
+K = sum_k lambda_k |v_k><v_k|, split into the two sectors of K.  Between events
+
+    c_k(t + tau) = c_k(t) exp(-lambda_k tau / 2),      n(tau) = sum_k |c_k|^2 exp(-lambda_k tau),
+
+and the next jump happens where n(tau) = u for a uniform draw u (Newton on log n, monotone from
+tau = 0 because log n is convex); no time step, no ODE.  A jump picks channel c with probability
+||A_c c||^2 / <K> (A_c = V^T sqrt(rate) L_c V precomputed per block).  Spin losses are a
+Poisson process of rate gamma_loss N(t) plus scripted times, independent of the state; a loss
+applies one of the four Kraus operators sqrt(d_{N-1}(j1)/d_N(j)) <s|E_{j1->j} (§4).  After a
+loss the no-jump threshold is rescaled, u <- u / n(t_loss - t), which keeps it uniform.
+
+Blocks live in flat arrays (``BlockTable``) so that the kernels hold no Python objects.  When a
+trajectory needs a block that is not built yet, or its event buffer is full, the kernel stops
+that trajectory with its whole state saved; the Python driver builds the block or drains the
+buffer and calls the kernel again.  Random numbers come from xoshiro256** with a 256-bit state
+per trajectory derived from (seed, point, trajectory) by numpy's SeedSequence, so results do not
+depend on how trajectories are spread over threads or processes.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numba as nb
+import numpy as np
+
+from . import dicke
+from .model import IN_BLOCK_CHANNELS, Block, Rates, build_block
+
+OBSERVABLES = ("N", "j", "Sx", "Sy", "Sz", "Sx2", "Sy2", "Sz2", "SxSy", "SxSz", "SySz")
+LOSS_CHANNELS = ("lost_down", "lost_up")
+#: Channel codes in events: in-block jump channels first, then the two spin-loss outcomes.
+CHANNELS = IN_BLOCK_CHANNELS + LOSS_CHANNELS
+LOSS_CODE = len(IN_BLOCK_CHANNELS)
+
+# Columns of the packed block table (int64).
+B_N, B_TWO_J, B_D0, B_D1, B_LAM, B_V0, B_V1, B_CH, B_NCH, B_LOSS_MINUS, B_LOSS_PLUS = range(11)
+NO_BLOCK, IMPOSSIBLE = -1, -2
+# Trajectory state columns: floats and ints.
+T_TIME, T_U, T_NEXT_POISSON = range(3)
+I_BLOCK, I_MASK, I_SAMPLE, I_SCRIPT, I_STATUS, I_NEV, I_NEED_N, I_NEED_TWO_J = range(8)
+FRESH, DONE, NEED_BLOCK, BUFFER_FULL = 0, 1, 2, 3
+
+
+class BlockTable:
+    """Append-only, thread-safe set of blocks of one model, packed into flat arrays on demand."""
+
+    def __init__(self, rates: Rates):
+        self.rates = rates
+        self.blocks: list[Block] = []
+        self.ids: dict[tuple[int, int], int] = {}
+        self._lock = threading.Lock()
+        self._packed: tuple | None = None
+
+    def ensure(self, N: int, two_j: int) -> int:
+        """Id of block (N, 2j), building it if needed."""
+        with self._lock:
+            key = (N, two_j)
+            if key not in self.ids:
+                self.ids[key] = len(self.blocks)
+                self.blocks.append(build_block(N, two_j, self.rates))
+                self._packed = None
+            return self.ids[key]
+
+    def packed(self) -> tuple:
+        """(blk_int, blk_f, ch_int, lam, V, A): immutable snapshot for the kernels."""
+        with self._lock:
+            if self._packed is None:
+                self._packed = self._pack()
+            return self._packed
+
+    def _pack(self) -> tuple:
+        blk_int = np.zeros((len(self.blocks), 11), np.int64)
+        blk_f = np.zeros((len(self.blocks), 2))
+        lam, V, A, ch_rows = [], [], [], []
+        n_lam = n_V = n_A = 0
+        for b, block in enumerate(self.blocks):
+            D0, D1 = block.lam[0].size, block.lam[1].size
+            row = blk_int[b]
+            row[B_N], row[B_TWO_J], row[B_D0], row[B_D1] = block.N, block.two_j, D0, D1
+            row[B_LAM], row[B_V0], row[B_V1] = n_lam, n_V, n_V + D0 * D0
+            lam += [block.lam[0], block.lam[1]]
+            V += [block.V[0].ravel(), block.V[1].ravel()]
+            n_lam += D0 + D1
+            n_V += D0 * D0 + D1 * D1
+            row[B_CH], row[B_NCH] = len(ch_rows), len(block.channels)
+            for name, (A0, A1) in block.channels.items():
+                ch_rows.append((IN_BLOCK_CHANNELS.index(name), n_A, n_A + A0.size))
+                A += [A0.ravel(), A1.ravel()]
+                n_A += A0.size + A1.size
+            for col, two_j1 in ((B_LOSS_MINUS, block.two_j - 1), (B_LOSS_PLUS, block.two_j + 1)):
+                weight = dicke.multiplicity(block.N - 1, two_j1) if block.N > 0 else 0
+                if weight == 0:
+                    row[col] = IMPOSSIBLE
+                else:
+                    row[col] = self.ids.get((block.N - 1, two_j1), NO_BLOCK)
+                    blk_f[b, col - B_LOSS_MINUS] = np.sqrt(
+                        dicke.multiplicity_ratio(block.N - 1, two_j1, block.N, block.two_j)
+                    )
+        ch_int = np.array(ch_rows, np.int64).reshape(-1, 3)
+        cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0)  # noqa: E731
+        return blk_int, blk_f, ch_int, cat(lam), cat(V), cat(A)
+
+
+# ----------------------------------------------------------------------------- random numbers
+
+
+@nb.njit(cache=True, inline="always")
+def _rotl(x, k):
+    return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
+
+
+@nb.njit(cache=True)
+def _uniform(s):
+    """xoshiro256** step; a double in (0, 1]."""
+    result = _rotl(s[1] * np.uint64(5), 7) * np.uint64(9)
+    t = s[1] << np.uint64(17)
+    s[2] ^= s[0]
+    s[3] ^= s[1]
+    s[1] ^= s[2]
+    s[0] ^= s[3]
+    s[2] ^= t
+    s[3] = _rotl(s[3], 45)
+    return (float(result >> np.uint64(11)) + 1.0) * (1.0 / 9007199254740992.0)
+
+
+def rng_states(seed: int, point: int, trajectories: np.ndarray) -> np.ndarray:
+    """256-bit xoshiro states keyed by (seed, point, trajectory) through numpy's SeedSequence."""
+    out = np.empty((len(trajectories), 4), np.uint64)
+    for row, i in enumerate(trajectories):
+        ss = np.random.SeedSequence(entropy=seed, spawn_key=(point, int(i)))
+        out[row] = ss.generate_state(4, np.uint64)
+    return out
+
+
+# ----------------------------------------------------------------------------- block algebra
+
+
+@nb.njit(cache=True, inline="always")
+def _abs2(z):
+    return (z * np.conj(z)).real
+
+
+@nb.njit(cache=True)
+def _sector(blk_int, b, s):
+    """(size, offset in c, offset of lambda, offset of V) of sector s of block b."""
+    D0 = blk_int[b, B_D0]
+    if s == 0:
+        return D0, 0, blk_int[b, B_LAM], blk_int[b, B_V0]
+    return blk_int[b, B_D1], D0, blk_int[b, B_LAM] + D0, blk_int[b, B_V1]
+
+
+@nb.njit(cache=True)
+def _to_dicke(blk_int, V, b, c, mask, psi):
+    """psi = V c in the Dicke basis (sector s holds Dicke indices k = s, s+2, ...)."""
+    psi[: blk_int[b, B_TWO_J] + 1] = 0.0
+    for s in range(2):
+        if not (mask >> s) & 1:
+            continue
+        Ds, cs, _, vs = _sector(blk_int, b, s)
+        for row in range(Ds):
+            acc = 0.0 * c[0]
+            base = vs + row * Ds
+            for col in range(Ds):
+                acc += V[base + col] * c[cs + col]
+            psi[s + 2 * row] = acc
+
+
+@nb.njit(cache=True)
+def _from_dicke(blk_int, V, b, psi, c):
+    """c = V^T psi; returns the mask of sectors where psi is not zero."""
+    mask = 0
+    for s in range(2):
+        Ds, cs, _, vs = _sector(blk_int, b, s)
+        occupied = False
+        for row in range(Ds):
+            if psi[s + 2 * row] != 0:
+                occupied = True
+        for col in range(Ds):
+            c[cs + col] = 0.0
+        if not occupied:
+            continue
+        mask |= 1 << s
+        for row in range(Ds):
+            p = psi[s + 2 * row]
+            base = vs + row * Ds
+            for col in range(Ds):
+                c[cs + col] += V[base + col] * p
+    return mask
+
+
+@nb.njit(cache=True)
+def _no_jump_probability(blk_int, lam, b, c, mask, tau):
+    """n(tau) = sum_k |c_k|^2 exp(-lambda_k tau)."""
+    n = 0.0
+    for s in range(2):
+        if (mask >> s) & 1:
+            Ds, cs, ls, _ = _sector(blk_int, b, s)
+            for k in range(Ds):
+                n += _abs2(c[cs + k]) * np.exp(-lam[ls + k] * tau)
+    return n
+
+
+@nb.njit(cache=True)
+def waiting_time(blk_int, lam, b, c, mask, u):
+    """Solve n(tau) = u by Newton on log n from tau = 0; inf if n(inf) >= u (no jump ever)."""
+    n_inf = 0.0
+    for s in range(2):
+        if (mask >> s) & 1:
+            Ds, cs, ls, _ = _sector(blk_int, b, s)
+            for k in range(Ds):
+                if lam[ls + k] == 0.0:
+                    n_inf += _abs2(c[cs + k])
+    if n_inf >= u:
+        return np.inf
+    log_u = np.log(u)
+    tau = 0.0
+    for _ in range(400):
+        n = 0.0
+        dn = 0.0
+        for s in range(2):
+            if (mask >> s) & 1:
+                Ds, cs, ls, _ = _sector(blk_int, b, s)
+                for k in range(Ds):
+                    we = _abs2(c[cs + k]) * np.exp(-lam[ls + k] * tau)
+                    n += we
+                    dn += lam[ls + k] * we
+        g = np.log(n) - log_u
+        if g <= 0.0 or dn == 0.0:
+            break
+        step = g * n / dn
+        tau += step
+        if step <= 1e-15 * tau:
+            break
+    return tau
+
+
+@nb.njit(cache=True)
+def _decay(blk_int, lam, b, c, mask, tau):
+    """c <- c exp(-lambda tau / 2), normalised; returns the squared norm before normalising."""
+    n = 0.0
+    for s in range(2):
+        if (mask >> s) & 1:
+            Ds, cs, ls, _ = _sector(blk_int, b, s)
+            for k in range(Ds):
+                c[cs + k] *= np.exp(-0.5 * lam[ls + k] * tau)
+                n += _abs2(c[cs + k])
+    scale = 1.0 / np.sqrt(n)
+    for k in range(blk_int[b, B_D0] + blk_int[b, B_D1]):
+        c[k] *= scale
+    return n
+
+
+@nb.njit(cache=True)
+def _apply_channel(blk_int, ch_int, A, b, ch, c, mask, out):
+    """out = A_ch c (sector s -> 1 - s); returns ||out||^2."""
+    norm = 0.0
+    D_total = blk_int[b, B_D0] + blk_int[b, B_D1]
+    out[:D_total] = 0.0
+    for s in range(2):
+        if not (mask >> s) & 1:
+            continue
+        Ds, cs, _, _ = _sector(blk_int, b, s)
+        Dt, ct, _, _ = _sector(blk_int, b, 1 - s)
+        a0 = ch_int[ch, 1 + s]
+        for row in range(Dt):
+            acc = 0.0 * c[0]
+            base = a0 + row * Ds
+            for col in range(Ds):
+                acc += A[base + col] * c[cs + col]
+            out[ct + row] = acc
+            norm += _abs2(acc)
+    return norm
+
+
+@nb.njit(cache=True)
+def _jump(blk_int, ch_int, lam, A, b, c, mask, x, work):
+    """Pick a channel with probability ||A_ch c||^2 / <K> (x uniform in (0,1]) and apply it.
+
+    Channels are tried in order, each costing one product; the last one takes the remainder.
+    Returns the channel code.  The mask of occupied sectors flips (m changes by +-1).
+    """
+    total = 0.0
+    for s in range(2):
+        if (mask >> s) & 1:
+            Ds, cs, ls, _ = _sector(blk_int, b, s)
+            for k in range(Ds):
+                total += lam[ls + k] * _abs2(c[cs + k])
+    target = x * total
+    first, n_ch = blk_int[b, B_CH], blk_int[b, B_NCH]
+    chosen = -1
+    norm = 0.0
+    for ch in range(first, first + n_ch):
+        w = _apply_channel(blk_int, ch_int, A, b, ch, c, mask, work)
+        if w > 0.0:
+            chosen, norm = ch, w
+            if target <= w:
+                break
+            target -= w
+    if chosen != first + n_ch - 1 and target > norm:  # round-off left the last channel empty
+        norm = _apply_channel(blk_int, ch_int, A, b, chosen, c, mask, work)
+    scale = 1.0 / np.sqrt(norm)
+    for k in range(blk_int[b, B_D0] + blk_int[b, B_D1]):
+        c[k] = work[k] * scale
+    return ch_int[chosen, 0]
+
+
+@nb.njit(cache=True)
+def _clebsch_gordan(two_j1, two_j, two_m, two_s):
+    """<j1, m - s; s | j, m> (physics.md §3)."""
+    j1 = 0.5 * two_j1
+    m = 0.5 * two_m
+    s = 0.5 * two_s
+    if two_j == two_j1 + 1:
+        return np.sqrt((j1 + 2 * s * m + 0.5) / (2 * j1 + 1))
+    return -2 * s * np.sqrt((j1 - 2 * s * m + 0.5) / (2 * j1 + 1))
+
+
+@nb.njit(cache=True)
+def _lose_spin(blk_int, blk_f, V, b, c, mask, x, psi, psi1):
+    """Apply the spin-loss channel to the block state; returns (target block, code) or (-1, -1)
+    if a target block is missing.  psi1 receives the new Dicke-basis state, normalised."""
+    two_j = blk_int[b, B_TWO_J]
+    _to_dicke(blk_int, V, b, c, mask, psi)
+    target = x  # the four Kraus weights sum to one
+    last = (-1, -1, 0)
+    for side in range(2):
+        tb = blk_int[b, B_LOSS_MINUS + side]
+        if tb == IMPOSSIBLE:
+            continue
+        two_j1 = two_j - 1 + 2 * side
+        for up in range(2):
+            two_s = 2 * up - 1
+            offset = (two_j1 - two_j - two_s) // 2
+            w2 = blk_f[b, side] ** 2
+            p = 0.0
+            for k in range(two_j + 1):
+                if 0 <= k + offset <= two_j1:
+                    p += w2 * _clebsch_gordan(two_j1, two_j, 2 * k - two_j, two_s) ** 2 * _abs2(psi[k])
+            if p <= 0.0:
+                continue
+            last = (tb, up, offset)
+            if target <= p:
+                target = -1.0
+                break
+            target -= p
+        if target < 0.0:
+            break
+    tb, up, offset = last
+    two_j1 = blk_int[tb, B_TWO_J]
+    psi1[: two_j1 + 1] = 0.0
+    norm = 0.0
+    for k in range(two_j + 1):
+        if 0 <= k + offset <= two_j1:
+            amp = _clebsch_gordan(two_j1, two_j, 2 * k - two_j, 2 * up - 1) * psi[k]
+            psi1[k + offset] = amp
+            norm += _abs2(amp)
+    scale = 1.0 / np.sqrt(norm)
+    for k in range(two_j1 + 1):
+        psi1[k] *= scale
+    return tb, LOSS_CODE + up
+
+
+@nb.njit(cache=True)
+def _observables(two_j, N, psi, out):
+    """<S_a>, symmetrised <S_a S_b> from the Dicke-basis state (physics.md §5)."""
+    j = 0.5 * two_j
+    Jp = 0.0j  # <J+>
+    Jp2 = 0.0j  # <J+^2>
+    B = 0.0j  # <J+ Sz + Sz J+>
+    Sz = 0.0
+    Sz2 = 0.0
+    JpJm_sym = 0.0  # <J+J- + J-J+> = 2 <j(j+1) - m^2>
+    for k in range(two_j + 1):
+        m = k - j
+        pk = psi[k]
+        p2 = _abs2(pk)
+        Sz += m * p2
+        Sz2 += m * m * p2
+        JpJm_sym += 2.0 * (j * (j + 1) - m * m) * p2
+        if k < two_j:
+            a = np.sqrt(j * (j + 1) - m * (m + 1))
+            amp = np.conj(psi[k + 1]) * a * pk
+            Jp += amp
+            B += (2 * m + 1) * amp
+            if k + 1 < two_j:
+                a2 = np.sqrt(j * (j + 1) - (m + 1) * (m + 2))
+                Jp2 += np.conj(psi[k + 2]) * a2 * a * pk
+    out[0] = N
+    out[1] = j
+    out[2] = Jp.real
+    out[3] = Jp.imag
+    out[4] = Sz
+    out[5] = (2 * Jp2.real + JpJm_sym) / 4
+    out[6] = (-2 * Jp2.real + JpJm_sym) / 4
+    out[7] = Sz2
+    out[8] = 0.5 * Jp2.imag
+    out[9] = 0.5 * B.real
+    out[10] = 0.5 * B.imag
+
+
+@nb.njit(cache=True)
+def _record(blk_int, lam, V, b, c, mask, tau, tmp, psi, out):
+    for k in range(blk_int[b, B_D0] + blk_int[b, B_D1]):
+        tmp[k] = c[k]
+    _decay(blk_int, lam, b, tmp, mask, tau)
+    _to_dicke(blk_int, V, b, tmp, mask, psi)
+    _observables(blk_int[b, B_TWO_J], blk_int[b, B_N], psi, out)
+
+
+# ----------------------------------------------------------------------------- trajectories
+
+
+@nb.njit(cache=True, nogil=True)
+def start_trajectories(blk_int, V, b0, init_weights, init_states, loss_rate, st_f, st_i, rng, c):
+    """Draw each trajectory's initial pure state from the initial ensemble (Dicke-basis rows of
+    init_states with probabilities init_weights) and its first Poisson loss time."""
+    D = blk_int[b0, B_TWO_J] + 1
+    cumulative = np.cumsum(init_weights)
+    for i in range(st_f.shape[0]):
+        x = _uniform(rng[i]) * cumulative[-1]
+        a = min(np.searchsorted(cumulative, x), len(init_weights) - 1)
+        psi = init_states[a, :D].copy()
+        st_i[i, I_BLOCK] = b0
+        st_i[i, I_MASK] = _from_dicke(blk_int, V, b0, psi, c[i])
+        st_f[i, T_TIME] = 0.0
+        st_f[i, T_U] = _uniform(rng[i])
+        rate = loss_rate * blk_int[b0, B_N]
+        st_f[i, T_NEXT_POISSON] = -np.log(_uniform(rng[i])) / rate if rate > 0 else np.inf
+        st_i[i, I_STATUS] = FRESH
+
+
+@nb.njit(cache=True, nogil=True)
+def advance(packed, t_grid, script_times, loss_rate, st_f, st_i, rng, c, samples, ev_t, ev_i):
+    """Run every unfinished trajectory until it is done, needs a block, or fills its event buffer."""
+    blk_int, blk_f, ch_int, lam, V, A = packed
+    work = np.zeros_like(c[0])
+    psi = np.zeros_like(c[0])
+    psi1 = np.zeros_like(c[0])
+    for i in range(st_f.shape[0]):
+        if st_i[i, I_STATUS] != DONE:
+            st_i[i, I_STATUS] = _run(
+                blk_int, blk_f, ch_int, lam, V, A, t_grid, script_times, loss_rate,
+                st_f[i], st_i[i], rng[i], c[i], samples[i], ev_t[i], ev_i[i],
+                work, psi, psi1,
+            )
+
+
+@nb.njit(cache=True)
+def _run(blk_int, blk_f, ch_int, lam, V, A, t_grid, script_times, loss_rate,
+         sf, si, s, c, samples, ev_t, ev_i, work, psi, psi1):
+    n_samples = t_grid.shape[0]
+    cap = ev_t.shape[0]
+    while True:
+        b, mask = si[I_BLOCK], si[I_MASK]
+        t = sf[T_TIME]
+        tau = waiting_time(blk_int, lam, b, c, mask, sf[T_U])
+        t_loss = sf[T_NEXT_POISSON]
+        scripted = si[I_SCRIPT] < script_times.shape[0] and script_times[si[I_SCRIPT]] <= t_loss
+        if scripted:
+            t_loss = script_times[si[I_SCRIPT]]
+        is_loss = t_loss <= t + tau
+        t_event = t_loss if is_loss else t + tau
+        while si[I_SAMPLE] < n_samples and t_grid[si[I_SAMPLE]] < t_event:
+            _record(blk_int, lam, V, b, c, mask, t_grid[si[I_SAMPLE]] - t, work, psi,
+                    samples[si[I_SAMPLE]])
+            si[I_SAMPLE] += 1
+        if si[I_SAMPLE] == n_samples:
+            return DONE
+        if si[I_NEV] == cap:
+            return BUFFER_FULL
+        if is_loss:
+            for side in range(2):
+                tb = blk_int[b, B_LOSS_MINUS + side]
+                if tb == NO_BLOCK:
+                    si[I_NEED_N] = blk_int[b, B_N] - 1
+                    si[I_NEED_TWO_J] = blk_int[b, B_TWO_J] - 1 + 2 * side
+                    return NEED_BLOCK
+            n_dt = _decay(blk_int, lam, b, c, mask, t_event - t)
+            sf[T_U] = min(sf[T_U] / n_dt, 1.0)
+            tb, code = _lose_spin(blk_int, blk_f, V, b, c, mask, _uniform(s), psi, psi1)
+            si[I_MASK] = _from_dicke(blk_int, V, tb, psi1, c)
+            si[I_BLOCK] = tb
+            if scripted:
+                si[I_SCRIPT] += 1
+            rate = loss_rate * blk_int[tb, B_N]  # N changed: restart the memoryless clock
+            sf[T_NEXT_POISSON] = t_event - np.log(_uniform(s)) / rate if rate > 0 else np.inf
+        else:
+            _decay(blk_int, lam, b, c, mask, tau)
+            code = _jump(blk_int, ch_int, lam, A, b, c, mask, _uniform(s), work)
+            si[I_MASK] = ((mask & 1) << 1) | ((mask >> 1) & 1)
+            sf[T_U] = _uniform(s)
+        sf[T_TIME] = t_event
+        b = si[I_BLOCK]
+        k = si[I_NEV]
+        ev_t[k] = t_event
+        ev_i[k, 0] = code
+        ev_i[k, 1] = blk_int[b, B_N]
+        ev_i[k, 2] = blk_int[b, B_TWO_J]
+        si[I_NEV] = k + 1
+
+
+def simulate(table: BlockTable, N0: int, two_j0: int, init_weights: np.ndarray,
+             init_states: np.ndarray, t_grid: np.ndarray, script_times: np.ndarray,
+             loss_rate: float, rng: np.ndarray, event_capacity: int = 4096):
+    """Run len(rng) trajectories from block (N0, j0).
+
+    Returns (samples[trajectory, sample, observable], events) where events is a dict of arrays
+    (trajectory row, t, channel code, N, 2j after the event), ordered by trajectory then time.
+    """
+    n = len(rng)
+    rng = rng.copy()
+    b0 = table.ensure(N0, two_j0)
+    c = np.zeros((n, N0 + 1), dtype=init_states.dtype)
+    st_f = np.zeros((n, 3))
+    st_i = np.zeros((n, 8), np.int64)
+    samples = np.zeros((n, len(t_grid), len(OBSERVABLES)))
+    ev_t = np.zeros((n, event_capacity))
+    ev_i = np.zeros((n, event_capacity, 3), np.int64)
+    blk_int, _, _, _, V, _ = table.packed()
+    start_trajectories(blk_int, V, b0, init_weights, init_states, loss_rate, st_f, st_i, rng, c)
+    chunks = []
+    while True:
+        advance(table.packed(), t_grid, script_times, loss_rate, st_f, st_i, rng, c, samples,
+                ev_t, ev_i)
+        for i in np.flatnonzero(st_i[:, I_NEV]):
+            k = st_i[i, I_NEV]
+            chunks.append((np.full(k, i), ev_t[i, :k].copy(), ev_i[i, :k].copy()))
+            st_i[i, I_NEV] = 0
+        for i in np.flatnonzero(st_i[:, I_STATUS] == NEED_BLOCK):
+            table.ensure(int(st_i[i, I_NEED_N]), int(st_i[i, I_NEED_TWO_J]))
+        if (st_i[:, I_STATUS] == DONE).all():
+            break
+    if chunks:
+        rows = np.concatenate([ch[0] for ch in chunks])
+        order = np.argsort(rows, kind="stable")
+        ints = np.concatenate([ch[2] for ch in chunks])[order]
+        events = {"row": rows[order], "t": np.concatenate([ch[1] for ch in chunks])[order],
+                  "channel": ints[:, 0], "N": ints[:, 1], "two_j": ints[:, 2]}
+    else:
+        events = {"row": np.zeros(0, np.int64), "t": np.zeros(0), "channel": np.zeros(0, np.int64),
+                  "N": np.zeros(0, np.int64), "two_j": np.zeros(0, np.int64)}
+    return samples, events

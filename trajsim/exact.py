@@ -1,0 +1,210 @@
+"""Exact references: block density-matrix evolution, closed-form steady states, Liouvillian gaps.
+
+- ``evolve``: dense-block master equation of Eq. (2) plus gamma_coll D[S-] with Poisson and
+  scripted spin loss, over every block (N, j) the loss channel reaches.  Blocks are p_j rho_j
+  (trace = probability), the generator is assembled as a sparse superoperator and propagated with
+  ``scipy.sparse.linalg.expm_multiply`` (exact to round-off; small N).
+- ``steady_state``: Eqs. (6)-(7) (dark state, integer j) and Eq. (D5)/(16) rho ∝ (Sigma^dag Sigma)^-1
+  (half-integer j), for Eq. (2) in one block.
+- ``liouvillian_gap``: smallest non-zero decay rate of Gamma D[Sigma] inside j = N/2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.linalg import eigs, expm_multiply
+
+from . import dicke
+from .model import IN_BLOCK_CHANNELS, Rates, build_block, channel_operator, no_jump_generator
+from .squeezing import moments_from_columns, wineland_xi2
+
+OBSERVABLE_NAMES = ("N", "j", "Sx", "Sy", "Sz", "Sx2", "Sy2", "Sz2", "SxSy", "SxSz", "SySz")
+
+
+def observable_matrices(two_j: int) -> dict[str, np.ndarray]:
+    """Sx, Sy, Sz and the symmetrised products (S_a S_b + S_b S_a)/2 on V_j."""
+    S = dicke.collective_operators(two_j)
+    ops = dict(S)
+    for a, b in (("x", "x"), ("y", "y"), ("z", "z"), ("x", "y"), ("x", "z"), ("y", "z")):
+        A, B = S["S" + a], S["S" + b]
+        name = f"S{a}2" if a == b else f"S{a}S{b}"
+        ops[name] = (A @ B + B @ A) / 2
+    return ops
+
+
+def expectations(blocks: dict[tuple[int, int], np.ndarray]) -> dict[str, float]:
+    """Ensemble values of OBSERVABLE_NAMES from blocks {(N, 2j): p_j rho_j}."""
+    out = dict.fromkeys(OBSERVABLE_NAMES, 0.0)
+    for (N, two_j), rho in blocks.items():
+        p = np.trace(rho).real
+        out["N"] += p * N
+        out["j"] += p * two_j / 2
+        for name, op in observable_matrices(two_j).items():
+            out[name] += np.trace(rho @ op).real
+    return out
+
+
+# ----------------------------------------------------------------------------- evolution
+
+
+def _lindblad_terms(N: int, two_j: int, rates: Rates) -> sp.csr_matrix:
+    """Superoperator of sum_c D[L_c] inside one block (row-major vec: vec(A X B) = (A ⊗ B^T) vec X)."""
+    diag, off2 = no_jump_generator(N, two_j, rates)
+    K = sp.diags([off2, diag, off2], [-2, 0, 2]) if two_j >= 2 else sp.diags([diag], [0])
+    eye = sp.identity(two_j + 1)
+    G = -0.5 * (sp.kron(K, eye) + sp.kron(eye, K.T))
+    for name in IN_BLOCK_CHANNELS:
+        rate, L = channel_operator(name, two_j, rates)
+        if rate > 0:
+            Ls = sp.csr_matrix(L)
+            G = G + rate * sp.kron(Ls, Ls.conj())
+    return G.tocsr()
+
+
+def _loss_superoperator(N: int, two_j: int, two_j1: int) -> sp.csr_matrix:
+    """sum_s K_s rho K_s^dag for the loss Kraus operators into (N-1, j1)."""
+    S = None
+    for up in (False, True):
+        K = sp.csr_matrix(dicke.loss_kraus(N, two_j, two_j1, up))
+        term = sp.kron(K, K.conj())
+        S = term if S is None else S + term
+    return S
+
+
+@dataclass
+class _Layout:
+    keys: list[tuple[int, int]]
+    offsets: dict[tuple[int, int], int]
+    size: int
+
+    @classmethod
+    def reachable(cls, N0: int, two_j0: int, max_losses: int) -> "_Layout":
+        keys, frontier = [(N0, two_j0)], [(N0, two_j0)]
+        for _ in range(max_losses):
+            frontier = sorted({(N - 1, t) for N, tj in frontier for t in dicke.loss_targets(N, tj)})
+            keys += frontier
+        offsets, size = {}, 0
+        for key in keys:
+            offsets[key] = size
+            size += (key[1] + 1) ** 2
+        return cls(keys, offsets, size)
+
+    def split(self, vec: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
+        return {
+            k: vec[o : o + (k[1] + 1) ** 2].reshape(k[1] + 1, k[1] + 1)
+            for k, o in self.offsets.items()
+        }
+
+
+def _generator(layout: _Layout, rates: Rates, loss_rate: float) -> sp.csr_matrix:
+    blocks = [[None] * len(layout.keys) for _ in layout.keys]
+    index = {k: i for i, k in enumerate(layout.keys)}
+    for i, (N, tj) in enumerate(layout.keys):
+        G = _lindblad_terms(N, tj, rates)
+        if loss_rate > 0 and N > 0:
+            G = G - loss_rate * N * sp.identity(G.shape[0])
+            for tj1 in dicke.loss_targets(N, tj):
+                if (N - 1, tj1) in index:
+                    blocks[index[(N - 1, tj1)]][i] = loss_rate * N * _loss_superoperator(N, tj, tj1)
+        blocks[i][i] = G
+    return sp.bmat(blocks, format="csr")
+
+
+def _loss_map(layout: _Layout) -> sp.csr_matrix:
+    """Instantaneous loss of one spin: block (N, j) -> (N-1, j1) for every block of the layout."""
+    blocks = [[None] * len(layout.keys) for _ in layout.keys]
+    index = {k: i for i, k in enumerate(layout.keys)}
+    for i, k in enumerate(layout.keys):
+        n = (k[1] + 1) ** 2
+        blocks[i][i] = sp.csr_matrix((n, n))
+        for tj1 in dicke.loss_targets(*k):
+            if (k[0] - 1, tj1) in index:
+                blocks[index[(k[0] - 1, tj1)]][i] = _loss_superoperator(k[0], k[1], tj1)
+    return sp.bmat(blocks, format="csr")
+
+
+def evolve(rates: Rates, N0: int, two_j0: int, rho0: np.ndarray, t_grid: np.ndarray,
+           loss_rate: float = 0.0, loss_times=(), max_losses: int | None = None) -> dict:
+    """Exact ensemble observables on t_grid (uniform, from 0) for Eq. (2) + gamma_coll + spin loss.
+
+    Scripted losses act at their times; a sample at exactly a loss time sees the state after it.
+    Poisson losses (rate per spin) are followed through ``max_losses`` losses (default: down to N=0).
+    Returns a dict of arrays over t_grid for OBSERVABLE_NAMES and 'xi2'.
+    """
+    loss_times = sorted(loss_times)
+    if max_losses is None:
+        max_losses = N0 if loss_rate > 0 else len(loss_times)
+    layout = _Layout.reachable(N0, two_j0, max_losses)
+    G = _generator(layout, rates, loss_rate)
+    Lmap = _loss_map(layout) if loss_times else None
+    vec = np.zeros(layout.size, complex)
+    vec[: rho0.size] = np.asarray(rho0, complex).ravel()
+    rows, t_now = [], 0.0
+    pending = list(loss_times)
+    for t in t_grid:
+        while pending and pending[0] <= t:
+            vec = expm_multiply(G * (pending[0] - t_now), vec)
+            vec, t_now = Lmap @ vec, pending.pop(0)
+        if t > t_now:
+            vec = expm_multiply(G * (t - t_now), vec)
+            t_now = t
+        rows.append(expectations(layout.split(vec)))
+    out = {name: np.array([row[name] for row in rows]) for name in OBSERVABLE_NAMES}
+    mean, second = moments_from_columns(out)
+    out["xi2"] = wineland_xi2(out["N"], mean, second)
+    return out
+
+
+# ----------------------------------------------------------------------------- steady states
+
+
+def steady_state(N: int, two_j: int, r: float) -> tuple[np.ndarray, np.ndarray]:
+    """Steady state of Eq. (2) in block (N, j) as an ensemble (weights, Dicke-basis rows).
+
+    Integer j: the dark state of Eqs. (6)-(7) (weight 1).  Half-integer j: Eq. (D5)/(16),
+    rho_ss ∝ (Sigma^dag Sigma)^-1 = sum_k lambda_k^-1 |v_k><v_k| over the eigenpairs of the LMG
+    Hamiltonian Sigma^dag Sigma (Eq. 15), which is invertible there.
+    """
+    if two_j % 2 == 0:
+        return np.ones(1), dicke.dark_state(two_j, r)[None, :]
+    block = build_block(N, two_j, Rates(Gamma=1.0, r=r))
+    lam = np.concatenate(block.lam)
+    states = np.stack([block.to_dicke(e) for e in np.eye(two_j + 1)])
+    weights = 1.0 / lam
+    return weights / weights.sum(), states
+
+
+def steady_density_matrix(N: int, two_j: int, r: float) -> np.ndarray:
+    weights, states = steady_state(N, two_j, r)
+    return (states.T * weights) @ states.conj()
+
+
+def steady_observables(N: int, r: float, two_j: int | None = None) -> dict[str, float]:
+    """Wineland xi^2, purity and <Sy^2> (and all OBSERVABLE_NAMES) of the Eq. (2) steady state."""
+    two_j = N if two_j is None else two_j
+    weights, _ = steady_state(N, two_j, r)
+    out = expectations({(N, two_j): steady_density_matrix(N, two_j, r)})
+    mean, second = moments_from_columns(out)
+    out["xi2"] = float(wineland_xi2(N, mean, second))
+    out["purity"] = float(np.sum(weights**2))
+    return out
+
+
+# ----------------------------------------------------------------------------- spectra
+
+
+def liouvillian_gap(N: int, r: float, Gamma: float = 1.0, n_eigs: int = 8) -> float:
+    """Smallest non-zero decay rate -Re(mu) of Gamma D[Sigma] inside j = N/2.
+
+    Shift-invert Arnoldi around a small negative shift on the sparse D^2 x D^2 superoperator.
+    """
+    G = _lindblad_terms(N, N, Rates(Gamma=Gamma, r=r))
+    if G.shape[0] <= 400:
+        mu = np.linalg.eigvals(G.toarray())
+    else:
+        mu = eigs(G.tocsc(), k=n_eigs, sigma=-1e-3 * Gamma, which="LM", return_eigenvectors=False)
+    rates = np.sort(-mu.real)
+    return float(rates[rates > 1e-8 * Gamma * (N + 1)][0])  # skip the steady state's zero

@@ -1,0 +1,135 @@
+"""Model per block (N, j): the no-jump generator K, its eigen-decomposition and the jump channels.
+
+physics.md §3: between jumps a trajectory evolves as d psi/dt = -(1/2) K psi with
+
+    K = Gamma Sigma^dag Sigma + gamma_coll J+J- + gamma_rel (N/2 + Jz) + (gamma_phi/2) N
+
+K couples m only to m and m +- 2, so it splits into two real symmetric tridiagonal sectors
+(basis index k = j + m even / odd).  Each sector is diagonalised once, K = V diag(lambda) V^T,
+and every jump operator is stored in these eigenbases (``A = V_out^T L V_in``), so a jump is
+one dense product per occupied sector.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.linalg import eigh_tridiagonal
+
+from . import dicke
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Rates of Eq. (11) in units of the user's choice (Gamma is the Eq. (2) reservoir rate)."""
+
+    Gamma: float = 1.0
+    r: float = 0.0
+    gamma_coll: float = 0.0
+    gamma_phi: float = 0.0
+    gamma_rel: float = 0.0
+
+
+#: In-block jump channels: name, the Rates field holding its rate, and the operator builder.
+IN_BLOCK_CHANNELS = ("Sigma", "S-")
+
+
+def channel_operator(name: str, two_j: int, rates: Rates) -> tuple[float, np.ndarray]:
+    """(rate, operator) of an in-block jump channel: Gamma D[Sigma] or gamma_coll D[S-]."""
+    if name == "Sigma":
+        return rates.Gamma, dicke.Sigma(two_j, rates.r)
+    return rates.gamma_coll, dicke.spin_matrices(two_j)[1]
+
+
+def no_jump_generator(N: int, two_j: int, rates: Rates) -> tuple[np.ndarray, np.ndarray]:
+    """K of physics.md §3 as (diagonal, second off-diagonal K[k+2, k])."""
+    a = dicke.raising_coefficients(two_j)  # <m+1|J+|m>
+    a_below = np.concatenate(([0.0], a))  # <m|J+|m-1>: J+J-|m> = a_below^2 |m>
+    a_above = np.concatenate((a, [0.0]))  # J-J+|m> = a_above^2 |m>
+    ch, sh = np.cosh(rates.r), np.sinh(rates.r)
+    m = dicke.m_values(two_j)
+    diag = rates.Gamma * (ch**2 * a_below**2 + sh**2 * a_above**2)
+    diag = diag + rates.gamma_coll * a_below**2 + rates.gamma_rel * (N / 2 + m)
+    diag = diag + 0.5 * rates.gamma_phi * N
+    off2 = -rates.Gamma * ch * sh * a[1:] * a[:-1]  # from -cs (S+^2 + S-^2)
+    return diag, off2
+
+
+def sector_indices(two_j: int) -> tuple[np.ndarray, np.ndarray]:
+    """Dicke indices k of the even (k = j+m even) and odd sectors."""
+    k = np.arange(two_j + 1)
+    return k[0::2], k[1::2]
+
+
+def _eigh_sector(diag: np.ndarray, off: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if diag.size == 0:
+        return np.zeros(0), np.zeros((0, 0))
+    if diag.size == 1:
+        return diag.copy(), np.ones((1, 1))
+    return eigh_tridiagonal(diag, off)
+
+
+@dataclass
+class Block:
+    """One block (N, j): eigenpairs of K per sector and the in-block jump channels in those bases.
+
+    ``lam[s]``, ``V[s]``: eigenvalues (clamped >= 0) and eigenvectors (columns, in the sector's
+    Dicke sub-basis) of sector s.  ``channels``: name -> (A[0], A[1]); A[s] maps sector-s
+    eigen-amplitudes to sector (1-s) eigen-amplitudes and includes sqrt(rate).
+    """
+
+    N: int
+    two_j: int
+    lam: tuple[np.ndarray, np.ndarray]
+    V: tuple[np.ndarray, np.ndarray]
+    channels: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    @property
+    def dim(self) -> int:
+        return self.two_j + 1
+
+    def to_eigenbasis(self, psi: np.ndarray) -> np.ndarray:
+        """Dicke-basis vector -> eigen-amplitudes c = [V0^T psi_even, V1^T psi_odd]."""
+        idx = sector_indices(self.two_j)
+        return np.concatenate([self.V[s].T @ psi[idx[s]] for s in (0, 1)])
+
+    def to_dicke(self, c: np.ndarray) -> np.ndarray:
+        """Eigen-amplitudes -> Dicke-basis vector."""
+        idx = sector_indices(self.two_j)
+        n0 = idx[0].size
+        psi = np.zeros(self.dim, dtype=c.dtype)
+        psi[idx[0]] = self.V[0] @ c[:n0]
+        psi[idx[1]] = self.V[1] @ c[n0:]
+        return psi
+
+
+def zero_threshold(lam_max: float, dim: int) -> float:
+    """Eigenvalues below 64 D eps max(lambda) are zero to working precision (physics.md §7)."""
+    return 64 * dim * np.finfo(float).eps * lam_max
+
+
+def build_block(N: int, two_j: int, rates: Rates) -> Block:
+    """Diagonalise K in both sectors and express the in-block channels in the eigenbases."""
+    diag, off2 = no_jump_generator(N, two_j, rates)
+    idx = sector_indices(two_j)
+    pairs = [_eigh_sector(diag[i], off2[i[:-1]]) for i in idx]
+    lam_max = max((float(p[0].max()) for p in pairs if p[0].size), default=0.0)
+    tol = zero_threshold(lam_max, two_j + 1)
+    lam = tuple(np.where(p[0] < tol, 0.0, p[0]) for p in pairs)
+    V = tuple(np.ascontiguousarray(p[1]) for p in pairs)
+    block = Block(N, two_j, lam, V)
+    for name in IN_BLOCK_CHANNELS:
+        rate, L = channel_operator(name, two_j, rates)
+        if rate > 0:
+            block.channels[name] = tuple(
+                np.ascontiguousarray(np.sqrt(rate) * V[1 - s].T @ L[np.ix_(idx[1 - s], idx[s])] @ V[s])
+                for s in (0, 1)
+            )
+    return block
+
+
+def block_nbytes(two_j: int, n_channels: int) -> int:
+    """Memory of a block: V (about D^2/2 doubles) plus D^2/2 per in-block channel."""
+    D = two_j + 1
+    return 8 * (D * D // 2 + 1) * (1 + n_channels) + 16 * D
