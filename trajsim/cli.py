@@ -1,0 +1,92 @@
+"""The ``trajsim`` command: run, validate (design.md, command line).
+
+Errors are one line on stderr and exit status 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import __version__
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's usage errors: one line, exit 2
+        self.exit(2, f"trajsim: error: {message} (see 'trajsim --help')\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="trajsim", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"trajsim {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run a scenario and write its run directory")
+    run.add_argument("scenario", help="scenario YAML file")
+    run.add_argument("--out", required=True, help="output run directory")
+    run.add_argument("--trajectories", type=int, help="override run.trajectories")
+    run.add_argument("--seed", type=int, help="override run.seed")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a scenario value, e.g. --set model.r=2.0 (repeatable)")
+    run.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    run.add_argument("--threads", type=int, help="worker threads (default: all cores)")
+
+    validate = sub.add_parser("validate", help="check a scenario file and print it resolved")
+    validate.add_argument("scenario", help="scenario YAML file")
+    validate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    return parser
+
+
+def _load(args):
+    from .scenario import load, parse_override
+
+    overrides = [parse_override(text) for text in args.set]
+    if getattr(args, "trajectories", None) is not None:
+        overrides.append(("run.trajectories", args.trajectories))
+    if getattr(args, "seed", None) is not None:
+        overrides.append(("run.seed", args.seed))
+    return load(args.scenario, overrides)
+
+
+def _run(args) -> int:
+    from .runner import run
+
+    scenario = _load(args)
+    if args.threads is not None and args.threads < 1:
+        raise ValueError("--threads: give a whole number >= 1")
+    directory = run(scenario, args.out, resume=args.resume, threads=args.threads)
+    print(f"trajsim: {scenario.name}: {len(scenario.points)} point(s) written to {directory.path}")
+    return 0
+
+
+def _validate(args) -> int:
+    import yaml
+
+    scenario = _load(args)
+    print(yaml.safe_dump(scenario.resolved, sort_keys=False).rstrip())
+    print(f"# valid: {len(scenario.points)} point(s)")
+    return 0
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    from .scenario import ScenarioError
+    from .store import RunDirectoryError
+
+    try:
+        return {"run": _run, "validate": _validate}[args.command](args)
+    except (ScenarioError, RunDirectoryError, ValueError, OSError) as err:
+        if args.debug:
+            raise
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"trajsim: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("trajsim: interrupted; finished work units are kept (rerun with --resume)",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
