@@ -1,0 +1,66 @@
+"""Exact references: steady states (physics.md §6), Liouvillian gaps, and QuTiP mesolve."""
+
+import numpy as np
+import pytest
+
+from trajsim import dicke, exact
+from trajsim.model import Rates
+
+
+@pytest.mark.parametrize("N, xi2, purity, Sy2", [
+    (200, 0.0120153, 1.0, 0.188926),
+    (201, 0.568678, 0.756978, 9.06179),
+])
+def test_steady_state_values_of_physics_md(N, xi2, purity, Sy2):
+    o = exact.steady_observables(N, 2.5)
+    assert o["xi2"] == pytest.approx(xi2, rel=5e-6)
+    assert o["purity"] == pytest.approx(purity, rel=5e-6)
+    assert o["Sy2"] == pytest.approx(Sy2, rel=5e-6)
+
+
+@pytest.mark.parametrize("N", [10, 50, 200])
+def test_even_xi2_tends_to_heisenberg_like_limit(N):
+    # r = 6: e^{-4r} is still far above double-precision round-off in <Sy^2> (see docs/validation.md)
+    assert exact.steady_observables(N, 6.0)["xi2"] == pytest.approx(2 / (N + 2), rel=1e-4)
+
+
+def test_steady_states_are_stationary():
+    """L rho_ss = 0 for the Eq. (2) Lindbladian, even and odd N."""
+    for N in (8, 9):
+        rho = exact.steady_density_matrix(N, N, 1.2)
+        S = dicke.Sigma(N, 1.2)
+        L = S @ rho @ S.T - 0.5 * (S.T @ S @ rho + rho @ S.T @ S)
+        assert np.abs(L).max() < 1e-12 * np.abs(S.T @ S).max()
+
+
+@pytest.mark.parametrize("N, gap", [(20, 0.3643), (21, 0.2935), (50, 1.877), (100, 6.813)])
+def test_liouvillian_gap_of_physics_md(N, gap):
+    assert exact.liouvillian_gap(N, 2.5) == pytest.approx(gap, abs=6e-4)
+
+
+def test_evolution_matches_qutip_mesolve():
+    """Eq. (2) + collective decay inside j = N/2, from a coherent spin state, against QuTiP."""
+    qutip = pytest.importorskip("qutip")
+    N, r, Gamma, gamma_coll = 6, 0.9, 1.0, 0.3
+    j = N / 2
+    Sigma = np.cosh(r) * qutip.jmat(j, "-") - np.sinh(r) * qutip.jmat(j, "+")
+    psi = dicke.coherent_spin_state(N, 1.9, 0.6)
+    # QuTiP orders |j, m> from m = +j down; trajsim from m = -j up.
+    rho0 = qutip.Qobj(np.outer(psi, psi.conj())[::-1, ::-1])
+    t = np.linspace(0, 2.0, 21)
+    ops = {"Sx": qutip.jmat(j, "x"), "Sy": qutip.jmat(j, "y"), "Sz": qutip.jmat(j, "z")}
+    e_ops = list(ops.values()) + [ops["Sy"] * ops["Sy"], ops["Sx"] * ops["Sx"]]
+    res = qutip.mesolve(qutip.qzero(N + 1), rho0, t,
+                        [np.sqrt(Gamma) * Sigma, np.sqrt(gamma_coll) * qutip.jmat(j, "-")],
+                        e_ops=e_ops, options={"atol": 1e-12, "rtol": 1e-10})
+    ours = exact.evolve(Rates(Gamma=Gamma, r=r, gamma_coll=gamma_coll), N, N,
+                        np.outer(psi, psi.conj()), t)
+    for name, values in zip(["Sx", "Sy", "Sz", "Sy2", "Sx2"], res.expect):
+        assert np.allclose(ours[name], np.real(values), atol=1e-8), name
+
+
+def test_scripted_loss_keeps_trace_and_lowers_N():
+    t = np.linspace(0, 1, 11)
+    out = exact.evolve(Rates(r=1.0), 6, 6, np.diag(dicke.dicke_state(6, -6)), t,
+                       loss_times=[0.5, 0.7])
+    assert np.allclose(out["N"], np.where(t < 0.5, 6, np.where(t < 0.7, 5, 4)))
