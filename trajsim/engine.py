@@ -505,14 +505,18 @@ def _run(blk_int, blk_f, ch_int, lam, V, A, t_grid, script_times, loss_rate,
 
 def simulate(table: BlockTable, N0: int, two_j0: int, init_weights: np.ndarray,
              init_states: np.ndarray, t_grid: np.ndarray, script_times: np.ndarray,
-             loss_rate: float, rng: np.ndarray, event_capacity: int = 4096):
+             loss_rate: float, rng: np.ndarray, event_capacity: int | None = None):
     """Run len(rng) trajectories from block (N0, j0).
+
+    Events are buffered per trajectory (``event_capacity`` each, default: 2^21 in all) and
+    drained whenever a buffer fills.
 
     Returns (samples[trajectory, sample, observable], events) where events is a dict of arrays
     (trajectory row, t, channel code, N, 2j after the event), ordered by trajectory then time.
     """
     n = len(rng)
     rng = rng.copy()
+    event_capacity = event_capacity or int(np.clip(2**21 // n, 64, 4096))
     b0 = table.ensure(N0, two_j0)
     c = np.zeros((n, N0 + 1), dtype=init_states.dtype)
     st_f = np.zeros((n, 3))
