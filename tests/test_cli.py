@@ -1,0 +1,169 @@
+"""The trajsim command end to end: outputs, determinism, compile cache, and bad input."""
+
+import filecmp
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trajsim import dicke, exact
+from trajsim.model import Rates
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = """
+name: small
+model: {N: 7, r: 0.8, Gamma: 1.0, gamma_coll: 0.2}
+initial_state: {kind: dicke, m: -1.5}
+loss: {rate_per_spin: 0.05, times: [1.0]}
+time: {t_end: 2.0, n_samples: 11}
+run: {trajectories: 600, seed: 11, store: trajectories, unit_size: 50}
+"""
+
+
+def trajsim(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "trajsim.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("small")
+    scenario = base / "small.yaml"
+    scenario.write_text(SMALL)
+    res = trajsim("run", scenario, "--out", base / "run", "--threads", "2")
+    assert res.returncode == 0, res.stderr
+    return scenario, base / "run"
+
+
+def test_output_contract(small_run):
+    _, out = small_run
+    summary = pd.read_parquet(out / "summary.parquet")
+    observables = ["N", "j", "Sx", "Sy", "Sz", "Sx2", "Sy2", "Sz2", "SxSy", "SxSz", "SySz"]
+    expected = ["point", "t"] + [f"{o}_{s}" for o in observables for s in ("mean", "sem")] + ["xi2"]
+    assert list(summary.columns) == expected
+    traj = pd.read_parquet(out / "trajectories.parquet")
+    assert list(traj.columns) == ["point", "trajectory", "t"] + observables
+    assert len(traj) == 600 * 11 and sorted(traj.trajectory.unique()) == list(range(600))
+    events = pd.read_parquet(out / "events.parquet")
+    assert list(events.columns) == ["point", "trajectory", "t", "kind", "channel", "N", "j"]
+    assert set(events.kind) == {"jump", "loss"}
+    scripted = events[(events.kind == "loss") & (events.t == 1.0)]
+    assert len(scripted) == 600 and scripted.N.max() == 6  # Poisson losses may come first
+    points = pd.read_parquet(out / "points.parquet")
+    assert list(points.point) == [0]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "done" and manifest["scenario"]["model"]["N"] == 7
+    # the summary is the mean of the stored trajectories
+    grouped = traj.groupby("t")["Sy2"].mean().to_numpy()
+    assert np.allclose(summary["Sy2_mean"], grouped, rtol=1e-12)
+
+
+def test_summary_matches_exact_evolution(small_run):
+    _, out = small_run
+    summary = pd.read_parquet(out / "summary.parquet")
+    psi = dicke.dicke_state(7, -3)
+    ref = exact.evolve(Rates(r=0.8, gamma_coll=0.2), 7, 7, np.outer(psi, psi),
+                       summary.t.to_numpy(), loss_rate=0.05, loss_times=[1.0])
+    for name in ("N", "Sz", "Sx2", "Sy2"):
+        tol = 5 * summary[f"{name}_sem"] + 1e-9 * (1 + np.abs(ref[name]))
+        assert np.all(np.abs(summary[f"{name}_mean"] - ref[name]) <= tol), name
+
+
+def test_identical_files_for_one_thread_and_all_cores(small_run, tmp_path):
+    scenario, out = small_run
+    res = trajsim("run", scenario, "--out", tmp_path / "one", "--threads", "1")
+    assert res.returncode == 0, res.stderr
+    for name in ("summary.parquet", "points.parquet"):
+        assert filecmp.cmp(out / name, tmp_path / "one" / name, shallow=False), name
+    for name in ("trajectories.parquet", "events.parquet"):
+        parts = sorted(p.name for p in (out / name).iterdir())
+        assert parts == sorted(p.name for p in (tmp_path / "one" / name).iterdir())
+        match, mismatch, errors = filecmp.cmpfiles(out / name, tmp_path / "one" / name, parts,
+                                                   shallow=False)
+        assert not mismatch and not errors, (name, mismatch, errors)
+
+
+def test_sweep_points(tmp_path):
+    scenario = tmp_path / "sweep.yaml"
+    scenario.write_text(SMALL.replace("m: -1.5", "theta: 2.0").replace("dicke", "css")
+                        + "sweep: {model.N: [4, 5], model.r: [0.5, 1.0]}\n")
+    res = trajsim("run", scenario, "--out", tmp_path / "run", "--trajectories", "20")
+    assert res.returncode == 0, res.stderr
+    points = pd.read_parquet(tmp_path / "run" / "points.parquet")
+    assert points.to_dict("list") == {"point": [0, 1, 2, 3], "model.N": [4, 4, 5, 5],
+                                      "model.r": [0.5, 1.0, 0.5, 1.0]}
+    summary = pd.read_parquet(tmp_path / "run" / "summary.parquet")
+    assert summary.groupby("point").N_mean.first().tolist() == [4, 4, 5, 5]
+
+
+def test_second_run_does_not_recompile(small_run, tmp_path):
+    """Numba's on-disk cache: a fresh process loads every kernel instead of compiling it."""
+    scenario, _ = small_run
+    code = f"""
+import sys
+from trajsim import engine, runner, scenario
+runner.run(scenario.load({str(scenario)!r}), {str(tmp_path / 'again')!r}, threads=1)
+misses = {{k: dict(f.stats.cache_misses) for k, f in vars(engine).items()
+          if hasattr(f, 'stats') and f.stats.cache_misses}}
+print(misses)
+sys.exit(1 if misses else 0)
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+BAD = {
+    "unknown key": ("model: {N: 4, gama_coll: 0.1}\ntime: {t_end: 1}", "did you mean 'gamma_coll'"),
+    "negative N": ("model: {N: -3}\ntime: {t_end: 1}", "model.N"),
+    "non-integer N": ("model: {N: 4.5}\ntime: {t_end: 1}", "model.N"),
+    "negative rate": ("model: {N: 4, gamma_coll: -1}\ntime: {t_end: 1}", "model.gamma_coll"),
+    "NaN rate": ("model: {N: 4, Gamma: .nan}\ntime: {t_end: 1}", "model.Gamma"),
+    "|m| > j": ("model: {N: 4}\ninitial_state: {m: -3}\ntime: {t_end: 1}", "initial_state.m"),
+    "one sample": ("model: {N: 4}\ntime: {t_end: 1, n_samples: 1}", "time.n_samples"),
+    "not YAML": ("model: {N: 4\ntime: [", "not valid YAML"),
+    "empty": ("", "empty"),
+    "too large": ("model: {N: 10000000}\ntime: {t_end: 1}", "GiB"),
+    "sweep typo": ("model: {N: 4}\ntime: {t_end: 1}\nsweep: {model.rr: [1, 2]}", "did you mean 'model.r'"),
+    "sweep value": ("model: {N: 4}\ntime: {t_end: 1}\nsweep: {model.N: [4, -1]}", "sweep point 1"),
+    "missing section": ("model: {N: 4}", "'time' is a required property"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_one_line_exit_2(case, tmp_path):
+    text, expected = BAD[case]
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    for command in (["validate", path], ["run", path, "--out", tmp_path / "out"]):
+        res = trajsim(*command)
+        assert res.returncode == 2, (case, res.stdout, res.stderr)
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0], (case, res.stderr)
+        assert not (tmp_path / "out").exists()
+
+
+def test_missing_file_and_bad_override(tmp_path):
+    res = trajsim("validate", tmp_path / "nope.yaml")
+    assert res.returncode == 2 and "no such scenario file" in res.stderr
+    path = tmp_path / "ok.yaml"
+    path.write_text("model: {N: 4}\ntime: {t_end: 1}")
+    res = trajsim("validate", path, "--set", "model.r")
+    assert res.returncode == 2 and "KEY=VALUE" in res.stderr
+    res = trajsim("validate", path, "--set", "model.Gama=2")
+    assert res.returncode == 2 and "did you mean 'Gamma'" in res.stderr
+
+
+def test_existing_results_are_never_overwritten(small_run, tmp_path):
+    scenario, out = small_run
+    before = (out / "summary.parquet").read_bytes()
+    res = trajsim("run", scenario, "--out", out)
+    assert res.returncode == 2 and "--resume" in res.stderr
+    other = tmp_path / "other.yaml"
+    other.write_text(SMALL.replace("seed: 11", "seed: 12"))
+    res = trajsim("run", other, "--out", out, "--resume")
+    assert res.returncode == 2 and "different scenario" in res.stderr
+    assert (out / "summary.parquet").read_bytes() == before
