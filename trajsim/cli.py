@@ -57,7 +57,22 @@ def _run(args) -> int:
         raise ValueError("--threads: give a whole number >= 1")
     directory = run(scenario, args.out, resume=args.resume, threads=args.threads)
     print(f"trajsim: {scenario.name}: {len(scenario.points)} point(s) written to {directory.path}")
+    print(_final_values(directory.path))
     return 0
+
+
+def _final_values(path) -> str:
+    """A short table of every point's last sample: mean ± standard error."""
+    import pandas as pd
+
+    summary = pd.read_parquet(f"{path}/summary.parquet")
+    last = summary.groupby("point").tail(1)
+    lines = [f"{'point':>5} {'t':>8} {'N':>8} {'<Sz>':>18} {'<Sy^2>':>22} {'xi^2':>10}"]
+    for _, row in last.iterrows():
+        lines.append(f"{int(row.point):>5} {row.t:>8.3g} {row.N_mean:>8.3f} "
+                     f"{row.Sz_mean:>9.4g} ± {row.Sz_sem:<6.2g} "
+                     f"{row.Sy2_mean:>11.4g} ± {row.Sy2_sem:<8.2g} {row.xi2:>10.4g}")
+    return "\n".join(lines)
 
 
 def _validate(args) -> int:
