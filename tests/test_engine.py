@@ -109,3 +109,20 @@ def test_random_streams_depend_only_on_seed_point_trajectory():
     assert np.array_equal(a, b)
     assert len({tuple(row) for row in engine.rng_states(5, 0, np.arange(1000))}) == 1000
     assert not np.array_equal(engine.rng_states(5, 0, [1]), engine.rng_states(5, 1, [1]))
+
+
+def test_mean_number_of_jumps_is_integrated_jump_rate():
+    """E[#jumps in [0, t]] = ∫ Tr(Gamma Sigma^dag Sigma rho(s)) ds (exact, N = 10, r = 1.5)."""
+    from scipy.integrate import trapezoid
+    from scipy.sparse.linalg import expm_multiply
+
+    N, rates = 10, Rates(r=1.5)
+    psi = dicke.dicke_state(N, -N)
+    grid = np.linspace(0, 2.0, 2001)
+    rhos = expm_multiply(exact._lindblad_terms(N, N, rates), np.outer(psi, psi).ravel(),
+                         start=0, stop=2.0, num=grid.size, endpoint=True)
+    K = dicke.lmg(N, rates.r)
+    expected = trapezoid([np.trace(x.reshape(N + 1, N + 1) @ K).real for x in rhos], grid)
+    _, events = run(rates, N, N, psi, 5000, t=np.array([0.0, 2.0]))
+    counts = np.bincount(events["row"], minlength=5000)
+    assert abs(counts.mean() - expected) < 5 * counts.std(ddof=1) / np.sqrt(counts.size)
