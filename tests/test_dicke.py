@@ -1,7 +1,5 @@
 """Dicke-basis algebra: spin matrices, multiplicities, Clebsch-Gordan, spin-loss Kraus operators."""
 
-import itertools
-
 import numpy as np
 import pytest
 

@@ -84,7 +84,7 @@ def test_numerically_stable_at_large_N_and_r(N, r, t_end):
 def test_waiting_time_solves_no_jump_probability():
     table = engine.BlockTable(Rates(r=1.3, gamma_coll=0.1))
     b = table.ensure(11, 11)
-    blk_int, _, _, lam, V, _ = table.packed()
+    blk_int, _, _, lam, _, _ = table.packed()
     rng = np.random.default_rng(0)
     for u in (0.9, 0.3, 1e-6):
         c = rng.normal(size=12)
@@ -97,7 +97,7 @@ def test_waiting_time_solves_no_jump_probability():
 def test_dark_component_never_jumps():
     table = engine.BlockTable(Rates(r=1.0))
     b = table.ensure(6, 6)
-    blk_int, _, _, lam, V, _ = table.packed()
+    blk_int, _, _, lam, _, _ = table.packed()
     c = np.zeros(7)
     c[np.argmin(lam[:7])] = 1.0
     assert engine.waiting_time(blk_int, lam, b, c, 1, 1e-9) == np.inf

@@ -101,7 +101,7 @@ class BlockTable:
                         dicke.multiplicity_ratio(block.N - 1, two_j1, block.N, block.two_j)
                     )
         ch_int = np.array(ch_rows, np.int64).reshape(-1, 3)
-        cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0)  # noqa: E731
+        cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0)
         return blk_int, blk_f, ch_int, cat(lam), cat(V), cat(A)
 
 
@@ -197,6 +197,27 @@ def _from_dicke(blk_int, V, b, psi, c):
 
 
 @nb.njit(cache=True, fastmath=FAST)
+def _decay_moments(blk_int, lam, b, c, mask, tau):
+    """(n, -dn/dtau, n(inf)) of n(tau) = sum_k |c_k|^2 exp(-lambda_k tau); no exp at tau = 0."""
+    n = 0.0
+    dn = 0.0
+    n_inf = 0.0
+    for s in range(2):
+        if (mask >> s) & 1:
+            Ds, cs, ls, _ = _sector(blk_int, b, s)
+            for k in range(Ds):
+                lk = lam[ls + k]
+                w = _abs2(c[cs + k])
+                if tau != 0.0:
+                    w *= np.exp(-lk * tau)
+                n += w
+                dn += lk * w
+                if lk == 0.0:
+                    n_inf += w
+    return n, dn, n_inf
+
+
+@nb.njit(cache=True)
 def waiting_time(blk_int, lam, b, c, mask, u):
     """Solve n(tau) = u by Newton on log n from tau = 0; inf if n(inf) >= u (no jump ever).
 
@@ -204,32 +225,12 @@ def waiting_time(blk_int, lam, b, c, mask, u):
     step (at tau = 0) needs no exponentials; iteration stops once a step is below 1e-9 tau, after
     which the quadratic convergence leaves an error of order 1e-18 tau.
     """
-    n_inf = 0.0
-    n = 0.0
-    dn = 0.0
-    for s in range(2):
-        if (mask >> s) & 1:
-            Ds, cs, ls, _ = _sector(blk_int, b, s)
-            for k in range(Ds):
-                w = _abs2(c[cs + k])
-                n += w
-                dn += lam[ls + k] * w
-                if lam[ls + k] == 0.0:
-                    n_inf += w
+    n, dn, n_inf = _decay_moments(blk_int, lam, b, c, mask, 0.0)
     if n_inf >= u or dn == 0.0:
         return np.inf
     log_u = np.log(u)
-    tau = (np.log(n) - log_u) * n / dn
+    tau = 0.0
     for _ in range(400):
-        n = 0.0
-        dn = 0.0
-        for s in range(2):
-            if (mask >> s) & 1:
-                Ds, cs, ls, _ = _sector(blk_int, b, s)
-                for k in range(Ds):
-                    we = _abs2(c[cs + k]) * np.exp(-lam[ls + k] * tau)
-                    n += we
-                    dn += lam[ls + k] * we
         g = np.log(n) - log_u
         if g <= 0.0 or dn == 0.0:
             break
@@ -237,6 +238,7 @@ def waiting_time(blk_int, lam, b, c, mask, u):
         tau += step
         if step <= 1e-9 * tau:
             break
+        n, dn, _ = _decay_moments(blk_int, lam, b, c, mask, tau)
     return tau
 
 

@@ -81,7 +81,7 @@ class _Layout:
     size: int
 
     @classmethod
-    def reachable(cls, N0: int, two_j0: int, max_losses: int) -> "_Layout":
+    def reachable(cls, N0: int, two_j0: int, max_losses: int) -> _Layout:
         keys, frontier = [(N0, two_j0)], [(N0, two_j0)]
         for _ in range(max_losses):
             frontier = sorted({(N - 1, t) for N, tj in frontier for t in dicke.loss_targets(N, tj)})

@@ -53,8 +53,8 @@ def initial_ensemble(point: dict) -> tuple[int, np.ndarray, np.ndarray]:
     if init["kind"] == "css":
         psi = dicke.coherent_spin_state(N, init["theta"], init["phi"])
         return N, np.ones(1), psi[None, :]
-    two_j = N if init["j"] is None else int(round(2 * init["j"]))
-    two_m = -two_j if init["m"] is None else int(round(2 * init["m"]))
+    two_j = N if init["j"] is None else round(2 * init["j"])
+    two_m = -two_j if init["m"] is None else round(2 * init["m"])
     return two_j, np.ones(1), dicke.dicke_state(two_j, two_m)[None, :]
 
 
@@ -73,7 +73,7 @@ class PointSetup:
     loss_rate: float
 
     @classmethod
-    def build(cls, point: dict) -> "PointSetup":
+    def build(cls, point: dict) -> PointSetup:
         m = point["model"]
         rates = Rates(m["Gamma"], m["r"], m["gamma_coll"], m["gamma_phi"], m["gamma_rel"])
         two_j, weights, states = initial_ensemble(point)

@@ -263,7 +263,7 @@ def resolve(raw, name: str = "scenario") -> Scenario:
     resolved = _with_defaults(raw)
     resolved.setdefault("name", name)
     sweepable = _sweepable_keys()
-    for key, values in resolved["sweep"].items():
+    for key in resolved["sweep"]:
         if key not in sweepable:
             hint = difflib.get_close_matches(key, sweepable, n=1)
             suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
