@@ -50,12 +50,15 @@ def _load(args):
 
 
 def _run(args) -> int:
+    from . import distribute
     from .runner import run
 
     scenario = _load(args)
     if args.threads is not None and args.threads < 1:
         raise ValueError("--threads: give a whole number >= 1")
     directory = run(scenario, args.out, resume=args.resume, threads=args.threads)
+    if distribute.launched_rank() != 0:
+        return 0
     print(f"trajsim: {scenario.name}: {len(scenario.points)} point(s) written to {directory.path}")
     print(_final_values(directory.path))
     return 0
@@ -86,16 +89,23 @@ def _validate(args) -> int:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    from . import distribute
     from .scenario import ScenarioError
     from .store import RunDirectoryError
 
     try:
         return {"run": _run, "validate": _validate}[args.command](args)
-    except (ScenarioError, RunDirectoryError, ValueError, OSError) as err:
+    except distribute.WorkerFailed as err:
+        print(f"trajsim: error: {err}; finished work units are kept (rerun with --resume)",
+              file=sys.stderr, flush=True)
+        distribute.abort(3)
+        return 3
+    except (ScenarioError, RunDirectoryError, RuntimeError, ValueError, OSError) as err:
         if args.debug:
             raise
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"trajsim: error: {message}", file=sys.stderr)
+        if distribute.launched_rank() == 0:  # every rank fails alike; one line is enough
+            message = str(err).splitlines()[0] if str(err) else type(err).__name__
+            print(f"trajsim: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("trajsim: interrupted; finished work units are kept (rerun with --resume)",

@@ -10,20 +10,20 @@ Finished units are skipped on --resume.
 from __future__ import annotations
 
 import os
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from . import __version__, dicke, exact
+from . import __version__, dicke, distribute, exact
 from .engine import CHANNELS, LOSS_CODE, OBSERVABLES, BlockTable, rng_states, simulate
 from .model import Rates
 from .scenario import Scenario
 from .squeezing import moments_from_columns, wineland_xi2
-from .store import RunDirectory
+from .store import RunDirectory, RunDirectoryError
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,8 @@ def run_unit(setup: PointSetup, unit: WorkUnit, seed: int, keep_trajectories: bo
     stats = {"n": np.array(unit.count), "mean": mean, "M2": ((samples - mean) ** 2).sum(axis=0)}
     if not keep_trajectories:
         return UnitResult(stats)
+    stats["rows_trajectories"] = np.array(samples.shape[0] * samples.shape[1])
+    stats["rows_events"] = np.array(events["t"].size)
     n, S = samples.shape[:2]
     traj = pd.DataFrame({"point": np.full(n * S, unit.point, np.int64),
                          "trajectory": np.repeat(index, S), "t": np.tile(setup.t_grid, n)})
@@ -164,38 +166,70 @@ def local_threads() -> int:
 
 def run(scenario: Scenario, out, resume: bool = False, threads: int | None = None,
         progress: bool | None = None) -> RunDirectory:
-    """Run every unfinished work unit of the scenario and write the run directory."""
+    """Run every unfinished work unit of the scenario and write the run directory.
+
+    The same call on every MPI rank under mpirun (one thread per rank); otherwise a thread pool
+    over all local cores.  Rank 0 checks the directory, hands out units and merges the results.
+    """
+    comm = distribute.world()
+    rank, ranks = (comm.rank, comm.size) if comm else (0, 1)
+    threads = 1 if comm else threads or local_threads()
     directory = RunDirectory(out)
-    directory.prepare(scenario.hash(), resume)
-    threads = threads or local_threads()
     units = work_units(scenario)
-    seed = scenario.resolved["run"]["seed"]
     keep = scenario.resolved["run"]["store"] == "trajectories"
-    manifest = {
-        "trajsim_version": __version__, "schema_version": 1, "scenario": scenario.resolved,
-        "scenario_hash": scenario.hash(), "seed": seed, "ranks": 1, "threads": threads,
-        "status": "running",
-        "points": [{"point": p, "units": sum(u.point == p for u in units), "status": "running"}
-                   for p in range(len(scenario.points))],
-    }
-    directory.write_manifest(manifest)
-    started = time.time()
-    todo = [u for u in units if directory.load_unit_stats(u.point, u.unit) is None]
+    todo, error, manifest = [], None, {}
+    if rank == 0:
+        try:
+            manifest = _start_manifest(directory, scenario, resume, ranks, threads, units)
+            todo = [u for u in units if not directory.unit_finished(u.point, u.unit, keep)]
+        except RunDirectoryError as err:
+            error = str(err)
+    if comm:
+        error = comm.bcast(error, root=0)
+    if error:
+        raise RunDirectoryError(error)
+
+    setups: dict[int, PointSetup] = {}
+    lock = threading.Lock()
+    seed = scenario.resolved["run"]["seed"]
 
     def work(unit: WorkUnit) -> WorkUnit:
+        with lock:  # one setup (and block table) per point, shared by the threads
+            if unit.point not in setups:
+                setups[unit.point] = PointSetup.build(scenario.points[unit.point])
         result = run_unit(setups[unit.point], unit, seed, keep)
         directory.write_unit(unit.point, unit.unit, result.stats, result.frames)
         return unit
 
-    # One setup per point, built up front: its block table is shared by the threads.
-    setups = {p: PointSetup.build(scenario.points[p]) for p in sorted({u.point for u in todo})}
-    show = progress if progress is not None else os.isatty(2)
+    started = time.time()
+    show = rank == 0 and (progress if progress is not None else os.isatty(2))
     with tqdm(total=sum(u.count for u in todo), unit="traj", disable=not show,
-              desc=scenario.name) as bar, ThreadPoolExecutor(threads) as pool:
-        for unit in pool.map(work, todo):
-            bar.update(unit.count)
-    computed = time.time() - started
+              desc=scenario.name) as bar:
+        if comm:
+            distribute.run_mpi(comm, todo, work, lambda unit: bar.update(unit.count))
+        else:
+            distribute.run_local(todo, work, lambda unit: bar.update(unit.count), threads)
+    if rank == 0:
+        _finish(directory, scenario, manifest, units, len(todo), time.time() - started)
+    return directory
 
+
+def _start_manifest(directory, scenario, resume, ranks, threads, units) -> dict:
+    directory.prepare(scenario.hash(), resume)
+    manifest = {
+        "trajsim_version": __version__, "schema_version": 1, "scenario": scenario.resolved,
+        "scenario_hash": scenario.hash(), "seed": scenario.resolved["run"]["seed"],
+        "ranks": ranks, "threads_per_rank": threads, "status": "running",
+        "points": [{"point": p, "units": sum(u.point == p for u in units), "status": "running"}
+                   for p in range(len(scenario.points))],
+    }
+    directory.write_manifest(manifest)
+    return manifest
+
+
+def _finish(directory, scenario, manifest, units, computed_units, compute_s) -> None:
+    """Merge every point's unit statistics in unit order; write summary, points, manifest."""
+    started = time.time()
     summaries = []
     for p, point in enumerate(scenario.points):
         parts = [directory.load_unit_stats(u.point, u.unit) for u in units if u.point == p]
@@ -205,8 +239,7 @@ def run(scenario: Scenario, out, resume: bool = False, threads: int | None = Non
     directory.write_table("summary", pd.concat(summaries, ignore_index=True))
     directory.write_table("points", points_frame(scenario))
     manifest["status"] = "done"
-    manifest["timings"] = {"compute_s": round(computed, 3),
-                           "total_s": round(time.time() - started, 3),
-                           "units_computed": len(todo), "units_total": len(units)}
+    manifest["timings"] = {"compute_s": round(compute_s, 3),
+                           "merge_s": round(time.time() - started, 3),
+                           "units_computed": computed_units, "units_total": len(units)}
     directory.write_manifest(manifest)
-    return directory

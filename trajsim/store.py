@@ -85,6 +85,8 @@ class RunDirectory:
         if not resume:
             raise RunDirectoryError(f"{self.path}: already holds this run; add --resume to "
                                     "continue it, or choose a new --out directory")
+        for stale in self.path.rglob(".*.tmp"):  # left by a killed run
+            stale.unlink()
         return old
 
     # ------------------------------------------------------------------ work units
@@ -102,6 +104,21 @@ class RunDirectory:
                 return {key: data[key] for key in data.files}
         except (OSError, ValueError, EOFError, KeyError):
             return None
+
+    def unit_finished(self, point: int, unit: int, with_parts: bool) -> bool:
+        """A unit counts as finished only if its statistics load and its Parquet parts are whole."""
+        stats = self.load_unit_stats(point, unit)
+        if stats is None:
+            return False
+        for name in ("trajectories", "events") if with_parts else ():
+            part = self.path / f"{name}.parquet" / self._unit_name(point, unit)
+            try:
+                rows = pq.read_metadata(part).num_rows
+            except (OSError, pa.ArrowException):
+                return False
+            if rows != int(stats.get(f"rows_{name}", -1)):
+                return False
+        return True
 
     def write_unit(self, point: int, unit: int, stats: dict, frames: dict[str, pd.DataFrame]):
         """Write a unit's Parquet parts, then its statistics (which mark it finished)."""

@@ -1,0 +1,136 @@
+"""Real mpirun (the mpich wheel, oversubscribed): identical files for any rank count, kill -9 and
+--resume, refused resumes, damaged units, and a failing rank."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+MPIRUN = shutil.which("mpirun", path=os.path.dirname(sys.executable))
+SCENARIO = """
+name: mpi-check
+model: {N: 9, r: 1.2, gamma_coll: 0.1}
+initial_state: {kind: css, theta: 2.0, phi: 0.3}
+loss: {rate_per_spin: 0.05}
+time: {t_end: 3.0, n_samples: 16}
+run: {trajectories: 120, seed: 5, unit_size: 7}
+sweep: {model.N: [9, 12]}
+"""
+# Long enough to be killed mid-run: odd N in the sensing regime keeps jumping (~20 ms per unit).
+SLOW = """
+name: mpi-slow
+model: {N: 61, r: 2.5}
+initial_state: {kind: steady}
+time: {t_end: 20.0, n_samples: 51}
+run: {trajectories: 240, seed: 9, unit_size: 4}
+"""
+
+
+def trajsim_cmd(*args, ranks=None):
+    base = [sys.executable, "-m", "trajsim", *map(str, args)]
+    return [MPIRUN, "-n", str(ranks), *base] if ranks else base
+
+
+def files(out: Path) -> dict[str, bytes]:
+    """Every data file of a run directory (the manifest holds timings and differs)."""
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.parquet"))
+            if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory):
+    path = tmp_path_factory.mktemp("mpi") / "scenario.yaml"
+    path.write_text(SCENARIO)
+    return path
+
+
+@pytest.fixture(scope="module")
+def serial(scenario):
+    out = scenario.parent / "serial"
+    subprocess.run(trajsim_cmd("run", scenario, "--out", out, "--threads", "2"), check=True,
+                   capture_output=True)
+    return files(out)
+
+
+def test_mpirun_is_available():
+    assert MPIRUN, "the test extra installs mpich, which provides mpirun"
+
+
+@pytest.mark.parametrize("ranks", [1, 2, 3])
+def test_any_rank_count_gives_identical_files(scenario, serial, ranks, tmp_path):
+    out = tmp_path / f"n{ranks}"
+    res = subprocess.run(trajsim_cmd("run", scenario, "--out", out, ranks=ranks),
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert files(out) == serial
+    assert f'"ranks": {ranks}' in (out / "manifest.json").read_text()
+
+
+def test_kill_then_resume_is_identical_with_nothing_lost_or_doubled(tmp_path):
+    scenario = tmp_path / "slow.yaml"
+    scenario.write_text(SLOW)
+    reference = tmp_path / "reference"
+    subprocess.run(trajsim_cmd("run", scenario, "--out", reference), check=True,
+                   capture_output=True)
+    out = tmp_path / "killed"
+    job = subprocess.Popen(trajsim_cmd("run", scenario, "--out", out, ranks=2),
+                           start_new_session=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(list((out / "units").glob("*.npz"))) < 8 and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    finished = len(list((out / "units").glob("*.npz")))
+    assert 8 <= finished < 60, "the kill must land mid-run"
+    res = subprocess.run(trajsim_cmd("run", scenario, "--out", out, "--resume", ranks=2),
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert files(out) == files(reference)
+    traj = pd.read_parquet(out / "trajectories.parquet")
+    counts = traj.groupby("trajectory").size()
+    assert sorted(counts.index) == list(range(240)) and set(counts) == {51}
+
+
+def test_resume_with_a_changed_scenario_is_refused(scenario, tmp_path):
+    out = tmp_path / "run"
+    subprocess.run(trajsim_cmd("run", scenario, "--out", out, ranks=2), check=True,
+                   capture_output=True)
+    before = files(out)
+    res = subprocess.run(trajsim_cmd("run", scenario, "--out", out, "--resume",
+                                     "--set", "model.r=1.3", ranks=2),
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2
+    assert res.stderr.count("different scenario") == 1  # one line, from rank 0 only
+    assert files(out) == before
+
+
+def test_damaged_unit_is_detected_and_recomputed(scenario, serial, tmp_path):
+    out = tmp_path / "run"
+    subprocess.run(trajsim_cmd("run", scenario, "--out", out), check=True, capture_output=True)
+    part = out / "trajectories.parquet" / "part-p00001-u000003.parquet"
+    part.write_bytes(part.read_bytes()[:1000])  # truncated
+    (out / "units" / "p00000-u000002.npz").write_bytes(b"garbage")
+    res = subprocess.run(trajsim_cmd("run", scenario, "--out", out, "--resume", ranks=2),
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert files(out) == serial
+    assert '"units_computed": 2' in (out / "manifest.json").read_text()
+
+
+def test_failing_rank_stops_the_job_naming_rank_and_cause(scenario, tmp_path):
+    out = tmp_path / "run"
+    blocker = out / "events.parquet" / "part-p00001-u000004.parquet"
+    (blocker / "occupied").mkdir(parents=True)  # a directory where a unit's file must go
+    res = subprocess.run(trajsim_cmd("run", scenario, "--out", out, "--resume", ranks=2),
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode != 0
+    line = [ln for ln in res.stderr.splitlines() if ln.startswith("trajsim: error:")]
+    assert line and "rank" in line[0] and "point 1 unit 4" in line[0] and "Error" in line[0], res.stderr
+    assert len(list((out / "units").glob("*.npz"))) >= 1  # finished units stay usable

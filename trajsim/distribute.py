@@ -1,0 +1,164 @@
+"""Spreading work units over local threads or MPI ranks (design.md: distribution, faults).
+
+Without MPI, a thread pool runs the units (the kernels release the GIL).  Under ``mpirun`` with
+more than one rank, rank 0 keeps a queue of units; a coordinator thread on rank 0 answers the
+other ranks' requests one unit at a time (dynamic balancing), while rank 0's main thread takes
+units from the same queue.  Every rank writes its own units' files; rank 0 merges at the end.
+Waiting is done by polling with short sleeps, so an idle MPI rank does not spin a core.
+
+mpi4py is imported only when the environment shows an MPI launch with more than one rank.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import traceback
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+
+#: Environment variables through which MPI launchers (MPICH/Hydra, Open MPI, PMIx, Slurm) tell a
+#: process its rank and the number of ranks.
+_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")
+_RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
+POLL_S = 0.002
+
+
+class WorkerFailed(RuntimeError):
+    """A rank failed; the message names the rank and the cause."""
+
+
+def launched_size() -> int:
+    """Number of ranks the launcher started (1 outside mpirun)."""
+    for var in _SIZE_VARS:
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 1
+
+
+def launched_rank() -> int:
+    for var in _RANK_VARS:
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 0
+
+
+def world():
+    """MPI.COMM_WORLD when launched with more than one rank, else None."""
+    if launched_size() <= 1:
+        return None
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        raise RuntimeError(
+            f"mpirun started {launched_size()} ranks but mpi4py is not installed; "
+            "pip install 'trajsim[mpi]' (or mpi4py built against your cluster's MPI)"
+        ) from None
+    return MPI.COMM_WORLD
+
+
+def abort(code: int) -> None:
+    """Stop every rank (after a failure on one of them); no-op without MPI."""
+    comm = world()
+    if comm is not None:
+        comm.Abort(code)
+
+
+def _wait(request):
+    """Complete a non-blocking MPI request without spinning a core."""
+    while not request.Test():
+        time.sleep(POLL_S)
+
+
+def run_local(units, work, on_done, threads: int) -> None:
+    """Run every unit on a pool of threads; ``on_done(unit)`` as each finishes."""
+    with ThreadPoolExecutor(threads) as pool:
+        for unit in pool.map(work, units):
+            on_done(unit)
+
+
+def run_mpi(comm, units, work, on_done) -> None:
+    """Run the units over all ranks with dynamic balancing (call on every rank).
+
+    ``units`` and ``on_done`` matter on rank 0 only.  Raises WorkerFailed on rank 0 if any rank
+    fails; the other ranks are then stopped with MPI_Abort by the caller.
+    """
+    if comm.rank != 0:
+        _worker(comm, work)
+    else:
+        _coordinate(comm, units, work, on_done)
+    _wait(comm.Ibarrier())
+
+
+def _worker(comm, work) -> None:
+    from mpi4py import MPI
+
+    comm.send(("ready", None), dest=0)
+    while True:
+        status = MPI.Status()
+        while not comm.Iprobe(source=0, status=status):
+            time.sleep(POLL_S)
+        unit = comm.recv(source=0)
+        if unit is None:
+            return
+        try:
+            work(unit)
+        except Exception as err:  # noqa: BLE001 - reported to rank 0, which stops the job
+            comm.send(("failed", (unit, _cause(err))), dest=0)
+            return
+        comm.send(("done", unit), dest=0)
+
+
+def _cause(err: Exception) -> str:
+    where = traceback.extract_tb(err.__traceback__)[-1]
+    return f"{type(err).__name__}: {err} ({os.path.basename(where.filename)}:{where.lineno})"
+
+
+def _coordinate(comm, units, work, on_done) -> None:
+    from mpi4py import MPI
+
+    queue, lock = deque(units), threading.Lock()
+    failure: list[str] = []
+
+    def next_unit():
+        with lock:
+            return queue.popleft() if queue and not failure else None
+
+    def serve():
+        active = comm.size - 1
+        status = MPI.Status()
+        while active:
+            while not comm.Iprobe(source=MPI.ANY_SOURCE, status=status):
+                time.sleep(POLL_S)
+            source = status.Get_source()
+            kind, payload = comm.recv(source=source)
+            if kind == "failed":
+                unit, cause = payload
+                failure.append(f"rank {source} failed on point {unit.point} unit {unit.unit}: "
+                               f"{cause}")
+                active -= 1
+                continue
+            if kind == "done":
+                with lock:
+                    on_done(payload)
+            unit = next_unit()
+            comm.send(unit, dest=source)
+            if unit is None:
+                active -= 1
+
+    server = threading.Thread(target=serve, name="trajsim-coordinator", daemon=True)
+    server.start()
+    while (unit := next_unit()) is not None:
+        try:
+            work(unit)
+        except Exception as err:  # noqa: BLE001 - any failure stops the job with its cause
+            failure.append(f"rank 0 failed on point {unit.point} unit {unit.unit}: {_cause(err)}")
+            break
+        with lock:
+            on_done(unit)
+    if failure:
+        raise WorkerFailed(failure[0])
+    server.join()
+    if failure:
+        raise WorkerFailed(failure[0])
