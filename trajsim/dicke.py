@@ -15,6 +15,10 @@ from math import comb, lgamma
 
 import numpy as np
 
+#: Observables recorded per trajectory and sample (physics.md §5): N, j, <S_a>, and the
+#: symmetrised second moments <(S_a S_b + S_b S_a)/2>; ``Sx2`` is <Sx^2>, ``SxSy`` the xy one.
+OBSERVABLES = ("N", "j", "Sx", "Sy", "Sz", "Sx2", "Sy2", "Sz2", "SxSy", "SxSz", "SySz")
+
 
 def m_values(two_j: int) -> np.ndarray:
     """Magnetic quantum numbers m = -j..j of V_j, in basis order."""

@@ -15,8 +15,6 @@ import os
 import threading
 import time
 import traceback
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 
 #: Environment variables through which MPI launchers (MPICH/Hydra, Open MPI, PMIx, Slurm) tell a
 #: process its rank and the number of ranks.
@@ -71,23 +69,48 @@ def _wait(request):
         time.sleep(POLL_S)
 
 
-def run_local(units, work, on_done, threads: int) -> None:
-    """Run every unit on a pool of threads; ``on_done(unit)`` as each finishes."""
-    with ThreadPoolExecutor(threads) as pool:
-        for unit in pool.map(work, units):
+def run_local(next_unit, work, on_done, threads: int) -> None:
+    """Run units on ``threads`` threads until ``next_unit()`` returns None.
+
+    ``next_unit`` and ``on_done`` must be thread-safe.  The first failure stops the hand-out and
+    is raised once every thread has finished its current unit.
+    """
+    failure: list[BaseException] = []
+
+    def loop():
+        while not failure and (unit := next_unit()) is not None:
+            try:
+                work(unit)
+            except Exception as err:  # noqa: BLE001 - re-raised in the calling thread
+                failure.append(err)
+                return
             on_done(unit)
 
+    pool = [threading.Thread(target=loop, name=f"trajsim-{k}", daemon=True)
+            for k in range(threads)]
+    for thread in pool:
+        thread.start()
+    try:
+        for thread in pool:
+            while thread.is_alive():
+                thread.join(0.2)
+    except KeyboardInterrupt:
+        failure.append(KeyboardInterrupt())  # stop handing out; finished units are kept
+        raise
+    if failure:
+        raise failure[0]
 
-def run_mpi(comm, units, work, on_done) -> None:
-    """Run the units over all ranks with dynamic balancing (call on every rank).
 
-    ``units`` and ``on_done`` matter on rank 0 only.  Raises WorkerFailed on rank 0 if any rank
-    fails; the other ranks are then stopped with MPI_Abort by the caller.
+def run_mpi(comm, next_unit, work, on_done) -> None:
+    """Run units over all ranks with dynamic balancing (call on every rank).
+
+    ``next_unit`` and ``on_done`` matter on rank 0 only.  Raises WorkerFailed on rank 0 if any
+    rank fails; the caller then stops every rank with ``abort``.
     """
     if comm.rank != 0:
         _worker(comm, work)
     else:
-        _coordinate(comm, units, work, on_done)
+        _coordinate(comm, next_unit, work, on_done)
     _wait(comm.Ibarrier())
 
 
@@ -115,15 +138,13 @@ def _cause(err: Exception) -> str:
     return f"{type(err).__name__}: {err} ({os.path.basename(where.filename)}:{where.lineno})"
 
 
-def _coordinate(comm, units, work, on_done) -> None:
+def _coordinate(comm, next_unit, work, on_done) -> None:
     from mpi4py import MPI
 
-    queue, lock = deque(units), threading.Lock()
     failure: list[str] = []
 
-    def next_unit():
-        with lock:
-            return queue.popleft() if queue and not failure else None
+    def hand_out():
+        return None if failure else next_unit()
 
     def serve():
         active = comm.size - 1
@@ -140,25 +161,22 @@ def _coordinate(comm, units, work, on_done) -> None:
                 active -= 1
                 continue
             if kind == "done":
-                with lock:
-                    on_done(payload)
-            unit = next_unit()
+                on_done(payload)
+            unit = hand_out()
             comm.send(unit, dest=source)
             if unit is None:
                 active -= 1
 
     server = threading.Thread(target=serve, name="trajsim-coordinator", daemon=True)
     server.start()
-    while (unit := next_unit()) is not None:
+    while (unit := hand_out()) is not None:
         try:
             work(unit)
         except Exception as err:  # noqa: BLE001 - any failure stops the job with its cause
             failure.append(f"rank 0 failed on point {unit.point} unit {unit.unit}: {_cause(err)}")
             break
-        with lock:
-            on_done(unit)
-    if failure:
-        raise WorkerFailed(failure[0])
-    server.join()
+        on_done(unit)
+    if not failure:
+        server.join()
     if failure:
         raise WorkerFailed(failure[0])

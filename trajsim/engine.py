@@ -28,9 +28,9 @@ import numba as nb
 import numpy as np
 
 from . import dicke
+from .dicke import OBSERVABLES
 from .model import IN_BLOCK_CHANNELS, Block, Rates, build_block
 
-OBSERVABLES = ("N", "j", "Sx", "Sy", "Sz", "Sx2", "Sy2", "Sz2", "SxSy", "SxSz", "SySz")
 LOSS_CHANNELS = ("lost_down", "lost_up")
 #: Channel codes in events: in-block jump channels first, then the two spin-loss outcomes.
 CHANNELS = IN_BLOCK_CHANNELS + LOSS_CHANNELS

@@ -18,10 +18,9 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import eigs, expm_multiply
 
 from . import dicke
+from .dicke import OBSERVABLES
 from .model import IN_BLOCK_CHANNELS, Rates, build_block, channel_operator, no_jump_generator
 from .squeezing import moments_from_columns, wineland_xi2
-
-OBSERVABLE_NAMES = ("N", "j", "Sx", "Sy", "Sz", "Sx2", "Sy2", "Sz2", "SxSy", "SxSz", "SySz")
 
 
 def observable_matrices(two_j: int) -> dict[str, np.ndarray]:
@@ -36,8 +35,8 @@ def observable_matrices(two_j: int) -> dict[str, np.ndarray]:
 
 
 def expectations(blocks: dict[tuple[int, int], np.ndarray]) -> dict[str, float]:
-    """Ensemble values of OBSERVABLE_NAMES from blocks {(N, 2j): p_j rho_j}."""
-    out = dict.fromkeys(OBSERVABLE_NAMES, 0.0)
+    """Ensemble values of OBSERVABLES from blocks {(N, 2j): p_j rho_j}."""
+    out = dict.fromkeys(OBSERVABLES, 0.0)
     for (N, two_j), rho in blocks.items():
         p = np.trace(rho).real
         out["N"] += p * N
@@ -132,7 +131,7 @@ def evolve(rates: Rates, N0: int, two_j0: int, rho0: np.ndarray, t_grid: np.ndar
 
     Scripted losses act at their times; a sample at exactly a loss time sees the state after it.
     Poisson losses (rate per spin) are followed through ``max_losses`` losses (default: down to N=0).
-    Returns a dict of arrays over t_grid for OBSERVABLE_NAMES and 'xi2'.
+    Returns a dict of arrays over t_grid for OBSERVABLES and 'xi2'.
     """
     loss_times = sorted(loss_times)
     if max_losses is None:
@@ -152,7 +151,7 @@ def evolve(rates: Rates, N0: int, two_j0: int, rho0: np.ndarray, t_grid: np.ndar
             vec = expm_multiply(G * (t - t_now), vec)
             t_now = t
         rows.append(expectations(layout.split(vec)))
-    out = {name: np.array([row[name] for row in rows]) for name in OBSERVABLE_NAMES}
+    out = {name: np.array([row[name] for row in rows]) for name in OBSERVABLES}
     mean, second = moments_from_columns(out)
     out["xi2"] = wineland_xi2(out["N"], mean, second)
     return out
@@ -183,7 +182,7 @@ def steady_density_matrix(N: int, two_j: int, r: float) -> np.ndarray:
 
 
 def steady_observables(N: int, r: float, two_j: int | None = None) -> dict[str, float]:
-    """Wineland xi^2, purity and <Sy^2> (and all OBSERVABLE_NAMES) of the Eq. (2) steady state."""
+    """Wineland xi^2, purity and <Sy^2> (and all OBSERVABLES) of the Eq. (2) steady state."""
     two_j = N if two_j is None else two_j
     weights, _ = steady_state(N, two_j, r)
     out = expectations({(N, two_j): steady_density_matrix(N, two_j, r)})

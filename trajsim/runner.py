@@ -160,6 +160,65 @@ def points_frame(scenario: Scenario) -> pd.DataFrame:
     return df
 
 
+class Scheduler:
+    """Hands out work units in order and decides, per point, how many units count.
+
+    With ``run.target_sem`` a point stops at the first unit boundary m (m >= 2) where the largest
+    standard error over the sample grid of the target observable, computed from units 0..m-1,
+    is at most the target.  The decision looks only at the ordered prefix of finished units, so it
+    does not depend on which rank finished first; units past the cut are dropped.  Thread-safe.
+    """
+
+    def __init__(self, scenario: Scenario, units: list[WorkUnit], finished: set):
+        self.units = units
+        self.finished = set(finished)
+        self.cut = {p: 0 for p in range(len(scenario.points))}
+        for u in units:
+            self.cut[u.point] += 1
+        self.target = scenario.resolved["run"].get("target_sem")
+        self.reached = dict.fromkeys(self.cut, False)
+        self._prefix = dict.fromkeys(self.cut, 0)
+        self._parts: dict[int, list] = {p: [] for p in self.cut}
+        self._queue = [u for u in units if (u.point, u.unit) not in self.finished]
+        self._next = 0
+        self._lock = threading.Lock()
+        self.load_stats = None
+
+    def start(self, load_stats) -> None:
+        """Take finished units (a resume) into account; load_stats(point, unit) -> stats."""
+        self.load_stats = load_stats
+        for p in self.cut:
+            self._advance(p)
+
+    def next_unit(self) -> WorkUnit | None:
+        with self._lock:
+            while self._next < len(self._queue):
+                unit = self._queue[self._next]
+                self._next += 1
+                if unit.unit < self.cut[unit.point]:
+                    return unit
+            return None
+
+    def done(self, unit: WorkUnit) -> None:
+        with self._lock:
+            self.finished.add((unit.point, unit.unit))
+            self._advance(unit.point)
+
+    def _advance(self, p: int) -> None:
+        if not self.target:
+            return
+        k = self.target["observable"]
+        index = OBSERVABLES.index(k)
+        while self._prefix[p] < self.cut[p] and (p, self._prefix[p]) in self.finished:
+            self._parts[p].append(self.load_stats(p, self._prefix[p]))
+            self._prefix[p] += 1
+            n, _, M2 = merge_stats(self._parts[p])
+            if self._prefix[p] >= 2 and n > 1:
+                sem = np.sqrt(M2[:, index] / (n - 1) / n).max()
+                if sem <= self.target["value"]:
+                    self.cut[p], self.reached[p] = self._prefix[p], True
+
+
 def local_threads() -> int:
     return len(os.sched_getaffinity(0))
 
@@ -177,11 +236,14 @@ def run(scenario: Scenario, out, resume: bool = False, threads: int | None = Non
     directory = RunDirectory(out)
     units = work_units(scenario)
     keep = scenario.resolved["run"]["store"] == "trajectories"
-    todo, error, manifest = [], None, {}
+    scheduler, error, manifest = None, None, {}
     if rank == 0:
         try:
             manifest = _start_manifest(directory, scenario, resume, ranks, threads, units)
-            todo = [u for u in units if not directory.unit_finished(u.point, u.unit, keep)]
+            finished = {(u.point, u.unit) for u in units
+                        if directory.unit_finished(u.point, u.unit, keep)}
+            scheduler = Scheduler(scenario, units, finished)
+            scheduler.start(directory.load_unit_stats)
         except RunDirectoryError as err:
             error = str(err)
     if comm:
@@ -203,14 +265,24 @@ def run(scenario: Scenario, out, resume: bool = False, threads: int | None = Non
 
     started = time.time()
     show = rank == 0 and (progress if progress is not None else os.isatty(2))
+    computed: list[WorkUnit] = []
+    todo = [] if scheduler is None else [u for u in units
+                                         if (u.point, u.unit) not in scheduler.finished]
     with tqdm(total=sum(u.count for u in todo), unit="traj", disable=not show,
               desc=scenario.name) as bar:
+        def on_done(unit: WorkUnit) -> None:
+            scheduler.done(unit)
+            computed.append(unit)
+            bar.update(unit.count)
+
         if comm:
-            distribute.run_mpi(comm, todo, work, lambda unit: bar.update(unit.count))
+            distribute.run_mpi(comm, scheduler and scheduler.next_unit, work, on_done)
         else:
-            distribute.run_local(todo, work, lambda unit: bar.update(unit.count), threads)
+            distribute.run_local(scheduler.next_unit, work, on_done, threads)
     if rank == 0:
-        _finish(directory, scenario, manifest, units, len(todo), time.time() - started)
+        manifest["timings"] = {"compute_s": round(time.time() - started, 3),
+                               "units_computed": len(computed), "units_total": len(units)}
+        _finish(directory, scenario, manifest, scheduler)
     return directory
 
 
@@ -227,19 +299,25 @@ def _start_manifest(directory, scenario, resume, ranks, threads, units) -> dict:
     return manifest
 
 
-def _finish(directory, scenario, manifest, units, computed_units, compute_s) -> None:
-    """Merge every point's unit statistics in unit order; write summary, points, manifest."""
+def _finish(directory, scenario, manifest, scheduler: Scheduler) -> None:
+    """Merge every point's unit statistics in unit order; write summary, points, manifest.
+
+    Units past a point's cut (target standard error reached earlier) are dropped with their files.
+    """
     started = time.time()
     summaries = []
     for p, point in enumerate(scenario.points):
-        parts = [directory.load_unit_stats(u.point, u.unit) for u in units if u.point == p]
+        kept = [u for u in scheduler.units if u.point == p and u.unit < scheduler.cut[p]]
+        for u in scheduler.units:
+            if u.point == p and u.unit >= scheduler.cut[p]:
+                directory.remove_unit(u.point, u.unit)
+        parts = [directory.load_unit_stats(u.point, u.unit) for u in kept]
         t_grid = np.linspace(0.0, point["time"]["t_end"], point["time"]["n_samples"])
         summaries.append(summary_frame(p, t_grid, parts))
-        manifest["points"][p]["status"] = "done"
+        manifest["points"][p].update(status="done", trajectories=sum(u.count for u in kept),
+                                     target_sem_reached=scheduler.reached[p])
     directory.write_table("summary", pd.concat(summaries, ignore_index=True))
     directory.write_table("points", points_frame(scenario))
     manifest["status"] = "done"
-    manifest["timings"] = {"compute_s": round(compute_s, 3),
-                           "merge_s": round(time.time() - started, 3),
-                           "units_computed": computed_units, "units_total": len(units)}
+    manifest["timings"]["merge_s"] = round(time.time() - started, 3)
     directory.write_manifest(manifest)

@@ -21,6 +21,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from .dicke import OBSERVABLES
+
 SCHEMA_VERSION = 1
 
 
@@ -85,6 +87,13 @@ SCHEMA = _obj(
                           "description": "summary or trajectories"},
                 "unit_size": {"type": "integer", "minimum": 1,
                               "description": "an integer >= 1 (trajectories per work unit)"},
+                "target_sem": {
+                    "anyOf": [{"type": "null"}, _obj(
+                        {"observable": {"enum": list(OBSERVABLES)},
+                         "value": _number(0, True, "a standard error > 0")},
+                        required=["observable", "value"])],
+                    "description": "null or {observable: one of "
+                                   + ", ".join(OBSERVABLES) + ", value: > 0}"},
             }
         ),
         "measurement": _obj(
@@ -108,7 +117,8 @@ DEFAULTS = {
     "initial_state": {"kind": "dicke", "j": None, "m": None, "theta": math.pi, "phi": 0.0},
     "loss": {"rate_per_spin": 0.0, "times": []},
     "time": {"n_samples": 101},
-    "run": {"trajectories": 100, "seed": 0, "store": "trajectories", "unit_size": 16},
+    "run": {"trajectories": 100, "seed": 0, "store": "trajectories", "unit_size": 16,
+            "target_sem": None},
     "measurement": {"shots": 0},
     "detection": {"threshold": "auto", "hold": 0.5},
     "sweep": {},

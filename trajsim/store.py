@@ -120,6 +120,12 @@ class RunDirectory:
                 return False
         return True
 
+    def remove_unit(self, point: int, unit: int) -> None:
+        """Delete a unit's files (a unit past a point's target-precision cut)."""
+        for name in ("trajectories", "events"):
+            (self.path / f"{name}.parquet" / self._unit_name(point, unit)).unlink(missing_ok=True)
+        self.unit_stats_path(point, unit).unlink(missing_ok=True)
+
     def write_unit(self, point: int, unit: int, stats: dict, frames: dict[str, pd.DataFrame]):
         """Write a unit's Parquet parts, then its statistics (which mark it finished)."""
         for name, df in frames.items():
