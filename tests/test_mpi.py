@@ -168,3 +168,27 @@ def test_target_sem_stops_at_the_first_unit_boundary_that_meets_it(tmp_path):
         assert np.allclose(ours.Sz_mean, sz[:cut].mean(axis=0), rtol=1e-12, atol=1e-12)
         kept = pd.read_parquet(tmp_path / "threads" / "trajectories.parquet")
         assert kept[kept.point == point].trajectory.nunique() == cut
+
+
+@pytest.mark.parametrize("script", ["local.sh", "pbs.sh"])
+def test_job_scripts_run_as_they_are(script, scenario, serial, tmp_path):
+    """mpi_jobs/local.sh and pbs.sh (with a PBS node file of this machine) give the serial files."""
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    out = tmp_path / "out"
+    if script == "local.sh":
+        command = ["bash", repo / "mpi_jobs" / script, scenario, out, "2"]
+    else:
+        nodefile = tmp_path / "nodes"
+        nodefile.write_text("localhost\nlocalhost\n")
+        env.update(PBS_NODEFILE=str(nodefile), SCENARIO=str(scenario), OUT=str(out))
+        command = ["bash", repo / "mpi_jobs" / script]
+    res = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300,
+                         check=False, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert files(out) == serial and '"ranks": 2' in (out / "manifest.json").read_text()
+
+
+def test_slurm_script_is_valid_bash():
+    repo = Path(__file__).resolve().parents[1]
+    assert subprocess.run(["bash", "-n", repo / "mpi_jobs" / "slurm.sh"], check=False).returncode == 0
