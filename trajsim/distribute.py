@@ -20,7 +20,7 @@ import traceback
 #: process its rank and the number of ranks.
 _SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")
 _RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
-POLL_S = 0.002
+POLL_S = 0.001  # longest sleep between polls; polling starts at 20 µs and backs off to this
 
 
 class WorkerFailed(RuntimeError):
@@ -63,10 +63,18 @@ def abort(code: int) -> None:
         comm.Abort(code)
 
 
+def _poll(ready) -> None:
+    """Wait until ready() is true, sleeping 20 µs, 40 µs, ... up to POLL_S between checks:
+    a prompt answer to a waiting rank, and no core spun by a rank that waits long."""
+    pause = 2e-5
+    while not ready():
+        time.sleep(pause)
+        pause = min(2 * pause, POLL_S)
+
+
 def _wait(request):
     """Complete a non-blocking MPI request without spinning a core."""
-    while not request.Test():
-        time.sleep(POLL_S)
+    _poll(request.Test)
 
 
 def run_local(next_unit, work, on_done, threads: int) -> None:
@@ -115,13 +123,10 @@ def run_mpi(comm, next_unit, work, on_done) -> None:
 
 
 def _worker(comm, work) -> None:
-    from mpi4py import MPI
 
     comm.send(("ready", None), dest=0)
     while True:
-        status = MPI.Status()
-        while not comm.Iprobe(source=0, status=status):
-            time.sleep(POLL_S)
+        _poll(lambda: comm.Iprobe(source=0))
         unit = comm.recv(source=0)
         if unit is None:
             return
@@ -150,8 +155,7 @@ def _coordinate(comm, next_unit, work, on_done) -> None:
         active = comm.size - 1
         status = MPI.Status()
         while active:
-            while not comm.Iprobe(source=MPI.ANY_SOURCE, status=status):
-                time.sleep(POLL_S)
+            _poll(lambda: comm.Iprobe(source=MPI.ANY_SOURCE, status=status))
             source = status.Get_source()
             kind, payload = comm.recv(source=source)
             if kind == "failed":
