@@ -130,3 +130,49 @@ def test_loss_kraus_match_brute_force_partial_trace(N):
             kraus = sum(K @ rho @ K.T for K in
                         (dicke.loss_kraus(N, two_j, tj1, up) for up in (False, True)))
             assert np.allclose(kraus, expected, atol=1e-12), (N, two_j, tj1)
+
+
+def _site(N, op, k):
+    out = np.ones((1, 1))
+    for q in range(N):
+        out = np.kron(out, op if q == k else np.eye(2))
+    return out
+
+
+LOCAL_OPS = {"dephasing": np.diag([-1.0, 1.0]),                 # sigma_z (index 0 = down)
+             "relaxation": np.array([[0.0, 1.0], [0.0, 0.0]])}  # sigma_-: up -> down
+
+
+@pytest.mark.parametrize("N", [2, 3, 4, 5, 6])
+@pytest.mark.parametrize("process", ["dephasing", "relaxation"])
+def test_local_kraus_match_brute_force(N, process):
+    """sum_k a_k (rho_j (x) 1/d) a_k^dag in the 2^N space, split into blocks j', equals the
+    local Kraus operators of physics.md §3 summed over the routes j1 into each j'."""
+    rng = np.random.default_rng(10 * N + len(process))
+    a = [_site(N, LOCAL_OPS[process], k) for k in range(N)]
+    for two_j in range(N % 2, N + 1, 2):
+        D = two_j + 1
+        X = rng.normal(size=(D, D)) + 1j * rng.normal(size=(D, D))
+        rho = X @ X.conj().T / np.trace(X @ X.conj().T)
+        out = sum(ak @ _embed(N, two_j, rho) @ ak.T for ak in a)
+        routes = dicke.local_targets(N, two_j)
+        assert np.trace(out).real == pytest.approx(
+            sum(np.trace(K @ rho @ K.T).real for K in
+                (dicke.local_kraus(N, two_j, process, t1, tp) for t1, tp in routes)))
+        for two_jp in sorted({tp for _, tp in routes}):
+            B0 = _multiplet_basis(N, two_jp)[:, :, 0]
+            expected = dicke.multiplicity(N, two_jp) * (B0 @ out @ B0.T)
+            ours = sum(K @ rho @ K.T for K in (dicke.local_kraus(N, two_j, process, t1, tp)
+                                               for t1, tp in routes if tp == two_jp))
+            assert np.allclose(ours, expected, atol=1e-12), (N, two_j, two_jp)
+
+
+@pytest.mark.parametrize("N, two_j", [(6, 6), (6, 2), (7, 3), (4, 0)])
+def test_local_jump_probabilities_sum_to_no_jump_part(N, two_j):
+    """sum over routes K^dag K = sum_k a_k^dag a_k: N for sigma_z, N/2 + Jz for sigma_-."""
+    Jz = dicke.spin_matrices(two_j)[2]
+    expected = {"dephasing": N * np.eye(two_j + 1), "relaxation": N / 2 * np.eye(two_j + 1) + Jz}
+    for process, target in expected.items():
+        total = sum(K.T @ K for K in (dicke.local_kraus(N, two_j, process, t1, tp)
+                                      for t1, tp in dicke.local_targets(N, two_j)))
+        assert np.allclose(total, target)

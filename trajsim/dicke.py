@@ -132,6 +132,59 @@ def loss_shift(two_j: int, two_j1: int, spin_up: bool) -> tuple[int, np.ndarray]
     return offset, coeff
 
 
+#: Local processes of Eq. (11): single-spin operator a (sigma_z or sigma_-), its change of m, and
+#: the coefficient <s'|a|s> on the coupled spin (s' = s + dm).  Rates: gamma_phi/2 and gamma_rel.
+LOCAL_PROCESSES = {"dephasing": (0, {-1: -1.0, 1: 1.0}), "relaxation": (-1, {1: 1.0})}
+
+
+def local_targets(N: int, two_j: int) -> list[tuple[int, int]]:
+    """(2 j1, 2 j') routes of a local jump from block (N, j): j1 = j -+ 1/2 (the other N-1 spins),
+    j' = j1 -+ 1/2, keeping only those with d_{N-1}(j1) > 0 and d_N(j') > 0."""
+    routes = []
+    for two_j1 in (two_j - 1, two_j + 1):
+        if two_j1 < 0 or multiplicity(N - 1, two_j1) == 0:
+            continue
+        for two_jp in (two_j1 - 1, two_j1 + 1):
+            if two_jp >= 0 and multiplicity(N, two_jp) > 0:
+                routes.append((two_j1, two_jp))
+    return routes
+
+
+def local_kraus_shift(N: int, two_j: int, process: str, two_j1: int,
+                      two_jp: int) -> tuple[int, np.ndarray]:
+    """Sparse local Kraus operator sqrt(N d_{N-1}(j1)/d_N(j)) P_{j'} (1 (x) a) E_{j1->j} (physics.md §3).
+
+    Returns (offset, coeff): it maps |j, m> (index k) to coeff[k] |j', m + dm> (index k + offset).
+    The rate (gamma_phi/2 or gamma_rel) is not included.
+    """
+    dm, a = LOCAL_PROCESSES[process]
+    weight = np.sqrt(N * multiplicity_ratio(N - 1, two_j1, N, two_j))
+    offset = (two_jp - two_j) // 2 + dm
+    coeff = np.zeros(two_j + 1)
+    for k in range(two_j + 1):
+        two_m = 2 * k - two_j
+        two_mp = two_m + 2 * dm
+        if not 0 <= k + offset <= two_jp:
+            continue
+        for two_s, amp in a.items():  # s: the coupled spin before a; s + dm after
+            two_sp = two_s + 2 * dm
+            inside = abs(two_m - two_s) <= two_j1 and abs(two_mp - two_sp) <= two_j1
+            if inside:
+                coeff[k] += (amp * clebsch_gordan(two_j1, two_jp, two_mp, two_sp)
+                             * clebsch_gordan(two_j1, two_j, two_m, two_s))
+    return offset, weight * coeff
+
+
+def local_kraus(N: int, two_j: int, process: str, two_j1: int, two_jp: int) -> np.ndarray:
+    """Dense ((2j'+1), (2j+1)) form of ``local_kraus_shift``."""
+    offset, coeff = local_kraus_shift(N, two_j, process, two_j1, two_jp)
+    K = np.zeros((two_jp + 1, two_j + 1))
+    for k, value in enumerate(coeff):
+        if value:
+            K[k + offset, k] = value
+    return K
+
+
 def log_binom(n: float, k: float) -> float:
     return lgamma(n + 1) - lgamma(k + 1) - lgamma(n - k + 1)
 
