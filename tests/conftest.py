@@ -23,3 +23,15 @@ def assert_within_sem(samples: np.ndarray, exact: np.ndarray, label: str, n_sem:
 @pytest.fixture
 def within_sem():
     return assert_within_sem
+
+
+def assert_frequency_matches(indicators: np.ndarray, p: np.ndarray, label: str, n_sem: float = 5.0):
+    """Empirical frequencies (trajectories, times) of an event against its exact probability p,
+    within n_sem binomial standard errors sqrt(p(1-p)/n) taken at the exact p (so an event too
+    rare to be seen in the sample is compared honestly too)."""
+    n = indicators.shape[0]
+    freq = indicators.mean(axis=0)
+    tol = n_sem * np.sqrt(p * (1 - p) / n) + 1e-9
+    bad = np.flatnonzero(np.abs(freq - p) > tol)
+    assert bad.size == 0, (f"{label}: {bad.size} sample(s) off, first at index {bad[0]}: "
+                           f"{freq[bad[0]]:.5g} vs exact {p[bad[0]]:.5g}")

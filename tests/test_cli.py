@@ -49,7 +49,8 @@ def test_output_contract(small_run):
     assert list(traj.columns) == ["point", "trajectory", "t"] + observables
     assert len(traj) == 600 * 11 and sorted(traj.trajectory.unique()) == list(range(600))
     events = pd.read_parquet(out / "events.parquet")
-    assert list(events.columns) == ["point", "trajectory", "t", "kind", "channel", "N", "j"]
+    assert list(events.columns) == ["point", "trajectory", "t", "kind", "channel", "N", "j",
+                                    "j_before"]
     assert set(events.kind) == {"jump", "loss"}
     scripted = events[(events.kind == "loss") & (events.t == 1.0)]
     assert len(scripted) == 600 and scripted.N.max() == 6  # Poisson losses may come first

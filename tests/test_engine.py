@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from conftest import assert_frequency_matches
 from trajsim import dicke, engine, exact
 from trajsim.model import Rates
 
@@ -84,7 +85,8 @@ def test_numerically_stable_at_large_N_and_r(N, r, t_end):
 def test_waiting_time_solves_no_jump_probability():
     table = engine.BlockTable(Rates(r=1.3, gamma_coll=0.1))
     b = table.ensure(11, 11)
-    blk_int, _, _, lam, _, _ = table.packed()
+    packed = table.packed()
+    blk_int, lam = packed[0], packed[3]
     rng = np.random.default_rng(0)
     for u in (0.9, 0.3, 1e-6):
         c = rng.normal(size=12)
@@ -97,7 +99,8 @@ def test_waiting_time_solves_no_jump_probability():
 def test_dark_component_never_jumps():
     table = engine.BlockTable(Rates(r=1.0))
     b = table.ensure(6, 6)
-    blk_int, _, _, lam, _, _ = table.packed()
+    packed = table.packed()
+    blk_int, lam = packed[0], packed[3]
     c = np.zeros(7)
     c[np.argmin(lam[:7])] = 1.0
     assert engine.waiting_time(blk_int, lam, b, c, 1, 1e-9) == np.inf
@@ -126,3 +129,38 @@ def test_mean_number_of_jumps_is_integrated_jump_rate():
     _, events = run(rates, N, N, psi, 5000, t=np.array([0.0, 2.0]))
     counts = np.bincount(events["row"], minlength=5000)
     assert abs(counts.mean() - expected) < 5 * counts.std(ddof=1) / np.sqrt(counts.size)
+
+
+@pytest.mark.parametrize("N", [6, 7])
+def test_local_dissipation_all_rates_and_a_loss(N, within_sem):
+    """Eq. (11) with Gamma, gamma_coll, gamma_phi, gamma_rel, a scripted and Poisson losses:
+    moments and the distribution of j within 5 SE of the exact evolution over all j blocks."""
+    rates = Rates(Gamma=1.0, r=0.7, gamma_coll=0.1, gamma_phi=0.3, gamma_rel=0.2)
+    psi = dicke.dicke_state(N, -N + 2)
+    samples, events = run(rates, N, N, psi, 4000, loss_rate=0.05, loss_times=[1.5])
+    reference = exact.evolve(rates, N, N, np.outer(psi, psi), T, loss_rate=0.05,
+                             loss_times=[1.5])
+    compare(samples, reference, within_sem, names=("N", "j", "Sz", "Sx2", "Sy2", "Sz2"))
+    two_j = np.rint(2 * samples[:, :, engine.OBSERVABLES.index("j")]).astype(int)
+    for value in range(N + 1):
+        assert_frequency_matches(two_j == value, reference["P_two_j"][:, value], f"P(2j={value})")
+    local = (events["channel"] >= engine.LOCAL_CODE) & (events["channel"] < engine.LOSS_CODE)
+    moved = events["two_j"][local] - events["two_j_before"][local]
+    assert set(np.unique(moved)) == {-2, 0, 2}  # local jumps move j by -1, 0, +1
+
+
+def test_local_jump_weights_sum_to_no_jump_part():
+    """For every block, sum of local-channel weights = <gamma_rel (N/2 + Jz) + gamma_phi N / 2>."""
+    rates = Rates(r=0.5, gamma_phi=0.4, gamma_rel=0.3)
+    table = engine.BlockTable(rates)
+    rng = np.random.default_rng(2)
+    for N, two_j in [(8, 8), (8, 4), (9, 3), (10, 0)]:
+        b = table.ensure(N, two_j)
+        blk_int, _, _, _, _, _, loc_int, loc_f = table.packed()
+        psi = rng.normal(size=two_j + 1) + 1j * rng.normal(size=two_j + 1)
+        psi /= np.linalg.norm(psi)
+        rows = range(blk_int[b, engine.B_LOC], blk_int[b, engine.B_LOC] + blk_int[b, engine.B_NLOC])
+        total = sum(engine._local_weight(loc_int, loc_f, row, two_j, psi) for row in rows)
+        m = dicke.m_values(two_j)
+        expected = rates.gamma_rel * (N / 2 + np.sum(m * np.abs(psi) ** 2)) + rates.gamma_phi * N / 2
+        assert total == pytest.approx(expected, rel=1e-12)

@@ -31,13 +31,18 @@ from . import dicke
 from .dicke import OBSERVABLES
 from .model import IN_BLOCK_CHANNELS, Block, Rates, build_block
 
+LOCAL_CHANNELS = tuple(dicke.LOCAL_PROCESSES)  # dephasing, relaxation: move j by -1, 0, +1
 LOSS_CHANNELS = ("lost_down", "lost_up")
-#: Channel codes in events: in-block jump channels first, then the two spin-loss outcomes.
-CHANNELS = IN_BLOCK_CHANNELS + LOSS_CHANNELS
-LOSS_CODE = len(IN_BLOCK_CHANNELS)
+#: Channel codes in events: in-block jumps, local jumps, then the two spin-loss outcomes.
+CHANNELS = IN_BLOCK_CHANNELS + LOCAL_CHANNELS + LOSS_CHANNELS
+LOCAL_CODE = len(IN_BLOCK_CHANNELS)
+LOSS_CODE = LOCAL_CODE + len(LOCAL_CHANNELS)
 
 # Columns of the packed block table (int64).
-B_N, B_TWO_J, B_D0, B_D1, B_LAM, B_V0, B_V1, B_CH, B_NCH, B_LOSS_MINUS, B_LOSS_PLUS = range(11)
+(B_N, B_TWO_J, B_D0, B_D1, B_LAM, B_V0, B_V1, B_CH, B_NCH, B_LOSS_MINUS, B_LOSS_PLUS, B_LOC,
+ B_NLOC) = range(13)
+# Local-channel rows (int64): channel code, target block, target 2j', index offset, coefficients.
+L_CODE, L_TARGET, L_TWO_JP, L_OFFSET, L_COEFF = range(5)
 NO_BLOCK, IMPOSSIBLE = -1, -2
 # Trajectory state columns: floats and ints.
 T_TIME, T_U, T_NEXT_POISSON = range(3)
@@ -72,11 +77,16 @@ class BlockTable:
                 self._packed = self._pack()
             return self._packed
 
+    def local_rates(self) -> dict[str, float]:
+        """Rates of the local processes of Eq. (11) that are switched on."""
+        rates = {"dephasing": 0.5 * self.rates.gamma_phi, "relaxation": self.rates.gamma_rel}
+        return {name: rate for name, rate in rates.items() if rate > 0}
+
     def _pack(self) -> tuple:
-        blk_int = np.zeros((len(self.blocks), 11), np.int64)
+        blk_int = np.zeros((len(self.blocks), 13), np.int64)
         blk_f = np.zeros((len(self.blocks), 2))
-        lam, V, A, ch_rows = [], [], [], []
-        n_lam = n_V = n_A = 0
+        lam, V, A, ch_rows, loc_rows, loc_f = [], [], [], [], [], []
+        n_lam = n_V = n_A = n_loc = 0
         for b, block in enumerate(self.blocks):
             D0, D1 = block.lam[0].size, block.lam[1].size
             row = blk_int[b]
@@ -91,6 +101,17 @@ class BlockTable:
                 ch_rows.append((IN_BLOCK_CHANNELS.index(name), n_A, n_A + A0.size))
                 A += [A0.ravel(), A1.ravel()]
                 n_A += A0.size + A1.size
+            row[B_LOC] = len(loc_rows)
+            for name, rate in self.local_rates().items():
+                for two_j1, two_jp in dicke.local_targets(block.N, block.two_j):
+                    offset, coeff = dicke.local_kraus_shift(block.N, block.two_j, name, two_j1,
+                                                            two_jp)
+                    target = self.ids.get((block.N, two_jp), NO_BLOCK)
+                    loc_rows.append((LOCAL_CODE + LOCAL_CHANNELS.index(name), target, two_jp,
+                                     offset, n_loc))
+                    loc_f.append(np.sqrt(rate) * coeff)
+                    n_loc += coeff.size
+            row[B_NLOC] = len(loc_rows) - row[B_LOC]
             for col, two_j1 in ((B_LOSS_MINUS, block.two_j - 1), (B_LOSS_PLUS, block.two_j + 1)):
                 weight = dicke.multiplicity(block.N - 1, two_j1) if block.N > 0 else 0
                 if weight == 0:
@@ -101,8 +122,12 @@ class BlockTable:
                         dicke.multiplicity_ratio(block.N - 1, two_j1, block.N, block.two_j)
                     )
         ch_int = np.array(ch_rows, np.int64).reshape(-1, 3)
-        cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0)
-        return blk_int, blk_f, ch_int, cat(lam), cat(V), cat(A)
+        loc_int = np.array(loc_rows, np.int64).reshape(-1, 5)
+
+        def cat(parts):
+            return np.concatenate(parts) if parts else np.zeros(0)
+
+        return blk_int, blk_f, ch_int, cat(lam), cat(V), cat(A), loc_int, cat(loc_f)
 
 
 # ----------------------------------------------------------------------------- random numbers
@@ -281,12 +306,14 @@ def _apply_channel(blk_int, ch_int, A, b, ch, c, mask, out):
 
 
 @nb.njit(cache=True)
-def _jump(blk_int, ch_int, lam, A, b, c, mask, x, work):
-    """Pick a channel with probability ||A_ch c||^2 / <K> (x uniform in (0,1]) and apply it.
+def _jump(blk_int, ch_int, lam, V, A, loc_int, loc_f, si, c, x, work, psi, psi1):
+    """Pick a jump with probability (its weight) / <K> (x uniform in (0,1]) and apply it.
 
-    Channels are tried in order, each costing one product; the last one takes the remainder.
-    Returns the channel code.  The mask of occupied sectors flips (m changes by +-1).
+    In-block channels come first (weight ||A_ch c||^2, one product each), then the local ones
+    (weight ||K_l psi||^2 in the Dicke basis, O(D) each).  Their weights add up to <K>, so no
+    total is needed for the local part.  Updates the block and mask in si; returns the code.
     """
+    b, mask = si[I_BLOCK], si[I_MASK]
     total = 0.0
     for s in range(2):
         if (mask >> s) & 1:
@@ -295,21 +322,76 @@ def _jump(blk_int, ch_int, lam, A, b, c, mask, x, work):
                 total += lam[ls + k] * _abs2(c[cs + k])
     target = x * total
     first, n_ch = blk_int[b, B_CH], blk_int[b, B_NCH]
-    chosen = -1
-    norm = 0.0
+    chosen, computed, norm = -1, -1, 0.0
     for ch in range(first, first + n_ch):
         w = _apply_channel(blk_int, ch_int, A, b, ch, c, mask, work)
+        computed = ch
         if w > 0.0:
             chosen, norm = ch, w
             if target <= w:
+                target = -1.0
                 break
             target -= w
-    if chosen != first + n_ch - 1 and target > norm:  # round-off left the last channel empty
+    if target >= 0.0 and blk_int[b, B_NLOC] > 0:
+        _to_dicke(blk_int, V, b, c, mask, psi)
+        row = _pick_local(blk_int, loc_int, loc_f, b, psi, target)
+        if row >= 0:
+            _apply_local(loc_int, loc_f, blk_int, b, row, psi, psi1)
+            tb = loc_int[row, L_TARGET]
+            si[I_MASK] = _from_dicke(blk_int, V, tb, psi1, c)
+            si[I_BLOCK] = tb
+            return loc_int[row, L_CODE]
+    if computed != chosen:  # round-off left the last channel empty: use the last non-empty one
         norm = _apply_channel(blk_int, ch_int, A, b, chosen, c, mask, work)
     scale = 1.0 / np.sqrt(norm)
     for k in range(blk_int[b, B_D0] + blk_int[b, B_D1]):
         c[k] = work[k] * scale
+    si[I_MASK] = ((mask & 1) << 1) | ((mask >> 1) & 1)  # m changed by +-1
     return ch_int[chosen, 0]
+
+
+@nb.njit(cache=True)
+def _local_weight(loc_int, loc_f, row, two_j, psi):
+    offset, base = loc_int[row, L_OFFSET], loc_int[row, L_COEFF]
+    w = 0.0
+    for k in range(two_j + 1):
+        coeff = loc_f[base + k]
+        if coeff != 0.0:
+            w += coeff * coeff * _abs2(psi[k])
+    return w
+
+
+@nb.njit(cache=True)
+def _pick_local(blk_int, loc_int, loc_f, b, psi, target):
+    """Row of the local channel that covers target (the last non-empty one on round-off)."""
+    first = blk_int[b, B_LOC]
+    last = -1
+    for row in range(first, first + blk_int[b, B_NLOC]):
+        w = _local_weight(loc_int, loc_f, row, blk_int[b, B_TWO_J], psi)
+        if w > 0.0:
+            last = row
+            if target <= w:
+                return row
+            target -= w
+    return last
+
+
+@nb.njit(cache=True)
+def _apply_local(loc_int, loc_f, blk_int, b, row, psi, psi1):
+    """psi1 = K_row psi / ||K_row psi|| in the Dicke basis of the target block."""
+    two_j, two_jp = blk_int[b, B_TWO_J], loc_int[row, L_TWO_JP]
+    offset, base = loc_int[row, L_OFFSET], loc_int[row, L_COEFF]
+    psi1[: two_jp + 1] = 0.0
+    norm = 0.0
+    for k in range(two_j + 1):
+        coeff = loc_f[base + k]
+        if coeff != 0.0:
+            amp = coeff * psi[k]
+            psi1[k + offset] = amp
+            norm += _abs2(amp)
+    scale = 1.0 / np.sqrt(norm)
+    for k in range(two_jp + 1):
+        psi1[k] *= scale
 
 
 @nb.njit(cache=True)
@@ -440,21 +522,21 @@ def start_trajectories(blk_int, V, b0, init_weights, init_states, loss_rate, st_
 @nb.njit(cache=True, nogil=True)
 def advance(packed, t_grid, script_times, loss_rate, st_f, st_i, rng, c, samples, ev_t, ev_i):
     """Run every unfinished trajectory until it is done, needs a block, or fills its event buffer."""
-    blk_int, blk_f, ch_int, lam, V, A = packed
+    blk_int, blk_f, ch_int, lam, V, A, loc_int, loc_f = packed
     work = np.zeros_like(c[0])
     psi = np.zeros_like(c[0])
     psi1 = np.zeros_like(c[0])
     for i in range(st_f.shape[0]):
         if st_i[i, I_STATUS] != DONE:
             st_i[i, I_STATUS] = _run(
-                blk_int, blk_f, ch_int, lam, V, A, t_grid, script_times, loss_rate,
+                blk_int, blk_f, ch_int, lam, V, A, loc_int, loc_f, t_grid, script_times, loss_rate,
                 st_f[i], st_i[i], rng[i], c[i], samples[i], ev_t[i], ev_i[i],
                 work, psi, psi1,
             )
 
 
 @nb.njit(cache=True)
-def _run(blk_int, blk_f, ch_int, lam, V, A, t_grid, script_times, loss_rate,
+def _run(blk_int, blk_f, ch_int, lam, V, A, loc_int, loc_f, t_grid, script_times, loss_rate,
          sf, si, s, c, samples, ev_t, ev_i, work, psi, psi1):
     n_samples = t_grid.shape[0]
     cap = ev_t.shape[0]
@@ -493,17 +575,24 @@ def _run(blk_int, blk_f, ch_int, lam, V, A, t_grid, script_times, loss_rate,
             rate = loss_rate * blk_int[tb, B_N]  # N changed: restart the memoryless clock
             sf[T_NEXT_POISSON] = t_event - np.log(_uniform(s)) / rate if rate > 0 else np.inf
         else:
+            for row in range(blk_int[b, B_LOC], blk_int[b, B_LOC] + blk_int[b, B_NLOC]):
+                if loc_int[row, L_TARGET] == NO_BLOCK:
+                    si[I_NEED_N] = blk_int[b, B_N]
+                    si[I_NEED_TWO_J] = loc_int[row, L_TWO_JP]
+                    return NEED_BLOCK
             _decay(blk_int, lam, b, c, mask, tau)
-            code = _jump(blk_int, ch_int, lam, A, b, c, mask, _uniform(s), work)
-            si[I_MASK] = ((mask & 1) << 1) | ((mask >> 1) & 1)
+            code = _jump(blk_int, ch_int, lam, V, A, loc_int, loc_f, si, c, _uniform(s), work,
+                         psi, psi1)
             sf[T_U] = _uniform(s)
         sf[T_TIME] = t_event
+        two_j_before = blk_int[b, B_TWO_J]
         b = si[I_BLOCK]
         k = si[I_NEV]
         ev_t[k] = t_event
         ev_i[k, 0] = code
         ev_i[k, 1] = blk_int[b, B_N]
         ev_i[k, 2] = blk_int[b, B_TWO_J]
+        ev_i[k, 3] = two_j_before
         si[I_NEV] = k + 1
 
 
@@ -516,7 +605,8 @@ def simulate(table: BlockTable, N0: int, two_j0: int, init_weights: np.ndarray,
     drained whenever a buffer fills.
 
     Returns (samples[trajectory, sample, observable], events) where events is a dict of arrays
-    (trajectory row, t, channel code, N, 2j after the event), ordered by trajectory then time.
+    (trajectory row, t, channel code, N and 2j after the event, 2j before it), ordered by
+    trajectory then time.
     """
     n = len(rng)
     rng = rng.copy()
@@ -527,8 +617,8 @@ def simulate(table: BlockTable, N0: int, two_j0: int, init_weights: np.ndarray,
     st_i = np.zeros((n, 8), np.int64)
     samples = np.zeros((n, len(t_grid), len(OBSERVABLES)))
     ev_t = np.zeros((n, event_capacity))
-    ev_i = np.zeros((n, event_capacity, 3), np.int64)
-    blk_int, _, _, _, V, _ = table.packed()
+    ev_i = np.zeros((n, event_capacity, 4), np.int64)
+    blk_int, V = table.packed()[0], table.packed()[4]
     start_trajectories(blk_int, V, b0, init_weights, init_states, loss_rate, st_f, st_i, rng, c)
     chunks = []
     while True:
@@ -547,8 +637,10 @@ def simulate(table: BlockTable, N0: int, two_j0: int, init_weights: np.ndarray,
         order = np.argsort(rows, kind="stable")
         ints = np.concatenate([ch[2] for ch in chunks])[order]
         events = {"row": rows[order], "t": np.concatenate([ch[1] for ch in chunks])[order],
-                  "channel": ints[:, 0], "N": ints[:, 1], "two_j": ints[:, 2]}
+                  "channel": ints[:, 0], "N": ints[:, 1], "two_j": ints[:, 2],
+                  "two_j_before": ints[:, 3]}
     else:
         events = {"row": np.zeros(0, np.int64), "t": np.zeros(0), "channel": np.zeros(0, np.int64),
-                  "N": np.zeros(0, np.int64), "two_j": np.zeros(0, np.int64)}
+                  "N": np.zeros(0, np.int64), "two_j": np.zeros(0, np.int64),
+                  "two_j_before": np.zeros(0, np.int64)}
     return samples, events

@@ -1,7 +1,7 @@
 """Exact references: block density-matrix evolution, closed-form steady states, Liouvillian gaps.
 
-- ``evolve``: dense-block master equation of Eq. (2) plus gamma_coll D[S-] with Poisson and
-  scripted spin loss, over every block (N, j) the loss channel reaches.  Blocks are p_j rho_j
+- ``evolve``: block master equation of Eq. (11) (Gamma, gamma_coll, local dephasing and
+  relaxation) with Poisson and scripted spin loss, over every block (N, j) the dynamics reaches.  Blocks are p_j rho_j
   (trace = probability), the generator is assembled as a sparse superoperator and propagated with
   ``scipy.sparse.linalg.expm_multiply`` (exact to round-off; small N).
 - ``steady_state``: Eqs. (6)-(7) (dark state, integer j) and Eq. (D5)/(16) rho ∝ (Sigma^dag Sigma)^-1
@@ -73,6 +73,22 @@ def _loss_superoperator(N: int, two_j: int, two_j1: int) -> sp.csr_matrix:
     return S
 
 
+def _local_rates(rates: Rates) -> dict[str, float]:
+    return {name: rate for name, rate in
+            (("dephasing", 0.5 * rates.gamma_phi), ("relaxation", rates.gamma_rel)) if rate > 0}
+
+
+def _local_superoperators(N: int, two_j: int, rates: Rates) -> dict[int, sp.csr_matrix]:
+    """Target 2j' -> sum over local processes and routes of rate (K ⊗ conj K) (physics.md §3)."""
+    out: dict[int, sp.csr_matrix] = {}
+    for name, rate in _local_rates(rates).items():
+        for two_j1, two_jp in dicke.local_targets(N, two_j):
+            K = sp.csr_matrix(dicke.local_kraus(N, two_j, name, two_j1, two_jp))
+            term = rate * sp.kron(K, K.conj())
+            out[two_jp] = out[two_jp] + term if two_jp in out else term
+    return out
+
+
 @dataclass
 class _Layout:
     keys: list[tuple[int, int]]
@@ -80,10 +96,16 @@ class _Layout:
     size: int
 
     @classmethod
-    def reachable(cls, N0: int, two_j0: int, max_losses: int) -> _Layout:
-        keys, frontier = [(N0, two_j0)], [(N0, two_j0)]
+    def reachable(cls, N0: int, two_j0: int, max_losses: int, local: bool) -> _Layout:
+        """Blocks reachable from (N0, j0) by local jumps (all j of each N) and up to max_losses."""
+        def with_all_j(N):
+            return [(N, t) for t in range(N % 2, N + 1, 2)] if local else []
+
+        keys = [(N0, two_j0)] + [k for k in with_all_j(N0) if k != (N0, two_j0)]
+        frontier = list(keys)
         for _ in range(max_losses):
-            frontier = sorted({(N - 1, t) for N, tj in frontier for t in dicke.loss_targets(N, tj)})
+            frontier = sorted({(N - 1, t) for N, tj in frontier for t in dicke.loss_targets(N, tj)}
+                              | set(with_all_j(frontier[0][0] - 1)))
             keys += frontier
         offsets, size = {}, 0
         for key in keys:
@@ -103,6 +125,11 @@ def _generator(layout: _Layout, rates: Rates, loss_rate: float) -> sp.csr_matrix
     index = {k: i for i, k in enumerate(layout.keys)}
     for i, (N, tj) in enumerate(layout.keys):
         G = _lindblad_terms(N, tj, rates)
+        for two_jp, S in _local_superoperators(N, tj, rates).items():
+            if two_jp == tj:
+                G = G + S
+            else:
+                blocks[index[(N, two_jp)]][i] = S
         if loss_rate > 0 and N > 0:
             G = G - loss_rate * N * sp.identity(G.shape[0])
             for tj1 in dicke.loss_targets(N, tj):
@@ -127,21 +154,22 @@ def _loss_map(layout: _Layout) -> sp.csr_matrix:
 
 def evolve(rates: Rates, N0: int, two_j0: int, rho0: np.ndarray, t_grid: np.ndarray,
            loss_rate: float = 0.0, loss_times=(), max_losses: int | None = None) -> dict:
-    """Exact ensemble observables on t_grid (uniform, from 0) for Eq. (2) + gamma_coll + spin loss.
+    """Exact ensemble observables on t_grid (uniform, from 0) for Eq. (11) with spin loss.
 
     Scripted losses act at their times; a sample at exactly a loss time sees the state after it.
     Poisson losses (rate per spin) are followed through ``max_losses`` losses (default: down to N=0).
-    Returns a dict of arrays over t_grid for OBSERVABLES and 'xi2'.
+    Returns a dict of arrays over t_grid for OBSERVABLES and 'xi2', and 'P_two_j'[t, 2j], the
+    probability of total spin j.
     """
     loss_times = sorted(loss_times)
     if max_losses is None:
         max_losses = N0 if loss_rate > 0 else len(loss_times)
-    layout = _Layout.reachable(N0, two_j0, max_losses)
+    layout = _Layout.reachable(N0, two_j0, max_losses, local=bool(_local_rates(rates)))
     G = _generator(layout, rates, loss_rate)
     Lmap = _loss_map(layout) if loss_times else None
     vec = np.zeros(layout.size, complex)
     vec[: rho0.size] = np.asarray(rho0, complex).ravel()
-    rows, t_now = [], 0.0
+    rows, j_dist, t_now = [], [], 0.0
     pending = list(loss_times)
     for t in t_grid:
         while pending and pending[0] <= t:
@@ -150,8 +178,14 @@ def evolve(rates: Rates, N0: int, two_j0: int, rho0: np.ndarray, t_grid: np.ndar
         if t > t_now:
             vec = expm_multiply(G * (t - t_now), vec)
             t_now = t
-        rows.append(expectations(layout.split(vec)))
+        blocks = layout.split(vec)
+        rows.append(expectations(blocks))
+        p_j = np.zeros(N0 + 1)
+        for (_, two_j), rho in blocks.items():
+            p_j[two_j] += np.trace(rho).real
+        j_dist.append(p_j)
     out = {name: np.array([row[name] for row in rows]) for name in OBSERVABLES}
+    out["P_two_j"] = np.array(j_dist)
     mean, second = moments_from_columns(out)
     out["xi2"] = wineland_xi2(out["N"], mean, second)
     return out

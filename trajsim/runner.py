@@ -118,6 +118,7 @@ def run_unit(setup: PointSetup, unit: WorkUnit, seed: int, keep_trajectories: bo
         "channel": np.asarray(CHANNELS, dtype=object)[codes],
         "N": events["N"].astype(np.int64),
         "j": events["two_j"] / 2.0,
+        "j_before": events["two_j_before"] / 2.0,
     })
     return UnitResult(stats, {"trajectories": traj, "events": ev})
 

@@ -235,9 +235,6 @@ def _check_point(point: dict, label: str) -> None:
     """Physics checks the schema cannot express."""
     model, init = point["model"], point["initial_state"]
     N = model["N"]
-    if model["gamma_phi"] > 0 or model["gamma_rel"] > 0:
-        raise ScenarioError(f"{label}model.gamma_phi/gamma_rel: local dephasing and relaxation are "
-                            "not available in this version; set them to 0")
     if point["measurement"]["shots"] > 0:
         raise ScenarioError(f"{label}measurement.shots: finite-shot S_y measurement is not "
                             "available in this version; use 0 (ideal <Sy^2>)")
