@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from conftest import assert_frequency_matches
+
 from trajsim import dicke, engine, exact
 from trajsim.model import Rates
 

@@ -352,7 +352,8 @@ def _jump(blk_int, ch_int, lam, V, A, loc_int, loc_f, si, c, x, work, psi, psi1)
 
 @nb.njit(cache=True)
 def _local_weight(loc_int, loc_f, row, two_j, psi):
-    offset, base = loc_int[row, L_OFFSET], loc_int[row, L_COEFF]
+    """||K_row psi||^2 (the coefficients are zero where K_row leaves V_j')."""
+    base = loc_int[row, L_COEFF]
     w = 0.0
     for k in range(two_j + 1):
         coeff = loc_f[base + k]
