@@ -63,6 +63,25 @@ def test_output_contract(small_run):
     assert np.allclose(summary["Sy2_mean"], grouped, rtol=1e-12)
 
 
+def test_j_distribution_file(tmp_path):
+    """Local dephasing spreads j; j_distribution.parquet holds P(j) per sample (sums to 1)."""
+    scenario = tmp_path / "local.yaml"
+    scenario.write_text(SMALL.replace("gamma_coll: 0.2}", "gamma_coll: 0.2, gamma_phi: 0.4}"))
+    res = trajsim("run", scenario, "--out", tmp_path / "run", "--trajectories", "100")
+    assert res.returncode == 0, res.stderr
+    dist = pd.read_parquet(tmp_path / "run" / "j_distribution.parquet")
+    assert list(dist.columns) == ["point", "t", "j", "probability", "sem"]
+    assert np.allclose(dist.groupby("t").probability.sum(), 1.0)
+    at_start = dist[(dist.t == 0) & (dist.probability > 0)]
+    assert at_start.set_index("j").probability.to_dict() == {3.5: 1.0}
+    summary = pd.read_parquet(tmp_path / "run" / "summary.parquet")
+    mean_j = (dist.j * dist.probability).groupby(dist.t).sum().to_numpy()
+    assert np.allclose(mean_j, summary.j_mean)
+    events = pd.read_parquet(tmp_path / "run" / "events.parquet")
+    local = events[events.channel == "dephasing"]
+    assert len(local) > 0 and set(local.j - local.j_before) <= {-1.0, 0.0, 1.0}
+
+
 def test_summary_matches_exact_evolution(small_run):
     _, out = small_run
     summary = pd.read_parquet(out / "summary.parquet")

@@ -64,3 +64,24 @@ def test_scripted_loss_keeps_trace_and_lowers_N():
     out = exact.evolve(Rates(r=1.0), 6, 6, np.diag(dicke.dicke_state(6, -6)), t,
                        loss_times=[0.5, 0.7])
     assert np.allclose(out["N"], np.where(t < 0.5, 6, np.where(t < 0.7, 5, 4)))
+
+
+def test_local_dissipation_matches_qutip_piqs():
+    """Eq. (11) over all j blocks against QuTiP's PIQS (dephasing=2 gamma_phi, emission=gamma_rel)."""
+    qutip = pytest.importorskip("qutip")
+    from qutip import piqs
+
+    N, r = 5, 0.8
+    rates = Rates(Gamma=1.0, r=r, gamma_coll=0.15, gamma_phi=0.3, gamma_rel=0.2)
+    system = piqs.Dicke(N=N, emission=rates.gamma_rel, dephasing=2 * rates.gamma_phi,
+                        collective_emission=rates.gamma_coll)
+    Sigma = np.cosh(r) * piqs.jspin(N, "-") - np.sinh(r) * piqs.jspin(N, "+")
+    L = system.liouvillian() + rates.Gamma * qutip.lindblad_dissipator(Sigma)
+    t = np.linspace(0, 2.0, 11)
+    Sx, Sy, Sz = piqs.jspin(N)
+    res = qutip.mesolve(L, piqs.dicke(N, N / 2, -N / 2 + 1), t,
+                        e_ops=[Sz, Sx * Sx, Sy * Sy, Sz * Sz],
+                        options={"atol": 1e-12, "rtol": 1e-10})
+    ours = exact.evolve(rates, N, N, np.diag(dicke.dicke_state(N, -N + 2)), t)
+    for name, values in zip(["Sz", "Sx2", "Sy2", "Sz2"], res.expect):
+        assert np.allclose(ours[name], np.real(values), atol=1e-8), name

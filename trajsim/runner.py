@@ -98,7 +98,8 @@ def run_unit(setup: PointSetup, unit: WorkUnit, seed: int, keep_trajectories: bo
                                setup.weights, setup.states, setup.t_grid, setup.script_times,
                                setup.loss_rate, rng_states(seed, unit.point, index))
     mean = samples.mean(axis=0)
-    stats = {"n": np.array(unit.count), "mean": mean, "M2": ((samples - mean) ** 2).sum(axis=0)}
+    stats = {"n": np.array(unit.count), "mean": mean, "M2": ((samples - mean) ** 2).sum(axis=0),
+             "j_counts": j_counts(samples, setup.point["model"]["N"])}
     if not keep_trajectories:
         return UnitResult(stats)
     stats["rows_trajectories"] = np.array(samples.shape[0] * samples.shape[1])
@@ -121,6 +122,29 @@ def run_unit(setup: PointSetup, unit: WorkUnit, seed: int, keep_trajectories: bo
         "j_before": events["two_j_before"] / 2.0,
     })
     return UnitResult(stats, {"trajectories": traj, "events": ev})
+
+
+def j_counts(samples: np.ndarray, N: int) -> np.ndarray:
+    """How many trajectories are in each total spin j at each sample: counts[sample, 2j]."""
+    two_j = np.rint(2 * samples[:, :, OBSERVABLES.index("j")]).astype(np.int64)
+    counts = np.zeros((samples.shape[1], N + 1), np.int64)
+    np.add.at(counts, (np.broadcast_to(np.arange(samples.shape[1]), two_j.shape), two_j), 1)
+    return counts
+
+
+def j_distribution_frame(point_index: int, t_grid: np.ndarray, parts: list[dict]) -> pd.DataFrame:
+    """Long table of P(j) per sample with its binomial standard error, for the j that occur."""
+    counts = sum(part["j_counts"] for part in parts)
+    n = counts[0].sum()
+    seen = np.flatnonzero(counts.sum(axis=0))
+    p = counts[:, seen] / n
+    return pd.DataFrame({
+        "point": np.full(p.size, point_index, np.int64),
+        "t": np.repeat(t_grid, seen.size),
+        "j": np.tile(seen / 2.0, t_grid.size),
+        "probability": p.ravel(),
+        "sem": np.sqrt(p * (1 - p) / max(n - 1, 1)).ravel(),
+    })
 
 
 def merge_stats(parts: list[dict]) -> tuple[int, np.ndarray, np.ndarray]:
@@ -306,7 +330,7 @@ def _finish(directory, scenario, manifest, scheduler: Scheduler) -> None:
     Units past a point's cut (target standard error reached earlier) are dropped with their files.
     """
     started = time.time()
-    summaries = []
+    summaries, j_tables = [], []
     for p, point in enumerate(scenario.points):
         kept = [u for u in scheduler.units if u.point == p and u.unit < scheduler.cut[p]]
         for u in scheduler.units:
@@ -315,9 +339,11 @@ def _finish(directory, scenario, manifest, scheduler: Scheduler) -> None:
         parts = [directory.load_unit_stats(u.point, u.unit) for u in kept]
         t_grid = np.linspace(0.0, point["time"]["t_end"], point["time"]["n_samples"])
         summaries.append(summary_frame(p, t_grid, parts))
+        j_tables.append(j_distribution_frame(p, t_grid, parts))
         manifest["points"][p].update(status="done", trajectories=sum(u.count for u in kept),
                                      target_sem_reached=scheduler.reached[p])
     directory.write_table("summary", pd.concat(summaries, ignore_index=True))
+    directory.write_table("j_distribution", pd.concat(j_tables, ignore_index=True))
     directory.write_table("points", points_frame(scenario))
     manifest["status"] = "done"
     manifest["timings"]["merge_s"] = round(time.time() - started, 3)

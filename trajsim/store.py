@@ -4,6 +4,7 @@
     DIR/summary.parquet        point, t, <obs>_mean, <obs>_sem, xi2
     DIR/trajectories.parquet/  partitioned: one part per work unit (store: trajectories)
     DIR/events.parquet/        partitioned: one part per work unit (store: trajectories)
+    DIR/j_distribution.parquet point, t, j, probability, sem: the distribution of total spin j
     DIR/points.parquet         point and its swept parameter values
     DIR/units/                 per-unit partial statistics; a unit is finished once its file exists
 
