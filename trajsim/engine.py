@@ -22,6 +22,7 @@ depend on how trajectories are spread over threads or processes.
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numba as nb
@@ -39,10 +40,9 @@ LOCAL_CODE = len(IN_BLOCK_CHANNELS)
 LOSS_CODE = LOCAL_CODE + len(LOCAL_CHANNELS)
 
 # Columns of the packed block table (int64).
-(B_N, B_TWO_J, B_D0, B_D1, B_LAM, B_V0, B_V1, B_CH, B_NCH, B_LOSS_MINUS, B_LOSS_PLUS, B_LOC,
- B_NLOC) = range(13)
-# Local-channel rows (int64): channel code, target block, target 2j', index offset, coefficients.
-L_CODE, L_TARGET, L_TWO_JP, L_OFFSET, L_COEFF = range(5)
+B_N, B_TWO_J, B_D0, B_D1, B_CH, B_NCH, B_LOSS_MINUS, B_LOSS_PLUS, B_LOC, B_NLOC = range(10)
+# Local-channel rows (int64): channel code, target block, target 2j', index offset.
+L_CODE, L_TARGET, L_TWO_JP, L_OFFSET = range(4)
 NO_BLOCK, IMPOSSIBLE = -1, -2
 # Trajectory state columns: floats and ints.
 T_TIME, T_U, T_NEXT_POISSON = range(3)
@@ -50,84 +50,154 @@ I_BLOCK, I_MASK, I_SAMPLE, I_SCRIPT, I_STATUS, I_NEV, I_NEED_N, I_NEED_TWO_J = r
 FRESH, DONE, NEED_BLOCK, BUFFER_FULL = 0, 1, 2, 3
 
 
-class BlockTable:
-    """Append-only, thread-safe set of blocks of one model, packed into flat arrays on demand."""
+def _float_list(arrays) -> nb.typed.List:
+    out = nb.typed.List.empty_list(nb.float64[::1])
+    for a in arrays:
+        out.append(np.ascontiguousarray(a, dtype=np.float64).ravel())
+    return out
 
-    def __init__(self, rates: Rates):
+
+class BlockTable:
+    """Thread-safe set of the blocks of one model, handed to the kernels as snapshots.
+
+    Block ids are permanent.  Built blocks stay cached while their memory fits ``budget_bytes``;
+    past it the least recently used blocks that no caller pins are evicted (and rebuilt, bit for
+    bit the same, if a trajectory needs them again).  A snapshot holds references to the block
+    arrays (numba typed lists), so making one copies nothing large.
+    """
+
+    def __init__(self, rates: Rates, budget_bytes: float | None = None):
         self.rates = rates
-        self.blocks: list[Block] = []
+        self.budget = budget_bytes if budget_bytes is not None else default_budget()
+        self.keys: list[tuple[int, int]] = []
         self.ids: dict[tuple[int, int], int] = {}
-        self._lock = threading.Lock()
+        self.blocks: list[Block | None] = []
+        self._parts: list[dict | None] = []
+        self._used: dict[int, int] = {}
+        self._clock = 0
+        self.builds = 0
+        self._lock = threading.RLock()
         self._packed: tuple | None = None
 
-    def ensure(self, N: int, two_j: int) -> int:
-        """Id of block (N, 2j), building it if needed."""
+    def ensure(self, N: int, two_j: int, pinned=()) -> int:
+        """Id of block (N, 2j), building it if it is not in memory."""
         with self._lock:
             key = (N, two_j)
             if key not in self.ids:
-                self.ids[key] = len(self.blocks)
-                self.blocks.append(build_block(N, two_j, self.rates))
+                self.ids[key] = len(self.keys)
+                self.keys.append(key)
+                self.blocks.append(None)
+                self._parts.append(None)
+            b = self.ids[key]
+            self._clock += 1
+            self._used[b] = self._clock
+            if self.blocks[b] is None:
+                self.blocks[b] = build_block(N, two_j, self.rates)
+                self._parts[b] = self._kernel_parts(self.blocks[b])
+                self.builds += 1
+                self._evict(keep={b, *pinned})
                 self._packed = None
-            return self.ids[key]
+            return b
 
-    def packed(self) -> tuple:
-        """(blk_int, blk_f, ch_int, lam, V, A): immutable snapshot for the kernels."""
+    def nbytes(self) -> int:
+        return sum(sum(a.nbytes for a in part["arrays"]) for part in self._parts if part)
+
+    def _evict(self, keep) -> None:
+        for b in sorted(self._used, key=self._used.get):
+            if self.nbytes() <= self.budget:
+                return
+            if b not in keep and self.blocks[b] is not None:
+                self.blocks[b] = self._parts[b] = None
+                del self._used[b]
+
+    def snapshot(self, required) -> tuple:
+        """(blk_int, blk_f, ch_int, lam, V, A, loc_int, loc_f) for the kernels, with every
+        block of ``required`` [(N, 2j), ...] in memory (built or rebuilt as needed)."""
         with self._lock:
+            ids = [self.ensure(N, two_j) for N, two_j in required]
+            for N, two_j in required:
+                self.ensure(N, two_j, pinned=ids)  # later builds may not evict earlier ones
             if self._packed is None:
                 self._packed = self._pack()
             return self._packed
+
+    def neighbourhood(self, N: int, two_j: int, losses: bool) -> set[tuple[int, int]]:
+        """Block (N, 2j) and every block one local jump (or, with losses, one loss) away: what a
+        trajectory there may need next.  Kept together so that evictions cannot ping-pong."""
+        keys = {(N, two_j)}
+        if self.local_rates():
+            keys |= {(N, two_jp) for _, two_jp in dicke.local_targets(N, two_j)}
+        if losses and N > 0:
+            keys |= {(N - 1, t) for t in dicke.loss_targets(N, two_j)}
+        return keys
+
+    def packed(self) -> tuple:
+        """The current snapshot (every block in memory)."""
+        return self.snapshot([])
 
     def local_rates(self) -> dict[str, float]:
         """Rates of the local processes of Eq. (11) that are switched on."""
         rates = {"dephasing": 0.5 * self.rates.gamma_phi, "relaxation": self.rates.gamma_rel}
         return {name: rate for name, rate in rates.items() if rate > 0}
 
+    def _kernel_parts(self, block: Block) -> dict:
+        """A block's arrays in kernel layout: eigenvalues, eigenvectors, channel matrices and
+        local-channel coefficients (sqrt(rate) folded in)."""
+        channels = [(IN_BLOCK_CHANNELS.index(name), np.concatenate([A0.ravel(), A1.ravel()]),
+                     A0.size) for name, (A0, A1) in block.channels.items()]
+        local = []
+        for name, rate in self.local_rates().items():
+            for two_j1, two_jp in dicke.local_targets(block.N, block.two_j):
+                offset, coeff = dicke.local_kraus_shift(block.N, block.two_j, name, two_j1, two_jp)
+                local.append((LOCAL_CODE + LOCAL_CHANNELS.index(name), two_jp, offset,
+                              np.sqrt(rate) * coeff))
+        lam = np.concatenate(block.lam)
+        V = np.concatenate([block.V[0].ravel(), block.V[1].ravel()])
+        arrays = [lam, V] + [ch[1] for ch in channels] + [row[3] for row in local]
+        return {"lam": lam, "V": V, "channels": channels, "local": local, "arrays": arrays}
+
     def _pack(self) -> tuple:
-        blk_int = np.zeros((len(self.blocks), 13), np.int64)
-        blk_f = np.zeros((len(self.blocks), 2))
+        blk_int = np.zeros((len(self.keys), 10), np.int64)
+        blk_f = np.zeros((len(self.keys), 2))
         lam, V, A, ch_rows, loc_rows, loc_f = [], [], [], [], [], []
-        n_lam = n_V = n_A = n_loc = 0
-        for b, block in enumerate(self.blocks):
-            D0, D1 = block.lam[0].size, block.lam[1].size
+        for b, ((N, two_j), block) in enumerate(zip(self.keys, self.blocks)):
             row = blk_int[b]
-            row[B_N], row[B_TWO_J], row[B_D0], row[B_D1] = block.N, block.two_j, D0, D1
-            row[B_LAM], row[B_V0], row[B_V1] = n_lam, n_V, n_V + D0 * D0
-            lam += [block.lam[0], block.lam[1]]
-            V += [block.V[0].ravel(), block.V[1].ravel()]
-            n_lam += D0 + D1
-            n_V += D0 * D0 + D1 * D1
-            row[B_CH], row[B_NCH] = len(ch_rows), len(block.channels)
-            for name, (A0, A1) in block.channels.items():
-                ch_rows.append((IN_BLOCK_CHANNELS.index(name), n_A, n_A + A0.size))
-                A += [A0.ravel(), A1.ravel()]
-                n_A += A0.size + A1.size
-            row[B_LOC] = len(loc_rows)
-            for name, rate in self.local_rates().items():
-                for two_j1, two_jp in dicke.local_targets(block.N, block.two_j):
-                    offset, coeff = dicke.local_kraus_shift(block.N, block.two_j, name, two_j1,
-                                                            two_jp)
-                    target = self.ids.get((block.N, two_jp), NO_BLOCK)
-                    loc_rows.append((LOCAL_CODE + LOCAL_CHANNELS.index(name), target, two_jp,
-                                     offset, n_loc))
-                    loc_f.append(np.sqrt(rate) * coeff)
-                    n_loc += coeff.size
-            row[B_NLOC] = len(loc_rows) - row[B_LOC]
-            for col, two_j1 in ((B_LOSS_MINUS, block.two_j - 1), (B_LOSS_PLUS, block.two_j + 1)):
-                weight = dicke.multiplicity(block.N - 1, two_j1) if block.N > 0 else 0
-                if weight == 0:
+            row[B_N], row[B_TWO_J] = N, two_j
+            parts = self._parts[b]
+            if block is None:  # evicted: nothing may enter it until it is rebuilt
+                lam.append(np.zeros(0))
+                V.append(np.zeros(0))
+                continue
+            row[B_D0], row[B_D1] = block.lam[0].size, block.lam[1].size
+            lam.append(parts["lam"])
+            V.append(parts["V"])
+            row[B_CH], row[B_NCH] = len(ch_rows), len(parts["channels"])
+            for code, matrices, split in parts["channels"]:
+                ch_rows.append((code, 0, split))
+                A.append(matrices)
+            row[B_LOC], row[B_NLOC] = len(loc_rows), len(parts["local"])
+            for code, two_jp, offset, coeff in parts["local"]:
+                loc_rows.append((code, self._present(N, two_jp), two_jp, offset))
+                loc_f.append(coeff)
+            for col, two_j1 in ((B_LOSS_MINUS, two_j - 1), (B_LOSS_PLUS, two_j + 1)):
+                if N == 0 or dicke.multiplicity(N - 1, two_j1) == 0:
                     row[col] = IMPOSSIBLE
                 else:
-                    row[col] = self.ids.get((block.N - 1, two_j1), NO_BLOCK)
+                    row[col] = self._present(N - 1, two_j1)
                     blk_f[b, col - B_LOSS_MINUS] = np.sqrt(
-                        dicke.multiplicity_ratio(block.N - 1, two_j1, block.N, block.two_j)
-                    )
-        ch_int = np.array(ch_rows, np.int64).reshape(-1, 3)
-        loc_int = np.array(loc_rows, np.int64).reshape(-1, 5)
+                        dicke.multiplicity_ratio(N - 1, two_j1, N, two_j))
+        return (blk_int, blk_f, np.array(ch_rows, np.int64).reshape(-1, 3), _float_list(lam),
+                _float_list(V), _float_list(A), np.array(loc_rows, np.int64).reshape(-1, 4),
+                _float_list(loc_f))
 
-        def cat(parts):
-            return np.concatenate(parts) if parts else np.zeros(0)
+    def _present(self, N: int, two_j: int) -> int:
+        b = self.ids.get((N, two_j), NO_BLOCK)
+        return b if b != NO_BLOCK and self.blocks[b] is not None else NO_BLOCK
 
-        return blk_int, blk_f, ch_int, cat(lam), cat(V), cat(A), loc_int, cat(loc_f)
+
+def default_budget() -> float:
+    """A quarter of the physical memory for cached blocks."""
+    return 0.25 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 # ----------------------------------------------------------------------------- random numbers
@@ -175,17 +245,18 @@ def _abs2(z):
 
 @nb.njit(cache=True)
 def _sector(blk_int, b, s):
-    """(size, offset in c, offset of lambda, offset of V) of sector s of block b."""
+    """(size, offset in c and in lam[b], offset in V[b]) of sector s of block b."""
     D0 = blk_int[b, B_D0]
     if s == 0:
-        return D0, 0, blk_int[b, B_LAM], blk_int[b, B_V0]
-    return blk_int[b, B_D1], D0, blk_int[b, B_LAM] + D0, blk_int[b, B_V1]
+        return D0, 0, 0, 0
+    return blk_int[b, B_D1], D0, D0, D0 * D0
 
 
 @nb.njit(cache=True, fastmath=FAST)
 def _to_dicke(blk_int, V, b, c, mask, psi):
     """psi = V c in the Dicke basis (sector s holds Dicke indices k = s, s+2, ...)."""
     psi[: blk_int[b, B_TWO_J] + 1] = 0.0
+    Vb = V[b]
     for s in range(2):
         if not (mask >> s) & 1:
             continue
@@ -194,7 +265,7 @@ def _to_dicke(blk_int, V, b, c, mask, psi):
             acc = 0.0 * c[0]
             base = vs + row * Ds
             for col in range(Ds):
-                acc += V[base + col] * c[cs + col]
+                acc += Vb[base + col] * c[cs + col]
             psi[s + 2 * row] = acc
 
 
@@ -202,6 +273,7 @@ def _to_dicke(blk_int, V, b, c, mask, psi):
 def _from_dicke(blk_int, V, b, psi, c):
     """c = V^T psi; returns the mask of sectors where psi is not zero."""
     mask = 0
+    Vb = V[b]
     for s in range(2):
         Ds, cs, _, vs = _sector(blk_int, b, s)
         occupied = False
@@ -217,7 +289,7 @@ def _from_dicke(blk_int, V, b, psi, c):
             p = psi[s + 2 * row]
             base = vs + row * Ds
             for col in range(Ds):
-                c[cs + col] += V[base + col] * p
+                c[cs + col] += Vb[base + col] * p
     return mask
 
 
@@ -227,11 +299,12 @@ def _decay_moments(blk_int, lam, b, c, mask, tau):
     n = 0.0
     dn = 0.0
     n_inf = 0.0
+    lb = lam[b]
     for s in range(2):
         if (mask >> s) & 1:
             Ds, cs, ls, _ = _sector(blk_int, b, s)
             for k in range(Ds):
-                lk = lam[ls + k]
+                lk = lb[ls + k]
                 w = _abs2(c[cs + k])
                 if tau != 0.0:
                     w *= np.exp(-lk * tau)
@@ -271,11 +344,12 @@ def waiting_time(blk_int, lam, b, c, mask, u):
 def _decay(blk_int, lam, b, c, mask, tau):
     """c <- c exp(-lambda tau / 2), normalised; returns the squared norm before normalising."""
     n = 0.0
+    lb = lam[b]
     for s in range(2):
         if (mask >> s) & 1:
             Ds, cs, ls, _ = _sector(blk_int, b, s)
             for k in range(Ds):
-                c[cs + k] *= np.exp(-0.5 * lam[ls + k] * tau)
+                c[cs + k] *= np.exp(-0.5 * lb[ls + k] * tau)
                 n += _abs2(c[cs + k])
     scale = 1.0 / np.sqrt(n)
     for k in range(blk_int[b, B_D0] + blk_int[b, B_D1]):
@@ -295,11 +369,12 @@ def _apply_channel(blk_int, ch_int, A, b, ch, c, mask, out):
         Ds, cs, _, _ = _sector(blk_int, b, s)
         Dt, ct, _, _ = _sector(blk_int, b, 1 - s)
         a0 = ch_int[ch, 1 + s]
+        Ach = A[ch]
         for row in range(Dt):
             acc = 0.0 * c[0]
             base = a0 + row * Ds
             for col in range(Ds):
-                acc += A[base + col] * c[cs + col]
+                acc += Ach[base + col] * c[cs + col]
             out[ct + row] = acc
             norm += _abs2(acc)
     return norm
@@ -315,11 +390,12 @@ def _jump(blk_int, ch_int, lam, V, A, loc_int, loc_f, si, c, x, work, psi, psi1)
     """
     b, mask = si[I_BLOCK], si[I_MASK]
     total = 0.0
+    lb = lam[b]
     for s in range(2):
         if (mask >> s) & 1:
             Ds, cs, ls, _ = _sector(blk_int, b, s)
             for k in range(Ds):
-                total += lam[ls + k] * _abs2(c[cs + k])
+                total += lb[ls + k] * _abs2(c[cs + k])
     target = x * total
     first, n_ch = blk_int[b, B_CH], blk_int[b, B_NCH]
     chosen, computed, norm = -1, -1, 0.0
@@ -353,10 +429,10 @@ def _jump(blk_int, ch_int, lam, V, A, loc_int, loc_f, si, c, x, work, psi, psi1)
 @nb.njit(cache=True)
 def _local_weight(loc_int, loc_f, row, two_j, psi):
     """||K_row psi||^2 (the coefficients are zero where K_row leaves V_j')."""
-    base = loc_int[row, L_COEFF]
+    coeffs = loc_f[row]
     w = 0.0
     for k in range(two_j + 1):
-        coeff = loc_f[base + k]
+        coeff = coeffs[k]
         if coeff != 0.0:
             w += coeff * coeff * _abs2(psi[k])
     return w
@@ -381,11 +457,11 @@ def _pick_local(blk_int, loc_int, loc_f, b, psi, target):
 def _apply_local(loc_int, loc_f, blk_int, b, row, psi, psi1):
     """psi1 = K_row psi / ||K_row psi|| in the Dicke basis of the target block."""
     two_j, two_jp = blk_int[b, B_TWO_J], loc_int[row, L_TWO_JP]
-    offset, base = loc_int[row, L_OFFSET], loc_int[row, L_COEFF]
+    offset, coeffs = loc_int[row, L_OFFSET], loc_f[row]
     psi1[: two_jp + 1] = 0.0
     norm = 0.0
     for k in range(two_j + 1):
-        coeff = loc_f[base + k]
+        coeff = coeffs[k]
         if coeff != 0.0:
             amp = coeff * psi[k]
             psi1[k + offset] = amp
@@ -619,20 +695,26 @@ def simulate(table: BlockTable, N0: int, two_j0: int, init_weights: np.ndarray,
     samples = np.zeros((n, len(t_grid), len(OBSERVABLES)))
     ev_t = np.zeros((n, event_capacity))
     ev_i = np.zeros((n, event_capacity, 4), np.int64)
-    blk_int, V = table.packed()[0], table.packed()[4]
-    start_trajectories(blk_int, V, b0, init_weights, init_states, loss_rate, st_f, st_i, rng, c)
+    packed = table.snapshot([(N0, two_j0)])
+    start_trajectories(packed[0], packed[4], b0, init_weights, init_states, loss_rate, st_f, st_i,
+                       rng, c)
     chunks = []
     while True:
-        advance(table.packed(), t_grid, script_times, loss_rate, st_f, st_i, rng, c, samples,
-                ev_t, ev_i)
+        advance(packed, t_grid, script_times, loss_rate, st_f, st_i, rng, c, samples, ev_t, ev_i)
         for i in np.flatnonzero(st_i[:, I_NEV]):
             k = st_i[i, I_NEV]
             chunks.append((np.full(k, i), ev_t[i, :k].copy(), ev_i[i, :k].copy()))
             st_i[i, I_NEV] = 0
-        for i in np.flatnonzero(st_i[:, I_STATUS] == NEED_BLOCK):
-            table.ensure(int(st_i[i, I_NEED_N]), int(st_i[i, I_NEED_TWO_J]))
-        if (st_i[:, I_STATUS] == DONE).all():
+        running = st_i[:, I_STATUS] != DONE
+        if not running.any():
             break
+        waiting = st_i[:, I_STATUS] == NEED_BLOCK
+        required = set()
+        for b in np.unique(st_i[running, I_BLOCK]):
+            required |= table.neighbourhood(*table.keys[b], losses=False)
+        for b in np.unique(st_i[waiting, I_BLOCK]):
+            required |= table.neighbourhood(*table.keys[b], losses=True)
+        packed = table.snapshot(sorted(required))
     if chunks:
         rows = np.concatenate([ch[0] for ch in chunks])
         order = np.argsort(rows, kind="stable")
