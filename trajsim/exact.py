@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.linalg import eigs, expm_multiply
+from scipy.sparse.linalg import eigs, expm_multiply, spsolve
 
 from . import dicke
 from .dicke import OBSERVABLES
@@ -188,6 +188,32 @@ def evolve(rates: Rates, N0: int, two_j0: int, rho0: np.ndarray, t_grid: np.ndar
     out["P_two_j"] = np.array(j_dist)
     mean, second = moments_from_columns(out)
     out["xi2"] = wineland_xi2(out["N"], mean, second)
+    return out
+
+
+def stationary_state(rates: Rates, N: int) -> dict:
+    """Steady state of Eq. (11) (no spin loss) over every j block of N spins, as observables.
+
+    Solves G x = 0 with one equation replaced by Tr rho = 1 (sparse LU).  Returns the
+    OBSERVABLES, 'xi2' and 'P_two_j'.  With gamma_phi = gamma_rel = 0 the blocks do not mix and
+    the state is not unique: use ``steady_state`` for Eq. (2) instead.
+    """
+    layout = _Layout.reachable(N, N, 0, local=True)
+    G = _generator(layout, rates, 0.0).tolil()
+    trace = np.zeros(layout.size)
+    for (_, two_j), offset in layout.offsets.items():
+        trace[offset + np.arange(two_j + 1) * (two_j + 2)] = 1.0
+    G[0, :] = trace
+    rhs = np.zeros(layout.size)
+    rhs[0] = 1.0
+    vec = spsolve(G.tocsc().astype(complex), rhs.astype(complex))
+    blocks = layout.split(vec)
+    out = expectations(blocks)
+    mean, second = moments_from_columns(out)
+    out["xi2"] = float(wineland_xi2(out["N"], mean, second))
+    out["P_two_j"] = np.zeros(N + 1)
+    for (_, two_j), rho in blocks.items():
+        out["P_two_j"][two_j] += np.trace(rho).real
     return out
 
 
