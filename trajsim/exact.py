@@ -232,7 +232,10 @@ def steady_state(N: int, two_j: int, r: float) -> tuple[np.ndarray, np.ndarray]:
     block = build_block(N, two_j, Rates(Gamma=1.0, r=r))
     lam = np.concatenate(block.lam)
     states = np.stack([block.to_dicke(e) for e in np.eye(two_j + 1)])
-    weights = 1.0 / lam
+    if np.any(lam == 0):  # r -> 0: Sigma^dag Sigma is singular to working precision; its zero
+        weights = (lam == 0).astype(float)  # modes carry the whole weight of (Sigma^dag Sigma)^-1
+    else:
+        weights = 1.0 / lam
     return weights / weights.sum(), states
 
 
