@@ -181,3 +181,14 @@ def test_block_budget_evicts_and_rebuilds_without_changing_results():
     assert all(np.array_equal(e1[k], e2[k]) for k in e1)
     assert small.builds > len(small.keys) and roomy.builds == len(roomy.keys)
     assert small.nbytes() < roomy.nbytes()
+
+
+def test_events_can_be_switched_off_without_changing_samples():
+    rates = Rates(r=1.2, gamma_phi=0.2)
+    psi = dicke.dicke_state(7, -7)
+    args = (engine.BlockTable(rates), 7, 7, np.ones(1), psi[None, :], T, np.array([1.0]), 0.1,
+            engine.rng_states(8, 0, np.arange(50)))
+    with_events, events = engine.simulate(*args)
+    without, none = engine.simulate(*args, record_events=False)
+    assert np.array_equal(with_events, without)
+    assert events["t"].size > 0 and none["t"].size == 0

@@ -633,7 +633,7 @@ def _run(blk_int, blk_f, ch_int, lam, V, A, loc_int, loc_f, t_grid, script_times
             si[I_SAMPLE] += 1
         if si[I_SAMPLE] == n_samples:
             return DONE
-        if si[I_NEV] == cap:
+        if cap > 0 and si[I_NEV] == cap:
             return BUFFER_FULL
         if is_loss:
             for side in range(2):
@@ -664,22 +664,25 @@ def _run(blk_int, blk_f, ch_int, lam, V, A, loc_int, loc_f, t_grid, script_times
         sf[T_TIME] = t_event
         two_j_before = blk_int[b, B_TWO_J]
         b = si[I_BLOCK]
-        k = si[I_NEV]
-        ev_t[k] = t_event
-        ev_i[k, 0] = code
-        ev_i[k, 1] = blk_int[b, B_N]
-        ev_i[k, 2] = blk_int[b, B_TWO_J]
-        ev_i[k, 3] = two_j_before
-        si[I_NEV] = k + 1
+        if cap > 0:  # a zero-length buffer means: do not record events
+            k = si[I_NEV]
+            ev_t[k] = t_event
+            ev_i[k, 0] = code
+            ev_i[k, 1] = blk_int[b, B_N]
+            ev_i[k, 2] = blk_int[b, B_TWO_J]
+            ev_i[k, 3] = two_j_before
+            si[I_NEV] = k + 1
 
 
 def simulate(table: BlockTable, N0: int, two_j0: int, init_weights: np.ndarray,
              init_states: np.ndarray, t_grid: np.ndarray, script_times: np.ndarray,
-             loss_rate: float, rng: np.ndarray, event_capacity: int | None = None):
+             loss_rate: float, rng: np.ndarray, event_capacity: int | None = None,
+             record_events: bool = True):
     """Run len(rng) trajectories from block (N0, j0).
 
     Events are buffered per trajectory (``event_capacity`` each, default: 2^21 in all) and
-    drained whenever a buffer fills.
+    drained whenever a buffer fills; with ``record_events=False`` none are kept (long runs in
+    the sensing regime make tens of millions of jumps per trajectory).
 
     Returns (samples[trajectory, sample, observable], events) where events is a dict of arrays
     (trajectory row, t, channel code, N and 2j after the event, 2j before it), ordered by
@@ -688,6 +691,8 @@ def simulate(table: BlockTable, N0: int, two_j0: int, init_weights: np.ndarray,
     n = len(rng)
     rng = rng.copy()
     event_capacity = event_capacity or int(np.clip(2**21 // n, 64, 4096))
+    if not record_events:
+        event_capacity = 0
     b0 = table.ensure(N0, two_j0)
     c = np.zeros((n, N0 + 1), dtype=init_states.dtype)
     st_f = np.zeros((n, 3))

@@ -96,7 +96,8 @@ def run_unit(setup: PointSetup, unit: WorkUnit, seed: int, keep_trajectories: bo
     index = np.arange(unit.first, unit.first + unit.count)
     samples, events = simulate(setup.table, setup.point["model"]["N"], setup.two_j,
                                setup.weights, setup.states, setup.t_grid, setup.script_times,
-                               setup.loss_rate, rng_states(seed, unit.point, index))
+                               setup.loss_rate, rng_states(seed, unit.point, index),
+                               record_events=keep_trajectories)
     mean = samples.mean(axis=0)
     stats = {"n": np.array(unit.count), "mean": mean, "M2": ((samples - mean) ** 2).sum(axis=0),
              "j_counts": j_counts(samples, setup.point["model"]["N"])}

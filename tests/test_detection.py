@@ -1,0 +1,76 @@
+"""Detection statistics on synthetic event streams with known answers."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trajsim import detection
+from trajsim.detection import Detector
+
+
+def test_wilson_interval_known_values():
+    low, high = detection.wilson_interval(5, 10)
+    assert (low, high) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    low, high = detection.wilson_interval(0, 20)
+    assert low == pytest.approx(0.0, abs=1e-12) and high == pytest.approx(0.1611, abs=1e-4)
+
+
+def test_poisson_rate_interval_known_values():
+    low, high = detection.poisson_rate_interval(0, 10.0)
+    assert low == 0 and high == pytest.approx(0.36889, rel=1e-4)
+    low, high = detection.poisson_rate_interval(4, 2.0)
+    assert (low, high) == pytest.approx((1.0899 / 2, 10.2416 / 2), rel=1e-3)
+
+
+def test_debounced_classifier_ignores_short_spikes():
+    t = np.arange(0, 10, 0.1)
+    signal = np.where((t >= 2) & (t < 2.3), 5.0, 0.1)  # 0.3 long spike: shorter than hold
+    signal = np.where(t >= 6, 5.0, signal)  # a real change at t = 6
+    declared = detection.declared_parity(t, signal, Detector(threshold=1.0, hold=0.5), False)
+    assert not declared[t < 6.5 - 1e-9].any()
+    assert declared[t >= 6.5 - 1e-9].all()
+
+
+def synthetic_run():
+    """Two trajectories of N0 = 10 on t = 0..20 (step 0.1): trajectory 0 loses a spin at t = 3
+    (signal rises at 3.2) and another at t = 12 (signal falls at 12.5); trajectory 1 loses none
+    but its signal has a spurious excursion over [15, 16)."""
+    t = np.round(np.arange(0, 20.0001, 0.1), 10)
+    sig0 = np.where((t >= 3.2) & (t < 12.5), 9.0, 0.2)
+    sig1 = np.where((t >= 15) & (t < 16), 9.0, 0.2)
+    traj = pd.DataFrame({"point": 0, "trajectory": np.repeat([0, 1], t.size),
+                         "t": np.tile(t, 2), "Sy2": np.concatenate([sig0, sig1])})
+    events = pd.DataFrame({"point": [0, 0], "trajectory": [0, 0], "t": [3.0, 12.0],
+                           "kind": ["loss", "loss"], "channel": ["lost_down", "lost_up"],
+                           "N": [9, 8], "j": [4.5, 4.0]})
+    return traj, events
+
+
+def test_detection_latency_and_false_flips_on_a_synthetic_stream():
+    traj, events = synthetic_run()
+    detector = Detector(threshold=1.0, hold=0.5, window=5.0, settle=2.0)
+    timeline = detection.parity_timeline(events, {0: 10}, traj)
+    assert timeline.N_true.tolist()[:31] == [10] * 30 + [9]  # t = 3.0 sees the loss
+    classified = detection.classify(timeline, traj.Sy2, detector)
+    found = detection.loss_detections(classified, events, detector)
+    assert found.detected.tolist() == [True, True]
+    assert found.latency.to_numpy() == pytest.approx([0.7, 1.0])  # 3.2+0.5-3, 12.5+0.5-12
+    flips = detection.false_flips(classified, events, detector)
+    # quiet time counts sample steps with both ends quiet: trajectory 1 all 20; trajectory 0
+    # [0, 2.9] + [5, 11.9] + [14, 20] = 15.8 (the steps into each loss are not quiet)
+    assert flips.false_flips.item() == 2 and flips.quiet_time.item() == pytest.approx(35.8)
+    summary = detection.summarize(found, flips)
+    assert summary.p_detect.item() == 1.0 and summary.losses.item() == 2
+    assert summary.rate.item() == pytest.approx(2 / 35.8)
+
+
+def test_missed_loss_when_the_signal_never_follows():
+    traj, events = synthetic_run()
+    traj = traj.assign(Sy2=0.2)  # the detector never sees anything
+    detector = Detector(threshold=1.0, hold=0.5, window=5.0, settle=2.0)
+    classified = detection.classify(detection.parity_timeline(events, {0: 10}, traj),
+                                    traj.Sy2, detector)
+    found = detection.loss_detections(classified, events, detector)
+    # the first loss (to odd) is missed; after the second the truth is even again: "detected"
+    # at once because the declared parity never left even
+    assert found.detected.tolist() == [False, True] and found.latency.iloc[1] == 0.0

@@ -1,0 +1,164 @@
+"""Parity detection statistics: thresholding S_y^2 to detect single-spin loss (Sec. III D, Fig. 4b).
+
+The true parity of N(t) comes from the loss events; the detector sees a per-trajectory signal
+(the conditional <Sy^2> on the sample grid), declares "odd" when the signal is above a threshold
+and "even" below it, and changes its declared parity only after the signal has stayed on the new
+side for ``hold`` time units (debouncing).  From the two timelines:
+
+- per loss event: detected within ``window`` (and before the next loss) or missed, and latency;
+- false parity flips per unit time in quiet intervals (true parity constant, ``settle`` after a
+  loss excluded), with Wilson (rates of events) and Poisson-count intervals.
+
+Everything here is pandas/numpy on the run directory's tables; nothing touches the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+
+@dataclass(frozen=True)
+class Detector:
+    """Threshold classifier settings (scenario key ``detection``)."""
+
+    threshold: float
+    hold: float = 0.5
+    window: float = 10.0
+    settle: float = 5.0
+
+
+def wilson_interval(k, n, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval for a binomial proportion k/n."""
+    k, n = np.asarray(k, float), np.asarray(n, float)
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = k / n
+        centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+        half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
+    return centre - half, centre + half
+
+
+def poisson_rate_interval(count, exposure, confidence: float = 0.95):
+    """Exact (Garwood) interval for a Poisson rate count / exposure."""
+    count = np.asarray(count, float)
+    alpha = 1 - confidence
+    lower = np.where(count > 0, stats.chi2.ppf(alpha / 2, 2 * count) / 2, 0.0)
+    upper = stats.chi2.ppf(1 - alpha / 2, 2 * count + 2) / 2
+    return lower / exposure, upper / exposure
+
+
+def parity_timeline(events: pd.DataFrame, initial_N: dict[int, int],
+                    trajectories: pd.DataFrame) -> pd.DataFrame:
+    """True N and parity per (point, trajectory, t) on the sample grid, from the loss events.
+
+    ``trajectories`` supplies the grid (point, trajectory, t); ``initial_N`` maps point -> N(0).
+    A sample at a loss time sees the state after the loss (as the engine does).
+    """
+    grid = trajectories[["point", "trajectory", "t"]].copy()
+    losses = events[events.kind == "loss"]
+    lost = np.zeros(len(grid), np.int64)
+    if len(losses):
+        key_grid = grid.set_index(["point", "trajectory"]).index
+        for (point, traj), group in losses.groupby(["point", "trajectory"]):
+            rows = np.flatnonzero((key_grid.get_level_values(0) == point)
+                                  & (key_grid.get_level_values(1) == traj))
+            lost[rows] = np.searchsorted(np.sort(group.t.to_numpy()),
+                                         grid.t.to_numpy()[rows], side="right")
+    grid["N_true"] = grid.point.map(initial_N).to_numpy() - lost
+    grid["odd_true"] = grid.N_true % 2 == 1
+    return grid
+
+
+def declared_parity(t: np.ndarray, signal: np.ndarray, detector: Detector,
+                    start_odd: bool) -> np.ndarray:
+    """Debounced threshold classifier on one trajectory: True where it declares odd parity."""
+    above = signal > detector.threshold
+    declared = np.empty(t.size, bool)
+    state, since = start_odd, None
+    for i in range(t.size):
+        if above[i] != state:
+            since = t[i] if since is None else since
+            if t[i] - since >= detector.hold:
+                state, since = above[i], None
+        else:
+            since = None
+        declared[i] = state
+    return declared
+
+
+def classify(timeline: pd.DataFrame, signal: pd.Series, detector: Detector) -> pd.DataFrame:
+    """Add the declared parity to the timeline (each trajectory starts declared as its truth)."""
+    out = timeline.assign(signal=signal.to_numpy())
+    declared = np.empty(len(out), bool)
+    for _, idx in out.groupby(["point", "trajectory"], sort=False).indices.items():
+        rows = np.asarray(idx)
+        declared[rows] = declared_parity(out.t.to_numpy()[rows], out.signal.to_numpy()[rows],
+                                         detector, bool(out.odd_true.to_numpy()[rows[0]]))
+    return out.assign(odd_declared=declared)
+
+
+def loss_detections(classified: pd.DataFrame, events: pd.DataFrame,
+                    detector: Detector) -> pd.DataFrame:
+    """One row per loss: detected (declared parity matches the new truth within the window and
+    before the next loss) and latency (first such sample time minus the loss time)."""
+    rows = []
+    by_traj = classified.groupby(["point", "trajectory"])
+    for (point, traj), group in events[events.kind == "loss"].groupby(["point", "trajectory"]):
+        track = by_traj.get_group((point, traj))
+        times = np.sort(group.t.to_numpy())
+        for k, t_loss in enumerate(times):
+            t_next = times[k + 1] if k + 1 < len(times) else np.inf
+            limit = min(t_loss + detector.window, t_next)
+            after = track[(track.t >= t_loss) & (track.t < limit)]
+            hit = after[after.odd_declared == after.odd_true]
+            rows.append({"point": point, "trajectory": traj, "t_loss": t_loss,
+                         "N_after": int(group.N.to_numpy()[k]), "detected": len(hit) > 0,
+                         "latency": hit.t.iloc[0] - t_loss if len(hit) else np.nan,
+                         "complete_window": track.t.max() >= limit})
+    return pd.DataFrame(rows, columns=["point", "trajectory", "t_loss", "N_after", "detected",
+                                       "latency", "complete_window"])
+
+
+def false_flips(classified: pd.DataFrame, events: pd.DataFrame,
+                detector: Detector) -> pd.DataFrame:
+    """Per point: declared-parity flips during quiet time (truth constant, at least ``settle``
+    after the last loss), the quiet time, and the flip rate with its Poisson interval."""
+    loss_times = {key: np.sort(g.t.to_numpy()) for key, g in
+                  events[events.kind == "loss"].groupby(["point", "trajectory"])}
+    rows = []
+    for point, by_point in classified.groupby("point"):
+        flips, exposure = 0, 0.0
+        for traj, track in by_point.groupby("trajectory"):
+            t = track.t.to_numpy()
+            quiet = np.ones(t.size, bool)
+            for t_loss in loss_times.get((point, traj), ()):
+                quiet &= ~((t >= t_loss) & (t < t_loss + detector.settle))
+            declared = track.odd_declared.to_numpy()
+            step_quiet = quiet[1:] & quiet[:-1]
+            flips += int(np.sum((declared[1:] != declared[:-1]) & step_quiet))
+            exposure += float(np.sum(np.diff(t)[step_quiet]))
+        low, high = poisson_rate_interval(flips, exposure) if exposure > 0 else (np.nan, np.nan)
+        rows.append({"point": point, "false_flips": flips, "quiet_time": exposure,
+                     "rate": flips / exposure if exposure > 0 else np.nan,
+                     "rate_low": float(low), "rate_high": float(high)})
+    return pd.DataFrame(rows)
+
+
+def summarize(detections: pd.DataFrame, flips: pd.DataFrame) -> pd.DataFrame:
+    """Per point: losses, detection probability with Wilson interval, median latency, flip rate."""
+    rows = []
+    for point, group in flips.groupby("point"):
+        det = detections[(detections.point == point) & detections.complete_window]
+        k, n = int(det.detected.sum()), len(det)
+        low, high = wilson_interval(k, n) if n else (np.nan, np.nan)
+        rows.append({"point": point, "losses": n, "detected": k,
+                     "p_detect": k / n if n else np.nan, "p_detect_low": float(low),
+                     "p_detect_high": float(high),
+                     "latency_median": float(det.latency.median()) if k else np.nan,
+                     **group.iloc[0][["false_flips", "quiet_time", "rate", "rate_low",
+                                      "rate_high"]].to_dict()})
+    return pd.DataFrame(rows)
