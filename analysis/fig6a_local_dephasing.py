@@ -13,12 +13,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from trajsim import dicke, exact, runner, scenario  # noqa: E402
-from trajsim.model import Rates  # noqa: E402
+from trajsim import dicke, exact, runner, scenario
+from trajsim.model import Rates
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "fig6a_local_dephasing.yaml"
@@ -45,7 +45,7 @@ def main():
         m = point["model"]
         rates = Rates(m["Gamma"], r, m["gamma_coll"], m["gamma_phi"], m["gamma_rel"])
         label = f"γφ={m['gamma_phi']:g}, γrel={m['gamma_rel']:g}"
-        select = lambda df: df[(df["model.gamma_phi"] == m["gamma_phi"])  # noqa: E731
+        select = lambda df: df[(df["model.gamma_phi"] == m["gamma_phi"])
                                & (df["model.gamma_rel"] == m["gamma_rel"])]
         s, lng = select(short), select(long)
         curve = pd.concat([s[s.t > 0], lng[lng.t > s.t.max()]])

@@ -30,7 +30,7 @@ def trajsim_run(N, t_end, n_traj, n_samples=21):
     psi = dicke.dicke_state(N, -N)[None, :]
     t = np.linspace(0, t_end, n_samples)
     start = time.perf_counter()
-    samples, events = engine.simulate(table, N, N, np.ones(1), psi, t, np.zeros(0), 0.0,
+    samples, _events = engine.simulate(table, N, N, np.ones(1), psi, t, np.zeros(0), 0.0,
                                       engine.rng_states(1, 0, np.arange(n_traj)))
     return (time.perf_counter() - start) / n_traj, table, samples
 

@@ -97,7 +97,7 @@ def test_stationary_state_is_the_long_time_limit():
 
 
 def test_odd_steady_state_at_small_r_is_the_zero_mode():
-    weights, states = exact.steady_state(31, 31, 0.1)
+    weights, _states = exact.steady_state(31, 31, 0.1)
     assert np.all(np.isfinite(weights)) and weights.sum() == pytest.approx(1.0)
     assert exact.steady_observables(31, 0.1)["xi2"] == pytest.approx(
         exact.steady_observables(31, 0.1001)["xi2"], rel=1e-2)

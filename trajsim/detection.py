@@ -94,7 +94,7 @@ def classify(timeline: pd.DataFrame, signal: pd.Series, detector: Detector) -> p
     """Add the declared parity to the timeline (each trajectory starts declared as its truth)."""
     out = timeline.assign(signal=signal.to_numpy())
     declared = np.empty(len(out), bool)
-    for _, idx in out.groupby(["point", "trajectory"], sort=False).indices.items():
+    for idx in out.groupby(["point", "trajectory"], sort=False).indices.values():
         rows = np.asarray(idx)
         declared[rows] = declared_parity(out.t.to_numpy()[rows], out.signal.to_numpy()[rows],
                                          detector, bool(out.odd_true.to_numpy()[rows[0]]))
