@@ -33,6 +33,12 @@ def run_window(name, overrides):
     return scen, summary.merge(pd.read_parquet(directory.path / "points.parquet"), on="point")
 
 
+def select(df: pd.DataFrame, model: dict) -> pd.DataFrame:
+    """Rows of the sweep point with this model's local rates."""
+    return df[(df["model.gamma_phi"] == model["gamma_phi"])
+              & (df["model.gamma_rel"] == model["gamma_rel"])]
+
+
 def main():
     short_scen, short = run_window("fig6a_short", [("time.t_end", 2.0), ("time.n_samples", 201)])
     _, long = run_window("fig6a_long", [])
