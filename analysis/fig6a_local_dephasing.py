@@ -51,9 +51,7 @@ def main():
         m = point["model"]
         rates = Rates(m["Gamma"], r, m["gamma_coll"], m["gamma_phi"], m["gamma_rel"])
         label = f"γφ={m['gamma_phi']:g}, γrel={m['gamma_rel']:g}"
-        select = lambda df: df[(df["model.gamma_phi"] == m["gamma_phi"])
-                               & (df["model.gamma_rel"] == m["gamma_rel"])]
-        s, lng = select(short), select(long)
+        s, lng = select(short, m), select(long, m)
         curve = pd.concat([s[s.t > 0], lng[lng.t > s.t.max()]])
         line, = ax.plot(curve.t, curve.xi2, lw=1.4, label=label)
         t_exact = np.linspace(0, 2.0, 41)[1:]
