@@ -74,3 +74,41 @@ def test_missed_loss_when_the_signal_never_follows():
     # the first loss (to odd) is missed; after the second the truth is even again: "detected"
     # at once because the declared parity never left even
     assert found.detected.tolist() == [False, True] and found.latency.iloc[1] == 0.0
+
+
+def test_report_end_to_end(tmp_path):
+    """A small sensing run: report files exist, every loss is accounted for, and the automatic
+    threshold separates the exact even and odd steady <Sy^2> (odd N: <Sy^2> >= 1/4)."""
+    import subprocess
+    import sys
+
+    scenario = tmp_path / "sense.yaml"
+    scenario.write_text("model: {N: 12, r: 2.0}\nloss: {rate_per_spin: 0.01, times: [2.0]}\n"
+                        "time: {t_end: 12.0, n_samples: 241}\nrun: {trajectories: 16, seed: 3}\n")
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "trajsim"]
+    run = subprocess.run(cmd + ["run", scenario, "--out", out], capture_output=True, check=False)
+    assert run.returncode == 0
+    res = subprocess.run(cmd + ["report", out], capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr
+    folder = out / "report"
+    for name in ("report.md", "report.html", "detection.csv", "losses.csv", "roc.csv",
+                 "traces.png", "histogram.png", "roc.png", "latency.png"):
+        assert (folder / name).stat().st_size > 0, name
+    summary = pd.read_csv(folder / "detection.csv")
+    events = pd.read_parquet(out / "events.parquet")
+    assert summary.losses.item() <= (events.kind == "loss").sum()
+    from trajsim import exact
+    from trajsim.report import auto_threshold
+    even, odd = exact.steady_observables(12, 2.0)["Sy2"], exact.steady_observables(11, 2.0)["Sy2"]
+    assert even < auto_threshold(12, 2.0) < min(odd, 0.25)
+
+
+def test_report_refuses_unfinished_or_foreign_directories(tmp_path):
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "trajsim", "report", tmp_path], capture_output=True,
+                         text=True, check=False)
+    assert res.returncode == 2 and "not a trajsim run directory" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1

@@ -1,4 +1,4 @@
-"""The ``trajsim`` command: run, validate (design.md, command line).
+"""The ``trajsim`` command: run, report, validate (design.md, command line).
 
 Errors are one line on stderr and exit status 2; ``--debug`` shows the traceback.
 """
@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="override a scenario value, e.g. --set model.r=2.0 (repeatable)")
     run.add_argument("--resume", action="store_true", help="continue an interrupted run")
     run.add_argument("--threads", type=int, help="worker threads (default: all cores)")
+
+    report = sub.add_parser("report", help="parity-detection statistics and figures of a run")
+    report.add_argument("directory", help="a finished run directory")
 
     validate = sub.add_parser("validate", help="check a scenario file and print it resolved")
     validate.add_argument("scenario", help="scenario YAML file")
@@ -87,6 +90,14 @@ def _validate(args) -> int:
     return 0
 
 
+def _report(args) -> int:
+    from .report import write_report
+
+    folder = write_report(args.directory)
+    print(f"trajsim: report written to {folder}/report.md and report.html")
+    return 0
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     from . import distribute
@@ -94,7 +105,7 @@ def main(argv=None) -> int:
     from .store import RunDirectoryError
 
     try:
-        return {"run": _run, "validate": _validate}[args.command](args)
+        return {"run": _run, "validate": _validate, "report": _report}[args.command](args)
     except distribute.WorkerFailed as err:
         print(f"trajsim: error: {err}; finished work units are kept (rerun with --resume)",
               file=sys.stderr, flush=True)

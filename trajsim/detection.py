@@ -27,8 +27,8 @@ class Detector:
 
     threshold: float
     hold: float = 0.5
-    window: float = 10.0
-    settle: float = 5.0
+    window: float = 3.0  # time allowed for a detection: a few 1/Gamma (the relaxation time
+    settle: float = 3.0  # after a loss is at most ~1/Gamma, Sec. III D); quiet time after a loss
 
 
 def wilson_interval(k, n, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
