@@ -156,7 +156,7 @@ def test_local_jump_weights_sum_to_no_jump_part():
     rng = np.random.default_rng(2)
     for N, two_j in [(8, 8), (8, 4), (9, 3), (10, 0)]:
         b = table.ensure(N, two_j)
-        blk_int, _, _, _, _, _, loc_int, loc_f = table.packed()
+        blk_int, _, _, _, _, _, loc_int, loc_f, _, _ = table.packed()
         psi = rng.normal(size=two_j + 1) + 1j * rng.normal(size=two_j + 1)
         psi /= np.linalg.norm(psi)
         rows = range(blk_int[b, engine.B_LOC], blk_int[b, engine.B_LOC] + blk_int[b, engine.B_NLOC])
@@ -192,3 +192,18 @@ def test_events_can_be_switched_off_without_changing_samples():
     without, none = engine.simulate(*args, record_events=False)
     assert np.array_equal(with_events, without)
     assert events["t"].size > 0 and none["t"].size == 0
+
+
+def test_shot_signal_is_unbiased_and_leaves_the_trajectory_alone(within_sem):
+    """E[mean of m_y^2 over shots] = <Sy^2>: the shot average matches the exact value within 5 SE;
+    the quantum trajectory is the same with and without the readout."""
+    weights, states = exact.steady_state(9, 9, 1.0)
+    args = (9, 9, weights, states, T, np.zeros(0), 0.0, engine.rng_states(1, 0, np.arange(3000)))
+    with_shots, _ = engine.simulate(engine.BlockTable(Rates(r=1.0), sy_basis=True), *args,
+                                    shots=5, rng_meas=engine.rng_states(1, 0, np.arange(3000), 1))
+    without, _ = engine.simulate(engine.BlockTable(Rates(r=1.0)), *args)
+    assert np.array_equal(with_shots[:, :, :-1], without)
+    steady = exact.steady_observables(9, 1.0)["Sy2"]
+    within_sem(with_shots[:, :, -1], np.full(T.size, steady), "Sy2_shots")
+    quarters = 4 * 5 * with_shots[:, :, -1]  # outcomes are half-integers: 4 m_y^2 is an integer
+    assert np.allclose(quarters, np.rint(quarters), atol=1e-9)

@@ -189,6 +189,19 @@ def log_binom(n: float, k: float) -> float:
     return lgamma(n + 1) - lgamma(k + 1) - lgamma(n - k + 1)
 
 
+def sy_eigenbasis(two_j: int) -> tuple[np.ndarray, np.ndarray]:
+    """S_y eigenvalues m_y and real R with |j, m_y> = sum_k i^k R[k, m] |j, k>.
+
+    With P = diag(i^k), P^dag S_y P is real symmetric tridiagonal with off-diagonals -a_k/2.
+    """
+    from scipy.linalg import eigh_tridiagonal
+
+    if two_j == 0:
+        return np.zeros(1), np.ones((1, 1))
+    my, R = eigh_tridiagonal(np.zeros(two_j + 1), -0.5 * raising_coefficients(two_j))
+    return my, np.ascontiguousarray(R)
+
+
 def dicke_state(two_j: int, two_m: int) -> np.ndarray:
     """|j, m> as a basis vector of V_j."""
     psi = np.zeros(two_j + 1)

@@ -66,8 +66,9 @@ class BlockTable:
     arrays (numba typed lists), so making one copies nothing large.
     """
 
-    def __init__(self, rates: Rates, budget_bytes: float | None = None):
+    def __init__(self, rates: Rates, budget_bytes: float | None = None, sy_basis: bool = False):
         self.rates = rates
+        self.sy_basis = sy_basis  # also keep the S_y eigenbasis (finite-shot measurement)
         self.budget = budget_bytes if budget_bytes is not None else default_budget()
         self.keys: list[tuple[int, int]] = []
         self.ids: dict[tuple[int, int], int] = {}
@@ -111,7 +112,7 @@ class BlockTable:
                 del self._used[b]
 
     def snapshot(self, required) -> tuple:
-        """(blk_int, blk_f, ch_int, lam, V, A, loc_int, loc_f) for the kernels, with every
+        """(blk_int, blk_f, ch_int, lam, V, A, loc_int, loc_f, my, Ry) for the kernels, with every
         block of ``required`` [(N, 2j), ...] in memory (built or rebuilt as needed)."""
         with self._lock:
             ids = [self.ensure(N, two_j) for N, two_j in required]
@@ -153,21 +154,25 @@ class BlockTable:
                               np.sqrt(rate) * coeff))
         lam = np.concatenate(block.lam)
         V = np.concatenate([block.V[0].ravel(), block.V[1].ravel()])
-        arrays = [lam, V] + [ch[1] for ch in channels] + [row[3] for row in local]
-        return {"lam": lam, "V": V, "channels": channels, "local": local, "arrays": arrays}
+        my, Ry = dicke.sy_eigenbasis(block.two_j) if self.sy_basis else (np.zeros(0), np.zeros(0))
+        arrays = [lam, V, Ry] + [ch[1] for ch in channels] + [row[3] for row in local]
+        return {"lam": lam, "V": V, "my": my, "Ry": Ry.ravel(), "channels": channels,
+                "local": local, "arrays": arrays}
 
     def _pack(self) -> tuple:
         blk_int = np.zeros((len(self.keys), 10), np.int64)
         blk_f = np.zeros((len(self.keys), 2))
-        lam, V, A, ch_rows, loc_rows, loc_f = [], [], [], [], [], []
+        lam, V, A, ch_rows, loc_rows, loc_f, my, Ry = [], [], [], [], [], [], [], []
         for b, ((N, two_j), block) in enumerate(zip(self.keys, self.blocks)):
             row = blk_int[b]
             row[B_N], row[B_TWO_J] = N, two_j
             parts = self._parts[b]
             if block is None:  # evicted: nothing may enter it until it is rebuilt
-                lam.append(np.zeros(0))
-                V.append(np.zeros(0))
+                for arrays in (lam, V, my, Ry):
+                    arrays.append(np.zeros(0))
                 continue
+            my.append(parts["my"])
+            Ry.append(parts["Ry"])
             row[B_D0], row[B_D1] = block.lam[0].size, block.lam[1].size
             lam.append(parts["lam"])
             V.append(parts["V"])
@@ -188,7 +193,7 @@ class BlockTable:
                         dicke.multiplicity_ratio(N - 1, two_j1, N, two_j))
         return (blk_int, blk_f, np.array(ch_rows, np.int64).reshape(-1, 3), _float_list(lam),
                 _float_list(V), _float_list(A), np.array(loc_rows, np.int64).reshape(-1, 4),
-                _float_list(loc_f))
+                _float_list(loc_f), _float_list(my), _float_list(Ry))
 
     def _present(self, N: int, two_j: int) -> int:
         b = self.ids.get((N, two_j), NO_BLOCK)
@@ -222,11 +227,13 @@ def _uniform(s):
     return (float(result >> np.uint64(11)) + 1.0) * (1.0 / 9007199254740992.0)
 
 
-def rng_states(seed: int, point: int, trajectories: np.ndarray) -> np.ndarray:
-    """256-bit xoshiro states keyed by (seed, point, trajectory) through numpy's SeedSequence."""
+def rng_states(seed: int, point: int, trajectories: np.ndarray, stream: int = 0) -> np.ndarray:
+    """256-bit xoshiro states keyed by (seed, point, trajectory) through numpy's SeedSequence;
+    stream 1 is the independent measurement-shot stream of the same trajectory."""
     out = np.empty((len(trajectories), 4), np.uint64)
     for row, i in enumerate(trajectories):
-        ss = np.random.SeedSequence(entropy=seed, spawn_key=(point, int(i)))
+        key = (point, int(i)) if stream == 0 else (point, int(i), stream)
+        ss = np.random.SeedSequence(entropy=seed, spawn_key=key)
         out[row] = ss.generate_state(4, np.uint64)
     return out
 
@@ -566,12 +573,35 @@ def _observables(two_j, N, psi, out):
 
 
 @nb.njit(cache=True)
-def _record(blk_int, lam, V, b, c, mask, tau, tmp, psi, out):
+def _record(blk_int, lam, V, my, Ry, b, c, mask, tau, tmp, psi, out, shots, s_meas):
     for k in range(blk_int[b, B_D0] + blk_int[b, B_D1]):
         tmp[k] = c[k]
     _decay(blk_int, lam, b, tmp, mask, tau)
     _to_dicke(blk_int, V, b, tmp, mask, psi)
     _observables(blk_int[b, B_TWO_J], blk_int[b, B_N], psi, out)
+    if shots > 0:
+        out[len(out) - 1] = _sy2_shots(blk_int[b, B_TWO_J], my[b], Ry[b], psi, shots, s_meas)
+
+
+@nb.njit(cache=True)
+def _sy2_shots(two_j, my, Ry, psi, shots, s_meas):
+    """Mean of m_y^2 over ``shots`` projective S_y outcomes drawn from |<j, m_y|psi>|^2, with
+    <j, m_y| = sum_k Ry[k, m] (-i)^k <j, k| (physics.md §5; see dicke.sy_eigenbasis)."""
+    D = two_j + 1
+    phases = (1.0 + 0.0j, -1.0j, -1.0 + 0.0j, 1.0j)
+    cumulative = np.empty(D)
+    total = 0.0
+    for m in range(D):
+        amp = 0.0j
+        for k in range(D):
+            amp += Ry[k * D + m] * phases[k % 4] * psi[k]
+        total += _abs2(amp)
+        cumulative[m] = total
+    acc = 0.0
+    for _ in range(shots):
+        m = min(np.searchsorted(cumulative, _uniform(s_meas) * total), D - 1)
+        acc += my[m] * my[m]
+    return acc / shots
 
 
 # ----------------------------------------------------------------------------- trajectories
@@ -597,24 +627,25 @@ def start_trajectories(blk_int, V, b0, init_weights, init_states, loss_rate, st_
 
 
 @nb.njit(cache=True, nogil=True)
-def advance(packed, t_grid, script_times, loss_rate, st_f, st_i, rng, c, samples, ev_t, ev_i):
+def advance(packed, t_grid, script_times, loss_rate, st_f, st_i, rng, c, samples, ev_t, ev_i,
+            shots, rng_meas):
     """Run every unfinished trajectory until it is done, needs a block, or fills its event buffer."""
-    blk_int, blk_f, ch_int, lam, V, A, loc_int, loc_f = packed
+    blk_int, blk_f, ch_int, lam, V, A, loc_int, loc_f, my, Ry = packed
     work = np.zeros_like(c[0])
     psi = np.zeros_like(c[0])
     psi1 = np.zeros_like(c[0])
     for i in range(st_f.shape[0]):
         if st_i[i, I_STATUS] != DONE:
             st_i[i, I_STATUS] = _run(
-                blk_int, blk_f, ch_int, lam, V, A, loc_int, loc_f, t_grid, script_times, loss_rate,
-                st_f[i], st_i[i], rng[i], c[i], samples[i], ev_t[i], ev_i[i],
-                work, psi, psi1,
+                blk_int, blk_f, ch_int, lam, V, A, loc_int, loc_f, my, Ry, t_grid, script_times,
+                loss_rate, st_f[i], st_i[i], rng[i], c[i], samples[i], ev_t[i], ev_i[i],
+                work, psi, psi1, shots, rng_meas[i],
             )
 
 
 @nb.njit(cache=True)
-def _run(blk_int, blk_f, ch_int, lam, V, A, loc_int, loc_f, t_grid, script_times, loss_rate,
-         sf, si, s, c, samples, ev_t, ev_i, work, psi, psi1):
+def _run(blk_int, blk_f, ch_int, lam, V, A, loc_int, loc_f, my, Ry, t_grid, script_times,
+         loss_rate, sf, si, s, c, samples, ev_t, ev_i, work, psi, psi1, shots, s_meas):
     n_samples = t_grid.shape[0]
     cap = ev_t.shape[0]
     while True:
@@ -628,8 +659,8 @@ def _run(blk_int, blk_f, ch_int, lam, V, A, loc_int, loc_f, t_grid, script_times
         is_loss = t_loss <= t + tau
         t_event = t_loss if is_loss else t + tau
         while si[I_SAMPLE] < n_samples and t_grid[si[I_SAMPLE]] < t_event:
-            _record(blk_int, lam, V, b, c, mask, t_grid[si[I_SAMPLE]] - t, work, psi,
-                    samples[si[I_SAMPLE]])
+            _record(blk_int, lam, V, my, Ry, b, c, mask, t_grid[si[I_SAMPLE]] - t, work, psi,
+                    samples[si[I_SAMPLE]], shots, s_meas)
             si[I_SAMPLE] += 1
         if si[I_SAMPLE] == n_samples:
             return DONE
@@ -677,12 +708,15 @@ def _run(blk_int, blk_f, ch_int, lam, V, A, loc_int, loc_f, t_grid, script_times
 def simulate(table: BlockTable, N0: int, two_j0: int, init_weights: np.ndarray,
              init_states: np.ndarray, t_grid: np.ndarray, script_times: np.ndarray,
              loss_rate: float, rng: np.ndarray, event_capacity: int | None = None,
-             record_events: bool = True):
+             record_events: bool = True, shots: int = 0, rng_meas: np.ndarray | None = None):
     """Run len(rng) trajectories from block (N0, j0).
 
     Events are buffered per trajectory (``event_capacity`` each, default: 2^21 in all) and
     drained whenever a buffer fills; with ``record_events=False`` none are kept (long runs in
-    the sensing regime make tens of millions of jumps per trajectory).
+    the sensing regime make tens of millions of jumps per trajectory).  With ``shots > 0`` the
+    samples get one more column, Sy2_shots, drawn from the separate streams ``rng_meas`` (the
+    readout does not disturb the trajectory, and the trajectory does not depend on the shots);
+    the table must keep the S_y eigenbasis (``BlockTable(..., sy_basis=True)``).
 
     Returns (samples[trajectory, sample, observable], events) where events is a dict of arrays
     (trajectory row, t, channel code, N and 2j after the event, 2j before it), ordered by
@@ -697,7 +731,8 @@ def simulate(table: BlockTable, N0: int, two_j0: int, init_weights: np.ndarray,
     c = np.zeros((n, N0 + 1), dtype=init_states.dtype)
     st_f = np.zeros((n, 3))
     st_i = np.zeros((n, 8), np.int64)
-    samples = np.zeros((n, len(t_grid), len(OBSERVABLES)))
+    samples = np.zeros((n, len(t_grid), len(OBSERVABLES) + (shots > 0)))
+    rng_meas = np.zeros((n, 4), np.uint64) if rng_meas is None else rng_meas.copy()
     ev_t = np.zeros((n, event_capacity))
     ev_i = np.zeros((n, event_capacity, 4), np.int64)
     packed = table.snapshot([(N0, two_j0)])
@@ -705,7 +740,8 @@ def simulate(table: BlockTable, N0: int, two_j0: int, init_weights: np.ndarray,
                        rng, c)
     chunks = []
     while True:
-        advance(packed, t_grid, script_times, loss_rate, st_f, st_i, rng, c, samples, ev_t, ev_i)
+        advance(packed, t_grid, script_times, loss_rate, st_f, st_i, rng, c, samples, ev_t, ev_i,
+                shots, rng_meas)
         for i in np.flatnonzero(st_i[:, I_NEV]):
             k = st_i[i, I_NEV]
             chunks.append((np.full(k, i), ev_t[i, :k].copy(), ev_i[i, :k].copy()))

@@ -42,8 +42,10 @@ def load_run(path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
         raise RunDirectoryError(f"{path}: the report needs per-trajectory data; run with "
                                 "run.store: trajectories")
     try:
+        shots = manifest["scenario"]["measurement"]["shots"] > 0
         traj = pd.read_parquet(directory.path / "trajectories.parquet",
-                               columns=["point", "trajectory", "t", "N", "Sy2"])
+                               columns=["point", "trajectory", "t", "N", "Sy2"]
+                               + ["Sy2_shots"] * shots)
         events = pd.read_parquet(directory.path / "events.parquet")
     except (OSError, ValueError) as err:
         raise RunDirectoryError(f"{path}: cannot read the trajectory files ({err})") from None
@@ -67,13 +69,14 @@ def _points(manifest: dict) -> list[dict]:
 def analyse(manifest, traj, events):
     """Per point: classified samples, per-loss detections, flip statistics, summary, ROC."""
     points = _points(manifest)
+    signal = traj["Sy2_shots" if "Sy2_shots" in traj else "Sy2"]
     initial = {p: point["model"]["N"] for p, point in enumerate(points)}
     timeline = detection.parity_timeline(events, initial, traj)
     out = {"classified": [], "losses": [], "summary": [], "roc": []}
     for p, point in enumerate(points):
         mask = (timeline.point == p).to_numpy()
         det = detector_for(manifest, point)
-        classified = detection.classify(timeline[mask], traj.Sy2[mask], det)
+        classified = detection.classify(timeline[mask], signal[mask], det)
         found = detection.loss_detections(classified, events[events.point == p], det)
         flips = detection.false_flips(classified, events[events.point == p], det)
         summary = detection.summarize(found, flips).assign(threshold=det.threshold,
@@ -83,7 +86,7 @@ def analyse(manifest, traj, events):
         out["summary"].append(summary)
         for factor in np.geomspace(0.1, 10, 9):
             trial = Detector(det.threshold * factor, det.hold, det.window, det.settle)
-            c = detection.classify(timeline[mask], traj.Sy2[mask], trial)
+            c = detection.classify(timeline[mask], signal[mask], trial)
             s = detection.summarize(detection.loss_detections(c, events[events.point == p], trial),
                                     detection.false_flips(c, events[events.point == p], trial))
             out["roc"].append(s.assign(threshold=trial.threshold))

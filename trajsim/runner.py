@@ -71,6 +71,12 @@ class PointSetup:
     t_grid: np.ndarray
     script_times: np.ndarray
     loss_rate: float
+    shots: int
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Per-sample columns the engine returns: the observables, and Sy2_shots with shots."""
+        return OBSERVABLES + (("Sy2_shots",) if self.shots else ())
 
     @classmethod
     def build(cls, point: dict) -> PointSetup:
@@ -81,8 +87,9 @@ class PointSetup:
             states = np.ascontiguousarray(states.real)
         t_grid = np.linspace(0.0, point["time"]["t_end"], point["time"]["n_samples"])
         script = np.sort(np.asarray(point["loss"]["times"], float))
-        return cls(point, rates, BlockTable(rates), two_j, weights, states, t_grid, script,
-                   float(point["loss"]["rate_per_spin"]))
+        shots = point["measurement"]["shots"]
+        return cls(point, rates, BlockTable(rates, sy_basis=shots > 0), two_j, weights, states,
+                   t_grid, script, float(point["loss"]["rate_per_spin"]), shots)
 
 
 @dataclass
@@ -97,7 +104,9 @@ def run_unit(setup: PointSetup, unit: WorkUnit, seed: int, keep_trajectories: bo
     samples, events = simulate(setup.table, setup.point["model"]["N"], setup.two_j,
                                setup.weights, setup.states, setup.t_grid, setup.script_times,
                                setup.loss_rate, rng_states(seed, unit.point, index),
-                               record_events=keep_trajectories)
+                               record_events=keep_trajectories, shots=setup.shots,
+                               rng_meas=rng_states(seed, unit.point, index, stream=1)
+                               if setup.shots else None)
     mean = samples.mean(axis=0)
     stats = {"n": np.array(unit.count), "mean": mean, "M2": ((samples - mean) ** 2).sum(axis=0),
              "j_counts": j_counts(samples, setup.point["model"]["N"])}
@@ -108,7 +117,7 @@ def run_unit(setup: PointSetup, unit: WorkUnit, seed: int, keep_trajectories: bo
     n, S = samples.shape[:2]
     traj = pd.DataFrame({"point": np.full(n * S, unit.point, np.int64),
                          "trajectory": np.repeat(index, S), "t": np.tile(setup.t_grid, n)})
-    for k, name in enumerate(OBSERVABLES):
+    for k, name in enumerate(setup.columns):
         column = samples[:, :, k].ravel()
         traj[name] = column.astype(np.int64) if name == "N" else column
     codes = events["channel"]
@@ -169,10 +178,11 @@ def summary_frame(point_index: int, t_grid: np.ndarray, parts: list[dict]) -> pd
     n, mean, M2 = merge_stats(parts)
     sem = np.sqrt(M2 / (n - 1) / n) if n > 1 else np.full_like(mean, np.nan)
     df = pd.DataFrame({"point": np.full(t_grid.size, point_index, np.int64), "t": t_grid})
-    for k, name in enumerate(OBSERVABLES):
+    columns = OBSERVABLES + ("Sy2_shots",) * (mean.shape[1] - len(OBSERVABLES))
+    for k, name in enumerate(columns):
         df[f"{name}_mean"] = mean[:, k]
         df[f"{name}_sem"] = sem[:, k]
-    means = {name: mean[:, k] for k, name in enumerate(OBSERVABLES)}
+    means = {name: mean[:, k] for k, name in enumerate(columns)}
     S, SS = moments_from_columns(means)
     df["xi2"] = wineland_xi2(means["N"], S, SS)
     return df

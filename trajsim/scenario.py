@@ -235,9 +235,6 @@ def _check_point(point: dict, label: str) -> None:
     """Physics checks the schema cannot express."""
     model, init = point["model"], point["initial_state"]
     N = model["N"]
-    if point["measurement"]["shots"] > 0:
-        raise ScenarioError(f"{label}measurement.shots: finite-shot S_y measurement is not "
-                            "available in this version; use 0 (ideal <Sy^2>)")
     two_j = N if init["j"] is None else 2 * init["j"]
     if two_j != int(two_j) or two_j > N or (N - int(two_j)) % 2:
         raise ScenarioError(f"{label}initial_state.j: {init['j']} is not a spin of {N} spins; "
