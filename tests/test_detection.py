@@ -112,3 +112,10 @@ def test_report_refuses_unfinished_or_foreign_directories(tmp_path):
                          text=True, check=False)
     assert res.returncode == 2 and "not a trajsim run directory" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_bootstrap_median_interval_covers_the_median():
+    values = np.random.default_rng(1).exponential(size=400)
+    low, high = detection.bootstrap_median(values)
+    assert low < np.median(values) < high and high - low < 0.4
+    assert detection.bootstrap_median(np.array([0.7, 0.7])) == (0.7, 0.7)

@@ -7,7 +7,8 @@ side for ``hold`` time units (debouncing).  From the two timelines:
 
 - per loss event: detected within ``window`` (and before the next loss) or missed, and latency;
 - false parity flips per unit time in quiet intervals (true parity constant, ``settle`` after a
-  loss excluded), with Wilson (rates of events) and Poisson-count intervals.
+  loss excluded), with Wilson (detection probability), exact Poisson (flip rate) and bootstrap
+  (median latency) intervals.
 
 Everything here is pandas/numpy on the run directory's tables; nothing touches the engine.
 """
@@ -49,6 +50,17 @@ def poisson_rate_interval(count, exposure, confidence: float = 0.95):
     lower = np.where(count > 0, stats.chi2.ppf(alpha / 2, 2 * count) / 2, 0.0)
     upper = stats.chi2.ppf(1 - alpha / 2, 2 * count + 2) / 2
     return lower / exposure, upper / exposure
+
+
+def bootstrap_median(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """Percentile-bootstrap interval of the median (fixed seed: reports are reproducible)."""
+    if values.size < 2 or np.all(values == values[0]):
+        value = float(values[0]) if values.size else np.nan
+        return value, value
+    result = stats.bootstrap((values,), np.median, confidence_level=confidence,
+                             method="percentile", n_resamples=2000,
+                             random_state=np.random.default_rng(0))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def parity_timeline(events: pd.DataFrame, initial_N: dict[int, int],
@@ -159,6 +171,8 @@ def summarize(detections: pd.DataFrame, flips: pd.DataFrame) -> pd.DataFrame:
                      "p_detect": k / n if n else np.nan, "p_detect_low": float(low),
                      "p_detect_high": float(high),
                      "latency_median": float(det.latency.median()) if k else np.nan,
+                     **dict(zip(("latency_median_low", "latency_median_high"),
+                                bootstrap_median(det.latency.dropna().to_numpy()))),
                      **group.iloc[0][["false_flips", "quiet_time", "rate", "rate_low",
                                       "rate_high"]].to_dict()})
     return pd.DataFrame(rows)

@@ -60,6 +60,14 @@ def detector_for(manifest: dict, point: dict) -> Detector:
     return Detector(threshold=float(threshold), hold=float(settings["hold"]))
 
 
+def _label(manifest: dict, point: dict, index: int) -> str:
+    """'model.N=40, model.r=2.5' for a sweep point, or 'point 0'."""
+    keys = manifest["scenario"]["sweep"]
+    if not keys:
+        return f"point {index}"
+    return ", ".join(f"{k}={point[k.split('.')[0]][k.split('.')[1]]}" for k in keys)
+
+
 def _points(manifest: dict) -> list[dict]:
     from .scenario import resolve
 
@@ -80,7 +88,8 @@ def analyse(manifest, traj, events):
         found = detection.loss_detections(classified, events[events.point == p], det)
         flips = detection.false_flips(classified, events[events.point == p], det)
         summary = detection.summarize(found, flips).assign(threshold=det.threshold,
-                                                           hold=det.hold, window=det.window)
+                                                           hold=det.hold, window=det.window,
+                                                           label=_label(manifest, point, p))
         out["classified"].append(classified)
         out["losses"].append(found)
         out["summary"].append(summary)
@@ -130,6 +139,22 @@ def _figures(results, events, folder: Path) -> dict[str, str]:
     ax.legend(fontsize=7)
     figures["roc.png"] = "ROC: detection probability vs false-flip rate, thresholds ×0.1…×10."
     _save(fig, folder / "roc.png")
+
+    if len(results["summary"]) > 1:
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
+        summary = results["summary"]
+        ax1.errorbar(summary.label, summary.p_detect,
+                     yerr=[summary.p_detect - summary.p_detect_low,
+                           summary.p_detect_high - summary.p_detect], fmt="o")
+        ax1.set(ylabel="detection probability", ylim=(0, 1.02))
+        ax2.errorbar(summary.label, summary.rate,
+                     yerr=[summary.rate - summary.rate_low, summary.rate_high - summary.rate],
+                     fmt="o")
+        ax2.set(ylabel="false flips per unit time")
+        for axis in (ax1, ax2):
+            axis.tick_params(axis="x", labelrotation=60, labelsize=7)
+        figures["sweep.png"] = "Detection probability and false-flip rate per sweep point."
+        _save(fig, folder / "sweep.png")
 
     fig, ax = plt.subplots(figsize=(5, 3.6))
     latency = results["losses"].latency.dropna()
