@@ -119,3 +119,16 @@ def test_bootstrap_median_interval_covers_the_median():
     low, high = detection.bootstrap_median(values)
     assert low < np.median(values) < high and high - low < 0.4
     assert detection.bootstrap_median(np.array([0.7, 0.7])) == (0.7, 0.7)
+
+
+def test_bandwidth_solves_the_following_probability():
+    latencies = np.array([0.5, 0.5, 0.5, 0.5])
+    rate = detection.bandwidth(latencies, 1.0, error=0.1)
+    assert rate == pytest.approx(-np.log(0.9) / 0.5)  # exp(-rate * 0.5) = 0.9
+    assert detection.bandwidth(latencies, 0.85, error=0.1) == 0.0  # cannot reach 90 % at all
+
+
+def test_trailing_mean_smooths_causally():
+    t = np.arange(6.0)
+    assert detection.trailing_mean(t, np.array([0, 0, 3, 3, 3, 3.0]), 1.5).tolist() == [
+        0, 0, 1.5, 3, 3, 3]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import optimize, stats
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class Detector:
 
     threshold: float
     hold: float = 0.5
+    smooth: float = 0.0  # trailing moving average of the signal over this time (0: none)
     window: float = 3.0  # time allowed for a detection: a few 1/Gamma (the relaxation time
     settle: float = 3.0  # after a loss is at most ~1/Gamma, Sec. III D); quiet time after a loss
 
@@ -50,6 +51,21 @@ def poisson_rate_interval(count, exposure, confidence: float = 0.95):
     lower = np.where(count > 0, stats.chi2.ppf(alpha / 2, 2 * count) / 2, 0.0)
     upper = stats.chi2.ppf(1 - alpha / 2, 2 * count + 2) / 2
     return lower / exposure, upper / exposure
+
+
+def bandwidth(latencies: np.ndarray, p_detect: float, error: float = 0.1) -> float:
+    """Largest total loss rate lambda the detector follows with probability >= 1 - error.
+
+    A loss is followed if it is detected and no further loss arrives before the detection:
+    P(lambda) = p_detect * mean(exp(-lambda * latency)) for Poisson losses (latencies measured).
+    """
+    if latencies.size == 0 or not p_detect > 1 - error:
+        return 0.0
+    followed = lambda rate: p_detect * np.mean(np.exp(-rate * latencies)) - (1 - error)  # noqa: E731
+    high = 1.0
+    while followed(high) > 0 and high < 1e9:
+        high *= 2
+    return float(optimize.brentq(followed, 0.0, high)) if followed(high) < 0 else np.inf
 
 
 def bootstrap_median(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
@@ -85,9 +101,19 @@ def parity_timeline(events: pd.DataFrame, initial_N: dict[int, int],
     return grid
 
 
+def trailing_mean(t: np.ndarray, signal: np.ndarray, width: float) -> np.ndarray:
+    """Mean of the samples in (t - width, t] at every sample (a causal moving average)."""
+    cumulative = np.concatenate([[0.0], np.cumsum(signal)])
+    start = np.searchsorted(t, t - width, side="right")
+    stop = np.arange(1, t.size + 1)
+    return (cumulative[stop] - cumulative[start]) / (stop - start)
+
+
 def declared_parity(t: np.ndarray, signal: np.ndarray, detector: Detector,
                     start_odd: bool) -> np.ndarray:
     """Debounced threshold classifier on one trajectory: True where it declares odd parity."""
+    if detector.smooth > 0:
+        signal = trailing_mean(t, signal, detector.smooth)
     above = signal > detector.threshold
     declared = np.empty(t.size, bool)
     state, since = start_odd, None
@@ -171,6 +197,8 @@ def summarize(detections: pd.DataFrame, flips: pd.DataFrame) -> pd.DataFrame:
                      "p_detect": k / n if n else np.nan, "p_detect_low": float(low),
                      "p_detect_high": float(high),
                      "latency_median": float(det.latency.median()) if k else np.nan,
+                     "bandwidth_10pct": bandwidth(det.latency.dropna().to_numpy(), k / n)
+                     if n else np.nan,
                      **dict(zip(("latency_median_low", "latency_median_high"),
                                 bootstrap_median(det.latency.dropna().to_numpy()))),
                      **group.iloc[0][["false_flips", "quiet_time", "rate", "rate_low",

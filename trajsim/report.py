@@ -57,7 +57,19 @@ def detector_for(manifest: dict, point: dict) -> Detector:
     threshold = settings["threshold"]
     if threshold == "auto":
         threshold = auto_threshold(point["model"]["N"], point["model"]["r"])
-    return Detector(threshold=float(threshold), hold=float(settings["hold"]))
+    return Detector(threshold=float(threshold), hold=float(settings["hold"]),
+                    smooth=float(settings.get("smooth", 0.0)),
+                    window=float(settings.get("window", 3.0)),
+                    settle=float(settings.get("settle", 3.0)))
+
+
+def _gap(point: dict) -> float:
+    """Exact Liouvillian gap of Eq. (2) in j = N/2 (the relaxation rate after a loss) for N - 1
+    spins, the first loss's target; NaN beyond N = 300 (too costly here) or with local terms."""
+    m = point["model"]
+    if m["N"] > 300 or m["gamma_phi"] or m["gamma_rel"] or m["N"] < 3:
+        return np.nan
+    return exact.liouvillian_gap(m["N"] - 1, m["r"], m["Gamma"])
 
 
 def _label(manifest: dict, point: dict, index: int) -> str:
@@ -87,14 +99,14 @@ def analyse(manifest, traj, events):
         classified = detection.classify(timeline[mask], signal[mask], det)
         found = detection.loss_detections(classified, events[events.point == p], det)
         flips = detection.false_flips(classified, events[events.point == p], det)
-        summary = detection.summarize(found, flips).assign(threshold=det.threshold,
-                                                           hold=det.hold, window=det.window,
-                                                           label=_label(manifest, point, p))
+        summary = detection.summarize(found, flips).assign(
+            threshold=det.threshold, hold=det.hold, smooth=det.smooth, window=det.window,
+            gap=_gap(point), label=_label(manifest, point, p))
         out["classified"].append(classified)
         out["losses"].append(found)
         out["summary"].append(summary)
         for factor in np.geomspace(0.1, 10, 9):
-            trial = Detector(det.threshold * factor, det.hold, det.window, det.settle)
+            trial = Detector(det.threshold * factor, det.hold, det.smooth, det.window, det.settle)
             c = detection.classify(timeline[mask], signal[mask], trial)
             s = detection.summarize(detection.loss_detections(c, events[events.point == p], trial),
                                     detection.false_flips(c, events[events.point == p], trial))

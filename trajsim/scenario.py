@@ -104,6 +104,9 @@ SCHEMA = _obj(
                 "threshold": {"anyOf": [{"const": "auto"}, _number(0, True)],
                               "description": "auto or a number > 0"},
                 "hold": _number(0, description="a time >= 0"),
+                "smooth": _number(0, description="a time >= 0 (moving-average width)"),
+                "window": _number(0, True, "a time > 0 (allowed detection delay)"),
+                "settle": _number(0, description="a time >= 0 (excluded after each loss)"),
             }
         ),
         "sweep": {"type": "object", "additionalProperties": {"type": "array", "minItems": 1},
@@ -120,7 +123,7 @@ DEFAULTS = {
     "run": {"trajectories": 100, "seed": 0, "store": "trajectories", "unit_size": 16,
             "target_sem": None},
     "measurement": {"shots": 0},
-    "detection": {"threshold": "auto", "hold": 0.5},
+    "detection": {"threshold": "auto", "hold": 0.5, "smooth": 0.0, "window": 3.0, "settle": 3.0},
     "sweep": {},
 }
 
