@@ -207,3 +207,20 @@ def test_shot_signal_is_unbiased_and_leaves_the_trajectory_alone(within_sem):
     within_sem(with_shots[:, :, -1], np.full(T.size, steady), "Sy2_shots")
     quarters = 4 * 5 * with_shots[:, :, -1]  # outcomes are half-integers: 4 m_y^2 is an integer
     assert np.allclose(quarters, np.rint(quarters), atol=1e-9)
+
+
+def test_single_shots_follow_the_exact_sy_distribution():
+    """One S_y shot per trajectory from the odd steady ensemble: outcome frequencies match the
+    exact distribution (Fig. S2) within 5 binomial standard errors."""
+    n = 6000
+    weights, states = exact.steady_state(9, 9, 1.5)
+    samples, _ = engine.simulate(engine.BlockTable(Rates(r=1.5), sy_basis=True), 9, 9, weights,
+                                 states, np.array([0.0, 0.1]), np.zeros(0), 0.0,
+                                 engine.rng_states(2, 0, np.arange(n)), shots=1,
+                                 rng_meas=engine.rng_states(2, 0, np.arange(n), 1))
+    my, p = exact.sy_distribution(9, 1.5)
+    squares = np.rint(4 * samples[:, 0, -1]).astype(int)  # 4 m_y^2 of the single shot
+    for value in np.unique(np.rint(4 * my**2).astype(int)):
+        p_value = p[np.rint(4 * my**2).astype(int) == value].sum()
+        assert_frequency_matches((squares == value)[:, None], np.array([p_value]),
+                                 f"4 m_y^2 = {value}")

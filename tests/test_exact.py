@@ -101,3 +101,10 @@ def test_odd_steady_state_at_small_r_is_the_zero_mode():
     assert np.all(np.isfinite(weights)) and weights.sum() == pytest.approx(1.0)
     assert exact.steady_observables(31, 0.1)["xi2"] == pytest.approx(
         exact.steady_observables(31, 0.1001)["xi2"], rel=1e-2)
+
+
+@pytest.mark.parametrize("N", [200, 201])
+def test_sy_distribution_reproduces_sy2(N):
+    my, p = exact.sy_distribution(N, 2.5)
+    assert p.sum() == pytest.approx(1.0) and np.all(p >= -1e-15)
+    assert np.sum(p * my**2) == pytest.approx(exact.steady_observables(N, 2.5)["Sy2"], rel=1e-9)

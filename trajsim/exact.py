@@ -244,6 +244,15 @@ def steady_density_matrix(N: int, two_j: int, r: float) -> np.ndarray:
     return (states.T * weights) @ states.conj()
 
 
+def sy_distribution(N: int, r: float, two_j: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(m_y values, probabilities) of an S_y measurement on the Eq. (2) steady state (Fig. S2)."""
+    two_j = N if two_j is None else two_j
+    weights, states = steady_state(N, two_j, r)
+    my, R = dicke.sy_eigenbasis(two_j)
+    amplitudes = (states * (-1j) ** np.arange(two_j + 1)) @ R  # <m_y|v> per ensemble member
+    return my, weights @ np.abs(amplitudes) ** 2
+
+
 def steady_observables(N: int, r: float, two_j: int | None = None) -> dict[str, float]:
     """Wineland xi^2, purity and <Sy^2> (and all OBSERVABLES) of the Eq. (2) steady state."""
     two_j = N if two_j is None else two_j
