@@ -13,11 +13,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
 
-from trajsim import exact, runner, scenario  # noqa: E402
-from trajsim.report import write_report  # noqa: E402
+from trajsim import exact, runner, scenario
+from trajsim.report import write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -61,7 +61,7 @@ def bandwidth(latencies: np.ndarray, p_detect: float, error: float = 0.1) -> flo
     """
     if latencies.size == 0 or not p_detect > 1 - error:
         return 0.0
-    followed = lambda rate: p_detect * np.mean(np.exp(-rate * latencies)) - (1 - error)  # noqa: E731
+    followed = lambda rate: p_detect * np.mean(np.exp(-rate * latencies)) - (1 - error)
     high = 1.0
     while followed(high) > 0 and high < 1e9:
         high *= 2
