@@ -108,3 +108,33 @@ def test_sy_distribution_reproduces_sy2(N):
     my, p = exact.sy_distribution(N, 2.5)
     assert p.sum() == pytest.approx(1.0) and np.all(p >= -1e-15)
     assert np.sum(p * my**2) == pytest.approx(exact.steady_observables(N, 2.5)["Sy2"], rel=1e-9)
+
+
+def test_odd_limits_purity_one_third_and_sy2_n_over_pi2():
+    """Eq. (17) and Sec. III D: for odd N and e^{2r} >> N, purity -> 1/3, <Sy^2> -> N/pi^2."""
+    small, large = exact.steady_observables(101, 9.0), exact.steady_observables(401, 9.0)
+    assert abs(large["purity"] - 1 / 3) < abs(small["purity"] - 1 / 3) < 0.003
+    assert large["Sy2"] / (401 / np.pi**2) == pytest.approx(1.0, abs=0.005)
+
+
+def test_odd_minimum_xi2_is_a_constant_factor_above_heisenberg():
+    """Fig. 3 inset: min over r of odd-N xi^2 is ~2.5-2.7 x 2/(N+2) (paper: ~2.6)."""
+    r = np.linspace(1.0, 2.5, 61)
+    ratio = min(exact.steady_observables(101, x)["xi2"] for x in r) * (101 + 2) / 2
+    assert 2.4 < ratio < 2.7
+
+
+def test_steady_command_table(tmp_path):
+    import subprocess
+    import sys
+
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("model: {N: 20, r: 2.5}\ntime: {t_end: 1}\nsweep: {model.N: [20, 21]}\n")
+    res = subprocess.run([sys.executable, "-m", "trajsim", "steady", scenario, "--out",
+                          tmp_path / "steady.csv"], capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr
+    import pandas as pd
+    table = pd.read_csv(tmp_path / "steady.csv")
+    assert table["gap"].to_numpy() == pytest.approx([0.3643, 0.2935], abs=6e-4)
+    assert table["jump_rate"].iloc[1] == pytest.approx(333.27, rel=1e-4)
+    assert table["purity"].iloc[0] == pytest.approx(1.0)

@@ -1,4 +1,4 @@
-"""The ``trajsim`` command: run, report, validate (design.md, command line).
+"""The ``trajsim`` command: run, report, steady, validate (design.md, command line).
 
 Errors are one line on stderr and exit status 2; ``--debug`` shows the traceback.
 """
@@ -34,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="parity-detection statistics and figures of a run")
     report.add_argument("directory", help="a finished run directory")
+
+    steady = sub.add_parser("steady", help="exact steady-state table for every sweep point")
+    steady.add_argument("scenario", help="scenario YAML file")
+    steady.add_argument("--out", help="write the table as CSV (and Parquet next to it)")
+    steady.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
 
     validate = sub.add_parser("validate", help="check a scenario file and print it resolved")
     validate.add_argument("scenario", help="scenario YAML file")
@@ -98,6 +103,22 @@ def _report(args) -> int:
     return 0
 
 
+def _steady(args) -> int:
+    from pathlib import Path
+
+    from .steady import steady_table
+    from .store import write_parquet
+
+    table = steady_table(_load(args))
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.6g}"))
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out, index=False, float_format="%.10g")
+        write_parquet(table, out.with_suffix(".parquet"))
+    return 0
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     from . import distribute
@@ -105,7 +126,8 @@ def main(argv=None) -> int:
     from .store import RunDirectoryError
 
     try:
-        return {"run": _run, "validate": _validate, "report": _report}[args.command](args)
+        return {"run": _run, "validate": _validate, "report": _report,
+                "steady": _steady}[args.command](args)
     except distribute.WorkerFailed as err:
         print(f"trajsim: error: {err}; finished work units are kept (rerun with --resume)",
               file=sys.stderr, flush=True)

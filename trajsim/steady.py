@@ -1,0 +1,50 @@
+"""``trajsim steady``: exact steady-state tables for every point of a scenario sweep.
+
+For Eq. (2) (no local dissipation) the block j = N/2 steady state is closed form: the dark state
+of Eqs. (6)-(7) for even N, rho ∝ (Sigma^dag Sigma)^-1 (Eq. 16/D5) for odd N.  With local
+dephasing or relaxation the stationary state of Eq. (11) over all j is solved exactly (sparse,
+N up to ~60).  Columns: the swept values, N, r, xi2, purity (Eq. 2 only), <Sy^2>, <Sz>, <j>,
+the steady jump rate Gamma Tr(rho Sigma^dag Sigma) (Eq. 2 only) and the Liouvillian gap of
+Eq. (2) in j = N/2 (N <= 300).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import exact
+from .model import Rates, build_block
+from .scenario import Scenario
+
+GAP_MAX_N = 300
+LOCAL_MAX_N = 60
+
+
+def steady_row(point: dict) -> dict:
+    m = point["model"]
+    N, r, Gamma = m["N"], m["r"], m["Gamma"]
+    local = m["gamma_phi"] > 0 or m["gamma_rel"] > 0
+    if local:
+        if N > LOCAL_MAX_N:
+            raise ValueError(f"model.N: the exact Eq. (11) stationary state is limited to "
+                             f"N <= {LOCAL_MAX_N} (its size grows as N^4)")
+        o = exact.stationary_state(Rates(Gamma, r, m["gamma_coll"], m["gamma_phi"],
+                                         m["gamma_rel"]), N)
+        purity = jump_rate = np.nan
+    else:
+        o = exact.steady_observables(N, r)
+        purity = o["purity"]
+        lam = np.concatenate(build_block(N, N, Rates(Gamma=Gamma, r=r)).lam)
+        jump_rate = 0.0 if np.any(lam == 0) else (N + 1) / np.sum(1.0 / lam)
+    gap = exact.liouvillian_gap(N, r, Gamma) if N <= GAP_MAX_N and N >= 2 else np.nan
+    return {"N": N, "r": r, "xi2": o["xi2"], "purity": purity, "Sy2": o["Sy2"], "Sz": o["Sz"],
+            "j": o["j"], "jump_rate": jump_rate, "gap": gap}
+
+
+def steady_table(scenario: Scenario) -> pd.DataFrame:
+    rows = []
+    for p, point in enumerate(scenario.points):
+        swept = {key: point[key.split(".")[0]][key.split(".")[1]] for key in scenario.swept}
+        rows.append({"point": p, **swept, **steady_row(point)})
+    return pd.DataFrame(rows)
