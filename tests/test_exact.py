@@ -138,3 +138,12 @@ def test_steady_command_table(tmp_path):
     assert table["gap"].to_numpy() == pytest.approx([0.3643, 0.2935], abs=6e-4)
     assert table["jump_rate"].iloc[1] == pytest.approx(333.27, rel=1e-4)
     assert table["purity"].iloc[0] == pytest.approx(1.0)
+
+
+def test_gap_of_the_spin_half_block_is_analytic():
+    """j = 1/2: Sigma^dag Sigma = c^2|up><up| + s^2|down><down|; the coherences mix through
+    Sigma rho Sigma^dag and the slow one decays at (cosh r - sinh r)^2 / 2 = e^{-2r} / 2."""
+    for r in (0.5, 1.5, 2.5):
+        assert exact.liouvillian_gap(21, r, two_j=1) == pytest.approx(np.exp(-2 * r) / 2, rel=1e-9)
+    gap, two_j = exact.minimum_gap(21, 2.5)
+    assert two_j == 1 and gap == pytest.approx(np.exp(-5) / 2, rel=1e-9)

@@ -267,15 +267,29 @@ def steady_observables(N: int, r: float, two_j: int | None = None) -> dict[str, 
 # ----------------------------------------------------------------------------- spectra
 
 
-def liouvillian_gap(N: int, r: float, Gamma: float = 1.0, n_eigs: int = 8) -> float:
-    """Smallest non-zero decay rate -Re(mu) of Gamma D[Sigma] inside j = N/2.
+def liouvillian_gap(N: int, r: float, Gamma: float = 1.0, n_eigs: int = 8,
+                    two_j: int | None = None) -> float:
+    """Smallest non-zero decay rate -Re(mu) of Gamma D[Sigma] inside block j (default N/2).
 
-    Shift-invert Arnoldi around a small negative shift on the sparse D^2 x D^2 superoperator.
+    Dense eigenvalues for small blocks, else shift-invert Arnoldi around a small negative shift
+    on the sparse D^2 x D^2 superoperator.  NaN for a one-dimensional block (j = 0).
     """
-    G = _lindblad_terms(N, N, Rates(Gamma=Gamma, r=r))
+    two_j = N if two_j is None else two_j
+    if two_j == 0:
+        return np.nan
+    G = _lindblad_terms(N, two_j, Rates(Gamma=Gamma, r=r))
     if G.shape[0] <= 400:
         mu = np.linalg.eigvals(G.toarray())
     else:
         mu = eigs(G.tocsc(), k=n_eigs, sigma=-1e-3 * Gamma, which="LM", return_eigenvectors=False)
     rates = np.sort(-mu.real)
     return float(rates[rates > 1e-8 * Gamma * (N + 1)][0])  # skip the steady state's zero
+
+
+def minimum_gap(N: int, r: float, Gamma: float = 1.0) -> tuple[float, int]:
+    """Smallest Liouvillian gap of Eq. (2) over all blocks j of N spins (Fig. 4(a) inset):
+    (gap, 2j of the block where it occurs)."""
+    gaps = {two_j: liouvillian_gap(N, r, Gamma, two_j=two_j) for two_j in range(N % 2, N + 1, 2)}
+    gaps = {k: v for k, v in gaps.items() if np.isfinite(v)}
+    two_j = min(gaps, key=gaps.get)
+    return gaps[two_j], two_j
