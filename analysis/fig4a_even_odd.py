@@ -11,12 +11,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from trajsim import dicke, exact, runner, scenario  # noqa: E402
-from trajsim.model import Rates  # noqa: E402
+from trajsim import dicke, exact, runner, scenario
+from trajsim.model import Rates
 
 ROOT = Path(__file__).resolve().parents[1]
 
