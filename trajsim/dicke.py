@@ -117,21 +117,6 @@ def loss_kraus(N: int, two_j: int, two_j1: int, spin_up: bool) -> np.ndarray:
     return weight * E[int(spin_up)::2, :]
 
 
-def loss_shift(two_j: int, two_j1: int, spin_up: bool) -> tuple[int, np.ndarray]:
-    """Sparse form of <s|E_{j1->j}|j,m> = c_k |j1, m - s>: index offset k1 - k and coefficients c_k.
-
-    ``k1 = k + offset`` with ``offset = (two_j1 - two_j - two_s) / 2``; coefficient 0 where k1 is
-    outside V_{j1}.  (Weights sqrt(d ratio) are not included.)
-    """
-    two_s = 1 if spin_up else -1
-    offset = (two_j1 - two_j - two_s) // 2
-    coeff = np.zeros(two_j + 1)
-    for k in range(two_j + 1):
-        if 0 <= k + offset <= two_j1:
-            coeff[k] = clebsch_gordan(two_j1, two_j, 2 * k - two_j, two_s)
-    return offset, coeff
-
-
 #: Local processes of Eq. (11): single-spin operator a (sigma_z or sigma_-), its change of m, and
 #: the coefficient <s'|a|s> on the coupled spin (s' = s + dm).  Rates: gamma_phi/2 and gamma_rel.
 LOCAL_PROCESSES = {"dephasing": (0, {-1: -1.0, 1: 1.0}), "relaxation": (-1, {1: 1.0})}

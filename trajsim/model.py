@@ -127,9 +127,3 @@ def build_block(N: int, two_j: int, rates: Rates) -> Block:
                 for s in (0, 1)
             )
     return block
-
-
-def block_nbytes(two_j: int, n_channels: int) -> int:
-    """Memory of a block: V (about D^2/2 doubles) plus D^2/2 per in-block channel."""
-    D = two_j + 1
-    return 8 * (D * D // 2 + 1) * (1 + n_channels) + 16 * D

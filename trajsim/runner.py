@@ -21,7 +21,7 @@ from tqdm import tqdm
 from . import __version__, dicke, distribute, exact
 from .engine import CHANNELS, LOSS_CODE, OBSERVABLES, BlockTable, rng_states, simulate
 from .model import Rates
-from .scenario import Scenario
+from .scenario import SCHEMA_VERSION, Scenario
 from .squeezing import moments_from_columns, wineland_xi2
 from .store import RunDirectory, RunDirectoryError
 
@@ -325,7 +325,8 @@ def run(scenario: Scenario, out, resume: bool = False, threads: int | None = Non
 def _start_manifest(directory, scenario, resume, ranks, threads, units) -> dict:
     directory.prepare(scenario.hash(), resume)
     manifest = {
-        "trajsim_version": __version__, "schema_version": 1, "scenario": scenario.resolved,
+        "trajsim_version": __version__, "schema_version": SCHEMA_VERSION,
+        "scenario": scenario.resolved,
         "scenario_hash": scenario.hash(), "seed": scenario.resolved["run"]["seed"],
         "ranks": ranks, "threads_per_rank": threads, "status": "running",
         "points": [{"point": p, "units": sum(u.point == p for u in units), "status": "running"}
