@@ -87,15 +87,13 @@ def parity_timeline(events: pd.DataFrame, initial_N: dict[int, int],
     A sample at a loss time sees the state after the loss (as the engine does).
     """
     grid = trajectories[["point", "trajectory", "t"]].copy()
-    losses = events[events.kind == "loss"]
     lost = np.zeros(len(grid), np.int64)
-    if len(losses):
-        key_grid = grid.set_index(["point", "trajectory"]).index
-        for (point, traj), group in losses.groupby(["point", "trajectory"]):
-            rows = np.flatnonzero((key_grid.get_level_values(0) == point)
-                                  & (key_grid.get_level_values(1) == traj))
-            lost[rows] = np.searchsorted(np.sort(group.t.to_numpy()),
-                                         grid.t.to_numpy()[rows], side="right")
+    rows_of = grid.groupby(["point", "trajectory"]).indices
+    times = grid.t.to_numpy()
+    for key, group in events[events.kind == "loss"].groupby(["point", "trajectory"]):
+        rows = rows_of.get(key)
+        if rows is not None:
+            lost[rows] = np.searchsorted(np.sort(group.t.to_numpy()), times[rows], side="right")
     grid["N_true"] = grid.point.map(initial_N).to_numpy() - lost
     grid["odd_true"] = grid.N_true % 2 == 1
     return grid

@@ -34,15 +34,20 @@ def observable_matrices(two_j: int) -> dict[str, np.ndarray]:
     return ops
 
 
-def expectations(blocks: dict[tuple[int, int], np.ndarray]) -> dict[str, float]:
-    """Ensemble values of OBSERVABLES from blocks {(N, 2j): p_j rho_j}."""
+def expectations(blocks: dict[tuple[int, int], np.ndarray]) -> dict:
+    """Ensemble values from blocks {(N, 2j): p_j rho_j}: OBSERVABLES, the Wineland 'xi2' (Eq. 1,
+    with N = <N>) and 'P_two_j'[2j], the probability of total spin j."""
     out = dict.fromkeys(OBSERVABLES, 0.0)
+    out["P_two_j"] = np.zeros(max(N for N, _ in blocks) + 1)
     for (N, two_j), rho in blocks.items():
         p = np.trace(rho).real
         out["N"] += p * N
         out["j"] += p * two_j / 2
+        out["P_two_j"][two_j] += p
         for name, op in observable_matrices(two_j).items():
             out[name] += np.trace(rho @ op).real
+    mean, second = moments_from_columns(out)
+    out["xi2"] = float(wineland_xi2(out["N"], mean, second))
     return out
 
 
@@ -169,7 +174,7 @@ def evolve(rates: Rates, N0: int, two_j0: int, rho0: np.ndarray, t_grid: np.ndar
     Lmap = _loss_map(layout) if loss_times else None
     vec = np.zeros(layout.size, complex)
     vec[: rho0.size] = np.asarray(rho0, complex).ravel()
-    rows, j_dist, t_now = [], [], 0.0
+    rows, t_now = [], 0.0
     pending = list(loss_times)
     for t in t_grid:
         while pending and pending[0] <= t:
@@ -178,17 +183,8 @@ def evolve(rates: Rates, N0: int, two_j0: int, rho0: np.ndarray, t_grid: np.ndar
         if t > t_now:
             vec = expm_multiply(G * (t - t_now), vec)
             t_now = t
-        blocks = layout.split(vec)
-        rows.append(expectations(blocks))
-        p_j = np.zeros(N0 + 1)
-        for (_, two_j), rho in blocks.items():
-            p_j[two_j] += np.trace(rho).real
-        j_dist.append(p_j)
-    out = {name: np.array([row[name] for row in rows]) for name in OBSERVABLES}
-    out["P_two_j"] = np.array(j_dist)
-    mean, second = moments_from_columns(out)
-    out["xi2"] = wineland_xi2(out["N"], mean, second)
-    return out
+        rows.append(expectations(layout.split(vec)))
+    return {name: np.array([row[name] for row in rows]) for name in rows[0]}
 
 
 def stationary_state(rates: Rates, N: int) -> dict:
@@ -207,14 +203,7 @@ def stationary_state(rates: Rates, N: int) -> dict:
     rhs = np.zeros(layout.size)
     rhs[0] = 1.0
     vec = spsolve(G.tocsc().astype(complex), rhs.astype(complex))
-    blocks = layout.split(vec)
-    out = expectations(blocks)
-    mean, second = moments_from_columns(out)
-    out["xi2"] = float(wineland_xi2(out["N"], mean, second))
-    out["P_two_j"] = np.zeros(N + 1)
-    for (_, two_j), rho in blocks.items():
-        out["P_two_j"][two_j] += np.trace(rho).real
-    return out
+    return expectations(layout.split(vec))
 
 
 # ----------------------------------------------------------------------------- steady states
@@ -258,8 +247,6 @@ def steady_observables(N: int, r: float, two_j: int | None = None) -> dict[str, 
     two_j = N if two_j is None else two_j
     weights, _ = steady_state(N, two_j, r)
     out = expectations({(N, two_j): steady_density_matrix(N, two_j, r)})
-    mean, second = moments_from_columns(out)
-    out["xi2"] = float(wineland_xi2(N, mean, second))
     out["purity"] = float(np.sum(weights**2))
     return out
 
