@@ -29,6 +29,7 @@ class Rates:
     gamma_coll: float = 0.0
     gamma_phi: float = 0.0
     gamma_rel: float = 0.0
+    chi: float = 0.0  # one-axis twisting chi (S^2 - Sz^2), Eq. (G1)
 
 
 #: In-block jump channels: name, the Rates field holding its rate, and the operator builder.
