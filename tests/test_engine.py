@@ -156,7 +156,7 @@ def test_local_jump_weights_sum_to_no_jump_part():
     rng = np.random.default_rng(2)
     for N, two_j in [(8, 8), (8, 4), (9, 3), (10, 0)]:
         b = table.ensure(N, two_j)
-        blk_int, _, _, _, _, _, loc_int, loc_f, _, _ = table.packed()
+        blk_int, _, _, _, _, _, loc_int, loc_f, _, _, _ = table.packed()
         psi = rng.normal(size=two_j + 1) + 1j * rng.normal(size=two_j + 1)
         psi /= np.linalg.norm(psi)
         rows = range(blk_int[b, engine.B_LOC], blk_int[b, engine.B_LOC] + blk_int[b, engine.B_NLOC])
@@ -224,3 +224,32 @@ def test_single_shots_follow_the_exact_sy_distribution():
         p_value = p[np.rint(4 * my**2).astype(int) == value].sum()
         assert_frequency_matches((squares == value)[:, None], np.array([p_value]),
                                  f"4 m_y^2 = {value}")
+
+
+def test_one_axis_twisting_without_decay_is_exact_unitary_evolution():
+    """chi (S^2 - Sz^2) alone (App. G): no jumps, so every trajectory is the exact state, to
+    round-off in every moment, including the SySz correlation that twisting builds up."""
+    rates = Rates(Gamma=0.0, chi=0.7)
+    psi = dicke.coherent_spin_state(9, np.pi / 2, 0.0)
+    samples, events = run(rates, 9, 9, psi, 2)
+    reference = exact.evolve(rates, 9, 9, np.outer(psi, psi.conj()), T)
+    assert events["t"].size == 0
+    for k, name in enumerate(engine.OBSERVABLES):
+        np.testing.assert_allclose(samples[:, :, k], np.broadcast_to(reference[name], (2, T.size)),
+                                   atol=1e-10, err_msg=name)
+    assert reference["SySz"][-1] != pytest.approx(0.0, abs=0.1)
+
+
+def test_one_axis_twisting_with_collective_decay_relaxation_and_loss(within_sem):
+    """Eq. (G1) with local relaxation and a scripted spin loss: the twisting phases survive jumps
+    between blocks (N, j) -> (N, j') and (N - 1, j +- 1/2)."""
+    rates = Rates(Gamma=0.0, gamma_coll=0.2, gamma_rel=0.1, chi=0.8)
+    psi = dicke.coherent_spin_state(6, np.pi / 2, 0.3)
+    samples, _ = run(rates, 6, 6, psi, 4000, loss_times=[1.5])
+    reference = exact.evolve(rates, 6, 6, np.outer(psi, psi.conj()), T, loss_times=[1.5])
+    compare(samples, reference, within_sem)
+
+
+def test_one_axis_twisting_needs_a_diagonal_no_jump_generator():
+    with pytest.raises(ValueError, match="Gamma sinh"):
+        engine.BlockTable(Rates(Gamma=1.0, r=0.5, chi=1.0)).ensure(4, 4)

@@ -3,8 +3,9 @@
 A trajectory is (N, j, c): c holds the eigen-amplitudes of the block's no-jump generator
 K = sum_k lambda_k |v_k><v_k|, split into the two sectors of K.  Between events
 
-    c_k(t + tau) = c_k(t) exp(-lambda_k tau / 2),      n(tau) = sum_k |c_k|^2 exp(-lambda_k tau),
+    c_k(t + tau) = c_k(t) exp(-(lambda_k / 2 + i E_k) tau),   n(tau) = sum_k |c_k|^2 exp(-lambda_k tau),
 
+(E_k: one-axis-twisting energies, zero without chi; see model.py)
 and the next jump happens where n(tau) = u for a uniform draw u (Newton on log n, monotone from
 tau = 0 because log n is convex); no time step, no ODE.  A jump picks channel c with probability
 ||A_c c||^2 / <K> (A_c = V^T sqrt(rate) L_c V precomputed per block).  Spin losses are a
@@ -112,7 +113,7 @@ class BlockTable:
                 del self._used[b]
 
     def snapshot(self, required) -> tuple:
-        """(blk_int, blk_f, ch_int, lam, V, A, loc_int, loc_f, my, Ry) for the kernels, with every
+        """(blk_int, blk_f, ch_int, lam, V, A, loc_int, loc_f, my, Ry, E) for the kernels, with every
         block of ``required`` [(N, 2j), ...] in memory (built or rebuilt as needed)."""
         with self._lock:
             ids = [self.ensure(N, two_j) for N, two_j in required]
@@ -155,23 +156,25 @@ class BlockTable:
         lam = np.concatenate(block.lam)
         V = np.concatenate([block.V[0].ravel(), block.V[1].ravel()])
         my, Ry = dicke.sy_eigenbasis(block.two_j) if self.sy_basis else (np.zeros(0), np.zeros(0))
-        arrays = [lam, V, Ry] + [ch[1] for ch in channels] + [row[3] for row in local]
-        return {"lam": lam, "V": V, "my": my, "Ry": Ry.ravel(), "channels": channels,
+        E = np.concatenate(block.E) if self.rates.chi != 0 else np.zeros(0)  # empty: no phases
+        arrays = [lam, V, Ry, E] + [ch[1] for ch in channels] + [row[3] for row in local]
+        return {"lam": lam, "V": V, "my": my, "Ry": Ry.ravel(), "E": E, "channels": channels,
                 "local": local, "arrays": arrays}
 
     def _pack(self) -> tuple:
         blk_int = np.zeros((len(self.keys), 10), np.int64)
         blk_f = np.zeros((len(self.keys), 2))
-        lam, V, A, ch_rows, loc_rows, loc_f, my, Ry = [], [], [], [], [], [], [], []
+        lam, V, A, ch_rows, loc_rows, loc_f, my, Ry, E = [], [], [], [], [], [], [], [], []
         for b, ((N, two_j), block) in enumerate(zip(self.keys, self.blocks)):
             row = blk_int[b]
             row[B_N], row[B_TWO_J] = N, two_j
             parts = self._parts[b]
             if block is None:  # evicted: nothing may enter it until it is rebuilt
-                for arrays in (lam, V, my, Ry):
+                for arrays in (lam, V, my, Ry, E):
                     arrays.append(np.zeros(0))
                 continue
             my.append(parts["my"])
+            E.append(parts["E"])
             Ry.append(parts["Ry"])
             row[B_D0], row[B_D1] = block.lam[0].size, block.lam[1].size
             lam.append(parts["lam"])
@@ -193,7 +196,7 @@ class BlockTable:
                         dicke.multiplicity_ratio(N - 1, two_j1, N, two_j))
         return (blk_int, blk_f, np.array(ch_rows, np.int64).reshape(-1, 3), _float_list(lam),
                 _float_list(V), _float_list(A), np.array(loc_rows, np.int64).reshape(-1, 4),
-                _float_list(loc_f), _float_list(my), _float_list(Ry))
+                _float_list(loc_f), _float_list(my), _float_list(Ry), _float_list(E))
 
     def _present(self, N: int, two_j: int) -> int:
         b = self.ids.get((N, two_j), NO_BLOCK)
@@ -347,16 +350,34 @@ def waiting_time(blk_int, lam, b, c, mask, u):
     return tau
 
 
+def _twist(c, k, angle):
+    """c[k] *= exp(-i angle): the one-axis-twisting phase (compiled only, see _twist_overload)."""
+    raise NotImplementedError("_twist runs inside compiled kernels only")
+
+
+@nb.extending.overload(_twist, jit_options={"cache": True})
+def _twist_overload(c, k, angle):
+    if isinstance(c.dtype, nb.types.Complex):
+        def rotate(c, k, angle):
+            c[k] *= complex(np.cos(angle), -np.sin(angle))
+        return rotate
+    return lambda c, k, angle: None  # real amplitudes: no twisting energies (simulate checks)
+
+
 @nb.njit(cache=True)
-def _decay(blk_int, lam, b, c, mask, tau):
-    """c <- c exp(-lambda tau / 2), normalised; returns the squared norm before normalising."""
+def _decay(blk_int, lam, E, b, c, mask, tau):
+    """c <- c exp(-(lambda / 2 + i E) tau), normalised; returns the squared norm before
+    normalising (E is empty without one-axis twisting)."""
     n = 0.0
     lb = lam[b]
+    Eb = E[b]
     for s in range(2):
         if (mask >> s) & 1:
             Ds, cs, ls, _ = _sector(blk_int, b, s)
             for k in range(Ds):
                 c[cs + k] *= np.exp(-0.5 * lb[ls + k] * tau)
+                if Eb.size:
+                    _twist(c, cs + k, Eb[ls + k] * tau)
                 n += _abs2(c[cs + k])
     scale = 1.0 / np.sqrt(n)
     for k in range(blk_int[b, B_D0] + blk_int[b, B_D1]):
@@ -573,10 +594,10 @@ def _observables(two_j, N, psi, out):
 
 
 @nb.njit(cache=True)
-def _record(blk_int, lam, V, my, Ry, b, c, mask, tau, tmp, psi, out, shots, s_meas):
+def _record(blk_int, lam, E, V, my, Ry, b, c, mask, tau, tmp, psi, out, shots, s_meas):
     for k in range(blk_int[b, B_D0] + blk_int[b, B_D1]):
         tmp[k] = c[k]
-    _decay(blk_int, lam, b, tmp, mask, tau)
+    _decay(blk_int, lam, E, b, tmp, mask, tau)
     _to_dicke(blk_int, V, b, tmp, mask, psi)
     _observables(blk_int[b, B_TWO_J], blk_int[b, B_N], psi, out)
     if shots > 0:
@@ -630,21 +651,21 @@ def start_trajectories(blk_int, V, b0, init_weights, init_states, loss_rate, st_
 def advance(packed, t_grid, script_times, loss_rate, st_f, st_i, rng, c, samples, ev_t, ev_i,
             shots, rng_meas):
     """Run every unfinished trajectory until it is done, needs a block, or fills its event buffer."""
-    blk_int, blk_f, ch_int, lam, V, A, loc_int, loc_f, my, Ry = packed
+    blk_int, blk_f, ch_int, lam, V, A, loc_int, loc_f, my, Ry, E = packed
     work = np.zeros_like(c[0])
     psi = np.zeros_like(c[0])
     psi1 = np.zeros_like(c[0])
     for i in range(st_f.shape[0]):
         if st_i[i, I_STATUS] != DONE:
             st_i[i, I_STATUS] = _run(
-                blk_int, blk_f, ch_int, lam, V, A, loc_int, loc_f, my, Ry, t_grid, script_times,
+                blk_int, blk_f, ch_int, lam, E, V, A, loc_int, loc_f, my, Ry, t_grid, script_times,
                 loss_rate, st_f[i], st_i[i], rng[i], c[i], samples[i], ev_t[i], ev_i[i],
                 work, psi, psi1, shots, rng_meas[i],
             )
 
 
 @nb.njit(cache=True)
-def _run(blk_int, blk_f, ch_int, lam, V, A, loc_int, loc_f, my, Ry, t_grid, script_times,
+def _run(blk_int, blk_f, ch_int, lam, E, V, A, loc_int, loc_f, my, Ry, t_grid, script_times,
          loss_rate, sf, si, s, c, samples, ev_t, ev_i, work, psi, psi1, shots, s_meas):
     n_samples = t_grid.shape[0]
     cap = ev_t.shape[0]
@@ -659,7 +680,7 @@ def _run(blk_int, blk_f, ch_int, lam, V, A, loc_int, loc_f, my, Ry, t_grid, scri
         is_loss = t_loss <= t + tau
         t_event = t_loss if is_loss else t + tau
         while si[I_SAMPLE] < n_samples and t_grid[si[I_SAMPLE]] < t_event:
-            _record(blk_int, lam, V, my, Ry, b, c, mask, t_grid[si[I_SAMPLE]] - t, work, psi,
+            _record(blk_int, lam, E, V, my, Ry, b, c, mask, t_grid[si[I_SAMPLE]] - t, work, psi,
                     samples[si[I_SAMPLE]], shots, s_meas)
             si[I_SAMPLE] += 1
         if si[I_SAMPLE] == n_samples:
@@ -673,7 +694,7 @@ def _run(blk_int, blk_f, ch_int, lam, V, A, loc_int, loc_f, my, Ry, t_grid, scri
                     si[I_NEED_N] = blk_int[b, B_N] - 1
                     si[I_NEED_TWO_J] = blk_int[b, B_TWO_J] - 1 + 2 * side
                     return NEED_BLOCK
-            n_dt = _decay(blk_int, lam, b, c, mask, t_event - t)
+            n_dt = _decay(blk_int, lam, E, b, c, mask, t_event - t)
             sf[T_U] = min(sf[T_U] / n_dt, 1.0)
             tb, code = _lose_spin(blk_int, blk_f, V, b, c, mask, _uniform(s), psi, psi1)
             si[I_MASK] = _from_dicke(blk_int, V, tb, psi1, c)
@@ -688,7 +709,7 @@ def _run(blk_int, blk_f, ch_int, lam, V, A, loc_int, loc_f, my, Ry, t_grid, scri
                     si[I_NEED_N] = blk_int[b, B_N]
                     si[I_NEED_TWO_J] = loc_int[row, L_TWO_JP]
                     return NEED_BLOCK
-            _decay(blk_int, lam, b, c, mask, tau)
+            _decay(blk_int, lam, E, b, c, mask, tau)
             code = _jump(blk_int, ch_int, lam, V, A, loc_int, loc_f, si, c, _uniform(s), work,
                          psi, psi1)
             sf[T_U] = _uniform(s)
@@ -728,7 +749,8 @@ def simulate(table: BlockTable, N0: int, two_j0: int, init_weights: np.ndarray,
     if not record_events:
         event_capacity = 0
     b0 = table.ensure(N0, two_j0)
-    c = np.zeros((n, N0 + 1), dtype=init_states.dtype)
+    dtype = complex if table.rates.chi != 0 else init_states.dtype  # twisting phases
+    c = np.zeros((n, N0 + 1), dtype=dtype)
     st_f = np.zeros((n, 3))
     st_i = np.zeros((n, 8), np.int64)
     samples = np.zeros((n, len(t_grid), len(OBSERVABLES) + (shots > 0)))

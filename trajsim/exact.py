@@ -19,7 +19,14 @@ from scipy.sparse.linalg import eigs, expm_multiply, spsolve
 
 from . import dicke
 from .dicke import OBSERVABLES
-from .model import IN_BLOCK_CHANNELS, Rates, build_block, channel_operator, no_jump_generator
+from .model import (
+    IN_BLOCK_CHANNELS,
+    Rates,
+    build_block,
+    channel_operator,
+    no_jump_generator,
+    twisting_energies,
+)
 from .squeezing import moments_from_columns, wineland_xi2
 
 
@@ -55,11 +62,13 @@ def expectations(blocks: dict[tuple[int, int], np.ndarray]) -> dict:
 
 
 def _lindblad_terms(N: int, two_j: int, rates: Rates) -> sp.csr_matrix:
-    """Superoperator of sum_c D[L_c] inside one block (row-major vec: vec(A X B) = (A ⊗ B^T) vec X)."""
+    """Superoperator of -i[H, .] + sum_c D[L_c] inside one block, H the one-axis twisting of
+    Eq. (G1) (row-major vec: vec(A X B) = (A ⊗ B^T) vec X)."""
     diag, off2 = no_jump_generator(N, two_j, rates)
     K = sp.diags([off2, diag, off2], [-2, 0, 2]) if two_j >= 2 else sp.diags([diag], [0])
+    H = sp.diags([twisting_energies(two_j, rates)], [0])
     eye = sp.identity(two_j + 1)
-    G = -0.5 * (sp.kron(K, eye) + sp.kron(eye, K.T))
+    G = -0.5 * (sp.kron(K, eye) + sp.kron(eye, K.T)) - 1j * (sp.kron(H, eye) - sp.kron(eye, H))
     for name in IN_BLOCK_CHANNELS:
         rate, L = channel_operator(name, two_j, rates)
         if rate > 0:
@@ -188,13 +197,13 @@ def evolve(rates: Rates, N0: int, two_j0: int, rho0: np.ndarray, t_grid: np.ndar
 
 
 def stationary_state(rates: Rates, N: int) -> dict:
-    """Steady state of Eq. (11) (no spin loss) over every j block of N spins, as observables.
+    """Steady state of Eq. (11) with one-axis twisting (no spin loss), as observables.
 
-    Solves G x = 0 with one equation replaced by Tr rho = 1 (sparse LU).  Returns the
-    OBSERVABLES, 'xi2' and 'P_two_j'.  With gamma_phi = gamma_rel = 0 the blocks do not mix and
-    the state is not unique: use ``steady_state`` for Eq. (2) instead.
+    Over every j block of N spins when local dephasing or relaxation mix them, otherwise in
+    j = N/2 alone.  Solves G x = 0 with one equation replaced by Tr rho = 1 (sparse LU).
+    Returns the OBSERVABLES, 'xi2' and 'P_two_j'.
     """
-    layout = _Layout.reachable(N, N, 0, local=True)
+    layout = _Layout.reachable(N, N, 0, local=bool(_local_rates(rates)))
     G = _generator(layout, rates, 0.0).tolil()
     trace = np.zeros(layout.size)
     for (_, two_j), offset in layout.offsets.items():

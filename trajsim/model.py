@@ -8,6 +8,11 @@ K couples m only to m and m +- 2, so it splits into two real symmetric tridiagon
 (basis index k = j + m even / odd).  Each sector is diagonalised once, K = V diag(lambda) V^T,
 and every jump operator is stored in these eigenbases (``A = V_out^T L V_in``), so a jump is
 one dense product per occupied sector.
+
+One-axis twisting (App. G, Eq. G1) adds H = chi (S^2 - Sz^2), diagonal in the Dicke basis:
+d psi/dt = -(iH + K/2) psi.  When K is diagonal too (Gamma sinh 2r = 0, as in Eq. G1) the two
+commute, V is the identity and the eigen-amplitudes pick up phases exp(-i E_k t) on top of the
+decay, with the jump statistics unchanged; H with a non-diagonal K is refused.
 """
 
 from __future__ import annotations
@@ -57,6 +62,12 @@ def no_jump_generator(N: int, two_j: int, rates: Rates) -> tuple[np.ndarray, np.
     return diag, off2
 
 
+def twisting_energies(two_j: int, rates: Rates) -> np.ndarray:
+    """Diagonal of the one-axis-twisting Hamiltonian chi (S^2 - Sz^2) = chi (j(j+1) - m^2), Eq. (G1)."""
+    j, m = two_j / 2, dicke.m_values(two_j)
+    return rates.chi * (j * (j + 1) - m**2)
+
+
 def sector_indices(two_j: int) -> tuple[np.ndarray, np.ndarray]:
     """Dicke indices k of the even (k = j+m even) and odd sectors."""
     k = np.arange(two_j + 1)
@@ -76,7 +87,7 @@ class Block:
     """One block (N, j): eigenpairs of K per sector and the in-block jump channels in those bases.
 
     ``lam[s]``, ``V[s]``: eigenvalues (clamped >= 0) and eigenvectors (columns, in the sector's
-    Dicke sub-basis) of sector s.  ``channels``: name -> (A[0], A[1]); A[s] maps sector-s
+    Dicke sub-basis) of sector s; ``E[s]``: the twisting energies of those eigenvectors.  ``channels``: name -> (A[0], A[1]); A[s] maps sector-s
     eigen-amplitudes to sector (1-s) eigen-amplitudes and includes sqrt(rate).
     """
 
@@ -84,6 +95,7 @@ class Block:
     two_j: int
     lam: tuple[np.ndarray, np.ndarray]
     V: tuple[np.ndarray, np.ndarray]
+    E: tuple[np.ndarray, np.ndarray]
     channels: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     @property
@@ -114,12 +126,19 @@ def build_block(N: int, two_j: int, rates: Rates) -> Block:
     """Diagonalise K in both sectors and express the in-block channels in the eigenbases."""
     diag, off2 = no_jump_generator(N, two_j, rates)
     idx = sector_indices(two_j)
-    pairs = [_eigh_sector(diag[i], off2[i[:-1]]) for i in idx]
+    if rates.chi == 0:
+        pairs = [_eigh_sector(diag[i], off2[i[:-1]]) for i in idx]
+    elif not off2.any():  # K and H both diagonal in the Dicke basis
+        pairs = [(diag[i], np.identity(i.size)) for i in idx]
+    else:
+        raise ValueError("one-axis twisting (chi != 0) needs a diagonal no-jump generator: "
+                         "Gamma sinh(2r) = 0")
     lam_max = max((float(p[0].max()) for p in pairs if p[0].size), default=0.0)
     tol = zero_threshold(lam_max, two_j + 1)
     lam = tuple(np.where(p[0] < tol, 0.0, p[0]) for p in pairs)
     V = tuple(np.ascontiguousarray(p[1]) for p in pairs)
-    block = Block(N, two_j, lam, V)
+    energies = twisting_energies(two_j, rates)
+    block = Block(N, two_j, lam, V, tuple(energies[i] for i in idx))
     for name in IN_BLOCK_CHANNELS:
         rate, L = channel_operator(name, two_j, rates)
         if rate > 0:

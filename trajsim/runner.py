@@ -81,7 +81,7 @@ class PointSetup:
     @classmethod
     def build(cls, point: dict) -> PointSetup:
         m = point["model"]
-        rates = Rates(m["Gamma"], m["r"], m["gamma_coll"], m["gamma_phi"], m["gamma_rel"])
+        rates = Rates(m["Gamma"], m["r"], m["gamma_coll"], m["gamma_phi"], m["gamma_rel"], m["chi"])
         two_j, weights, states = initial_ensemble(point)
         if np.all(states.imag == 0):
             states = np.ascontiguousarray(states.real)

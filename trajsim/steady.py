@@ -1,9 +1,9 @@
 """``trajsim steady``: exact steady-state tables for every point of a scenario sweep.
 
-For Eq. (2) (no local dissipation) the block j = N/2 steady state is closed form: the dark state
-of Eqs. (6)-(7) for even N, rho ∝ (Sigma^dag Sigma)^-1 (Eq. 16/D5) for odd N.  With local
-dephasing or relaxation the stationary state of Eq. (11) over all j is solved exactly (sparse,
-N up to ~60).  Columns: the swept values, N, r, xi2, purity (Eq. 2 only), <Sy^2>, <Sz>, <j>,
+For Eq. (2) alone the block j = N/2 steady state is closed form: the dark state of Eqs. (6)-(7)
+for even N, rho ∝ (Sigma^dag Sigma)^-1 (Eq. 16/D5) for odd N.  With collective decay or
+one-axis twisting it is solved exactly in j = N/2, and with local dephasing or relaxation over
+all j (sparse, N up to ~60).  Columns: the swept values, N, r, xi2, purity (Eq. 2 only), <Sy^2>, <Sz>, <j>,
 the steady jump rate Gamma Tr(rho Sigma^dag Sigma) (Eq. 2 only) and the Liouvillian gap of
 Eq. (2) in j = N/2 (N <= 300).
 """
@@ -25,12 +25,12 @@ def steady_row(point: dict) -> dict:
     m = point["model"]
     N, r, Gamma = m["N"], m["r"], m["Gamma"]
     local = m["gamma_phi"] > 0 or m["gamma_rel"] > 0
-    if local:
-        if N > LOCAL_MAX_N:
+    if local or m["gamma_coll"] > 0 or m["chi"] != 0:
+        if local and N > LOCAL_MAX_N:
             raise ValueError(f"model.N: the exact Eq. (11) stationary state is limited to "
                              f"N <= {LOCAL_MAX_N} (its size grows as N^4)")
         o = exact.stationary_state(Rates(Gamma, r, m["gamma_coll"], m["gamma_phi"],
-                                         m["gamma_rel"]), N)
+                                         m["gamma_rel"], m["chi"]), N)
         purity = jump_rate = np.nan
     else:
         o = exact.steady_observables(N, r)
