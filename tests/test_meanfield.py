@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from scipy.optimize import minimize, minimize_scalar
+from scipy.optimize import minimize_scalar
 
 from trajsim import cavity, exact
 from trajsim import meanfield as mf
@@ -54,19 +54,6 @@ def test_dephasing_bound_eq21_is_the_mean_field_minimum_over_r():
     assert min(xi2(r) for r in (0.3, 0.6, 1.2, 2.0)) > mf.xi2_dephasing_bound(N)
 
 
-def _optimised_cavity_xi2(N: float, g=1.0, kappa_int=500.0, gamma_rel=0.04):
-    """Mean-field steady xi^2 minimised over (kappa_sqz, r) for the cavity rates of Eqs. (12)-(13)
-    (Fig. S1 parameters: eta_rel = 0.2); returns (kappa_sqz, r, xi2)."""
-    start = [np.log(mf.kappa_sqz_optimal(g, N, kappa_int, gamma_rel)), np.log(N) / 4]
-
-    def xi2(p):
-        rates = cavity.squeezed_reservoir_rates(g, np.exp(p[0]), kappa_int, p[1], gamma_rel=gamma_rel)
-        return mf.xi2(mf.steady_state(rates, N), N)
-
-    best = minimize(xi2, start, method="Nelder-Mead", options={"xatol": 1e-4, "fatol": 1e-8})
-    return np.exp(best.x[0]), best.x[1], best.fun
-
-
 def test_optimal_kappa_sqz_c6():
     """Eq. (C6): minimising the linearised (C3) over kappa_sqz, and the full mean-field steady
     state over (kappa_sqz, r), both land on kappa_int sqrt(1 + C_rel)."""
@@ -83,17 +70,18 @@ def test_optimal_kappa_sqz_c6():
     # (C5) drops the kappa_sqz/N numerator term of (C4): relative size sqrt(1 + C)/(2N) at the optimum
     C = cavity.cooperativity(g, kappa_int, gamma_rel, N)
     assert linear.fun == pytest.approx(mf.xi2_cooperativity(C), rel=np.sqrt(1 + C) / N)
-    kappa, _, _ = _optimised_cavity_xi2(N)
+    kappa, _, _ = mf.optimise_cavity(N, 1.0, 500.0, 0.04)
     assert kappa == pytest.approx(k6, rel=5e-3)
 
 
 def test_cooperativity_scaling_c5():
-    """Eq. (C5)/(19): the optimised mean-field xi^2 falls as C_rel^(-1/2) and approaches
+    """Eq. (C5)/(19), Fig. S1 parameters (kappa_int = 500 g, gamma_rel = 0.04 g, eta_rel = 0.2):
+    the mean-field xi^2 optimised over (kappa_sqz, r) falls as C_rel^(-1/2) and approaches
     2/(sqrt(C+1)+1) from above (finite r costs a factor that tends to 1; measured 1.08 at
     C = 2e4 and 1.05 at C = 2e5)."""
     Ns = np.array([1e5, 1e6])
     C = cavity.cooperativity(1.0, 500.0, 0.04, Ns)
-    xi2 = np.array([_optimised_cavity_xi2(N)[2] for N in Ns])
+    xi2 = np.array([mf.optimise_cavity(N, 1.0, 500.0, 0.04)[2] for N in Ns])
     slope = np.polyfit(np.log(C), np.log(xi2), 1)[0]
     assert slope == pytest.approx(-0.5, abs=0.03)
     ratio = xi2 / mf.xi2_cooperativity(C)

@@ -12,14 +12,17 @@ polarised along -z, so the Wineland parameter (Eq. 1) is xi^2 = N min(<Sx^2>, <S
   weak dephasing); r -> infinity gives Eq. (C3) = Eq. (18).
 - ``xi2_cooperativity`` / ``kappa_sqz_optimal``: Eqs. (C5)/(19) and (C6)/(20).
 - ``xi2_dephasing_bound``: Eq. (21); ``xi2_no_cavity_loss``: Eq. (H3).
+- ``optimise_cavity``: the steady xi^2 of Eqs. (B2)-(B5) with the cavity rates of Eqs. (12)-(13),
+  minimised over (kappa_sqz, r) (Fig. S1).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.integrate import solve_ivp
-from scipy.optimize import root
+from scipy.optimize import minimize, root
 
+from . import cavity
 from .model import Rates
 
 
@@ -114,3 +117,18 @@ def xi2_dephasing_bound(N: float) -> float:
 def xi2_no_cavity_loss(N: float, eta_tilde: float) -> float:
     """Eq. (H3): (eta + 1) / (N eta + 1) for kappa_int = 0, r -> inf, eta = Gamma / gamma_rel."""
     return (eta_tilde + 1) / (N * eta_tilde + 1)
+
+
+def optimise_cavity(N: float, g: float, kappa_int: float, gamma_rel: float,
+                    gamma_phi: float = 0.0) -> tuple[float, float, float]:
+    """(kappa_sqz, r, xi2) minimising the mean-field steady xi^2 for the cavity rates of
+    Eqs. (12)-(13) (Nelder-Mead on (ln kappa_sqz, r) from Eq. (C6) and r = ln(N)/4)."""
+    start = [np.log(kappa_sqz_optimal(g, N, kappa_int, gamma_rel)), np.log(N) / 4]
+
+    def steady_xi2(p):
+        rates = cavity.squeezed_reservoir_rates(g, np.exp(p[0]), kappa_int, p[1],
+                                                gamma_rel=gamma_rel, gamma_phi=gamma_phi)
+        return xi2(steady_state(rates, N), N)
+
+    best = minimize(steady_xi2, start, method="Nelder-Mead", options={"xatol": 1e-4, "fatol": 1e-8})
+    return float(np.exp(best.x[0])), float(best.x[1]), float(best.fun)
