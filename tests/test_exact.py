@@ -147,3 +147,18 @@ def test_gap_of_the_spin_half_block_is_analytic():
         assert exact.liouvillian_gap(21, r, two_j=1) == pytest.approx(np.exp(-2 * r) / 2, rel=1e-9)
     gap, two_j = exact.minimum_gap(21, 2.5)
     assert two_j == 1 and gap == pytest.approx(np.exp(-5) / 2, rel=1e-9)
+
+
+def test_even_coherence_sector_is_invariant_and_holds_the_relevant_gap():
+    """exp(i pi Sz) Sigma exp(-i pi Sz) = -Sigma, so D[Sigma] never couples |m><m'| with m - m'
+    even to odd ones.  In j = 1/2 the even sector is the populations, relaxing at
+    cosh^2 r + sinh^2 r = cosh 2r; the slow e^{-2r}/2 coherence mode is in the odd sector."""
+    for two_j in (1, 4, 7):
+        G = exact._lindblad_terms(two_j, two_j, Rates(r=1.3, gamma_coll=0.2)).toarray()
+        even = exact.even_coherences(two_j)
+        odd = np.setdiff1d(np.arange(G.shape[0]), even)
+        assert np.abs(G[np.ix_(odd, even)]).max(initial=0) == 0
+        assert np.abs(G[np.ix_(even, odd)]).max(initial=0) == 0
+    r = 2.5
+    assert exact.liouvillian_gap(1, r, even_only=True) == pytest.approx(np.cosh(2 * r), rel=1e-12)
+    assert exact.liouvillian_gap(1, r) == pytest.approx(np.exp(-2 * r) / 2, rel=1e-9)

@@ -263,9 +263,18 @@ def steady_observables(N: int, r: float, two_j: int | None = None) -> dict[str, 
 # ----------------------------------------------------------------------------- spectra
 
 
+def even_coherences(two_j: int) -> np.ndarray:
+    """Row-major vec indices of the elements |m><m'| with m - m' even: the operators invariant
+    under exp(i pi Sz), which maps Sigma to -Sigma.  D[Sigma], the local channels and spin loss
+    keep this sector, and every state reached from a Dicke or dark state lives in it."""
+    k = np.arange(two_j + 1)
+    return np.flatnonzero(((k[:, None] - k[None, :]) % 2 == 0).ravel())
+
+
 def liouvillian_gap(N: int, r: float, Gamma: float = 1.0, n_eigs: int = 8,
-                    two_j: int | None = None) -> float:
-    """Smallest non-zero decay rate -Re(mu) of Gamma D[Sigma] inside block j (default N/2).
+                    two_j: int | None = None, even_only: bool = False) -> float:
+    """Smallest non-zero decay rate -Re(mu) of Gamma D[Sigma] inside block j (default N/2),
+    optionally in the sector of ``even_coherences`` only.
 
     Dense eigenvalues for small blocks, else shift-invert Arnoldi around a small negative shift
     on the sparse D^2 x D^2 superoperator.  NaN for a one-dimensional block (j = 0).
@@ -274,6 +283,9 @@ def liouvillian_gap(N: int, r: float, Gamma: float = 1.0, n_eigs: int = 8,
     if two_j == 0:
         return np.nan
     G = _lindblad_terms(N, two_j, Rates(Gamma=Gamma, r=r))
+    if even_only:
+        keep = even_coherences(two_j)
+        G = G[keep][:, keep]
     if G.shape[0] <= 400:
         mu = np.linalg.eigvals(G.toarray())
     else:
@@ -282,10 +294,11 @@ def liouvillian_gap(N: int, r: float, Gamma: float = 1.0, n_eigs: int = 8,
     return float(rates[rates > 1e-8 * Gamma * (N + 1)][0])  # skip the steady state's zero
 
 
-def minimum_gap(N: int, r: float, Gamma: float = 1.0) -> tuple[float, int]:
+def minimum_gap(N: int, r: float, Gamma: float = 1.0, even_only: bool = False) -> tuple[float, int]:
     """Smallest Liouvillian gap of Eq. (2) over all blocks j of N spins (Fig. 4(a) inset):
     (gap, 2j of the block where it occurs)."""
-    gaps = {two_j: liouvillian_gap(N, r, Gamma, two_j=two_j) for two_j in range(N % 2, N + 1, 2)}
+    gaps = {two_j: liouvillian_gap(N, r, Gamma, two_j=two_j, even_only=even_only)
+            for two_j in range(N % 2, N + 1, 2)}
     gaps = {k: v for k, v in gaps.items() if np.isfinite(v)}
     two_j = min(gaps, key=gaps.get)
     return gaps[two_j], two_j

@@ -5,7 +5,9 @@ for even N, rho ∝ (Sigma^dag Sigma)^-1 (Eq. 16/D5) for odd N.  With collective
 one-axis twisting it is solved exactly in j = N/2, and with local dephasing or relaxation over
 all j (sparse, N up to ~60).  Columns: the swept values, N, r, xi2, purity (Eq. 2 only), <Sy^2>, <Sz>, <j>,
 the steady jump rate Gamma Tr(rho Sigma^dag Sigma) (Eq. 2 only) and the Liouvillian gap of
-Eq. (2) in j = N/2 (N <= 300).
+Eq. (2) in j = N/2 (N <= 300): 'gap' over all operators and 'gap_even' in the sector of even
+coherences m - m' (exact.even_coherences), the one that governs relaxation from Dicke states
+and after spin loss.
 """
 
 from __future__ import annotations
@@ -37,9 +39,10 @@ def steady_row(point: dict) -> dict:
         purity = o["purity"]
         lam = np.concatenate(build_block(N, N, Rates(Gamma=Gamma, r=r)).lam)
         jump_rate = 0.0 if np.any(lam == 0) else (N + 1) / np.sum(1.0 / lam)
-    gap = exact.liouvillian_gap(N, r, Gamma) if N <= GAP_MAX_N and N >= 2 else np.nan
+    gaps = {name: exact.liouvillian_gap(N, r, Gamma, even_only=even)
+            if 2 <= N <= GAP_MAX_N else np.nan for name, even in (("gap", False), ("gap_even", True))}
     return {"N": N, "r": r, "xi2": o["xi2"], "purity": purity, "Sy2": o["Sy2"], "Sz": o["Sz"],
-            "j": o["j"], "jump_rate": jump_rate, "gap": gap}
+            "j": o["j"], "jump_rate": jump_rate, **gaps}
 
 
 def steady_table(scenario: Scenario) -> pd.DataFrame:
