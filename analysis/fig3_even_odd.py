@@ -14,12 +14,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from figure_files import save
 from scipy.optimize import minimize_scalar
 
 from trajsim import exact, runner, scenario
 
 ROOT = Path(__file__).resolve().parents[1]
-FIGURES = ROOT / "docs" / "figures"
 LATE = 3.0  # late-time window t >= LATE / Gamma of the trajectory runs
 
 
@@ -68,11 +68,7 @@ def main():
     ax2.loglog(inset.N, inset.heisenberg, "k:", label="2/(N+2)")
     ax2.set(xlabel="N", title="inset: optimised ξ²")
     ax2.legend(fontsize=8)
-    fig.tight_layout()
-    FIGURES.mkdir(parents=True, exist_ok=True)
-    fig.savefig(FIGURES / "fig3.png", dpi=130)
-    late.to_csv(FIGURES / "fig3.csv", index=False)
-    inset.to_csv(FIGURES / "fig3_inset.csv", index=False)
+    save(fig, "fig3", csv=late, inset=inset)
     print(late.to_string(index=False))
     print(inset.to_string(index=False))
 

@@ -8,19 +8,17 @@ four points.  Writes docs/figures/fig5.png and fig5.csv.  python analysis/fig5_d
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from figure_files import save
 from scipy.optimize import minimize, minimize_scalar
 
 from trajsim import cavity, dicke, exact
 
-FIGURES = Path(__file__).resolve().parents[1] / "docs" / "figures"
 G, KAPPA_INT, GAMMA_REL = 1.0, 100.0, 0.02
 NS = (4, 6, 8, 10, 12, 14, 16, 20, 24)
 
@@ -79,10 +77,7 @@ def main():
         print(f"{label}: xi2 = {np.exp(intercept):.3f} N^{slope:.3f}")
     ax.set(xlabel="N", ylabel="ξ²", title="Fig. 5: γ_rel = 0.02g, κ_int = 100g (η_rel = 2)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    FIGURES.mkdir(parents=True, exist_ok=True)
-    fig.savefig(FIGURES / "fig5.png", dpi=130)
-    table.to_csv(FIGURES / "fig5.csv", index=False)
+    save(fig, "fig5", csv=table)
     print(table.to_string(index=False))
 
 

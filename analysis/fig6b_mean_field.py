@@ -6,19 +6,17 @@ Writes docs/figures/fig6b.png and fig6b.csv.                 python analysis/fig
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from figure_files import save
 
 from trajsim import meanfield as mf
 from trajsim.model import Rates
 
-FIGURES = Path(__file__).resolve().parents[1] / "docs" / "figures"
 N = 1000
 CURVES = {"ideal": (0.0, 0.0), "γφ = 0.005": (0.005, 0.0), "γφ = 0.005, γrel = 0.001": (0.005, 0.001)}
 
@@ -36,10 +34,7 @@ def main():
     ax.set(xscale="log", yscale="log", xlabel="Γt", ylabel="ξ²",
            title=f"Fig. 6(b): mean field, N = {N}, r = ln(N)/8")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    FIGURES.mkdir(parents=True, exist_ok=True)
-    fig.savefig(FIGURES / "fig6b.png", dpi=130)
-    table.to_csv(FIGURES / "fig6b.csv", index=False)
+    save(fig, "fig6b", csv=table)
     print(table.iloc[::20].to_string(index=False))
 
 

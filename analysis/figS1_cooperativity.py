@@ -7,19 +7,17 @@ the Heisenberg-like 2/(N+2).  Writes docs/figures/figS1.png and figS1.csv.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from figure_files import save
 
 from trajsim import cavity
 from trajsim import meanfield as mf
 
-FIGURES = Path(__file__).resolve().parents[1] / "docs" / "figures"
 G, KAPPA_INT, GAMMA_REL = 1.0, 500.0, 0.04
 
 
@@ -43,10 +41,7 @@ def main():
     ax.loglog(table.C_rel, table.heisenberg, "-", color="k", lw=0.8, label="2/(N+2)")
     ax.set(xlabel="C_rel", ylabel="ξ²", title="Fig. S1: κ_int = 500g, γ_rel = 0.04g (η_rel = 0.2)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    FIGURES.mkdir(parents=True, exist_ok=True)
-    fig.savefig(FIGURES / "figS1.png", dpi=130)
-    table.to_csv(FIGURES / "figS1.csv", index=False)
+    save(fig, "figS1", csv=table)
     print(table.to_string(index=False))
     print(f"fit: xi2 = {np.exp(intercept):.3f} C^{slope:.4f}")
 

@@ -6,18 +6,16 @@ figS4_decay.csv.                                        python analysis/figS4_de
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from figure_files import save
 
 from trajsim import dephasing
 
-FIGURES = Path(__file__).resolve().parents[1] / "docs" / "figures"
 R_VALUES = (0.2, 0.5, 1.0, 1.4, 4.0)
 
 
@@ -51,11 +49,7 @@ def main():
     ax2.set(xlabel="N", ylabel="asymptotic decay rate (units of εΓ = 2γφ)", title="(b)")
     ax.legend(fontsize=8)
     ax2.legend(fontsize=8)
-    fig.tight_layout()
-    FIGURES.mkdir(parents=True, exist_ok=True)
-    fig.savefig(FIGURES / "figS4.png", dpi=130)
-    rates.to_csv(FIGURES / "figS4_rates.csv", index=False)
-    decay.to_csv(FIGURES / "figS4_decay.csv", index=False)
+    save(fig, "figS4", rates=rates, decay=decay)
     print(decay.pivot(index="N", columns="r", values="decay_rate").to_string())
 
 
