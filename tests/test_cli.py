@@ -2,6 +2,7 @@
 
 import filecmp
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -149,6 +150,24 @@ def test_sweep_points(tmp_path):
                                       "model.r": [0.5, 1.0, 0.5, 1.0]}
     summary = pd.read_parquet(tmp_path / "run" / "summary.parquet")
     assert summary.groupby("point").N_mean.first().tolist() == [4, 4, 5, 5]
+
+
+def test_fresh_compilation_and_cached_kernels_give_identical_files(tmp_path):
+    """The first run on a machine compiles the kernels, later runs (and other MPI ranks) load them
+    from Numba's cache: both must write the same bytes."""
+    scenario = tmp_path / "small.yaml"
+    scenario.write_text(SMALL.replace("trajectories: 600", "trajectories: 40")  # complex amplitudes
+                        .replace("{kind: dicke, m: -1.5}", "{kind: css, theta: 2.0, phi: 0.3}"))
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
+    for name in ("fresh", "cached"):
+        res = subprocess.run([sys.executable, "-m", "trajsim.cli", "run", scenario, "--out",
+                              tmp_path / name, "--threads", "1"], env=env, capture_output=True,
+                             text=True, check=False)
+        assert res.returncode == 0, res.stderr
+    for path in sorted((tmp_path / "fresh").rglob("*.parquet")):
+        if path.is_file():
+            relative = path.relative_to(tmp_path / "fresh")
+            assert path.read_bytes() == (tmp_path / "cached" / relative).read_bytes(), relative
 
 
 def test_second_run_does_not_recompile(small_run, tmp_path):

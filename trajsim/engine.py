@@ -351,11 +351,16 @@ def waiting_time(blk_int, lam, b, c, mask, u):
 
 
 def _twist(c, k, angle):
-    """c[k] *= exp(-i angle): the one-axis-twisting phase (compiled only, see _twist_overload)."""
+    """c[k] *= exp(-i angle): the one-axis-twisting phase (compiled only, see _twist_overload).
+
+    Inlined at the Numba IR level: as a separate compiled function it made freshly compiled and
+    cache-loaded kernels differ at round-off (1e-12) for complex amplitudes, which broke
+    bit-identical results between a first run and later ones or other MPI ranks
+    (tests/test_cli.py::test_fresh_compilation_and_cached_kernels_give_identical_files)."""
     raise NotImplementedError("_twist runs inside compiled kernels only")
 
 
-@nb.extending.overload(_twist, jit_options={"cache": True})
+@nb.extending.overload(_twist, inline="always")
 def _twist_overload(c, k, angle):
     if isinstance(c.dtype, nb.types.Complex):
         def rotate(c, k, angle):
