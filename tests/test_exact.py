@@ -136,6 +136,7 @@ def test_steady_command_table(tmp_path):
     import pandas as pd
     table = pd.read_csv(tmp_path / "steady.csv")
     assert table["gap"].to_numpy() == pytest.approx([0.3643, 0.2935], abs=6e-4)
+    assert table["gap_even"].to_numpy() == pytest.approx([0.36433, 0.67459], abs=1e-5)  # odd: x2.3
     assert table["jump_rate"].iloc[1] == pytest.approx(333.27, rel=1e-4)
     assert table["purity"].iloc[0] == pytest.approx(1.0)
 
