@@ -217,6 +217,14 @@ def test_bad_input_one_line_exit_2(case, tmp_path):
         assert not (tmp_path / "out").exists()
 
 
+def test_steady_without_dissipation_is_a_one_line_error(tmp_path):
+    path = tmp_path / "undamped.yaml"
+    path.write_text("model: {N: 4, Gamma: 0, chi: 1.0}\ntime: {t_end: 1}")
+    res = trajsim("steady", path)
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
+    assert "no unique steady state" in res.stderr
+
+
 def test_missing_file_and_bad_override(tmp_path):
     res = trajsim("validate", tmp_path / "nope.yaml")
     assert res.returncode == 2 and "no such scenario file" in res.stderr

@@ -27,7 +27,10 @@ def steady_row(point: dict) -> dict:
     m = point["model"]
     N, r, Gamma = m["N"], m["r"], m["Gamma"]
     local = m["gamma_phi"] > 0 or m["gamma_rel"] > 0
-    if local or m["gamma_coll"] > 0 or m["chi"] != 0:
+    if not (Gamma > 0 or m["gamma_coll"] > 0 or local):
+        raise ValueError("model: without dissipation (Gamma, gamma_coll, gamma_phi and gamma_rel "
+                         "all 0) there is no unique steady state; switch one rate on")
+    if local or m["gamma_coll"] > 0 or m["chi"] != 0 or Gamma == 0:
         if local and N > LOCAL_MAX_N:
             raise ValueError(f"model.N: the exact Eq. (11) stationary state is limited to "
                              f"N <= {LOCAL_MAX_N} (its size grows as N^4)")
@@ -40,7 +43,8 @@ def steady_row(point: dict) -> dict:
         lam = np.concatenate(build_block(N, N, Rates(Gamma=Gamma, r=r)).lam)
         jump_rate = 0.0 if np.any(lam == 0) else (N + 1) / np.sum(1.0 / lam)
     gaps = {name: exact.liouvillian_gap(N, r, Gamma, even_only=even)
-            if 2 <= N <= GAP_MAX_N else np.nan for name, even in (("gap", False), ("gap_even", True))}
+            if 2 <= N <= GAP_MAX_N and Gamma > 0 else np.nan
+            for name, even in (("gap", False), ("gap_even", True))}
     return {"N": N, "r": r, "xi2": o["xi2"], "purity": purity, "Sy2": o["Sy2"], "Sz": o["Sz"],
             "j": o["j"], "jump_rate": jump_rate, **gaps}
 
