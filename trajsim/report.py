@@ -67,9 +67,9 @@ def _gap(point: dict) -> float:
     """Exact Liouvillian gap of Eq. (2) in j = N/2 (the relaxation rate after a loss) for N - 1
     spins, the first loss's target, in the sector of even coherences (exact.even_coherences:
     the steady state and so the state after a loss live there); NaN beyond N = 300 (too costly
-    here) or with local terms."""
+    here), with local terms, or without the Eq. (2) reservoir (Gamma = 0)."""
     m = point["model"]
-    if m["N"] > 300 or m["gamma_phi"] or m["gamma_rel"] or m["N"] < 3:
+    if m["N"] > 300 or m["gamma_phi"] or m["gamma_rel"] or m["N"] < 3 or not m["Gamma"] > 0:
         return np.nan
     return exact.liouvillian_gap(m["N"] - 1, m["r"], m["Gamma"], even_only=True)
 
