@@ -6,7 +6,7 @@ polarised along -z, so the Wineland parameter (Eq. 1) is xi^2 = N min(<Sx^2>, <S
 - ``rhs``: Eqs. (B2)-(B5) (second-order cumulant expansion, Eq. B1).  Eq. (B5) as printed has
   (e^{2r} Gamma + gamma_coll) <Sz^2>; the derivation (D^dag[L] Sz^2 for L = cosh r S- - sinh r S+)
   and the exact moment equations give (e^{2r} Gamma + gamma_coll) <Sx^2>, which is used here
-  (with <Sz^2> the right-hand side grows as N^2 at the pole, which no Lindbladian can do).
+  (at the pole |N/2, -N/2> the exact dC_ZZ/dt grows as N; the printed form gives e^{2r} Gamma N^2/4).
 - ``evolve`` / ``steady_state``: their solution from |N/2, -N/2> and its long-time limit.
 - ``xi2_linearised``: Eq. (C2) (<Sz> fixed at -N/2; gamma_rel -> gamma_rel + 2 gamma_phi covers
   weak dephasing); r -> infinity gives Eq. (C3) = Eq. (18).
