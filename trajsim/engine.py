@@ -366,7 +366,7 @@ def _twist_overload(c, k, angle):
         def rotate(c, k, angle):
             c[k] *= complex(np.cos(angle), -np.sin(angle))
         return rotate
-    return lambda c, k, angle: None  # real amplitudes: no twisting energies (simulate checks)
+    return lambda c, k, angle: None  # real amplitudes: chi = 0 (simulate makes c complex otherwise)
 
 
 @nb.njit(cache=True)
