@@ -31,6 +31,11 @@ def minimum_xi2(N: int) -> tuple[float, float]:
     return best.x, float(np.exp(best.fun))
 
 
+def steady_values(N: int, r: float) -> dict:
+    o = exact.steady_observables(N, r)
+    return {"N": N, "r": r, "xi2": o["xi2"], "purity": o["purity"], "Sy2": o["Sy2"]}
+
+
 def main():
     scen = scenario.load(ROOT / "scenarios" / "fig3_even_odd.yaml")
     directory = runner.run(scen, ROOT / "analysis" / "output" / "fig3", resume=True)
@@ -40,13 +45,11 @@ def main():
             .agg(xi2_traj=("xi2", "mean"), Sy2_traj=("Sy2_mean", "mean"),
                  Sy2_sem=("Sy2_sem", "mean")).reset_index())
     r = np.linspace(0.02, 3.0, 150)
-    curves = pd.DataFrame([{"N": N, "r": x, **{k: exact.steady_observables(N, x)[k]
-                                                for k in ("xi2", "purity", "Sy2")}}
-                           for N in (200, 201) for x in r])
-    late["xi2_exact"] = [exact.steady_observables(int(N), x)["xi2"]
-                         for N, x in zip(late["model.N"], late["model.r"])]
-    late["Sy2_exact"] = [exact.steady_observables(int(N), x)["Sy2"]
-                         for N, x in zip(late["model.N"], late["model.r"])]
+    curves = pd.DataFrame([steady_values(N, x) for N in (200, 201) for x in r])
+    exact_late = [exact.steady_observables(int(N), x)
+                  for N, x in zip(late["model.N"], late["model.r"])]
+    late["xi2_exact"] = [o["xi2"] for o in exact_late]
+    late["Sy2_exact"] = [o["Sy2"] for o in exact_late]
     inset = pd.DataFrame([{"N": N, **dict(zip(("r_min", "xi2_min"), minimum_xi2(N))),
                            "heisenberg": 2 / (N + 2)}
                           for N in [10, 11, 20, 21, 50, 51, 100, 101, 200, 201, 400, 401]])

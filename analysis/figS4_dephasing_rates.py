@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from figure_files import save
 
-from trajsim import dephasing
+from trajsim import dephasing, dicke
 
 R_VALUES = (0.2, 0.5, 1.0, 1.4, 4.0)
 
@@ -24,7 +24,7 @@ def main():
     rows = []
     for r in R_VALUES:
         M = dephasing.transition_rates(N, r)
-        j = dephasing.spins(N) / 2
+        j = dicke.two_j_values(N) / 2
         for a in range(1, j.size):
             rows.append({"r": r, "j": j[a], "up_j-1_to_j": M[a, a - 1], "down_j_to_j-1": M[a - 1, a]})
     rates = pd.DataFrame(rows)

@@ -11,7 +11,7 @@ whose off-diagonal entries are the rates of Eqs. (E4)-(E5).  A dephasing jump ke
 Tr[1^(j') L1 rho0^(j)] = (1/4) sum_routes sum_m |<j', m|K|j, m>|^2 <j, m|rho0^(j)|j, m> with the
 local Kraus operators K of sigma_z (dicke.local_kraus_shift, multiplicities included).
 
-- ``transition_rates``: M for N spins (index 2j, ascending).
+- ``transition_rates``: M for N spins (index: dicke.two_j_values(N)).
 - ``asymptotic_decay_rate``: smallest non-zero |eigenvalue| of M (Fig. S4(b)); the slowest
   rate of Eq. (11) is eps Gamma times it = 2 gamma_phi times it.
 - ``steady_populations`` / ``steady_state``: the null vector of M and the gamma_phi -> 0 steady
@@ -26,30 +26,28 @@ import scipy.linalg
 from . import dicke, exact
 
 
-def spins(N: int) -> np.ndarray:
-    """2j = N mod 2, ..., N: the blocks of N spins, in the order of M."""
-    return np.arange(N % 2, N + 1, 2)
-
-
-def _populations(N: int, two_j: int, r: float) -> np.ndarray:
-    """Diagonal <j, m|rho0^(j)|j, m> of the Eq. (2) steady state of block j."""
-    weights, states = exact.steady_state(N, two_j, r)
-    return weights @ np.abs(states) ** 2
-
-
-def transition_rates(N: int, r: float) -> np.ndarray:
-    """M of Eq. (E3): M[a, b] is the rate from block spins(N)[b] to spins(N)[a] (Gamma = 1)."""
-    two_js = spins(N)
-    index = {two_j: a for a, two_j in enumerate(two_js)}
+def _rate_matrix(N: int, populations: list[np.ndarray]) -> np.ndarray:
+    """M of Eq. (E3) from the diagonals <j, m|rho0^(j)|j, m> of the blocks' steady states, in the
+    order of dicke.two_j_values(N)."""
+    two_js = dicke.two_j_values(N)
+    index = {int(two_j): a for a, two_j in enumerate(two_js)}
     M = np.zeros((two_js.size, two_js.size))
-    for b, two_j in enumerate(two_js):
-        P = _populations(N, two_j, r)
+    for b, (two_j, P) in enumerate(zip(map(int, two_js), populations)):
         for two_j1, two_jp in dicke.local_targets(N, two_j):
             if two_jp != two_j:
                 _, coeff = dicke.local_kraus_shift(N, two_j, "dephasing", two_j1, two_jp)
                 M[index[two_jp], b] += 0.25 * np.sum(coeff**2 * P)
     M -= np.diag(M.sum(axis=0))
     return M
+
+
+def transition_rates(N: int, r: float) -> np.ndarray:
+    """M of Eq. (E3): M[a, b] is the rate from block two_j_values(N)[b] to [a] (Gamma = 1)."""
+    populations = []
+    for two_j in map(int, dicke.two_j_values(N)):
+        weights, states = exact.steady_state(N, two_j, r)
+        populations.append(weights @ np.abs(states) ** 2)
+    return _rate_matrix(N, populations)
 
 
 def asymptotic_decay_rate(N: int, r: float) -> float:
@@ -60,16 +58,22 @@ def asymptotic_decay_rate(N: int, r: float) -> float:
     return float(eigenvalues[1])
 
 
+def _null_vector(M: np.ndarray) -> np.ndarray:
+    """p with M p = 0, sum p = 1."""
+    p = np.abs(scipy.linalg.null_space(M)[:, 0])
+    return p / p.sum()
+
+
 def steady_populations(N: int, r: float) -> np.ndarray:
     """p_j with M p = 0, sum p = 1: the block weights selected by gamma_phi -> 0 (all in
     j = N/2 at r = 0, where no rate leads down)."""
-    p = np.abs(scipy.linalg.null_space(transition_rates(N, r))[:, 0])
-    return p / p.sum()
+    return _null_vector(transition_rates(N, r))
 
 
 def steady_state(N: int, r: float) -> dict:
     """Observables of sum_j p_j rho0^(j), the steady state of Eq. (11) with Gamma and
     gamma_phi -> 0 (exact.expectations: moments, 'xi2', 'P_two_j')."""
-    p = steady_populations(N, r)
-    return exact.expectations({(N, int(two_j)): w * exact.steady_density_matrix(N, int(two_j), r)
-                               for two_j, w in zip(spins(N), p)})
+    rho0 = {two_j: exact.steady_density_matrix(N, two_j, r)
+            for two_j in map(int, dicke.two_j_values(N))}
+    p = _null_vector(_rate_matrix(N, [np.diag(rho).real for rho in rho0.values()]))
+    return exact.expectations({(N, two_j): w * rho for (two_j, rho), w in zip(rho0.items(), p)})

@@ -20,6 +20,11 @@ import numpy as np
 OBSERVABLES = ("N", "j", "Sx", "Sy", "Sz", "Sx2", "Sy2", "Sz2", "SxSy", "SxSz", "SySz")
 
 
+def two_j_values(N: int) -> np.ndarray:
+    """2j = N mod 2, N mod 2 + 2, ..., N: the total spins of N spin-1/2 (ascending)."""
+    return np.arange(N % 2, N + 1, 2)
+
+
 def m_values(two_j: int) -> np.ndarray:
     """Magnetic quantum numbers m = -j..j of V_j, in basis order."""
     return np.arange(two_j + 1) - two_j / 2

@@ -113,7 +113,7 @@ class _Layout:
     def reachable(cls, N0: int, two_j0: int, max_losses: int, local: bool) -> _Layout:
         """Blocks reachable from (N0, j0) by local jumps (all j of each N) and up to max_losses."""
         def with_all_j(N):
-            return [(N, t) for t in range(N % 2, N + 1, 2)] if local else []
+            return [(N, int(t)) for t in dicke.two_j_values(N)] if local else []
 
         keys = [(N0, two_j0)] + [k for k in with_all_j(N0) if k != (N0, two_j0)]
         frontier = list(keys)
@@ -254,9 +254,9 @@ def sy_distribution(N: int, r: float, two_j: int | None = None) -> tuple[np.ndar
 def steady_observables(N: int, r: float, two_j: int | None = None) -> dict[str, float]:
     """Wineland xi^2, purity and <Sy^2> (and all OBSERVABLES) of the Eq. (2) steady state."""
     two_j = N if two_j is None else two_j
-    weights, _ = steady_state(N, two_j, r)
-    out = expectations({(N, two_j): steady_density_matrix(N, two_j, r)})
-    out["purity"] = float(np.sum(weights**2))
+    rho = steady_density_matrix(N, two_j, r)
+    out = expectations({(N, two_j): rho})
+    out["purity"] = float(np.sum(np.abs(rho) ** 2))  # Tr rho^2 (rho Hermitian)
     return out
 
 
@@ -298,7 +298,7 @@ def minimum_gap(N: int, r: float, Gamma: float = 1.0, even_only: bool = False) -
     """Smallest Liouvillian gap of Eq. (2) over all blocks j of N spins (Fig. 4(a) inset):
     (gap, 2j of the block where it occurs)."""
     gaps = {two_j: liouvillian_gap(N, r, Gamma, two_j=two_j, even_only=even_only)
-            for two_j in range(N % 2, N + 1, 2)}
+            for two_j in map(int, dicke.two_j_values(N))}
     gaps = {k: v for k, v in gaps.items() if np.isfinite(v)}
     two_j = min(gaps, key=gaps.get)
     return gaps[two_j], two_j

@@ -50,10 +50,9 @@ def initial_state(N: float) -> np.ndarray:
 
 
 def xi2(y: np.ndarray, N: float) -> np.ndarray:
-    """Wineland xi^2 = N min(<Sx^2>, <Sy^2>) / <Sz>^2 (y along the last axis or the first)."""
+    """Wineland xi^2 = N min(<Sx^2>, <Sy^2>) / <Sz>^2 (the state along the last axis of y)."""
     y = np.asarray(y)
-    Sz, Sx2, Sy2 = (y[0], y[1], y[2]) if y.ndim == 1 else (y[:, 0], y[:, 1], y[:, 2])
-    return N * np.minimum(Sx2, Sy2) / Sz**2
+    return N * np.minimum(y[..., 1], y[..., 2]) / y[..., 0] ** 2
 
 
 def evolve(rates: Rates, N: float, t: np.ndarray, y0: np.ndarray | None = None) -> np.ndarray:

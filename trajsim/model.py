@@ -87,7 +87,8 @@ class Block:
     """One block (N, j): eigenpairs of K per sector and the in-block jump channels in those bases.
 
     ``lam[s]``, ``V[s]``: eigenvalues (clamped >= 0) and eigenvectors (columns, in the sector's
-    Dicke sub-basis) of sector s; ``E[s]``: the twisting energies of those eigenvectors.  ``channels``: name -> (A[0], A[1]); A[s] maps sector-s
+    Dicke sub-basis) of sector s; ``E[s]``: the twisting energies of those eigenvectors.
+    ``channels``: name -> (A[0], A[1]); A[s] maps sector-s
     eigen-amplitudes to sector (1-s) eigen-amplitudes and includes sqrt(rate).
     """
 
