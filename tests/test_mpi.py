@@ -1,6 +1,7 @@
 """Real mpirun (the mpich wheel, oversubscribed): identical files for any rank count, kill -9 and
 --resume, refused resumes, damaged units, and a failing rank."""
 
+import json
 import os
 import shutil
 import signal
@@ -126,8 +127,12 @@ def test_damaged_unit_is_detected_and_recomputed(scenario, serial, tmp_path):
 
 def test_failing_rank_stops_the_job_naming_rank_and_cause(scenario, tmp_path):
     out = tmp_path / "run"
+    subprocess.run(trajsim_cmd("run", scenario, "--out", out), check=True, capture_output=True)
+    for path in (out / "units").glob("p00001-u000004.*"):
+        path.unlink()  # unit 4 of point 1 is recomputed on --resume ...
     blocker = out / "events.parquet" / "part-p00001-u000004.parquet"
-    (blocker / "occupied").mkdir(parents=True)  # a directory where a unit's file must go
+    blocker.unlink()
+    (blocker / "occupied").mkdir(parents=True)  # ... but a directory stands where its file goes
     res = subprocess.run(trajsim_cmd("run", scenario, "--out", out, "--resume", ranks=2),
                          capture_output=True, text=True, timeout=300, check=False)
     assert res.returncode != 0
@@ -192,3 +197,81 @@ def test_job_scripts_run_as_they_are(script, scenario, serial, tmp_path):
 def test_slurm_script_is_valid_bash():
     repo = Path(__file__).resolve().parents[1]
     assert subprocess.run(["bash", "-n", repo / "mpi_jobs" / "slurm.sh"], check=False).returncode == 0
+
+
+def _one_error_line(stderr: str) -> str:
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("trajsim: error:")]
+    assert len(errors) == 1 and "Traceback" not in stderr, stderr
+    return errors[0]
+
+
+@pytest.mark.parametrize("case", ["out under a file", "damaged manifest"])
+def test_a_set_up_failure_on_rank_0_ends_every_rank(scenario, tmp_path, case):
+    """Rank 0 alone takes the directory; its failure must not leave the other ranks waiting."""
+    if case == "out under a file":
+        (tmp_path / "file").write_text("mine")
+        out = tmp_path / "file" / "run"
+    else:
+        out = tmp_path / "run"
+        out.mkdir()
+        (out / "manifest.json").write_text("[]")
+    started = time.time()
+    res = subprocess.run(trajsim_cmd("run", scenario, "--out", out, "--resume", ranks=3),
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert res.returncode == 2 and time.time() - started < 30
+    line = _one_error_line(res.stderr)
+    assert str(out) in line or "file" in line
+
+
+def test_a_scenario_error_under_mpirun_is_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: {N: 2021-01-01}\ntime: {t_end: 1}\n")  # a traceback per rank once
+    res = subprocess.run(trajsim_cmd("run", bad, "--out", tmp_path / "out", ranks=3),
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert res.returncode == 2
+    assert "model.N" in _one_error_line(res.stderr)
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def _rank_pid(out: Path, rank: int) -> int | None:
+    """PID of the trajsim process of ``rank`` writing ``out`` (from /proc)."""
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if str(out).encode() in cmdline and f"PMI_RANK={rank}".encode() in environ \
+                and b"trajsim" in cmdline:
+            return int(proc.name)
+    return None
+
+
+def test_a_rank_killed_by_a_signal_is_named_on_resume(tmp_path):
+    """MPICH ends the job; the resume says which units were missing and which rank had them,
+    recomputes them, and the manifest records the interruption."""
+    scenario = tmp_path / "slow.yaml"
+    scenario.write_text(SLOW)
+    out = tmp_path / "run"
+    job = subprocess.Popen(trajsim_cmd("run", scenario, "--out", out, ranks=2),
+                           start_new_session=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(list((out / "units").glob("*.json"))) < 6 and time.time() < deadline:
+        time.sleep(0.05)
+    pid = _rank_pid(out, 1)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    assert job.wait(timeout=60) != 0
+    res = subprocess.run(trajsim_cmd("run", scenario, "--out", out, "--resume"),
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert res.returncode == 0, res.stderr
+    assert "units missing or damaged" in res.stderr and "(rank 1)" in res.stderr, res.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    [interruption] = manifest["interruptions"]
+    assert interruption["previous_status"] == "running" and interruption["units_missing"] > 0
+    assert any(d["worker"] == "rank 1" for d in interruption["in_progress"])
+    assert manifest["status"] == "done"
+    traj = pd.read_parquet(out / "trajectories.parquet")
+    assert sorted(traj.trajectory.unique()) == list(range(240))

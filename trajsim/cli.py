@@ -1,11 +1,15 @@
-"""The ``trajsim`` command: run, report, steady, validate (design.md, command line).
+"""The ``trajsim`` command: run, report, steady, validate.
 
-Errors are one line on stderr and exit status 2; ``--debug`` shows the traceback.
+What the user can fix (``TrajsimError``: bad input, an unusable directory; and file-system
+errors) is one line on stderr and exit status 2, ``--debug`` shows its traceback; anything
+else is a bug and shows its traceback with exit status 1.  Under mpirun, steps that rank 0
+runs alone (reading the scenario, taking the directory) report from rank 0 only.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from . import __version__
@@ -21,8 +25,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"trajsim {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show tracebacks on errors")
 
-    run = sub.add_parser("run", help="run a scenario and write its run directory")
+    run = sub.add_parser("run", parents=[debug],
+                         help="run a scenario and write its run directory")
     run.add_argument("scenario", help="scenario YAML file")
     run.add_argument("--out", required=True, help="output run directory")
     run.add_argument("--trajectories", type=int, help="override run.trajectories")
@@ -32,15 +40,20 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true", help="continue an interrupted run")
     run.add_argument("--threads", type=int, help="worker threads (default: all cores)")
 
-    report = sub.add_parser("report", help="parity-detection statistics and figures of a run")
+    report = sub.add_parser("report", parents=[debug],
+                         help="parity-detection statistics and figures of a run")
     report.add_argument("directory", help="a finished run directory")
 
-    steady = sub.add_parser("steady", help="exact steady-state table for every sweep point")
+    steady = sub.add_parser("steady", parents=[debug],
+                         help="exact steady-state table for every sweep point")
     steady.add_argument("scenario", help="scenario YAML file")
     steady.add_argument("--out", help="write the table as CSV (and Parquet next to it)")
+    steady.add_argument("--force", action="store_true",
+                        help="replace existing --out files (never inside a run directory)")
     steady.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
 
-    validate = sub.add_parser("validate", help="check a scenario file and print it resolved")
+    validate = sub.add_parser("validate", parents=[debug],
+                         help="check a scenario file and print it resolved")
     validate.add_argument("scenario", help="scenario YAML file")
     validate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     return parser
@@ -59,11 +72,12 @@ def _load(args):
 
 def _run(args) -> int:
     from . import distribute
+    from .errors import TrajsimError
     from .runner import run
 
-    scenario = _load(args)
     if args.threads is not None and args.threads < 1:
-        raise ValueError("--threads: give a whole number >= 1")
+        raise TrajsimError("--threads: give a whole number >= 1")
+    scenario = distribute.on_root(distribute.world(), lambda: _load(args))
     directory = run(scenario, args.out, resume=args.resume, threads=args.threads)
     if distribute.launched_rank() != 0:
         return 0
@@ -107,43 +121,58 @@ def _steady(args) -> int:
     from pathlib import Path
 
     from .steady import steady_table
-    from .store import write_parquet
+    from .store import RunDirectoryError, run_directory_above, write_parquet, write_text
 
+    targets = []
+    if args.out:
+        csv = Path(args.out)
+        targets = [csv, csv.with_suffix(".parquet")]
+        run_dir = run_directory_above(csv.resolve().parent)
+        if run_dir is not None:
+            raise RunDirectoryError(f"--out {csv}: inside the run directory {run_dir}; "
+                                    "write the steady-state table elsewhere")
+        existing = [str(t) for t in targets if t.exists()]
+        if existing and not args.force:
+            raise RunDirectoryError(f"--out {csv}: {', '.join(existing)} already exist; add "
+                                    "--force to replace them, or choose another name")
     table = steady_table(_load(args))
     print(table.to_string(index=False, float_format=lambda x: f"{x:.6g}"))
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out, index=False, float_format="%.10g")
-        write_parquet(table, out.with_suffix(".parquet"))
+    if targets:
+        write_text(targets[0], table.to_csv(index=False, float_format="%.10g"))
+        write_parquet(table, targets[1])
     return 0
 
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     from . import distribute
-    from .scenario import ScenarioError
-    from .store import RunDirectoryError
+    from .errors import TrajsimError
 
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("trajsim: %(message)s"))
+    logging.getLogger("trajsim").addHandler(handler)
     try:
         return {"run": _run, "validate": _validate, "report": _report,
                 "steady": _steady}[args.command](args)
+    except distribute.PeerFailed as err:  # rank 0 has said why
+        return err.status
     except distribute.WorkerFailed as err:
         print(f"trajsim: error: {err}; finished work units are kept (rerun with --resume)",
               file=sys.stderr, flush=True)
         distribute.abort(3)
         return 3
-    except (ScenarioError, RunDirectoryError, RuntimeError, ValueError, OSError) as err:
+    except (TrajsimError, OSError) as err:
         if args.debug:
             raise
-        if distribute.launched_rank() == 0:  # every rank fails alike; one line is enough
-            message = str(err).splitlines()[0] if str(err) else type(err).__name__
-            print(f"trajsim: error: {message}", file=sys.stderr)
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"trajsim: error: {message}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt:
         print("trajsim: interrupted; finished work units are kept (rerun with --resume)",
               file=sys.stderr)
         return 130
+    finally:
+        logging.getLogger("trajsim").removeHandler(handler)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ import threading
 import time
 import traceback
 
+from .errors import TrajsimError, exit_status
+
 #: Environment variables through which MPI launchers (MPICH/Hydra, Open MPI, PMIx, Slurm) tell a
 #: process its rank and the number of ranks.
 _SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")
@@ -25,6 +27,14 @@ POLL_S = 0.001  # longest sleep between polls; polling starts at 20 µs and back
 
 class WorkerFailed(RuntimeError):
     """A rank failed; the message names the rank and the cause."""
+
+
+class PeerFailed(Exception):
+    """Rank 0 failed in a step it runs alone and has said why; this rank exits with ``status``."""
+
+    def __init__(self, status: int):
+        super().__init__(f"rank 0 failed (exit status {status})")
+        self.status = status
 
 
 def launched_size() -> int:
@@ -49,18 +59,47 @@ def world():
     try:
         from mpi4py import MPI
     except ImportError:
-        raise RuntimeError(
+        raise TrajsimError(
             f"mpirun started {launched_size()} ranks but mpi4py is not installed; "
             "pip install 'trajsim[mpi]' (or mpi4py built against your cluster's MPI)"
         ) from None
     return MPI.COMM_WORLD
 
 
+#: Pause before MPI_Abort so that the launcher forwards the line just printed: MPICH's Hydra
+#: drops output still in flight when it tears the job down (seen as a missing error line).
+ABORT_GRACE_S = 0.5
+
+
 def abort(code: int) -> None:
     """Stop every rank (after a failure on one of them); no-op without MPI."""
     comm = world()
     if comm is not None:
+        time.sleep(ABORT_GRACE_S)
         comm.Abort(code)
+
+
+def on_root(comm, step):
+    """Run ``step()`` on rank 0 alone and return its result on every rank.
+
+    A failure on rank 0 is raised there and ends every other rank too (``PeerFailed`` with the
+    same exit status), so no rank waits for a step that will never come.  Without MPI this is
+    ``step()``.
+    """
+    if comm is None:
+        return step()
+    value, failure = None, None
+    if comm.rank == 0:
+        try:
+            value = step()
+        except BaseException as err:  # noqa: BLE001 - re-raised below, after telling the ranks
+            failure = err
+    status, value = comm.bcast((None if failure is None else exit_status(failure), value), root=0)
+    if failure is not None:
+        raise failure
+    if status is not None:
+        raise PeerFailed(status)
+    return value
 
 
 def _poll(ready) -> None:
@@ -78,24 +117,25 @@ def _wait(request):
 
 
 def run_local(next_unit, work, on_done, threads: int) -> None:
-    """Run units on ``threads`` threads until ``next_unit()`` returns None.
+    """Run units on ``threads`` threads until ``next_unit(worker)`` returns None.
 
-    ``next_unit`` and ``on_done`` must be thread-safe.  The first failure stops the hand-out and
-    is raised once every thread has finished its current unit.
+    ``worker`` names the thread ('thread 1'); ``next_unit`` and ``on_done`` must be
+    thread-safe.  The first failure stops the hand-out and is raised once every thread has
+    finished its current unit.
     """
     failure: list[BaseException] = []
 
-    def loop():
-        while not failure and (unit := next_unit()) is not None:
+    def loop(worker: str):
+        while not failure and (unit := next_unit(worker)) is not None:
             try:
                 work(unit)
+                on_done(unit)
             except Exception as err:  # noqa: BLE001 - re-raised in the calling thread
                 failure.append(err)
                 return
-            on_done(unit)
 
-    pool = [threading.Thread(target=loop, name=f"trajsim-{k}", daemon=True)
-            for k in range(threads)]
+    pool = [threading.Thread(target=loop, args=(f"thread {k}",), name=f"trajsim-{k}",
+                             daemon=True) for k in range(threads)]
     for thread in pool:
         thread.start()
     try:
@@ -148,8 +188,8 @@ def _coordinate(comm, next_unit, work, on_done) -> None:
 
     failure: list[str] = []
 
-    def hand_out():
-        return None if failure else next_unit()
+    def hand_out(worker: str):
+        return None if failure else next_unit(worker)
 
     def serve():
         active = comm.size - 1
@@ -166,21 +206,27 @@ def _coordinate(comm, next_unit, work, on_done) -> None:
                 continue
             if kind == "done":
                 on_done(payload)
-            unit = hand_out()
+            unit = hand_out(f"rank {source}")
             comm.send(unit, dest=source)
             if unit is None:
                 active -= 1
 
-    server = threading.Thread(target=serve, name="trajsim-coordinator", daemon=True)
+    def serve_or_fail():
+        try:
+            serve()
+        except Exception as err:  # noqa: BLE001 - a coordinator failure stops the job too
+            failure.append(f"rank 0 failed while coordinating: {_cause(err)}")
+
+    server = threading.Thread(target=serve_or_fail, name="trajsim-coordinator", daemon=True)
     server.start()
-    while (unit := hand_out()) is not None:
+    while (unit := hand_out("rank 0")) is not None:
         try:
             work(unit)
+            on_done(unit)
         except Exception as err:  # noqa: BLE001 - any failure stops the job with its cause
             failure.append(f"rank 0 failed on point {unit.point} unit {unit.unit}: {_cause(err)}")
             break
-        on_done(unit)
-    if not failure:
-        server.join()
+    while server.is_alive() and not failure:
+        server.join(0.05)
     if failure:
         raise WorkerFailed(failure[0])

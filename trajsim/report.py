@@ -22,6 +22,7 @@ import pandas as pd
 
 from . import detection, exact
 from .detection import Detector
+from .errors import TrajsimError
 from .store import RunDirectory, RunDirectoryError
 
 
@@ -38,9 +39,14 @@ def load_run(path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     if manifest.get("status") != "done":
         raise RunDirectoryError(f"{path}: the run is not finished; complete it with "
                                 "'trajsim run ... --resume' first")
-    if manifest["scenario"]["run"]["store"] != "trajectories":
+    if manifest["scenario"].get("run", {}).get("store") != "trajectories":
         raise RunDirectoryError(f"{path}: the report needs per-trajectory data; run with "
                                 "run.store: trajectories")
+    try:
+        points = _points(manifest)
+    except TrajsimError as err:
+        raise RunDirectoryError(f"{directory.manifest_path}: damaged scenario ({err})") from None
+    directory.check_finished(manifest, points)
     try:
         shots = manifest["scenario"]["measurement"]["shots"] > 0
         traj = pd.read_parquet(directory.path / "trajectories.parquet",

@@ -9,6 +9,7 @@ Finished units are skipped on --resume.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -23,7 +24,9 @@ from .engine import CHANNELS, LOSS_CODE, OBSERVABLES, BlockTable, rng_states, si
 from .model import Rates
 from .scenario import SCHEMA_VERSION, Scenario
 from .squeezing import moments_from_columns, wineland_xi2
-from .store import RunDirectory, RunDirectoryError
+from .store import RunDirectory, unit_identity
+
+log = logging.getLogger("trajsim")
 
 
 @dataclass(frozen=True)
@@ -264,7 +267,8 @@ def run(scenario: Scenario, out, resume: bool = False, threads: int | None = Non
     """Run every unfinished work unit of the scenario and write the run directory.
 
     The same call on every MPI rank under mpirun (one thread per rank); otherwise a thread pool
-    over all local cores.  Rank 0 checks the directory, hands out units and merges the results.
+    over all local cores.  Rank 0 takes the directory (lock, checks), hands out units and merges
+    the results.
     """
     comm = distribute.world()
     rank, ranks = (comm.rank, comm.size) if comm else (0, 1)
@@ -272,21 +276,47 @@ def run(scenario: Scenario, out, resume: bool = False, threads: int | None = Non
     directory = RunDirectory(out)
     units = work_units(scenario)
     keep = scenario.resolved["run"]["store"] == "trajectories"
-    scheduler, error, manifest = None, None, {}
-    if rank == 0:
+    identities = [unit_identity(scenario.hash(), point) for point in scenario.points]
+    manifest: dict = {}
+    scheduler: Scheduler | None = None
+
+    def take_directory() -> None:
+        nonlocal scheduler
+        directory.lock()
         try:
-            manifest = _start_manifest(directory, scenario, resume, ranks, threads, units)
+            old = directory.prepare(scenario.hash(), resume)
             finished = {(u.point, u.unit) for u in units
-                        if directory.unit_finished(u.point, u.unit, keep)}
+                        if directory.unit_finished(u.point, u.unit, identities[u.point], keep)}
+            manifest.update(_start_manifest(scenario, ranks, threads, units))
+            if old is not None:
+                manifest["interruptions"] = _interruptions(directory, old, units, finished)
+            directory.write_manifest(manifest)
             scheduler = Scheduler(scenario, units, finished)
             scheduler.start(directory.load_unit_stats)
-        except RunDirectoryError as err:
-            error = str(err)
-    if comm:
-        error = comm.bcast(error, root=0)
-    if error:
-        raise RunDirectoryError(error)
+        except BaseException:
+            directory.unlock()
+            raise
 
+    distribute.on_root(comm, take_directory)
+    try:
+        computed = _compute(scenario, directory, scheduler, comm, threads, keep, identities,
+                            show=rank == 0 and (progress if progress is not None
+                                                else os.isatty(2)))
+        if rank == 0:
+            manifest["timings"] = {"compute_s": computed[1], "units_computed": computed[0],
+                                   "units_total": len(units)}
+            _finish(directory, scenario, manifest, scheduler)
+    except distribute.WorkerFailed as err:
+        manifest.update(status="failed", failure=str(err))
+        directory.write_manifest(manifest)
+        raise
+    finally:
+        directory.unlock()
+    return directory
+
+
+def _compute(scenario, directory, scheduler, comm, threads, keep, identities, show):
+    """Compute the unfinished units on every rank/thread: (units computed, seconds)."""
     setups: dict[int, PointSetup] = {}
     lock = threading.Lock()
     seed = scenario.resolved["run"]["seed"]
@@ -296,13 +326,19 @@ def run(scenario: Scenario, out, resume: bool = False, threads: int | None = Non
             if unit.point not in setups:
                 setups[unit.point] = PointSetup.build(scenario.points[unit.point])
         result = run_unit(setups[unit.point], unit, seed, keep)
-        directory.write_unit(unit.point, unit.unit, result.stats, result.frames)
+        directory.write_unit(unit.point, unit.unit, identities[unit.point], result.stats,
+                             result.frames)
+        return unit
+
+    def hand_out(worker: str) -> WorkUnit | None:
+        unit = scheduler.next_unit()
+        if unit is not None:
+            directory.log_handout(unit.point, unit.unit, worker)
         return unit
 
     started = time.time()
-    show = rank == 0 and (progress if progress is not None else os.isatty(2))
     computed: list[WorkUnit] = []
-    todo = [] if scheduler is None else [u for u in units
+    todo = [] if scheduler is None else [u for u in scheduler.units
                                          if (u.point, u.unit) not in scheduler.finished]
     with tqdm(total=sum(u.count for u in todo), unit="traj", disable=not show,
               desc=scenario.name) as bar:
@@ -312,19 +348,14 @@ def run(scenario: Scenario, out, resume: bool = False, threads: int | None = Non
             bar.update(unit.count)
 
         if comm:
-            distribute.run_mpi(comm, scheduler and scheduler.next_unit, work, on_done)
+            distribute.run_mpi(comm, hand_out, work, on_done)
         else:
-            distribute.run_local(scheduler.next_unit, work, on_done, threads)
-    if rank == 0:
-        manifest["timings"] = {"compute_s": round(time.time() - started, 3),
-                               "units_computed": len(computed), "units_total": len(units)}
-        _finish(directory, scenario, manifest, scheduler)
-    return directory
+            distribute.run_local(hand_out, work, on_done, threads)
+    return len(computed), round(time.time() - started, 3)
 
 
-def _start_manifest(directory, scenario, resume, ranks, threads, units) -> dict:
-    directory.prepare(scenario.hash(), resume)
-    manifest = {
+def _start_manifest(scenario, ranks, threads, units) -> dict:
+    return {
         "trajsim_version": __version__, "schema_version": SCHEMA_VERSION,
         "scenario": scenario.resolved,
         "scenario_hash": scenario.hash(), "seed": scenario.resolved["run"]["seed"],
@@ -332,8 +363,26 @@ def _start_manifest(directory, scenario, resume, ranks, threads, units) -> dict:
         "points": [{"point": p, "units": sum(u.point == p for u in units), "status": "running"}
                    for p in range(len(scenario.points))],
     }
-    directory.write_manifest(manifest)
-    return manifest
+
+
+def _interruptions(directory, old: dict, units, finished) -> list:
+    """The old manifest's record of earlier interruptions, plus this resume's if units were
+    missing: how the previous run ended, and which worker had each unfinished unit."""
+    history = old.get("interruptions", [])
+    missing = [u for u in units if (u.point, u.unit) not in finished]
+    if not missing:
+        return history
+    handed = directory.handouts()
+    in_progress = [{"point": u.point, "unit": u.unit, "worker": handed[u.point, u.unit]}
+                   for u in missing if (u.point, u.unit) in handed]
+    log.warning("%s: the previous run ended with status '%s'%s; %d of %d units missing or "
+                "damaged%s; recomputing them", directory.path, old.get("status"),
+                f" ({old['failure']})" if old.get("failure") else "", len(missing), len(units),
+                "; unfinished when it stopped: " + ", ".join(
+                    f"point {d['point']} unit {d['unit']} ({d['worker']})"
+                    for d in in_progress[:8]) if in_progress else "")
+    return history + [{"previous_status": old.get("status"), "failure": old.get("failure"),
+                       "units_missing": len(missing), "in_progress": in_progress}]
 
 
 def _finish(directory, scenario, manifest, scheduler: Scheduler) -> None:

@@ -1,9 +1,13 @@
-"""Scenario files (design.md, schema v1): the one place that validates user input.
+"""Scenario files (schema v1): the one place that validates user input.
 
-``load(path, overrides)`` reads YAML, applies ``--set key=value`` overrides, checks the schema
-(JSON Schema: types, ranges, unknown keys), fills defaults and checks the physics (|m| <= j, memory),
-and returns a ``Scenario`` whose ``points`` are the resolved parameter sets of the sweep.
-Every problem raises ``ScenarioError`` with one line naming the key path and what is allowed.
+``load(path, overrides)`` reads YAML (YAML 1.2 numbers such as ``1e-3``; duplicate keys,
+non-JSON values and documents that expand beyond ``MAX_NODES`` or nest deeper than ``MAX_DEPTH``
+are refused), applies ``--set key=value`` overrides (a swept key's override replaces its sweep
+axis; ``sweep.KEY=[...]`` sets one), checks the schema (JSON Schema: types, finite ranges, unknown
+keys), fills defaults, checks the physics (|m| <= j) and what a run would cost (work units,
+memory, expected jumps), and returns a ``Scenario`` whose ``points`` are the resolved parameter
+sets of the sweep.  Every problem raises ``ScenarioError`` with one line naming the key path and
+what is allowed.
 """
 
 from __future__ import annotations
@@ -15,26 +19,52 @@ import itertools
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 import yaml
+from scipy.linalg import eigvalsh_tridiagonal
 
 from .dicke import OBSERVABLES
+from .errors import TrajsimError
 
 SCHEMA_VERSION = 1
 
 
-class ScenarioError(ValueError):
+class ScenarioError(TrajsimError):
     """Bad scenario input; the message is one line for the user."""
 
 
-def _number(minimum=None, exclusive=False, description="", nullable=False):
+#: Bounds on every number, so that no value overflows downstream: rates and 1/times in units
+#: of the user's choice, |r| as far as the engine is tested (Casimir and norm at r = 5).
+MAX_RATE = 1e6
+MAX_TIME = 1e9
+MAX_R = 5.0
+MAX_N = 10**9
+MAX_INT = 2**63 - 1
+
+
+def _number(minimum=None, exclusive=False, description="", nullable=False, maximum=None):
     spec = {"type": ["number", "null"] if nullable else "number", "description": description}
     if minimum is not None:
         spec["exclusiveMinimum" if exclusive else "minimum"] = minimum
+    if maximum is not None:
+        spec["maximum"] = maximum
+        if minimum is None:
+            spec["minimum"] = -maximum
     return spec
+
+
+def _rate(what="a rate"):
+    return _number(0, description=f"{what} from 0 to {MAX_RATE:g}", maximum=MAX_RATE)
+
+
+def _integer(minimum, maximum, description):
+    return {"type": "integer", "minimum": minimum, "maximum": maximum,
+            "description": description}
 
 
 def _obj(properties: dict, required=()):
@@ -47,67 +77,75 @@ SCHEMA = _obj(
         "name": {"type": "string", "minLength": 1, "description": "a name for the run"},
         "model": _obj(
             {
-                "N": {"type": "integer", "minimum": 1, "description": "an integer >= 1"},
-                "r": _number(description="a real squeezing parameter"),
-                "Gamma": _number(0, description="a rate >= 0"),
-                "gamma_coll": _number(0, description="a rate >= 0"),
-                "gamma_phi": _number(0, description="a rate >= 0"),
-                "gamma_rel": _number(0, description="a rate >= 0"),
-                "chi": _number(description="a one-axis-twisting rate chi (S^2 - Sz^2), Eq. (G1)"),
+                "N": _integer(1, MAX_N, f"an integer from 1 to {MAX_N}"),
+                "r": _number(description=f"a squeezing parameter with |r| <= {MAX_R:g}",
+                             maximum=MAX_R),
+                "Gamma": _rate(),
+                "gamma_coll": _rate(),
+                "gamma_phi": _rate(),
+                "gamma_rel": _rate(),
+                "chi": _number(description="a one-axis-twisting rate chi (S^2 - Sz^2), Eq. (G1), "
+                                           f"|chi| <= {MAX_RATE:g}", maximum=MAX_RATE),
             },
             required=["N"],
         ),
         "initial_state": _obj(
             {
                 "kind": {"enum": ["dicke", "css", "steady"], "description": "dicke, css or steady"},
-                "j": _number(0, description="a spin j in 0..N/2, N/2 - j an integer", nullable=True),
-                "m": _number(description="a half-integer m with |m| <= j", nullable=True),
-                "theta": _number(description="a polar angle in radians"),
-                "phi": _number(description="an azimuth in radians"),
+                "j": _number(0, description="a spin j in 0..N/2, N/2 - j an integer",
+                             nullable=True, maximum=MAX_N),
+                "m": _number(description="a half-integer m with |m| <= j", nullable=True,
+                             maximum=MAX_N),
+                "theta": _number(description="a polar angle in radians", maximum=1e6),
+                "phi": _number(description="an azimuth in radians", maximum=1e6),
             }
         ),
         "loss": _obj(
             {
-                "rate_per_spin": _number(0, description="a rate >= 0"),
-                "times": {"type": "array", "items": _number(0, description="times >= 0"),
+                "rate_per_spin": _rate(),
+                "times": {"type": "array",
+                          "items": _number(0, description=f"times from 0 to {MAX_TIME:g}",
+                                           maximum=MAX_TIME),
                           "description": "a list of times >= 0"},
             }
         ),
         "time": _obj(
             {
-                "t_end": _number(0, True, "a time > 0"),
-                "n_samples": {"type": "integer", "minimum": 2, "description": "an integer >= 2"},
+                "t_end": _number(0, True, f"a time > 0 and <= {MAX_TIME:g}", maximum=MAX_TIME),
+                "n_samples": _integer(2, MAX_INT, "an integer >= 2"),
             },
             required=["t_end"],
         ),
         "run": _obj(
             {
-                "trajectories": {"type": "integer", "minimum": 1, "description": "an integer >= 1"},
-                "seed": {"type": "integer", "minimum": 0, "description": "an integer >= 0"},
+                "trajectories": _integer(1, MAX_INT, "an integer >= 1"),
+                "seed": _integer(0, MAX_INT, f"an integer from 0 to {MAX_INT}"),
                 "store": {"enum": ["summary", "trajectories"],
                           "description": "summary or trajectories"},
-                "unit_size": {"type": "integer", "minimum": 1,
-                              "description": "an integer >= 1 (trajectories per work unit)"},
+                "unit_size": _integer(1, MAX_INT, "an integer >= 1 (trajectories per work unit)"),
                 "target_sem": {
                     "anyOf": [{"type": "null"}, _obj(
                         {"observable": {"enum": list(OBSERVABLES)},
-                         "value": _number(0, True, "a standard error > 0")},
+                         "value": _number(0, True, "a standard error > 0", maximum=1e300)},
                         required=["observable", "value"])],
                     "description": "null or {observable: one of "
                                    + ", ".join(OBSERVABLES) + ", value: > 0}"},
             }
         ),
         "measurement": _obj(
-            {"shots": {"type": "integer", "minimum": 0, "description": "an integer >= 0"}}
+            {"shots": _integer(0, 10**6, "an integer from 0 to 1000000")}
         ),
         "detection": _obj(
             {
-                "threshold": {"anyOf": [{"const": "auto"}, _number(0, True)],
+                "threshold": {"anyOf": [{"const": "auto"}, _number(0, True, maximum=1e300)],
                               "description": "auto or a number > 0"},
-                "hold": _number(0, description="a time >= 0"),
-                "smooth": _number(0, description="a time >= 0 (moving-average width)"),
-                "window": _number(0, True, "a time > 0 (allowed detection delay)"),
-                "settle": _number(0, description="a time >= 0 (excluded after each loss)"),
+                "hold": _number(0, description="a time >= 0", maximum=MAX_TIME),
+                "smooth": _number(0, description="a time >= 0 (moving-average width)",
+                                  maximum=MAX_TIME),
+                "window": _number(0, True, "a time > 0 (allowed detection delay)",
+                                  maximum=MAX_TIME),
+                "settle": _number(0, description="a time >= 0 (excluded after each loss)",
+                                  maximum=MAX_TIME),
             }
         ),
         "sweep": {"type": "object", "additionalProperties": {"type": "array", "minItems": 1},
@@ -135,6 +173,89 @@ NEUTRAL_DEFAULTS = {"model": {"chi": 0.0}}
 
 #: Largest share of physical memory the blocks of one point may take.
 MEMORY_SHARE = 0.25
+#: A scenario document may expand (YAML aliases counted at every use) to this many values, and
+#: nest this deep: far beyond any real scenario, far below what would hang validation.
+MAX_NODES = 100_000
+MAX_DEPTH = 32
+#: Refused: more work units than this, or more expected jumps per trajectory than this (about
+#: a day of one core at a microsecond per jump).
+MAX_UNITS = 10**6
+MAX_JUMPS = 1e11
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 numbers (``1e-3`` is a float, not a string) and
+    duplicate keys refused."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, (str, int, float, bool)) or key is None:
+                    if key in seen:
+                        raise ScenarioError(f"duplicate key '{key}' (line "
+                                            f"{key_node.start_mark.line + 1}); give each key once")
+                    seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
+def parse_yaml(text: str, where: str):
+    """The YAML document in ``text``, checked to be a small tree of JSON values."""
+    try:
+        document = yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark else ""
+        raise ScenarioError(f"{where}: not valid YAML{line}") from None
+    except ScenarioError as err:
+        raise ScenarioError(f"{where}: {err}") from None
+    except RecursionError:
+        raise ScenarioError(f"{where}: nested too deeply (at most {MAX_DEPTH} levels)") from None
+    _check_tree(document, where)
+    return document
+
+
+def _check_tree(document, where: str) -> None:
+    """Refuse values JSON cannot hold (dates, bytes, sets, non-string keys), nesting deeper
+    than MAX_DEPTH and documents expanding to more than MAX_NODES values (alias bombs).
+
+    Shared sub-trees (YAML aliases) are sized once and counted at every use."""
+    sizes: dict[int, int] = {}
+
+    def size(node, parts: tuple) -> int:
+        if len(parts) > MAX_DEPTH:
+            raise ScenarioError(f"{where}: nested too deeply (at most {MAX_DEPTH} levels)")
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if isinstance(node, dict):
+            for key in node:
+                if not isinstance(key, str):
+                    raise ScenarioError(f"{where}: {_path(parts + (key,))}: the key {key!r} is "
+                                        "not a name; keys are text")
+            total = 1 + sum(size(value, parts + (key,)) for key, value in node.items())
+        elif isinstance(node, list):
+            total = 1 + sum(size(value, parts + (k,)) for k, value in enumerate(node))
+        elif node is None or isinstance(node, (str, bool, int, float)):
+            total = 1
+        else:
+            raise ScenarioError(f"{where}: {_path(parts)}: a {type(node).__name__} value is not "
+                                "allowed; give a number, text, a list or a mapping")
+        if total > MAX_NODES:
+            raise ScenarioError(f"{where}: the document expands to more than {MAX_NODES} values "
+                                "(YAML aliases?); write the scenario out plainly")
+        sizes[id(node)] = total
+        return total
+
+    size(document, ())
 
 
 @dataclass
@@ -188,7 +309,7 @@ def _explain(error: jsonschema.ValidationError) -> str:
     if error.validator == "required":
         return f"{_path(parts)}: {error.message}"
     description = _schema_at(parts).get("description", "")
-    shown = json.dumps(error.instance) if not isinstance(error.instance, (dict, list)) else "value"
+    shown = "value" if isinstance(error.instance, (dict, list)) else json.dumps(error.instance)
     return f"{_path(parts)}: {shown} is not allowed; expected {description or error.message}"
 
 
@@ -216,13 +337,26 @@ def check_schema(raw) -> None:
         raise ScenarioError(_explain(best))
 
 
+def _as_integers(node, schema: dict):
+    """Whole floats (``N: 4.0``) where the schema asks for an integer become ints; JSON Schema
+    counts 4.0 as an integer, Python's range() and numpy's sizes do not."""
+    if schema.get("type") == "integer" and isinstance(node, float):
+        return int(node)
+    if isinstance(node, dict):
+        properties = schema.get("properties", {})
+        return {key: _as_integers(value, properties.get(key, {})) for key, value in node.items()}
+    return node
+
+
 def _with_defaults(raw: dict) -> dict:
-    out = copy.deepcopy(raw)
+    out = _as_integers(raw, SCHEMA)
     for section, values in DEFAULTS.items():
         if isinstance(values, dict) and section != "sweep":
             out[section] = {**values, **out.get(section, {})}
         else:
             out.setdefault(section, copy.deepcopy(values))
+    out["sweep"] = {key: [_as_integers(v, _schema_at(key.split("."))) for v in values]
+                    for key, values in out["sweep"].items()}
     return out
 
 
@@ -234,6 +368,21 @@ def _set(tree: dict, dotted: str, value) -> None:
         if not isinstance(node, dict):
             raise ScenarioError(f"{dotted}: '{key}' is not a section")
     node[leaf] = value
+
+
+def override(raw: dict, dotted: str, value) -> None:
+    """Apply ``--set dotted=value``: ``sweep.KEY=[...]`` sets a sweep axis, and a value for a
+    swept key replaces its axis (the run then has that one value)."""
+    if dotted.startswith("sweep."):
+        sweep = raw.setdefault("sweep", {})
+        if not isinstance(sweep, dict):
+            raise ScenarioError(f"--set {dotted}: 'sweep' is not a mapping")
+        sweep[dotted.removeprefix("sweep.")] = value
+        return
+    sweep = raw.get("sweep")
+    if isinstance(sweep, dict) and dotted in sweep:
+        del sweep[dotted]
+    _set(raw, dotted, value)
 
 
 def _sweepable_keys() -> list[str]:
@@ -266,11 +415,12 @@ def _check_point(point: dict, label: str) -> None:
     if len(point["loss"]["times"]) > N:
         raise ScenarioError(f"{label}loss.times: {len(point['loss']['times'])} scripted losses "
                             f"but only N = {N} spins")
-    needed = _block_bytes(N)
-    budget = MEMORY_SHARE * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    if needed > budget:
-        raise ScenarioError(f"{label}model.N: N = {N} needs about {needed / 2**30:.0f} GiB per block "
-                            f"(memory grows as N^2); at most {budget / 2**30:.0f} GiB is available")
+    _check_cost(point, label)
+
+
+def memory_budget() -> float:
+    """Bytes one point's blocks, or one work unit's arrays, may take: a share of the RAM."""
+    return MEMORY_SHARE * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def _block_bytes(N: int) -> float:
@@ -278,8 +428,75 @@ def _block_bytes(N: int) -> float:
     return 3 * 3 * 8 * (N + 1) ** 2 / 2
 
 
+def _unit_bytes(point: dict, unit_size: int) -> float:
+    """Memory of one work unit's per-sample arrays: observables (and their table copies) and
+    the j histogram."""
+    columns = len(OBSERVABLES) + 1
+    return 8.0 * unit_size * point["time"]["n_samples"] * (4 * columns + point["model"]["N"] + 1)
+
+
+def _odd_jump_rate(N: int, r: float) -> float:
+    """Steady Eq. (2) jump rate per Gamma of an odd-N ensemble in j = N/2, (2j+1)/sum 1/lambda_k
+    (Eq. 16: rho ∝ (Sigma^dag Sigma)^-1), the largest steady jump rate a trajectory meets."""
+    two_j = N if N % 2 else N - 1
+    if two_j < 1:
+        return 0.0
+    k = np.arange(two_j + 1)
+    m = k - two_j / 2
+    a = np.sqrt((two_j / 2 - m[:-1]) * (two_j / 2 + m[:-1] + 1))  # <m+1|J+|m>
+    below, above = np.concatenate(([0.0], a)), np.concatenate((a, [0.0]))
+    diag = np.cosh(r) ** 2 * below**2 + np.sinh(r) ** 2 * above**2
+    off2 = -np.cosh(r) * np.sinh(r) * a[1:] * a[:-1]
+    inverse_sum = 0.0
+    for sector in (k[0::2], k[1::2]):
+        lam = diag[sector] if sector.size < 2 else eigvalsh_tridiagonal(diag[sector],
+                                                                        off2[sector[:-1]])
+        inverse_sum += np.sum(1.0 / np.maximum(lam, 1e-300))
+    return (two_j + 1) / inverse_sum
+
+
+def expected_jumps(point: dict) -> float:
+    """A rough expected number of jumps of one trajectory over the run: the steady odd-N rate
+    of Eq. (2) if the spin number is or can become odd, plus collective decay at most
+    gamma_coll N(N+2)/4 and the local channels N (gamma_phi + gamma_rel), times t_end."""
+    m, loss = point["model"], point["loss"]
+    N, t_end = m["N"], point["time"]["t_end"]
+    can_be_odd = N % 2 or loss["rate_per_spin"] > 0 or loss["times"]
+    rate = m["Gamma"] * _odd_jump_rate(N, m["r"]) if can_be_odd and m["Gamma"] > 0 else 0.0
+    rate += m["gamma_coll"] * N * (N + 2) / 4 + N * (m["gamma_phi"] + m["gamma_rel"])
+    return rate * t_end
+
+
+def _check_cost(point: dict, label: str) -> None:
+    """Refuse a point that cannot fit: blocks or a work unit beyond the memory budget, or more
+    expected jumps per trajectory than MAX_JUMPS (or events beyond memory when stored)."""
+    N, budget = point["model"]["N"], memory_budget()
+    needed = _block_bytes(N)
+    if needed > budget:
+        raise ScenarioError(f"{label}model.N: N = {N} needs about {needed / 2**30:.0f} GiB per block "
+                            f"(memory grows as N^2); at most {budget / 2**30:.0f} GiB is available")
+    unit_size = min(point["run"]["unit_size"], point["run"]["trajectories"])
+    needed = _unit_bytes(point, unit_size)
+    if needed > budget:
+        raise ScenarioError(f"{label}time.n_samples: {point['time']['n_samples']} samples need "
+                            f"about {needed / 2**30:.3g} GiB per work unit of {unit_size} "
+                            f"trajectories; at most {budget / 2**30:.0f} GiB is available "
+                            "(fewer samples or a smaller run.unit_size)")
+    jumps = expected_jumps(point)
+    if jumps > MAX_JUMPS:
+        raise ScenarioError(f"{label}time.t_end: about {jumps:.2g} jumps per trajectory expected "
+                            f"up to t_end = {point['time']['t_end']:g} (at most {MAX_JUMPS:.0e}: "
+                            "about a day of one core); shorten time.t_end or lower the rates")
+    events = 41.0 * jumps * unit_size
+    if point["run"]["store"] == "trajectories" and events > budget:
+        raise ScenarioError(f"{label}run.store: recording about {jumps:.2g} jumps per trajectory "
+                            f"needs about {events / 2**30:.3g} GiB per work unit; use "
+                            "run.store: summary, a smaller run.unit_size or a shorter time.t_end")
+
+
 def resolve(raw, name: str = "scenario") -> Scenario:
     """Validate a raw scenario mapping and expand its sweep."""
+    _check_tree(raw, "scenario")
     check_schema(raw)
     resolved = _with_defaults(raw)
     resolved.setdefault("name", name)
@@ -291,7 +508,10 @@ def resolve(raw, name: str = "scenario") -> Scenario:
             raise ScenarioError(f"sweep.{key}: not a sweepable key{suggestion} "
                                 f"(sweepable: {', '.join(sweepable)})")
     keys = list(resolved["sweep"])
-    points = []
+    n_points = math.prod(len(values) for values in resolved["sweep"].values())
+    if n_points > MAX_UNITS:
+        raise ScenarioError(f"sweep: {n_points} points; at most {MAX_UNITS}")
+    points, units = [], 0
     for index, combo in enumerate(itertools.product(*resolved["sweep"].values())):
         point = copy.deepcopy(resolved)
         del point["sweep"]
@@ -302,6 +522,11 @@ def resolve(raw, name: str = "scenario") -> Scenario:
             check_schema(point)
         except ScenarioError as err:
             raise ScenarioError(f"{label if keys else ''}{err}") from None
+        units += -(-point["run"]["trajectories"] // point["run"]["unit_size"])
+        if units > MAX_UNITS:
+            raise ScenarioError(f"run.trajectories: more than {MAX_UNITS} work units of "
+                                f"run.unit_size = {point['run']['unit_size']} trajectories; "
+                                "lower run.trajectories or raise run.unit_size")
         _check_point(point, label if keys else "")
         points.append(point)
     return Scenario(resolved, points, dict(resolved["sweep"]))
@@ -310,29 +535,31 @@ def resolve(raw, name: str = "scenario") -> Scenario:
 def parse_override(text: str) -> tuple[str, object]:
     """'model.r=2.0' -> ('model.r', 2.0); the value is read as YAML."""
     key, sep, value = text.partition("=")
-    if not sep or not key:
+    if not sep or not key.strip():
         raise ScenarioError(f"--set {text}: expected KEY=VALUE, e.g. --set model.r=2.0")
-    try:
-        return key.strip(), yaml.safe_load(value)
-    except yaml.YAMLError:
-        raise ScenarioError(f"--set {text}: the value is not valid YAML") from None
+    return key.strip(), parse_yaml(value, f"--set {key.strip()}")
 
 
-def load(path, overrides=()) -> Scenario:
-    """Read, override, validate and resolve a scenario file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ScenarioError(f"{path}: no such scenario file")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise ScenarioError(f"{path}: not valid YAML{where}") from None
-    if raw is None:
-        raise ScenarioError(f"{path}: the file is empty; see scenarios/quickstart.yaml")
-    if not isinstance(raw, dict):
-        raise ScenarioError(f"{path}: expected a YAML mapping with model:, time:, ... sections")
+def load(source, overrides=()) -> Scenario:
+    """Read, override, validate and resolve a scenario: a YAML file's path, or a mapping."""
+    if isinstance(source, dict):
+        raw, name = copy.deepcopy(source), "scenario"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ScenarioError(f"{path}: no such scenario file")
+        if path.stat().st_size > 1 << 20:
+            raise ScenarioError(f"{path}: larger than 1 MiB; not a scenario file")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ScenarioError(f"{path}: not a UTF-8 text file; scenario files are YAML "
+                                "text") from None
+        raw, name = parse_yaml(text, str(path)), path.stem
+        if raw is None:
+            raise ScenarioError(f"{path}: the file is empty; see scenarios/quickstart.yaml")
+        if not isinstance(raw, dict):
+            raise ScenarioError(f"{path}: expected a YAML mapping with model:, time:, ... sections")
     for key, value in overrides:
-        _set(raw, key, value)
-    return resolve(raw, name=path.stem)
+        override(raw, key, value)
+    return resolve(raw, name=name)

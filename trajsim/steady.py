@@ -17,7 +17,7 @@ import pandas as pd
 
 from . import exact
 from .model import Rates, build_block
-from .scenario import Scenario
+from .scenario import Scenario, ScenarioError
 
 GAP_MAX_N = 300
 LOCAL_MAX_N = 60
@@ -28,11 +28,11 @@ def steady_row(point: dict) -> dict:
     N, r, Gamma = m["N"], m["r"], m["Gamma"]
     local = m["gamma_phi"] > 0 or m["gamma_rel"] > 0
     if not (Gamma > 0 or m["gamma_coll"] > 0 or local):
-        raise ValueError("model: without dissipation (Gamma, gamma_coll, gamma_phi and gamma_rel "
+        raise ScenarioError("model: without dissipation (Gamma, gamma_coll, gamma_phi and gamma_rel "
                          "all 0) there is no unique steady state; switch one rate on")
     if local or m["gamma_coll"] > 0 or m["chi"] != 0 or Gamma == 0:
         if local and N > LOCAL_MAX_N:
-            raise ValueError(f"model.N: the exact Eq. (11) stationary state is limited to "
+            raise ScenarioError(f"model.N: the exact Eq. (11) stationary state is limited to "
                              f"N <= {LOCAL_MAX_N} (its size grows as N^4)")
         o = exact.stationary_state(Rates(Gamma, r, m["gamma_coll"], m["gamma_phi"],
                                          m["gamma_rel"], m["chi"]), N)

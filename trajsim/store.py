@@ -1,4 +1,4 @@
-"""Run directory: Parquet outputs and the manifest (design.md, output contract).
+"""Run directory: Parquet outputs, the manifest, and the rules that keep a user's results safe.
 
     DIR/manifest.json          resolved scenario, version, seed, ranks, timings, status per point
     DIR/summary.parquet        point, t, <obs>_mean, <obs>_sem, xi2
@@ -6,16 +6,28 @@
     DIR/events.parquet/        partitioned: one part per work unit (store: trajectories)
     DIR/j_distribution.parquet point, t, j, probability, sem: the distribution of total spin j
     DIR/points.parquet         point and its swept parameter values
-    DIR/units/                 per-unit partial statistics; a unit is finished once its file exists
+    DIR/units/                 checkpoints: per-unit partial statistics (.npz) and commit records
+                               (.json); a hand-out log of the units given to each worker
+    DIR/.trajsim.lock          held (flock) by the one process writing the directory
 
-Every file is written to a temporary name and renamed, so a killed run leaves only whole files.
+Safety rules (README, "Your results are safe"):
+- trajsim writes only into a new or empty directory, or one holding a manifest of the same
+  scenario; it never writes or deletes a file whose name and place it did not generate.
+- Every file is written under a temporary name of trajsim's own pattern and renamed, so a killed
+  run leaves whole files only; a resume deletes only such temporary files, in the places trajsim
+  writes them.  Files get the permissions of the user's umask.
+- A unit is finished once its commit record exists, names this scenario and point (by hash), and
+  every file of the unit has the SHA-256 the record gives; anything else is recomputed.
+- One process writes a directory at a time: an exclusive ``flock`` on ``.trajsim.lock``.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -23,23 +35,35 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .errors import TrajsimError
+
 MANIFEST = "manifest.json"
+LOCK = ".trajsim.lock"
+HANDOUT_LOG = "handout.log"
+PARTITIONED = ("trajectories", "events")
+_TMP_MARK = ".trajsim-"  # temporary files: .<name>.trajsim-<random>.tmp
+#: Keys every manifest written by trajsim has; a manifest without them is damaged.
+MANIFEST_KEYS = ("scenario", "scenario_hash", "status", "points")
 
 
-class RunDirectoryError(ValueError):
+class RunDirectoryError(TrajsimError):
     """The output directory cannot be used as asked; the message is one line for the user."""
 
 
 def _atomic(path: Path, write) -> None:
+    """Write through ``write(tmp)`` to a temporary file next to ``path``, then rename it.
+
+    The temporary file is created with mode 0666 so that the umask decides its permissions (as
+    for any file the user creates), and its name follows trajsim's own pattern.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = path.parent / f".{path.name}{_TMP_MARK}{uuid.uuid4().hex}.tmp"
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:
         write(tmp)
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
 
 
 def write_parquet(df: pd.DataFrame, path: Path) -> None:
@@ -47,96 +71,226 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
     _atomic(path, lambda tmp: pq.write_table(table, tmp))
 
 
+def write_text(path: Path, text: str) -> None:
+    _atomic(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def run_directory_above(path: Path) -> Path | None:
+    """The trajsim run directory holding ``path`` (the path itself or a parent), if any."""
+    for folder in [path, *path.parents]:
+        if (folder / MANIFEST).is_file():
+            return folder
+    return None
+
+
+def unit_identity(scenario_hash: str, point: dict) -> dict:
+    """What a unit's commit record names: the scenario's hash and the hash of its point."""
+    text = json.dumps(point, sort_keys=True, separators=(",", ":"))
+    return {"scenario": scenario_hash, "point": hashlib.sha256(text.encode()).hexdigest()}
+
+
 class RunDirectory:
     """One run's output directory."""
 
     def __init__(self, path):
+        if str(path).strip() == "":
+            raise RunDirectoryError("--out: give a directory path (it is empty)")
         self.path = Path(path)
+        self._lock_fd: int | None = None
 
     @property
     def manifest_path(self) -> Path:
         return self.path / MANIFEST
 
+    # ------------------------------------------------------------------ manifest
+
     def read_manifest(self) -> dict:
+        """The manifest, checked to be one trajsim wrote, or a one-line RunDirectoryError."""
         try:
-            return json.loads(self.manifest_path.read_text())
+            manifest = json.loads(self.manifest_path.read_text())
         except FileNotFoundError:
             raise RunDirectoryError(f"{self.path}: no {MANIFEST}; not a trajsim run directory") from None
-        except json.JSONDecodeError:
-            raise RunDirectoryError(f"{self.manifest_path}: damaged (not JSON)") from None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise RunDirectoryError(f"{self.manifest_path}: damaged (not JSON); the run cannot be "
+                                    "identified, so it cannot be resumed or reported") from None
+        if not isinstance(manifest, dict) or any(k not in manifest for k in MANIFEST_KEYS) \
+                or not isinstance(manifest["scenario"], dict):
+            raise RunDirectoryError(f"{self.manifest_path}: damaged (not a trajsim manifest: it "
+                                    f"lacks {', '.join(MANIFEST_KEYS)}); the run cannot be "
+                                    "identified, so it cannot be resumed or reported")
+        return manifest
 
     def write_manifest(self, manifest: dict) -> None:
-        text = json.dumps(manifest, indent=2, sort_keys=True)
-        _atomic(self.manifest_path, lambda tmp: Path(tmp).write_text(text))
+        write_text(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
 
-    def prepare(self, scenario_hash: str, resume: bool) -> dict | None:
-        """Check that the directory may take this run; returns the old manifest when resuming."""
+    # ------------------------------------------------------------------ taking the directory
+
+    def _foreign_content(self) -> bool:
+        """Whether the directory exists and holds anything but trajsim's lock file."""
+        return self.path.is_dir() and any(p.name != LOCK for p in self.path.iterdir())
+
+    def check_usable(self) -> None:
+        """Refuse, before creating anything, a path that is a file or a non-empty foreign folder."""
         if self.path.exists() and not self.path.is_dir():
             raise RunDirectoryError(f"{self.path}: exists and is not a directory")
+        if not self.manifest_path.exists() and self._foreign_content():
+            raise RunDirectoryError(f"{self.path}: not empty and holds no trajsim run (no "
+                                    f"{MANIFEST}); trajsim writes only into a new or empty "
+                                    "directory or its own run directory: choose a new --out")
+
+    def lock(self) -> None:
+        """Take the directory for this process (exclusive flock, released when it exits)."""
+        self.check_usable()
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise RunDirectoryError(f"{self.path}: in use by another trajsim process (PID "
+                                    f"{holder}); one process writes a run directory at a time: "
+                                    "wait for it or stop it") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock; the file stays (it is trajsim's)
+            self._lock_fd = None
+
+    def prepare(self, scenario_hash: str, resume: bool) -> dict | None:
+        """Check, holding the lock, that the directory may take this run.
+
+        Returns the old manifest when resuming (None for a new run), after deleting the temporary
+        files of an interrupted run.
+        """
+        self.check_usable()
         if not self.manifest_path.exists():
-            if self.path.exists() and any(self.path.iterdir()) and not resume:
-                raise RunDirectoryError(f"{self.path}: not empty and not a trajsim run; "
-                                        "choose a new --out directory")
             return None
         old = self.read_manifest()
-        if old.get("scenario_hash") != scenario_hash:
+        if old["scenario_hash"] != scenario_hash:
+            name = old["scenario"].get("name", "?")
             raise RunDirectoryError(f"{self.path}: holds a run of a different scenario "
-                                    f"('{old.get('scenario', {}).get('name', '?')}'); "
-                                    "choose a new --out directory")
+                                    f"('{name}'); choose a new --out directory")
         if not resume:
             raise RunDirectoryError(f"{self.path}: already holds this run; add --resume to "
                                     "continue it, or choose a new --out directory")
-        for stale in self.path.rglob(".*.tmp"):  # left by a killed run
-            stale.unlink()
+        for folder in (self.path, self.path / "units",
+                       *(self.path / f"{name}.parquet" for name in PARTITIONED)):
+            if folder.is_dir():
+                for stale in folder.glob(f".*{_TMP_MARK}*.tmp"):
+                    stale.unlink(missing_ok=True)
         return old
 
     # ------------------------------------------------------------------ work units
 
-    def _unit_name(self, point: int, unit: int) -> str:
+    @staticmethod
+    def _part_name(point: int, unit: int) -> str:
         return f"part-p{point:05d}-u{unit:06d}.parquet"
 
-    def unit_stats_path(self, point: int, unit: int) -> Path:
-        return self.path / "units" / f"p{point:05d}-u{unit:06d}.npz"
+    def _unit_path(self, point: int, unit: int, suffix: str) -> Path:
+        return self.path / "units" / f"p{point:05d}-u{unit:06d}{suffix}"
 
-    def load_unit_stats(self, point: int, unit: int) -> dict | None:
-        """Partial statistics of a finished unit, or None if missing or damaged."""
+    def _unit_files(self, point: int, unit: int, with_parts: bool) -> list[Path]:
+        parts = [self.path / f"{name}.parquet" / self._part_name(point, unit)
+                 for name in PARTITIONED] if with_parts else []
+        return parts + [self._unit_path(point, unit, ".npz")]
+
+    def load_unit_stats(self, point: int, unit: int) -> dict:
+        """Partial statistics of a finished (verified) unit."""
+        with np.load(self._unit_path(point, unit, ".npz")) as data:
+            return {key: data[key] for key in data.files}
+
+    def unit_finished(self, point: int, unit: int, identity: dict, with_parts: bool) -> bool:
+        """Whether the unit's commit record names this ``identity`` (scenario and point hashes)
+        and every file of the unit has the checksum the record gives: whatever the damage to a
+        unit (missing, truncated, bit-flipped, from another scenario), it is not finished."""
         try:
-            with np.load(self.unit_stats_path(point, unit)) as data:
-                return {key: data[key] for key in data.files}
-        except (OSError, ValueError, EOFError, KeyError):
-            return None
-
-    def unit_finished(self, point: int, unit: int, with_parts: bool) -> bool:
-        """A unit counts as finished only if its statistics load and its Parquet parts are whole."""
-        stats = self.load_unit_stats(point, unit)
-        if stats is None:
+            record = json.loads(self._unit_path(point, unit, ".json").read_text())
+            files = self._unit_files(point, unit, with_parts)
+            if not isinstance(record, dict) or record.get("identity") != identity \
+                    or set(record.get("sha256", {})) != {self._relative(f) for f in files}:
+                return False
+            return all(sha256(f) == record["sha256"][self._relative(f)] for f in files)
+        except (OSError, ValueError):
             return False
-        for name in ("trajectories", "events") if with_parts else ():
-            part = self.path / f"{name}.parquet" / self._unit_name(point, unit)
-            try:
-                rows = pq.read_metadata(part).num_rows
-            except (OSError, pa.ArrowException):
-                return False
-            if rows != int(stats.get(f"rows_{name}", -1)):
-                return False
-        return True
+
+    def _relative(self, path: Path) -> str:
+        return path.relative_to(self.path).as_posix()
 
     def remove_unit(self, point: int, unit: int) -> None:
-        """Delete a unit's files (a unit past a point's target-precision cut)."""
-        for name in ("trajectories", "events"):
-            (self.path / f"{name}.parquet" / self._unit_name(point, unit)).unlink(missing_ok=True)
-        self.unit_stats_path(point, unit).unlink(missing_ok=True)
+        """Delete a unit's files, its commit record first (a unit past a point's target cut)."""
+        self._unit_path(point, unit, ".json").unlink(missing_ok=True)
+        for path in self._unit_files(point, unit, with_parts=True):
+            path.unlink(missing_ok=True)
 
-    def write_unit(self, point: int, unit: int, stats: dict, frames: dict[str, pd.DataFrame]):
-        """Write a unit's Parquet parts, then its statistics (which mark it finished)."""
+    def write_unit(self, point: int, unit: int, identity: dict, stats: dict,
+                   frames: dict[str, pd.DataFrame]) -> None:
+        """Write a unit's Parquet parts and statistics, then its commit record (which marks it
+        finished) with the SHA-256 of each file."""
         for name, df in frames.items():
-            write_parquet(df, self.path / f"{name}.parquet" / self._unit_name(point, unit))
+            write_parquet(df, self.path / f"{name}.parquet" / self._part_name(point, unit))
 
         def save(tmp):
             with open(tmp, "wb") as fh:
                 np.savez(fh, **stats)
 
-        _atomic(self.unit_stats_path(point, unit), save)
+        _atomic(self._unit_path(point, unit, ".npz"), save)
+        files = self._unit_files(point, unit, with_parts=bool(frames))
+        record = {"identity": identity,
+                  "sha256": {self._relative(f): sha256(f) for f in files}}
+        write_text(self._unit_path(point, unit, ".json"), json.dumps(record, sort_keys=True))
+
+    def check_finished(self, manifest: dict, points: list[dict]) -> None:
+        """Refuse, in one line, a finished run whose units are not all whole (a unit's file
+        deleted, truncated or changed since the run): the tables would be incomplete."""
+        try:
+            unit_size = manifest["scenario"]["run"]["unit_size"]
+            kept = [-(-int(entry["trajectories"]) // unit_size) for entry in manifest["points"]]
+            with_parts = manifest["scenario"]["run"]["store"] == "trajectories"
+        except (KeyError, TypeError, ValueError):
+            raise RunDirectoryError(f"{self.manifest_path}: damaged (its points or run settings "
+                                    "are unreadable)") from None
+        for p, (point, units) in enumerate(zip(points, kept, strict=True)):
+            identity = unit_identity(manifest["scenario_hash"], point)
+            for u in range(units):
+                if not self.unit_finished(p, u, identity, with_parts):
+                    raise RunDirectoryError(
+                        f"{self.path}: work unit {u} of point {p} is missing or damaged; repair "
+                        f"the run with 'trajsim run SCENARIO.yaml --out {self.path} --resume'")
+
+    # ------------------------------------------------------------------ hand-out log
+
+    def log_handout(self, point: int, unit: int, worker: str) -> None:
+        """Append 'point unit worker' when a unit is handed out (rank 0 only): after a kill, the
+        units handed out but not finished name the workers that were computing them."""
+        path = self.path / "units" / HANDOUT_LOG
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as fh:
+            fh.write(f"{point} {unit} {worker}\n")
+
+    def handouts(self) -> dict[tuple[int, int], str]:
+        """(point, unit) -> the worker it was last handed to, from the hand-out log."""
+        last = {}
+        try:
+            lines = (self.path / "units" / HANDOUT_LOG).read_text(errors="replace").splitlines()
+        except OSError:
+            return last
+        for line in lines:
+            fields = line.split(maxsplit=2)
+            if len(fields) == 3 and fields[0].isdigit() and fields[1].isdigit():
+                last[int(fields[0]), int(fields[1])] = fields[2]
+        return last
 
     def write_table(self, name: str, df: pd.DataFrame) -> None:
         write_parquet(df, self.path / f"{name}.parquet")
