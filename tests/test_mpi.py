@@ -139,6 +139,8 @@ def test_failing_rank_stops_the_job_naming_rank_and_cause(scenario, tmp_path):
     line = [ln for ln in res.stderr.splitlines() if ln.startswith("trajsim: error:")]
     assert line and "rank" in line[0] and "point 1 unit 4" in line[0] and "Error" in line[0], res.stderr
     assert len(list((out / "units").glob("*.npz"))) >= 1  # finished units stay usable
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "point 1 unit 4" in manifest["failure"]
 
 
 def test_target_sem_stops_at_the_first_unit_boundary_that_meets_it(tmp_path):

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 
 class TrajsimError(Exception):
-    """Something the user can fix; the message is one line naming what and how."""
+    """Something the user can fix; the message is one line naming what and how (line breaks
+    in it, say from a quoted key, are shown escaped)."""
+
+    def __init__(self, message: str):
+        super().__init__(str(message).replace("\r", "\\r").replace("\n", "\\n"))
 
 
 def exit_status(err: BaseException) -> int:

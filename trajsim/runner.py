@@ -9,6 +9,7 @@ Finished units are skipped on --resume.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -306,9 +307,12 @@ def run(scenario: Scenario, out, resume: bool = False, threads: int | None = Non
             manifest["timings"] = {"compute_s": computed[1], "units_computed": computed[0],
                                    "units_total": len(units)}
             _finish(directory, scenario, manifest, scheduler)
-    except distribute.WorkerFailed as err:
-        manifest.update(status="failed", failure=str(err))
-        directory.write_manifest(manifest)
+    except BaseException as err:
+        if rank == 0 and manifest:  # the manifest keeps how the run ended
+            manifest.update(status="interrupted" if isinstance(err, KeyboardInterrupt)
+                            else "failed", failure=f"{type(err).__name__}: {err}")
+            with contextlib.suppress(OSError):
+                directory.write_manifest(manifest)
         raise
     finally:
         directory.unlock()
