@@ -17,7 +17,8 @@ import pandas as pd
 from figure_files import save
 from scipy.optimize import minimize_scalar
 
-from trajsim import exact, runner, scenario
+import trajsim
+from trajsim import exact
 
 ROOT = Path(__file__).resolve().parents[1]
 LATE = 3.0  # late-time window t >= LATE / Gamma of the trajectory runs
@@ -37,10 +38,9 @@ def steady_values(N: int, r: float) -> dict:
 
 
 def main():
-    scen = scenario.load(ROOT / "scenarios" / "fig3_even_odd.yaml")
-    directory = runner.run(scen, ROOT / "analysis" / "output" / "fig3", resume=True)
-    summary = pd.read_parquet(directory.path / "summary.parquet").merge(
-        pd.read_parquet(directory.path / "points.parquet"), on="point")
+    result = trajsim.run(ROOT / "scenarios" / "fig3_even_odd.yaml",
+                         ROOT / "analysis" / "output" / "fig3", resume=True)
+    summary = result.sweep_summary
     late = (summary[summary.t >= LATE].groupby(["model.N", "model.r"])
             .agg(xi2_traj=("xi2", "mean"), Sy2_traj=("Sy2_mean", "mean"),
                  Sy2_sem=("Sy2_sem", "mean")).reset_index())

@@ -16,16 +16,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from trajsim import dicke, exact, runner, scenario
+import trajsim
+from trajsim import dicke, exact
 from trajsim.model import Rates
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def main():
-    scen = scenario.load(ROOT / "scenarios" / "fig4a_even_odd_dynamics.yaml")
-    directory = runner.run(scen, ROOT / "analysis" / "output" / "fig4a", resume=True)
-    summary = pd.read_parquet(directory.path / "summary.parquet")
+    scen = trajsim.load_scenario(ROOT / "scenarios" / "fig4a_even_odd_dynamics.yaml")
+    summary = trajsim.run(scen, ROOT / "analysis" / "output" / "fig4a", resume=True).summary
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for p, point in enumerate(scen.points):
         N, r = point["model"]["N"], point["model"]["r"]

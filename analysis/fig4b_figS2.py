@@ -16,16 +16,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from trajsim import exact, runner, scenario
-from trajsim.report import write_report
+import trajsim
+from trajsim import exact
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def main():
-    scen = scenario.load(ROOT / "scenarios" / "fig4b_parity_sensing.yaml")
-    directory = runner.run(scen, ROOT / "analysis" / "output" / "fig4b", resume=True)
-    folder = write_report(directory.path)
+    result = trajsim.run(ROOT / "scenarios" / "fig4b_parity_sensing.yaml",
+                         ROOT / "analysis" / "output" / "fig4b", resume=True)
+    folder = result.report()
     figures = ROOT / "docs" / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     shutil.copy(folder / "traces.png", figures / "fig4b.png")
@@ -40,7 +40,7 @@ def main():
     ax.legend(fontsize=7, ncol=3)
     fig.tight_layout()
     fig.savefig(figures / "figS2.png", dpi=120)
-    r = scen.points[0]["model"]["r"]
+    r = result.manifest["scenario"]["model"]["r"]
     table = pd.DataFrame([{"N": N, "r": r, "Sy2_exact": exact.steady_observables(N, r)["Sy2"],
                            "xi2_exact": exact.steady_observables(N, r)["xi2"]}
                           for N in range(30, 42)])

@@ -17,7 +17,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from trajsim import dicke, exact, runner, scenario
+import trajsim
+from trajsim import dicke, exact
 from trajsim.model import Rates
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,10 +28,8 @@ FIGURES = ROOT / "docs" / "figures"
 
 
 def run_window(name, overrides):
-    scen = scenario.load(SCENARIO, overrides)
-    directory = runner.run(scen, OUT / name, resume=True)
-    summary = pd.read_parquet(directory.path / "summary.parquet")
-    return scen, summary.merge(pd.read_parquet(directory.path / "points.parquet"), on="point")
+    scen = trajsim.load_scenario(SCENARIO, overrides)
+    return scen, trajsim.run(scen, OUT / name, resume=True).sweep_summary
 
 
 def select(df: pd.DataFrame, model: dict) -> pd.DataFrame:

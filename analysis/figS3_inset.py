@@ -15,7 +15,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from trajsim import exact, runner, scenario
+import trajsim
+from trajsim import exact
 from trajsim.model import Rates
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,10 +30,9 @@ def exact_curve(N, r_grid, extra):
 
 
 def main():
-    scen = scenario.load(ROOT / "scenarios" / "figS3_inset_relaxation.yaml")
-    directory = runner.run(scen, ROOT / "analysis" / "output" / "figS3_inset", resume=True)
-    summary = pd.read_parquet(directory.path / "summary.parquet")
-    points = pd.read_parquet(directory.path / "points.parquet")
+    scen = trajsim.load_scenario(ROOT / "scenarios" / "figS3_inset_relaxation.yaml")
+    result = trajsim.run(scen, ROOT / "analysis" / "output" / "figS3_inset", resume=True)
+    summary, points = result.summary, result.points
     t_end = scen.points[0]["time"]["t_end"]
     late = summary[summary.t >= t_end / 2].groupby("point").xi2.agg(["mean", "std", "count"])
     late = points.join(late, on="point")

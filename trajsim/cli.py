@@ -60,43 +60,49 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(args):
-    from .scenario import load, parse_override
+    from .api import load_scenario
 
-    overrides = [parse_override(text) for text in args.set]
+    overrides = list(args.set)
     if getattr(args, "trajectories", None) is not None:
         overrides.append(("run.trajectories", args.trajectories))
     if getattr(args, "seed", None) is not None:
         overrides.append(("run.seed", args.seed))
-    return load(args.scenario, overrides)
+    return load_scenario(args.scenario, overrides)
 
 
 def _run(args) -> int:
     from . import distribute
+    from .api import run
     from .errors import TrajsimError
-    from .runner import run
 
     if args.threads is not None and args.threads < 1:
         raise TrajsimError("--threads: give a whole number >= 1")
     scenario = distribute.on_root(distribute.world(), lambda: _load(args))
-    directory = run(scenario, args.out, resume=args.resume, threads=args.threads)
+    result = run(scenario, args.out, resume=args.resume, threads=args.threads)
     if distribute.launched_rank() != 0:
         return 0
-    print(f"trajsim: {scenario.name}: {len(scenario.points)} point(s) written to {directory.path}")
-    print(_final_values(directory.path))
+    print(f"trajsim: {scenario.name}: {len(scenario.points)} point(s) written to {result.path}")
+    print(_final_values(result))
     return 0
 
 
-def _final_values(path) -> str:
-    """A short table of every point's last sample: mean ± standard error."""
-    import pandas as pd
-
-    summary = pd.read_parquet(f"{path}/summary.parquet")
-    last = summary.groupby("point").tail(1)
-    lines = [f"{'point':>5} {'t':>8} {'N':>8} {'<Sz>':>18} {'<Sy^2>':>22} {'xi^2':>10}"]
-    for _, row in last.iterrows():
-        lines.append(f"{int(row.point):>5} {row.t:>8.3g} {row.N_mean:>8.3f} "
-                     f"{row.Sz_mean:>9.4g} ± {row.Sz_sem:<6.2g} "
-                     f"{row.Sy2_mean:>11.4g} ± {row.Sy2_sem:<8.2g} {row.xi2:>10.4g}")
+def _final_values(result) -> str:
+    """Per point: its swept values, the last sample (mean ± standard error) and the smallest
+    ensemble xi^2 over time with its time."""
+    summary, points = result.summary, result.points
+    swept = [key for key in points.columns if key != "point"]
+    lines = [" ".join([f"{'point':>5}", *(f"{key:>14}" for key in swept), f"{'t':>8}",
+                       f"{'N':>8}", f"{'<Sz>':>18}", f"{'<Sy^2>':>22}", f"{'xi^2':>10}",
+                       f"{'min xi^2 (t)':>20}"])]
+    for point, rows in summary.groupby("point"):
+        last = rows.iloc[-1]
+        best = rows.loc[rows.xi2.idxmin()] if rows.xi2.notna().any() else last
+        values = points.loc[points.point == point, swept].iloc[0] if swept else []
+        lines.append(" ".join([f"{int(point):>5}", *(f"{v:>14.6g}" for v in values),
+                               f"{last.t:>8.3g}", f"{last.N_mean:>8.3f}",
+                               f"{last.Sz_mean:>9.4g} ± {last.Sz_sem:<6.2g}",
+                               f"{last.Sy2_mean:>11.4g} ± {last.Sy2_sem:<8.2g}",
+                               f"{last.xi2:>10.4g}", f"{best.xi2:>10.4g} ({best.t:.3g})"]))
     return "\n".join(lines)
 
 

@@ -47,14 +47,10 @@ def load_run(path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     except TrajsimError as err:
         raise RunDirectoryError(f"{directory.manifest_path}: damaged scenario ({err})") from None
     directory.check_finished(manifest, points)
-    try:
-        shots = manifest["scenario"]["measurement"]["shots"] > 0
-        traj = pd.read_parquet(directory.path / "trajectories.parquet",
-                               columns=["point", "trajectory", "t", "N", "Sy2"]
-                               + ["Sy2_shots"] * shots)
-        events = pd.read_parquet(directory.path / "events.parquet")
-    except (OSError, ValueError) as err:
-        raise RunDirectoryError(f"{path}: cannot read the trajectory files ({err})") from None
+    shots = manifest["scenario"]["measurement"]["shots"] > 0
+    traj = directory.read_table("trajectories", columns=["point", "trajectory", "t", "N", "Sy2"]
+                                + ["Sy2_shots"] * shots)
+    events = directory.read_table("events")
     return manifest, traj.sort_values(["point", "trajectory", "t"], kind="stable"), events
 
 

@@ -25,6 +25,7 @@ from .engine import CHANNELS, LOSS_CODE, OBSERVABLES, BlockTable, rng_states, si
 from .model import Rates
 from .scenario import SCHEMA_VERSION, Scenario
 from .squeezing import moments_from_columns, wineland_xi2
+from .stats import UnitStats, total
 from .store import RunDirectory, unit_identity
 
 log = logging.getLogger("trajsim")
@@ -98,7 +99,7 @@ class PointSetup:
 
 @dataclass
 class UnitResult:
-    stats: dict
+    stats: UnitStats
     frames: dict = field(default_factory=dict)
 
 
@@ -111,13 +112,9 @@ def run_unit(setup: PointSetup, unit: WorkUnit, seed: int, keep_trajectories: bo
                                record_events=keep_trajectories, shots=setup.shots,
                                rng_meas=rng_states(seed, unit.point, index, stream=1)
                                if setup.shots else None)
-    mean = samples.mean(axis=0)
-    stats = {"n": np.array(unit.count), "mean": mean, "M2": ((samples - mean) ** 2).sum(axis=0),
-             "j_counts": j_counts(samples, setup.point["model"]["N"])}
+    stats = UnitStats.of(samples, setup.point["model"]["N"])
     if not keep_trajectories:
         return UnitResult(stats)
-    stats["rows_trajectories"] = np.array(samples.shape[0] * samples.shape[1])
-    stats["rows_events"] = np.array(events["t"].size)
     n, S = samples.shape[:2]
     traj = pd.DataFrame({"point": np.full(n * S, unit.point, np.int64),
                          "trajectory": np.repeat(index, S), "t": np.tile(setup.t_grid, n)})
@@ -138,18 +135,9 @@ def run_unit(setup: PointSetup, unit: WorkUnit, seed: int, keep_trajectories: bo
     return UnitResult(stats, {"trajectories": traj, "events": ev})
 
 
-def j_counts(samples: np.ndarray, N: int) -> np.ndarray:
-    """How many trajectories are in each total spin j at each sample: counts[sample, 2j]."""
-    two_j = np.rint(2 * samples[:, :, OBSERVABLES.index("j")]).astype(np.int64)
-    counts = np.zeros((samples.shape[1], N + 1), np.int64)
-    np.add.at(counts, (np.broadcast_to(np.arange(samples.shape[1]), two_j.shape), two_j), 1)
-    return counts
-
-
-def j_distribution_frame(point_index: int, t_grid: np.ndarray, parts: list[dict]) -> pd.DataFrame:
+def j_distribution_frame(point_index: int, t_grid: np.ndarray, stats: UnitStats) -> pd.DataFrame:
     """Long table of P(j) per sample with its binomial standard error, for the j that occur."""
-    counts = sum(part["j_counts"] for part in parts)
-    n = counts[0].sum()
+    counts, n = stats.j_counts, stats.n
     seen = np.flatnonzero(counts.sum(axis=0))
     p = counts[:, seen] / n
     return pd.DataFrame({
@@ -161,26 +149,9 @@ def j_distribution_frame(point_index: int, t_grid: np.ndarray, parts: list[dict]
     })
 
 
-def merge_stats(parts: list[dict]) -> tuple[int, np.ndarray, np.ndarray]:
-    """Combine (n, mean, M2) partials in the given order (Chan, Golub & LeVeque)."""
-    n, mean, M2 = 0, None, None
-    for part in parts:
-        nb, mb, Mb = int(part["n"]), part["mean"], part["M2"]
-        if mean is None:
-            n, mean, M2 = nb, mb.copy(), Mb.copy()
-            continue
-        delta = mb - mean
-        total = n + nb
-        mean = mean + delta * (nb / total)
-        M2 = M2 + Mb + delta**2 * (n * nb / total)
-        n = total
-    return n, mean, M2
-
-
-def summary_frame(point_index: int, t_grid: np.ndarray, parts: list[dict]) -> pd.DataFrame:
+def summary_frame(point_index: int, t_grid: np.ndarray, stats: UnitStats) -> pd.DataFrame:
     """Per sample: mean and standard error of every observable, and the ensemble xi^2."""
-    n, mean, M2 = merge_stats(parts)
-    sem = np.sqrt(M2 / (n - 1) / n) if n > 1 else np.full_like(mean, np.nan)
+    mean, sem = stats.mean, stats.sem
     df = pd.DataFrame({"point": np.full(t_grid.size, point_index, np.int64), "t": t_grid})
     columns = OBSERVABLES + ("Sy2_shots",) * (mean.shape[1] - len(OBSERVABLES))
     for k, name in enumerate(columns):
@@ -218,14 +189,14 @@ class Scheduler:
         self.target = scenario.resolved["run"].get("target_sem")
         self.reached = dict.fromkeys(self.cut, False)
         self._prefix = dict.fromkeys(self.cut, 0)
-        self._parts: dict[int, list] = {p: [] for p in self.cut}
+        self._total: dict[int, UnitStats] = {}
         self._queue = [u for u in units if (u.point, u.unit) not in self.finished]
         self._next = 0
         self._lock = threading.Lock()
         self.load_stats = None
 
     def start(self, load_stats) -> None:
-        """Take finished units (a resume) into account; load_stats(point, unit) -> stats."""
+        """Take finished units (a resume) into account; load_stats(point, unit) -> UnitStats."""
         self.load_stats = load_stats
         for p in self.cut:
             self._advance(p)
@@ -247,16 +218,14 @@ class Scheduler:
     def _advance(self, p: int) -> None:
         if not self.target:
             return
-        k = self.target["observable"]
-        index = OBSERVABLES.index(k)
+        index = OBSERVABLES.index(self.target["observable"])
         while self._prefix[p] < self.cut[p] and (p, self._prefix[p]) in self.finished:
-            self._parts[p].append(self.load_stats(p, self._prefix[p]))
+            stats = self.load_stats(p, self._prefix[p])
+            self._total[p] = self._total[p] + stats if p in self._total else stats
             self._prefix[p] += 1
-            n, _, M2 = merge_stats(self._parts[p])
-            if self._prefix[p] >= 2 and n > 1:
-                sem = np.sqrt(M2[:, index] / (n - 1) / n).max()
-                if sem <= self.target["value"]:
-                    self.cut[p], self.reached[p] = self._prefix[p], True
+            if self._prefix[p] >= 2 and self._total[p].n > 1 \
+                    and self._total[p].sem[:, index].max() <= self.target["value"]:
+                self.cut[p], self.reached[p] = self._prefix[p], True
 
 
 def local_threads() -> int:
@@ -293,7 +262,7 @@ def run(scenario: Scenario, out, resume: bool = False, threads: int | None = Non
                 manifest["interruptions"] = _interruptions(directory, old, units, finished)
             directory.write_manifest(manifest)
             scheduler = Scheduler(scenario, units, finished)
-            scheduler.start(directory.load_unit_stats)
+            scheduler.start(lambda p, u: UnitStats.from_arrays(directory.load_unit_arrays(p, u)))
         except BaseException:
             directory.unlock()
             raise
@@ -330,8 +299,8 @@ def _compute(scenario, directory, scheduler, comm, threads, keep, identities, sh
             if unit.point not in setups:
                 setups[unit.point] = PointSetup.build(scenario.points[unit.point])
         result = run_unit(setups[unit.point], unit, seed, keep)
-        directory.write_unit(unit.point, unit.unit, identities[unit.point], result.stats,
-                             result.frames)
+        directory.write_unit(unit.point, unit.unit, identities[unit.point],
+                             result.stats.to_arrays(), result.frames)
         return unit
 
     def hand_out(worker: str) -> WorkUnit | None:
@@ -401,10 +370,11 @@ def _finish(directory, scenario, manifest, scheduler: Scheduler) -> None:
         for u in scheduler.units:
             if u.point == p and u.unit >= scheduler.cut[p]:
                 directory.remove_unit(u.point, u.unit)
-        parts = [directory.load_unit_stats(u.point, u.unit) for u in kept]
+        stats = total(UnitStats.from_arrays(directory.load_unit_arrays(u.point, u.unit))
+                      for u in kept)
         t_grid = np.linspace(0.0, point["time"]["t_end"], point["time"]["n_samples"])
-        summaries.append(summary_frame(p, t_grid, parts))
-        j_tables.append(j_distribution_frame(p, t_grid, parts))
+        summaries.append(summary_frame(p, t_grid, stats))
+        j_tables.append(j_distribution_frame(p, t_grid, stats))
         manifest["points"][p].update(status="done", trajectories=sum(u.count for u in kept),
                                      target_sem_reached=scheduler.reached[p])
     directory.write_table("summary", pd.concat(summaries, ignore_index=True))

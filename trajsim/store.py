@@ -38,6 +38,8 @@ import pyarrow.parquet as pq
 from .errors import TrajsimError
 
 MANIFEST = "manifest.json"
+#: The tables of the output contract: DIR/<name>.parquet (a file, or a partitioned directory).
+TABLES = ("summary", "trajectories", "events", "j_distribution", "points")
 LOCK = ".trajsim.lock"
 HANDOUT_LOG = "handout.log"
 PARTITIONED = ("trajectories", "events")
@@ -206,8 +208,8 @@ class RunDirectory:
                  for name in PARTITIONED] if with_parts else []
         return parts + [self._unit_path(point, unit, ".npz")]
 
-    def load_unit_stats(self, point: int, unit: int) -> dict:
-        """Partial statistics of a finished (verified) unit."""
+    def load_unit_arrays(self, point: int, unit: int) -> dict:
+        """The arrays (partial statistics) of a finished, verified unit."""
         with np.load(self._unit_path(point, unit, ".npz")) as data:
             return {key: data[key] for key in data.files}
 
@@ -234,16 +236,16 @@ class RunDirectory:
         for path in self._unit_files(point, unit, with_parts=True):
             path.unlink(missing_ok=True)
 
-    def write_unit(self, point: int, unit: int, identity: dict, stats: dict,
+    def write_unit(self, point: int, unit: int, identity: dict, arrays: dict[str, np.ndarray],
                    frames: dict[str, pd.DataFrame]) -> None:
-        """Write a unit's Parquet parts and statistics, then its commit record (which marks it
-        finished) with the SHA-256 of each file."""
+        """Write a unit's Parquet parts and arrays (partial statistics), then its commit record
+        (which marks it finished) with the SHA-256 of each file."""
         for name, df in frames.items():
             write_parquet(df, self.path / f"{name}.parquet" / self._part_name(point, unit))
 
         def save(tmp):
             with open(tmp, "wb") as fh:
-                np.savez(fh, **stats)
+                np.savez(fh, **arrays)
 
         _atomic(self._unit_path(point, unit, ".npz"), save)
         files = self._unit_files(point, unit, with_parts=bool(frames))
@@ -294,3 +296,19 @@ class RunDirectory:
 
     def write_table(self, name: str, df: pd.DataFrame) -> None:
         write_parquet(df, self.path / f"{name}.parquet")
+
+    def read_table(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """One table of the output contract (TABLES), whole, or a one-line RunDirectoryError."""
+        if name not in TABLES:
+            raise ValueError(f"{name!r} is not one of the tables {TABLES}")
+        path = self.path / f"{name}.parquet"
+        if not path.exists():
+            raise RunDirectoryError(f"{path}: missing; "
+                                    + ("run with run.store: trajectories to keep it"
+                                       if name in PARTITIONED else "is the run finished?"))
+        try:
+            return pd.read_parquet(path, columns=columns)
+        except (OSError, ValueError, pa.ArrowException) as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise RunDirectoryError(f"{path}: cannot be read ({reason}); repair the run with "
+                                    f"'trajsim run SCENARIO.yaml --out {self.path} --resume'") from None

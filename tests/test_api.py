@@ -1,0 +1,116 @@
+"""The Python API as a notebook uses it: trajsim.run / open_run / load_scenario and RunResult,
+the same bytes as the command line, and mergeable UnitStats."""
+
+import gc
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import trajsim
+from trajsim.stats import UnitStats, total
+
+REPO = Path(__file__).resolve().parents[1]
+SCENARIO = {
+    "name": "notebook",
+    "model": {"N": 6, "r": 0.9, "gamma_coll": 0.1},
+    "initial_state": {"kind": "css", "theta": 2.2, "phi": 0.4},
+    "loss": {"rate_per_spin": 0.05, "times": [0.5]},
+    "time": {"t_end": 1.5, "n_samples": 7},
+    "run": {"trajectories": 30, "seed": 7, "unit_size": 8},
+    "sweep": {"model.N": [6, 7]},
+}
+
+
+def parquet_files(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.parquet"))
+            if p.is_file()}
+
+
+def test_a_dict_scenario_gives_the_command_lines_bytes(tmp_path):
+    result = trajsim.run(SCENARIO, tmp_path / "api", threads=2, progress=False)
+    yaml_file = tmp_path / "notebook.yaml"
+    yaml_file.write_text(json.dumps(SCENARIO))  # JSON is YAML
+    res = subprocess.run([sys.executable, "-m", "trajsim", "run", yaml_file, "--out",
+                          tmp_path / "cli"], capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr
+    assert parquet_files(tmp_path / "api") == parquet_files(tmp_path / "cli")
+    opened = trajsim.open_run(tmp_path / "cli")
+    pd.testing.assert_frame_equal(opened.summary, result.summary)
+    assert opened.manifest["scenario_hash"] == result.manifest["scenario_hash"]
+    assert list(opened.points.columns) == ["point", "model.N"]
+    table = opened.sweep_summary
+    assert len(table) == 2 * 7 and (table.groupby("point")["model.N"].first() == [6, 7]).all()
+    assert set(opened.trajectories.trajectory) == set(range(30))
+    assert {"jump", "loss"} <= set(opened.events.kind)
+    assert np.allclose(opened.j_distribution.groupby(["point", "t"]).probability.sum(), 1.0)
+
+
+def test_out_none_runs_in_a_temporary_directory_that_lives_with_the_result():
+    result = trajsim.run(SCENARIO, trajectories=8, seed=3, progress=False)
+    path = result.path
+    assert result.manifest["scenario"]["run"]["trajectories"] == 8
+    assert result.manifest["seed"] == 3 and result.summary.Sz_mean.notna().all()
+    del result
+    gc.collect()
+    assert not path.exists()
+
+
+def test_load_scenario_takes_overrides_in_every_form():
+    by_dict = trajsim.load_scenario(SCENARIO, {"model.r": 1.1, "sweep.model.N": [8]})
+    by_text = trajsim.load_scenario(SCENARIO, ["model.r=1.1", "sweep.model.N=[8]"])
+    by_pairs = trajsim.load_scenario(SCENARIO, [("model.r", 1.1), ("sweep.model.N", [8])])
+    assert by_dict.hash() == by_text.hash() == by_pairs.hash()
+    assert [(p["model"]["N"], p["model"]["r"]) for p in by_dict.points] == [(8, 1.1)]
+    assert trajsim.load_scenario(by_dict) is by_dict
+    with pytest.raises(trajsim.TrajsimError, match="model.r"):
+        trajsim.load_scenario(SCENARIO, {"model.r": "strong"})
+
+
+def test_open_run_refuses_what_is_not_a_run(tmp_path):
+    with pytest.raises(trajsim.TrajsimError, match="not a trajsim run directory"):
+        trajsim.open_run(tmp_path)
+
+
+def _content_digest(df: pd.DataFrame) -> str:
+    """SHA-256 of a table's columns, dtypes and every value's bits (independent of the Parquet
+    writer's metadata, so a pyarrow upgrade alone does not change it)."""
+    digest = hashlib.sha256(repr(list(zip(df.columns, map(str, df.dtypes)))).encode())
+    digest.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+#: The quick start's tables as written by main on 2026-11-25 (numba 0.68.1, numpy 2.4.6): a
+#: refactoring must leave every value's bits unchanged.
+QUICKSTART = {"summary": "2c36e2c94a2e86ab", "trajectories": "9ecf21d827624a04",
+              "events": "19ecf5c5236ab08a", "j_distribution": "89f3491bb2802574",
+              "points": "cef481d2707ddf04"}
+
+
+@pytest.mark.slow
+def test_quickstart_tables_are_unchanged(tmp_path):
+    result = trajsim.run(REPO / "scenarios" / "quickstart.yaml", tmp_path / "qs", progress=False)
+    tables = {name: getattr(result, name) for name in QUICKSTART}
+    assert {name: _content_digest(df) for name, df in tables.items()} == QUICKSTART
+
+
+def test_unit_stats_add_up_to_the_statistics_of_all_samples():
+    rng = np.random.default_rng(5)
+    samples = rng.normal(size=(23, 4, 11))
+    samples[:, :, 1] = rng.integers(0, 3, size=(23, 4)) / 2  # j
+    parts = [UnitStats.of(samples[a:b], N=4) for a, b in ((0, 7), (7, 8), (8, 23))]
+    whole = UnitStats.of(samples, N=4)
+    merged = total(parts)
+    assert merged.n == 23
+    assert np.allclose(merged.mean, whole.mean, rtol=1e-13, atol=1e-14)
+    assert np.allclose(merged.M2, whole.M2, rtol=1e-12)
+    assert np.allclose(merged.sem, samples.std(axis=0, ddof=1) / np.sqrt(23), rtol=1e-12)
+    assert (merged.j_counts == whole.j_counts).all() and merged.j_counts.sum(axis=1).tolist() == [23] * 4
+    again = UnitStats.from_arrays(merged.to_arrays())
+    assert again.n == merged.n and (again.M2 == merged.M2).all()
+    assert np.isnan(UnitStats.of(samples[:1], N=4).sem).all()
