@@ -1,4 +1,4 @@
-"""trajsim vs QuTiP 5 mcsolve on Eq. (2), side by side in one process (physics.md §7 anchors).
+"""trajsim vs QuTiP 5 mcsolve on Eq. (2), side by side in one process (docs/method.md).
 
 Problems: N = 200 and N = 20, r = 2.5, t in [0, 2/Gamma], 51 samples, from |N/2, -N/2>
 (QuTiP: vern7 with tightened collapse-time tolerances, and at N = 20 also its 'diag' method);

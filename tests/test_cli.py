@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from trajsim import dicke, exact
+from trajsim import cli, dicke, exact
 from trajsim.model import Rates
 
 REPO = Path(__file__).resolve().parents[1]
@@ -152,6 +152,7 @@ def test_sweep_points(tmp_path):
     assert summary.groupby("point").N_mean.first().tolist() == [4, 4, 5, 5]
 
 
+@pytest.mark.slow
 def test_fresh_compilation_and_cached_kernels_give_identical_files(tmp_path):
     """The first run on a machine compiles the kernels, later runs (and other MPI ranks) load them
     from Numba's cache: both must write the same bytes."""
@@ -205,35 +206,41 @@ BAD = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
-def test_bad_input_one_line_exit_2(case, tmp_path):
+def test_bad_input_one_line_exit_2(case, tmp_path, capsys):
     text, expected = BAD[case]
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     for command in (["validate", path], ["run", path, "--out", tmp_path / "out"]):
-        res = trajsim(*command)
-        assert res.returncode == 2, (case, res.stdout, res.stderr)
-        lines = res.stderr.strip().splitlines()
-        assert len(lines) == 1 and expected in lines[0], (case, res.stderr)
+        assert cli.main([str(arg) for arg in command]) == 2, case
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0], (case, lines)
         assert not (tmp_path / "out").exists()
 
 
-def test_steady_without_dissipation_is_a_one_line_error(tmp_path):
+def test_bad_input_end_to_end():
+    """One case through a real process: the exit status and the single line on stderr."""
+    res = trajsim("validate", REPO / "scenarios" / "missing.yaml")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+    assert "no such scenario file" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_steady_without_dissipation_is_a_one_line_error(tmp_path, capsys):
     path = tmp_path / "undamped.yaml"
     path.write_text("model: {N: 4, Gamma: 0, chi: 1.0}\ntime: {t_end: 1}")
-    res = trajsim("steady", path)
-    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
-    assert "no unique steady state" in res.stderr
+    assert cli.main(["steady", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "no unique steady state" in err
 
 
-def test_missing_file_and_bad_override(tmp_path):
-    res = trajsim("validate", tmp_path / "nope.yaml")
-    assert res.returncode == 2 and "no such scenario file" in res.stderr
+def test_missing_file_and_bad_override(tmp_path, capsys):
+    assert cli.main(["validate", str(tmp_path / "nope.yaml")]) == 2
+    assert "no such scenario file" in capsys.readouterr().err
     path = tmp_path / "ok.yaml"
     path.write_text("model: {N: 4}\ntime: {t_end: 1}")
-    res = trajsim("validate", path, "--set", "model.r")
-    assert res.returncode == 2 and "KEY=VALUE" in res.stderr
-    res = trajsim("validate", path, "--set", "model.Gama=2")
-    assert res.returncode == 2 and "did you mean 'Gamma'" in res.stderr
+    assert cli.main(["validate", str(path), "--set", "model.r"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+    assert cli.main(["validate", str(path), "--set", "model.Gama=2"]) == 2
+    assert "did you mean 'Gamma'" in capsys.readouterr().err
 
 
 def test_existing_results_are_never_overwritten(small_run, tmp_path):

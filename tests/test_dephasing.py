@@ -48,7 +48,7 @@ def test_weak_dephasing_steady_state_is_the_null_vector_of_M():
     assert finite["xi2"] == pytest.approx(limit["xi2"], rel=1e-3)
 
 
-@pytest.mark.parametrize("N", [12, 50, 200])
+@pytest.mark.parametrize("N", [12, 50, pytest.param(200, marks=pytest.mark.slow)])
 def test_even_n_weak_dephasing_xi2_is_one_half_plus_e_minus_4r_over_two(N):
     """Measured identity (not in the paper): for even N the gamma_phi -> 0 steady state has
     xi^2 = (1 + e^{-4r})/2 exactly, for every N.  At r = ln(N)/8 that is 1/2 + 1/(2 sqrt N),

@@ -26,7 +26,8 @@ def test_lmg_is_sigma_dagger_sigma(two_j, r):
     assert np.allclose(dicke.lmg(two_j, r), S.T @ S)
 
 
-@pytest.mark.parametrize("two_j, r", [(2, 0.3), (10, 1.3), (200, 2.5), (2000, 5.0)])
+@pytest.mark.parametrize("two_j, r", [(2, 0.3), (10, 1.3), (200, 2.5),
+                                      pytest.param(2000, 5.0, marks=pytest.mark.slow)])
 def test_dark_state_is_annihilated_by_sigma(two_j, r):
     psi = dicke.dark_state(two_j, r)
     S = dicke.Sigma(two_j, r)
@@ -147,7 +148,7 @@ LOCAL_OPS = {"dephasing": np.diag([-1.0, 1.0]),                 # sigma_z (index
 @pytest.mark.parametrize("process", ["dephasing", "relaxation"])
 def test_local_kraus_match_brute_force(N, process):
     """sum_k a_k (rho_j (x) 1/d) a_k^dag in the 2^N space, split into blocks j', equals the
-    local Kraus operators of physics.md §3 summed over the routes j1 into each j'."""
+    local Kraus operators of docs/method.md summed over the routes j1 into each j'."""
     rng = np.random.default_rng(10 * N + len(process))
     a = [_site(N, LOCAL_OPS[process], k) for k in range(N)]
     for two_j in range(N % 2, N + 1, 2):

@@ -69,7 +69,8 @@ def test_odd_steady_state_ensemble_is_stationary(within_sem):
         within_sem(samples[:, :, engine.OBSERVABLES.index(name)], np.full(T.size, steady[name]), name)
 
 
-@pytest.mark.parametrize("N, r, t_end", [(2000, 5.0, 2e-4), (2001, 5.0, 2e-5), (2001, 2.5, 0.05)])
+@pytest.mark.parametrize("N, r, t_end", [pytest.param(2000, 5.0, 2e-4, marks=pytest.mark.slow),
+                                         (2001, 5.0, 2e-5), (2001, 2.5, 0.05)])
 def test_numerically_stable_at_large_N_and_r(N, r, t_end):
     """No overflow or NaN; states stay normalised (the Casimir <S^2> = j(j+1) to 1e-10)."""
     t = np.linspace(0, t_end, 5)

@@ -1,4 +1,4 @@
-"""Exact references: steady states (physics.md §6), Liouvillian gaps, and QuTiP mesolve."""
+"""Exact references: steady states (docs/method.md), Liouvillian gaps, and QuTiP mesolve."""
 
 import numpy as np
 import pytest
@@ -11,7 +11,7 @@ from trajsim.model import Rates
     (200, 0.0120153, 1.0, 0.188926),
     (201, 0.568678, 0.756978, 9.06179),
 ])
-def test_steady_state_values_of_physics_md(N, xi2, purity, Sy2):
+def test_steady_state_reference_values(N, xi2, purity, Sy2):
     o = exact.steady_observables(N, 2.5)
     assert o["xi2"] == pytest.approx(xi2, rel=5e-6)
     assert o["purity"] == pytest.approx(purity, rel=5e-6)
@@ -34,7 +34,7 @@ def test_steady_states_are_stationary():
 
 
 @pytest.mark.parametrize("N, gap", [(20, 0.3643), (21, 0.2935), (50, 1.877), (100, 6.813)])
-def test_liouvillian_gap_of_physics_md(N, gap):
+def test_liouvillian_gap_reference_values(N, gap):
     assert exact.liouvillian_gap(N, 2.5) == pytest.approx(gap, abs=6e-4)
 
 
@@ -130,7 +130,7 @@ def test_steady_command_table(tmp_path):
 
     scenario = tmp_path / "s.yaml"
     scenario.write_text("model: {N: 20, r: 2.5}\ntime: {t_end: 1}\nsweep: {model.N: [20, 21]}\n")
-    res = subprocess.run([sys.executable, "-m", "trajsim", "steady", scenario, "--out",
+    res = subprocess.run([sys.executable, "-m", "trajsim", "steady", scenario, "--gap", "--out",
                           tmp_path / "steady.csv"], capture_output=True, text=True, check=False)
     assert res.returncode == 0, res.stderr
     import pandas as pd
@@ -139,6 +139,17 @@ def test_steady_command_table(tmp_path):
     assert table["gap_even"].to_numpy() == pytest.approx([0.36433, 0.67459], abs=1e-5)  # odd: x2.3
     assert table["jump_rate"].iloc[1] == pytest.approx(333.27, rel=1e-4)
     assert table["purity"].iloc[0] == pytest.approx(1.0)
+    without = exact_steady_table(scenario)
+    assert without["gap"].isna().all()
+    assert without["xi2"].to_numpy() == pytest.approx(table["xi2"].to_numpy(), rel=1e-9)
+
+
+def exact_steady_table(path):
+    """``trajsim steady`` without --gap, in-process: the gap columns are left empty."""
+    from trajsim.scenario import load
+    from trajsim.steady import steady_table
+
+    return steady_table(load(path))
 
 
 def test_gap_of_the_spin_half_block_is_analytic():

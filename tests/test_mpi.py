@@ -76,6 +76,7 @@ def test_any_rank_count_gives_identical_files(scenario, serial, ranks, tmp_path)
     assert result.manifest["ranks"] == ranks and len(result.sweep_summary) == 2 * 16
 
 
+@pytest.mark.slow
 def test_kill_then_resume_is_identical_with_nothing_lost_or_doubled(tmp_path):
     scenario = tmp_path / "slow.yaml"
     scenario.write_text(SLOW)
@@ -146,6 +147,7 @@ def test_failing_rank_stops_the_job_naming_rank_and_cause(scenario, tmp_path):
     assert manifest["status"] == "failed" and "point 1 unit 4" in manifest["failure"]
 
 
+@pytest.mark.slow
 def test_target_sem_stops_at_the_first_unit_boundary_that_meets_it(tmp_path):
     """The cut is the smallest prefix of units whose largest Sz standard error meets the target,
     the same for threads and ranks, and its statistics are those of exactly that prefix."""
@@ -253,6 +255,7 @@ def _rank_pid(out: Path, rank: int) -> int | None:
     return None
 
 
+@pytest.mark.slow
 def test_a_rank_killed_by_a_signal_is_named_on_resume(tmp_path):
     """MPICH ends the job; the resume says which units were missing and which rank had them,
     recomputes them, and the manifest records the interruption."""

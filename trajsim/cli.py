@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="exact steady-state table for every sweep point")
     steady.add_argument("scenario", help="scenario YAML file")
     steady.add_argument("--out", help="write the table as CSV (and Parquet next to it)")
+    steady.add_argument("--gap", action="store_true",
+                        help="also the Liouvillian gaps of Eq. (2) (slow: ~1 min at N = 201)")
     steady.add_argument("--force", action="store_true",
                         help="replace existing --out files (never inside a run directory)")
     steady.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
@@ -124,6 +126,7 @@ def _report(args) -> int:
 
 
 def _steady(args) -> int:
+    import os
     from pathlib import Path
 
     from .steady import steady_table
@@ -141,7 +144,7 @@ def _steady(args) -> int:
         if existing and not args.force:
             raise RunDirectoryError(f"--out {csv}: {', '.join(existing)} already exist; add "
                                     "--force to replace them, or choose another name")
-    table = steady_table(_load(args))
+    table = steady_table(_load(args), gaps=args.gap, progress=os.isatty(2))
     print(table.to_string(index=False, float_format=lambda x: f"{x:.6g}"))
     if targets:
         write_text(targets[0], table.to_csv(index=False, float_format="%.10g"))

@@ -1,4 +1,4 @@
-"""Dicke-basis algebra for permutation-invariant spin ensembles (physics.md §2, §4).
+"""Dicke-basis algebra for permutation-invariant spin ensembles (docs/method.md).
 
 A permutation-invariant state of N spins is a direct sum over total spin j of
 ``p_j rho_j (x) 1_{M_j} / d_N(j)``; every collective operator acts inside the spin-j irrep
@@ -15,7 +15,7 @@ from math import comb, lgamma
 
 import numpy as np
 
-#: Observables recorded per trajectory and sample (physics.md §5): N, j, <S_a>, and the
+#: Observables recorded per trajectory and sample (docs/method.md): N, j, <S_a>, and the
 #: symmetrised second moments <(S_a S_b + S_b S_a)/2>; ``Sx2`` is <Sx^2>, ``SxSy`` the xy one.
 OBSERVABLES = ("N", "j", "Sx", "Sy", "Sz", "Sx2", "Sy2", "Sz2", "SxSy", "SxSz", "SySz")
 
@@ -112,7 +112,7 @@ def loss_targets(N: int, two_j: int) -> list[int]:
 
 
 def loss_kraus(N: int, two_j: int, two_j1: int, spin_up: bool) -> np.ndarray:
-    """Spin-loss Kraus operator of physics.md §4: sqrt(d_{N-1}(j1)/d_N(j)) <s| E_{j1->j}.
+    """Spin-loss Kraus operator of docs/method.md: sqrt(d_{N-1}(j1)/d_N(j)) <s| E_{j1->j}.
 
     Dense ((2j1+1), (2j+1)) matrix; the four operators over j1 and s sum to the identity
     in the sense sum K^dag K = 1 (partial trace over one spin of rho_j (x) 1/d_N(j)).
@@ -142,7 +142,7 @@ def local_targets(N: int, two_j: int) -> list[tuple[int, int]]:
 
 def local_kraus_shift(N: int, two_j: int, process: str, two_j1: int,
                       two_jp: int) -> tuple[int, np.ndarray]:
-    """Sparse local Kraus operator sqrt(N d_{N-1}(j1)/d_N(j)) P_{j'} (1 (x) a) E_{j1->j} (physics.md §3).
+    """Sparse local Kraus operator sqrt(N d_{N-1}(j1)/d_N(j)) P_{j'} (1 (x) a) E_{j1->j} (docs/method.md).
 
     Returns (offset, coeff): it maps |j, m> (index k) to coeff[k] |j', m + dm> (index k + offset).
     The rate (gamma_phi/2 or gamma_rel) is not included.

@@ -1,4 +1,4 @@
-"""Spreading work units over local threads or MPI ranks (design.md: distribution, faults).
+"""Spreading work units over local threads or MPI ranks (README: "Runs over MPI ranks", "Your results are safe").
 
 Without MPI, a thread pool runs the units (the kernels release the GIL).  Under ``mpirun`` with
 more than one rank, rank 0 keeps a queue of units; a coordinator thread on rank 0 answers the

@@ -1,4 +1,4 @@
-"""Exact event-driven quantum-jump trajectories in compiled code (physics.md §3-§5).
+"""Exact event-driven quantum-jump trajectories in compiled code (docs/method.md).
 
 A trajectory is (N, j, c): c holds the eigen-amplitudes of the block's no-jump generator
 K = sum_k lambda_k |v_k><v_k|, split into the two sectors of K.  Between events
@@ -10,7 +10,7 @@ and the next jump happens where n(tau) = u for a uniform draw u (Newton on log n
 tau = 0 because log n is convex); no time step, no ODE.  A jump picks channel c with probability
 ||A_c c||^2 / <K> (A_c = V^T sqrt(rate) L_c V precomputed per block).  Spin losses are a
 Poisson process of rate gamma_loss N(t) plus scripted times, independent of the state; a loss
-applies one of the four Kraus operators sqrt(d_{N-1}(j1)/d_N(j)) <s|E_{j1->j} (§4).  After a
+applies one of the four Kraus operators sqrt(d_{N-1}(j1)/d_N(j)) <s|E_{j1->j} (docs/method.md).  After a
 loss the no-jump threshold is rescaled, u <- u / n(t_loss - t), which keeps it uniform.
 
 Blocks live in flat arrays (``BlockTable``) so that the kernels hold no Python objects.  When a
@@ -506,7 +506,7 @@ def _apply_local(loc_int, loc_f, blk_int, b, row, psi, psi1):
 
 @nb.njit(cache=True)
 def _clebsch_gordan(two_j1, two_j, two_m, two_s):
-    """<j1, m - s; s | j, m> (physics.md §3)."""
+    """<j1, m - s; s | j, m> (docs/method.md)."""
     j1 = 0.5 * two_j1
     m = 0.5 * two_m
     s = 0.5 * two_s
@@ -562,7 +562,7 @@ def _lose_spin(blk_int, blk_f, V, b, c, mask, x, psi, psi1):
 
 @nb.njit(cache=True)
 def _observables(two_j, N, psi, out):
-    """<S_a>, symmetrised <S_a S_b> from the Dicke-basis state (physics.md §5)."""
+    """<S_a>, symmetrised <S_a S_b> from the Dicke-basis state (docs/method.md)."""
     j = 0.5 * two_j
     Jp = 0.0j  # <J+>
     Jp2 = 0.0j  # <J+^2>
@@ -612,7 +612,7 @@ def _record(blk_int, lam, E, V, my, Ry, b, c, mask, tau, tmp, psi, out, shots, s
 @nb.njit(cache=True)
 def _sy2_shots(two_j, my, Ry, psi, shots, s_meas):
     """Mean of m_y^2 over ``shots`` projective S_y outcomes drawn from |<j, m_y|psi>|^2, with
-    <j, m_y| = sum_k Ry[k, m] (-i)^k <j, k| (physics.md §5; see dicke.sy_eigenbasis)."""
+    <j, m_y| = sum_k Ry[k, m] (-i)^k <j, k| (docs/method.md; see dicke.sy_eigenbasis)."""
     D = two_j + 1
     phases = (1.0 + 0.0j, -1.0j, -1.0 + 0.0j, 1.0j)
     cumulative = np.empty(D)

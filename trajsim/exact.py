@@ -93,7 +93,7 @@ def _local_rates(rates: Rates) -> dict[str, float]:
 
 
 def _local_superoperators(N: int, two_j: int, rates: Rates) -> dict[int, sp.csr_matrix]:
-    """Target 2j' -> sum over local processes and routes of rate (K ⊗ conj K) (physics.md §3)."""
+    """Target 2j' -> sum over local processes and routes of rate (K ⊗ conj K) (docs/method.md)."""
     out: dict[int, sp.csr_matrix] = {}
     for name, rate in _local_rates(rates).items():
         for two_j1, two_jp in dicke.local_targets(N, two_j):

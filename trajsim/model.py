@@ -1,6 +1,6 @@
 """Model per block (N, j): the no-jump generator K, its eigen-decomposition and the jump channels.
 
-physics.md §3: between jumps a trajectory evolves as d psi/dt = -(1/2) K psi with
+docs/method.md: between jumps a trajectory evolves as d psi/dt = -(1/2) K psi with
 
     K = Gamma Sigma^dag Sigma + gamma_coll J+J- + gamma_rel (N/2 + Jz) + (gamma_phi/2) N
 
@@ -49,7 +49,7 @@ def channel_operator(name: str, two_j: int, rates: Rates) -> tuple[float, np.nda
 
 
 def no_jump_generator(N: int, two_j: int, rates: Rates) -> tuple[np.ndarray, np.ndarray]:
-    """K of physics.md §3 as (diagonal, second off-diagonal K[k+2, k])."""
+    """K of docs/method.md as (diagonal, second off-diagonal K[k+2, k])."""
     a = dicke.raising_coefficients(two_j)  # <m+1|J+|m>
     a_below = np.concatenate(([0.0], a))  # <m|J+|m-1>: J+J-|m> = a_below^2 |m>
     a_above = np.concatenate((a, [0.0]))  # J-J+|m> = a_above^2 |m>
@@ -119,7 +119,7 @@ class Block:
 
 
 def zero_threshold(lam_max: float, dim: int) -> float:
-    """Eigenvalues below 64 D eps max(lambda) are zero to working precision (physics.md §7)."""
+    """Eigenvalues below 64 D eps max(lambda) are zero to working precision (docs/method.md)."""
     return 64 * dim * np.finfo(float).eps * lam_max
 
 

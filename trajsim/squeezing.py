@@ -1,4 +1,4 @@
-"""Spin-squeezing figures of merit from first and second moments (physics.md §5, Eq. (1))."""
+"""Spin-squeezing figures of merit from first and second moments (Eq. (1) of the paper; docs/method.md)."""
 
 from __future__ import annotations
 

@@ -4,8 +4,9 @@ For Eq. (2) alone the block j = N/2 steady state is closed form: the dark state 
 for even N, rho ∝ (Sigma^dag Sigma)^-1 (Eq. 16/D5) for odd N.  With collective decay or
 one-axis twisting it is solved exactly in j = N/2, and with local dephasing or relaxation over
 all j (sparse, N up to ~60).  Columns: the swept values, N, r, xi2, purity (Eq. 2 only),
-<Sy^2>, <Sz>, <j>, the steady jump rate Gamma Tr(rho Sigma^dag Sigma) (Eq. 2 only) and the
-Liouvillian gap of Eq. (2) in j = N/2 (N <= 300): 'gap' over all operators and 'gap_even' in the sector of even
+<Sy^2>, <Sz>, <j>, the steady jump rate Gamma Tr(rho Sigma^dag Sigma) (Eq. 2 only) and, when
+asked (``gaps=True``; it takes most of the time: about a minute at N = 201), the Liouvillian gap
+of Eq. (2) in j = N/2 (N <= 300): 'gap' over all operators and 'gap_even' in the sector of even
 coherences m - m' (exact.even_coherences), the one that governs relaxation from Dicke states
 and after spin loss.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from . import exact
 from .model import Rates, build_block
@@ -23,7 +25,7 @@ GAP_MAX_N = 300
 LOCAL_MAX_N = 60
 
 
-def steady_row(point: dict) -> dict:
+def steady_row(point: dict, gaps: bool = False) -> dict:
     m = point["model"]
     N, r, Gamma = m["N"], m["r"], m["Gamma"]
     local = m["gamma_phi"] > 0 or m["gamma_rel"] > 0
@@ -42,16 +44,18 @@ def steady_row(point: dict) -> dict:
         purity = o["purity"]
         lam = np.concatenate(build_block(N, N, Rates(Gamma=Gamma, r=r)).lam)
         jump_rate = 0.0 if np.any(lam == 0) else (N + 1) / np.sum(1.0 / lam)
-    gaps = {name: exact.liouvillian_gap(N, r, Gamma, even_only=even)
-            if 2 <= N <= GAP_MAX_N and Gamma > 0 else np.nan
-            for name, even in (("gap", False), ("gap_even", True))}
+    gap_columns = {name: exact.liouvillian_gap(N, r, Gamma, even_only=even)
+                   if gaps and 2 <= N <= GAP_MAX_N and Gamma > 0 else np.nan
+                   for name, even in (("gap", False), ("gap_even", True))}
     return {"N": N, "r": r, "xi2": o["xi2"], "purity": purity, "Sy2": o["Sy2"], "Sz": o["Sz"],
-            "j": o["j"], "jump_rate": jump_rate, **gaps}
+            "j": o["j"], "jump_rate": jump_rate, **gap_columns}
 
 
-def steady_table(scenario: Scenario) -> pd.DataFrame:
+def steady_table(scenario: Scenario, gaps: bool = False, progress: bool = False) -> pd.DataFrame:
+    """One row per sweep point: its swept values and ``steady_row``."""
     rows = []
-    for p, point in enumerate(scenario.points):
+    for p, point in enumerate(tqdm(scenario.points, desc="steady states", unit="point",
+                                   disable=not progress)):
         swept = {key: point[key.split(".")[0]][key.split(".")[1]] for key in scenario.swept}
-        rows.append({"point": p, **swept, **steady_row(point)})
+        rows.append({"point": p, **swept, **steady_row(point, gaps)})
     return pd.DataFrame(rows)
