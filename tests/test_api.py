@@ -114,3 +114,15 @@ def test_unit_stats_add_up_to_the_statistics_of_all_samples():
     again = UnitStats.from_arrays(merged.to_arrays())
     assert again.n == merged.n and (again.M2 == merged.M2).all()
     assert np.isnan(UnitStats.of(samples[:1], N=4).sem).all()
+
+
+def test_a_run_made_on_a_bigger_machine_can_be_read_and_reported(tmp_path, monkeypatch):
+    """Memory is checked when a run starts, not when its directory is read."""
+    result = trajsim.run(SCENARIO, tmp_path / "run", trajectories=8, progress=False)
+    monkeypatch.setattr("trajsim.scenario.memory_budget", lambda: 1.0)  # a tiny machine
+    with pytest.raises(trajsim.TrajsimError, match="GiB"):
+        trajsim.run(SCENARIO, tmp_path / "other", trajectories=8, progress=False)
+    from trajsim.report import load_run
+
+    manifest, traj, _ = load_run(result.path)
+    assert manifest["status"] == "done" and len(traj) == 2 * 8 * 7

@@ -24,9 +24,12 @@ BASE = "model: {N: 4}\ntime: {t_end: 1}\n"
 
 
 def load_text(tmp_path, text, overrides=()):
+    """Load and check a scenario as ``trajsim validate`` does (resources included)."""
     path = tmp_path / "s.yaml"
     path.write_text(text)
-    return load(path, [parse_override(o) for o in overrides])
+    scenario = load(path, [parse_override(o) for o in overrides])
+    scenario.check_resources()
+    return scenario
 
 
 # ---------------------------------------------------------------- 11: whole floats are integers
@@ -185,7 +188,7 @@ def _load_or_refuse(document, overrides=()):
         if isinstance(raw, dict):
             for key, value in overrides:
                 override(raw, key, value)
-        resolve(raw)
+        resolve(raw).check_resources()
     except TrajsimError as err:
         assert "\n" not in str(err)
     assert time.perf_counter() - started < 2.0

@@ -112,6 +112,7 @@ def _validate(args) -> int:
     import yaml
 
     scenario = _load(args)
+    scenario.check_resources()
     print(yaml.safe_dump(scenario.resolved, sort_keys=False).rstrip())
     print(f"# valid: {len(scenario.points)} point(s)")
     return 0

@@ -252,6 +252,7 @@ def run(scenario: Scenario, out, resume: bool = False, threads: int | None = Non
 
     def take_directory() -> None:
         nonlocal scheduler
+        scenario.check_resources()
         directory.lock()
         try:
             old = directory.prepare(scenario.hash(), resume)

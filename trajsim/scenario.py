@@ -270,6 +270,13 @@ class Scenario:
     def name(self) -> str:
         return self.resolved["name"]
 
+    def check_resources(self) -> None:
+        """Refuse, before a run, a point whose work cannot fit this machine: blocks or a work unit
+        beyond the memory budget, more than MAX_JUMPS expected jumps per trajectory, or stored
+        events beyond memory (one ScenarioError line saying what would fit)."""
+        for index, point in enumerate(self.points):
+            _check_cost(point, _label(index, point, self.swept))
+
     def hash(self) -> str:
         """SHA-256 of the resolved scenario, to recognise a run directory on --resume."""
         hashed = copy.deepcopy(self.resolved)
@@ -415,7 +422,6 @@ def _check_point(point: dict, label: str) -> None:
     if len(point["loss"]["times"]) > N:
         raise ScenarioError(f"{label}loss.times: {len(point['loss']['times'])} scripted losses "
                             f"but only N = {N} spins")
-    _check_cost(point, label)
 
 
 def memory_budget() -> float:
@@ -494,6 +500,12 @@ def _check_cost(point: dict, label: str) -> None:
                             "run.store: summary, a smaller run.unit_size or a shorter time.t_end")
 
 
+def _label(index: int, point: dict, keys) -> str:
+    """'sweep point 3 (model.N=41, model.r=2.5): ' for messages about one point of a sweep."""
+    values = ", ".join(f"{k}={point[k.split('.')[0]][k.split('.')[1]]}" for k in keys)
+    return f"sweep point {index} ({values}): " if keys else ""
+
+
 def resolve(raw, name: str = "scenario") -> Scenario:
     """Validate a raw scenario mapping and expand its sweep."""
     _check_tree(raw, "scenario")
@@ -517,17 +529,17 @@ def resolve(raw, name: str = "scenario") -> Scenario:
         del point["sweep"]
         for key, value in zip(keys, combo):
             _set(point, key, value)
-        label = f"sweep point {index} ({', '.join(f'{k}={v}' for k, v in zip(keys, combo))}): "
+        label = _label(index, point, keys)
         try:
             check_schema(point)
         except ScenarioError as err:
-            raise ScenarioError(f"{label if keys else ''}{err}") from None
+            raise ScenarioError(f"{label}{err}") from None
         units += -(-point["run"]["trajectories"] // point["run"]["unit_size"])
         if units > MAX_UNITS:
             raise ScenarioError(f"run.trajectories: more than {MAX_UNITS} work units of "
                                 f"run.unit_size = {point['run']['unit_size']} trajectories; "
                                 "lower run.trajectories or raise run.unit_size")
-        _check_point(point, label if keys else "")
+        _check_point(point, label)
         points.append(point)
     return Scenario(resolved, points, dict(resolved["sweep"]))
 
