@@ -71,20 +71,22 @@ def unit_overheads(trajectories: int) -> dict[str, float]:
     """Seconds per unit: compute, Parquet/npz writing, and reading + merging its statistics."""
     from trajsim import runner
     from trajsim import scenario as sc
+    from trajsim.engines import engine_for
     from trajsim.stats import UnitStats
     from trajsim.store import RunDirectory, unit_identity
 
     scen = sc.resolve(__import__("yaml").safe_load(
         SWEEP.format(t_end=20.0, trajectories=trajectories)))
     units = [u for u in runner.work_units(scen) if u.point == 1][:8]
-    setup = runner.PointSetup.build(scen.points[1])
-    runner.run_unit(setup, units[0], 1, True)  # builds the block, loads kernels
+    engine = engine_for(scen.points[1])
+    setup = engine.build(scen.points[1])
+    engine.run_unit(setup, units[0], 1, True)  # builds the block, loads kernels
     with tempfile.TemporaryDirectory() as tmp:
         directory = RunDirectory(tmp)
         t_compute = t_write = t_merge = 0.0
         for unit in units:
             t0 = time.perf_counter()
-            result = runner.run_unit(setup, unit, 1, True)
+            result = engine.run_unit(setup, unit, 1, True)
             t1 = time.perf_counter()
             directory.write_unit(unit.point, unit.unit, unit_identity(scen.hash(), scen.points[1]),
                                  result.stats.to_arrays(), result.frames)

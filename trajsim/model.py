@@ -36,6 +36,12 @@ class Rates:
     gamma_rel: float = 0.0
     chi: float = 0.0  # one-axis twisting chi (S^2 - Sz^2), Eq. (G1)
 
+    @classmethod
+    def of(cls, model: dict) -> Rates:
+        """The rates of a scenario's ``model`` section."""
+        return cls(model["Gamma"], model["r"], model["gamma_coll"], model["gamma_phi"],
+                   model["gamma_rel"], model["chi"])
+
 
 #: In-block jump channels: name, the Rates field holding its rate, and the operator builder.
 IN_BLOCK_CHANNELS = ("Sigma", "S-")

@@ -14,29 +14,20 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from . import __version__, dicke, distribute, exact
-from .engine import CHANNELS, LOSS_CODE, OBSERVABLES, BlockTable, rng_states, simulate
-from .model import Rates
-from .scenario import SCHEMA_VERSION, Scenario
+from . import __version__, distribute
+from .engine import OBSERVABLES
+from .engines import WorkUnit, engine_for
+from .scenario import SCHEMA_VERSION, Scenario, time_grid
 from .squeezing import moments_from_columns, wineland_xi2
 from .stats import UnitStats, total
 from .store import RunDirectory, unit_identity
 
 log = logging.getLogger("trajsim")
-
-
-@dataclass(frozen=True)
-class WorkUnit:
-    point: int
-    unit: int
-    first: int
-    count: int
 
 
 def work_units(scenario: Scenario) -> list[WorkUnit]:
@@ -47,92 +38,6 @@ def work_units(scenario: Scenario) -> list[WorkUnit]:
         units += [WorkUnit(p, u, first, min(size, n - first))
                   for u, first in enumerate(range(0, n, size))]
     return units
-
-
-def initial_ensemble(point: dict) -> tuple[int, np.ndarray, np.ndarray]:
-    """(2j, weights, Dicke-basis states) of the initial state: a pure state or an ensemble."""
-    N, init = point["model"]["N"], point["initial_state"]
-    if init["kind"] == "steady":
-        weights, states = exact.steady_state(N, N, point["model"]["r"])
-        return N, weights, states
-    if init["kind"] == "css":
-        psi = dicke.coherent_spin_state(N, init["theta"], init["phi"])
-        return N, np.ones(1), psi[None, :]
-    two_j = N if init["j"] is None else round(2 * init["j"])
-    two_m = -two_j if init["m"] is None else round(2 * init["m"])
-    return two_j, np.ones(1), dicke.dicke_state(two_j, two_m)[None, :]
-
-
-@dataclass
-class PointSetup:
-    """Everything the engine needs for one sweep point, built once and shared by its units."""
-
-    point: dict
-    rates: Rates
-    table: BlockTable
-    two_j: int
-    weights: np.ndarray
-    states: np.ndarray
-    t_grid: np.ndarray
-    script_times: np.ndarray
-    loss_rate: float
-    shots: int
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        """Per-sample columns the engine returns: the observables, and Sy2_shots with shots."""
-        return OBSERVABLES + (("Sy2_shots",) if self.shots else ())
-
-    @classmethod
-    def build(cls, point: dict) -> PointSetup:
-        m = point["model"]
-        rates = Rates(m["Gamma"], m["r"], m["gamma_coll"], m["gamma_phi"], m["gamma_rel"], m["chi"])
-        two_j, weights, states = initial_ensemble(point)
-        if np.all(states.imag == 0):
-            states = np.ascontiguousarray(states.real)
-        t_grid = np.linspace(0.0, point["time"]["t_end"], point["time"]["n_samples"])
-        script = np.sort(np.asarray(point["loss"]["times"], float))
-        shots = point["measurement"]["shots"]
-        return cls(point, rates, BlockTable(rates, sy_basis=shots > 0), two_j, weights, states,
-                   t_grid, script, float(point["loss"]["rate_per_spin"]), shots)
-
-
-@dataclass
-class UnitResult:
-    stats: UnitStats
-    frames: dict = field(default_factory=dict)
-
-
-def run_unit(setup: PointSetup, unit: WorkUnit, seed: int, keep_trajectories: bool) -> UnitResult:
-    """Simulate one work unit: partial statistics, and per-trajectory tables if kept."""
-    index = np.arange(unit.first, unit.first + unit.count)
-    samples, events = simulate(setup.table, setup.point["model"]["N"], setup.two_j,
-                               setup.weights, setup.states, setup.t_grid, setup.script_times,
-                               setup.loss_rate, rng_states(seed, unit.point, index),
-                               record_events=keep_trajectories, shots=setup.shots,
-                               rng_meas=rng_states(seed, unit.point, index, stream=1)
-                               if setup.shots else None)
-    stats = UnitStats.of(samples, setup.point["model"]["N"])
-    if not keep_trajectories:
-        return UnitResult(stats)
-    n, S = samples.shape[:2]
-    traj = pd.DataFrame({"point": np.full(n * S, unit.point, np.int64),
-                         "trajectory": np.repeat(index, S), "t": np.tile(setup.t_grid, n)})
-    for k, name in enumerate(setup.columns):
-        column = samples[:, :, k].ravel()
-        traj[name] = column.astype(np.int64) if name == "N" else column
-    codes = events["channel"]
-    ev = pd.DataFrame({
-        "point": np.full(codes.size, unit.point, np.int64),
-        "trajectory": index[events["row"]].astype(np.int64),
-        "t": events["t"],
-        "kind": np.where(codes >= LOSS_CODE, "loss", "jump").astype(object),
-        "channel": np.asarray(CHANNELS, dtype=object)[codes],
-        "N": events["N"].astype(np.int64),
-        "j": events["two_j"] / 2.0,
-        "j_before": events["two_j_before"] / 2.0,
-    })
-    return UnitResult(stats, {"trajectories": traj, "events": ev})
 
 
 def j_distribution_frame(point_index: int, t_grid: np.ndarray, stats: UnitStats) -> pd.DataFrame:
@@ -149,11 +54,11 @@ def j_distribution_frame(point_index: int, t_grid: np.ndarray, stats: UnitStats)
     })
 
 
-def summary_frame(point_index: int, t_grid: np.ndarray, stats: UnitStats) -> pd.DataFrame:
-    """Per sample: mean and standard error of every observable, and the ensemble xi^2."""
+def summary_frame(point_index: int, t_grid: np.ndarray, stats: UnitStats,
+                  columns: tuple[str, ...]) -> pd.DataFrame:
+    """Per sample: mean and standard error of every column, and the ensemble xi^2."""
     mean, sem = stats.mean, stats.sem
     df = pd.DataFrame({"point": np.full(t_grid.size, point_index, np.int64), "t": t_grid})
-    columns = OBSERVABLES + ("Sy2_shots",) * (mean.shape[1] - len(OBSERVABLES))
     for k, name in enumerate(columns):
         df[f"{name}_mean"] = mean[:, k]
         df[f"{name}_sem"] = sem[:, k]
@@ -291,15 +196,17 @@ def run(scenario: Scenario, out, resume: bool = False, threads: int | None = Non
 
 def _compute(scenario, directory, scheduler, comm, threads, keep, identities, show):
     """Compute the unfinished units on every rank/thread: (units computed, seconds)."""
-    setups: dict[int, PointSetup] = {}
+    setups: dict = {}
     lock = threading.Lock()
     seed = scenario.resolved["run"]["seed"]
 
     def work(unit: WorkUnit) -> WorkUnit:
         with lock:  # one setup (and block table) per point, shared by the threads
             if unit.point not in setups:
-                setups[unit.point] = PointSetup.build(scenario.points[unit.point])
-        result = run_unit(setups[unit.point], unit, seed, keep)
+                setups[unit.point] = engine_for(scenario.points[unit.point]).build(
+                    scenario.points[unit.point])
+        result = engine_for(scenario.points[unit.point]).run_unit(setups[unit.point], unit, seed,
+                                                                  keep)
         directory.write_unit(unit.point, unit.unit, identities[unit.point],
                              result.stats.to_arrays(), result.frames)
         return unit
@@ -373,8 +280,8 @@ def _finish(directory, scenario, manifest, scheduler: Scheduler) -> None:
                 directory.remove_unit(u.point, u.unit)
         stats = total(UnitStats.from_arrays(directory.load_unit_arrays(u.point, u.unit))
                       for u in kept)
-        t_grid = np.linspace(0.0, point["time"]["t_end"], point["time"]["n_samples"])
-        summaries.append(summary_frame(p, t_grid, stats))
+        t_grid = time_grid(point)
+        summaries.append(summary_frame(p, t_grid, stats, engine_for(point).columns(point)))
         j_tables.append(j_distribution_frame(p, t_grid, stats))
         manifest["points"][p].update(status="done", trajectories=sum(u.count for u in kept),
                                      target_sem_reached=scheduler.reached[p])

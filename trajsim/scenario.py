@@ -288,6 +288,11 @@ class Scenario:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
+def time_grid(point: dict) -> np.ndarray:
+    """The sample times of a point: time.n_samples from 0 to time.t_end inclusive."""
+    return np.linspace(0.0, point["time"]["t_end"], point["time"]["n_samples"])
+
+
 def _path(parts) -> str:
     return ".".join(str(p) for p in parts) or "(top level)"
 

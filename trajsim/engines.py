@@ -1,0 +1,136 @@
+"""The engine seam: how the runner asks a simulation engine for one sweep point's work.
+
+An engine is a module-level object with
+
+    build(point) -> setup            once per point, shared by the threads of a process
+    columns(point) -> names          the per-sample columns it produces (OBSERVABLES first)
+    run_unit(setup, unit, seed, keep) -> UnitResult
+                                     trajectories unit.first .. unit.first + unit.count - 1,
+                                     each from the random stream (seed, point, trajectory) only
+
+``UnitResult`` holds the unit's ``UnitStats`` and, when ``keep``, its ``trajectories`` and
+``events`` tables (README, "Output directory").  ``engine_for(point)`` picks the engine of a
+point's model; today that is ``DICKE``, the exact jump trajectories of Eq. (2)/(11) in the
+Dicke blocks (N, j) of ``trajsim.engine``.  A new engine (say, the hybrid cavity model of Eq. 9)
+is a sibling implementation with the same three calls and the same output layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from . import dicke, exact
+from .engine import CHANNELS, LOSS_CODE, OBSERVABLES, BlockTable, rng_states, simulate
+from .model import Rates
+from .scenario import time_grid
+from .stats import UnitStats
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """Trajectories first .. first + count - 1 of one point: the unit of parallel work,
+    checkpointing and merging."""
+
+    point: int
+    unit: int
+    first: int
+    count: int
+
+
+@dataclass
+class UnitResult:
+    stats: UnitStats
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+def initial_ensemble(point: dict) -> tuple[int, np.ndarray, np.ndarray]:
+    """(2j, weights, Dicke-basis states) of the initial state: a pure state or an ensemble
+    (the Eq. (2) steady state of j = N/2: the dark state, or Eq. (16) as LMG eigenstates)."""
+    N, init = point["model"]["N"], point["initial_state"]
+    if init["kind"] == "steady":
+        weights, states = exact.steady_state(N, N, point["model"]["r"])
+        return N, weights, states
+    if init["kind"] == "css":
+        psi = dicke.coherent_spin_state(N, init["theta"], init["phi"])
+        return N, np.ones(1), psi[None, :]
+    two_j = N if init["j"] is None else round(2 * init["j"])
+    two_m = -two_j if init["m"] is None else round(2 * init["m"])
+    return two_j, np.ones(1), dicke.dicke_state(two_j, two_m)[None, :]
+
+
+@dataclass
+class DickeSetup:
+    """Everything the Dicke-block engine needs for one sweep point."""
+
+    point: dict
+    table: BlockTable
+    two_j: int
+    weights: np.ndarray
+    states: np.ndarray
+    t_grid: np.ndarray
+    script_times: np.ndarray
+    loss_rate: float
+    shots: int
+
+
+class DickeEngine:
+    """Exact jump trajectories of Eq. (2)/(11) with spin loss in the Dicke blocks (N, j)."""
+
+    @staticmethod
+    def columns(point: dict) -> tuple[str, ...]:
+        """The observables, and Sy2_shots with ``measurement.shots``."""
+        return OBSERVABLES + (("Sy2_shots",) if point["measurement"]["shots"] else ())
+
+    @staticmethod
+    def build(point: dict) -> DickeSetup:
+        two_j, weights, states = initial_ensemble(point)
+        if np.all(states.imag == 0):
+            states = np.ascontiguousarray(states.real)
+        shots = point["measurement"]["shots"]
+        return DickeSetup(point, BlockTable(Rates.of(point["model"]), sy_basis=shots > 0),
+                          two_j, weights, states, time_grid(point),
+                          np.sort(np.asarray(point["loss"]["times"], float)),
+                          float(point["loss"]["rate_per_spin"]), shots)
+
+    @staticmethod
+    def run_unit(setup: DickeSetup, unit: WorkUnit, seed: int, keep: bool) -> UnitResult:
+        index = np.arange(unit.first, unit.first + unit.count)
+        samples, events = simulate(setup.table, setup.point["model"]["N"], setup.two_j,
+                                   setup.weights, setup.states, setup.t_grid,
+                                   setup.script_times, setup.loss_rate,
+                                   rng_states(seed, unit.point, index), record_events=keep,
+                                   shots=setup.shots,
+                                   rng_meas=rng_states(seed, unit.point, index, stream=1)
+                                   if setup.shots else None)
+        stats = UnitStats.of(samples, setup.point["model"]["N"])
+        if not keep:
+            return UnitResult(stats)
+        n, S = samples.shape[:2]
+        traj = pd.DataFrame({"point": np.full(n * S, unit.point, np.int64),
+                             "trajectory": np.repeat(index, S), "t": np.tile(setup.t_grid, n)})
+        for k, name in enumerate(DickeEngine.columns(setup.point)):
+            column = samples[:, :, k].ravel()
+            traj[name] = column.astype(np.int64) if name == "N" else column
+        codes = events["channel"]
+        ev = pd.DataFrame({
+            "point": np.full(codes.size, unit.point, np.int64),
+            "trajectory": index[events["row"]].astype(np.int64),
+            "t": events["t"],
+            "kind": np.where(codes >= LOSS_CODE, "loss", "jump").astype(object),
+            "channel": np.asarray(CHANNELS, dtype=object)[codes],
+            "N": events["N"].astype(np.int64),
+            "j": events["two_j"] / 2.0,
+            "j_before": events["two_j_before"] / 2.0,
+        })
+        return UnitResult(stats, {"trajectories": traj, "events": ev})
+
+
+DICKE = DickeEngine()
+
+
+def engine_for(point: dict) -> DickeEngine:
+    """The engine of a point's model (one kind of model today: Eq. (2)/(11) spins)."""
+    return DICKE
