@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     steady.add_argument("scenario", help="scenario YAML file")
     steady.add_argument("--out", help="write the table as CSV (and Parquet next to it)")
     steady.add_argument("--gap", action="store_true",
-                        help="also the Liouvillian gaps of Eq. (2) (slow: ~1 min at N = 201)")
+                        help="also the Liouvillian gaps of Eq. (2) (slow: seconds per point at N ~ 200)")
     steady.add_argument("--force", action="store_true",
                         help="replace existing --out files (never inside a run directory)")
     steady.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
