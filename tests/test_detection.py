@@ -26,7 +26,7 @@ def test_debounced_classifier_ignores_short_spikes():
     t = np.arange(0, 10, 0.1)
     signal = np.where((t >= 2) & (t < 2.3), 5.0, 0.1)  # 0.3 long spike: shorter than hold
     signal = np.where(t >= 6, 5.0, signal)  # a real change at t = 6
-    declared = detection.declared_parity(t, signal, Detector(threshold=1.0, hold=0.5), False)
+    declared = detection.declared_parity(t, signal, Detector(threshold=1.0, hold=0.5, smooth=0.0, window=3.0, settle=3.0), False)
     assert not declared[t < 6.5 - 1e-9].any()
     assert declared[t >= 6.5 - 1e-9].all()
 
@@ -48,7 +48,7 @@ def synthetic_run():
 
 def test_detection_latency_and_false_flips_on_a_synthetic_stream():
     traj, events = synthetic_run()
-    detector = Detector(threshold=1.0, hold=0.5, window=5.0, settle=2.0)
+    detector = Detector(threshold=1.0, hold=0.5, smooth=0.0, window=5.0, settle=2.0)
     timeline = detection.parity_timeline(events, {0: 10}, traj)
     assert timeline.N_true.tolist()[:31] == [10] * 30 + [9]  # t = 3.0 sees the loss
     classified = detection.classify(timeline, traj.Sy2, detector)
@@ -67,7 +67,7 @@ def test_detection_latency_and_false_flips_on_a_synthetic_stream():
 def test_missed_loss_when_the_signal_never_follows():
     traj, events = synthetic_run()
     traj = traj.assign(Sy2=0.2)  # the detector never sees anything
-    detector = Detector(threshold=1.0, hold=0.5, window=5.0, settle=2.0)
+    detector = Detector(threshold=1.0, hold=0.5, smooth=0.0, window=5.0, settle=2.0)
     classified = detection.classify(detection.parity_timeline(events, {0: 10}, traj),
                                     traj.Sy2, detector)
     found = detection.loss_detections(classified, events, detector)

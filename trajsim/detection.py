@@ -27,10 +27,10 @@ class Detector:
     """Threshold classifier settings (scenario key ``detection``)."""
 
     threshold: float
-    hold: float = 0.5
-    smooth: float = 0.0  # trailing moving average of the signal over this time (0: none)
-    window: float = 3.0  # time allowed for a detection: a few 1/Gamma (the relaxation time
-    settle: float = 3.0  # after a loss is at most ~1/Gamma, Sec. III D); quiet time after a loss
+    hold: float
+    smooth: float  # trailing moving average of the signal over this time (0: none)
+    window: float  # time allowed for a detection: a few 1/Gamma (the relaxation time
+    settle: float  # after a loss is at most ~1/Gamma, Sec. III D); quiet time after a loss
 
 
 def wilson_interval(k, n, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:

@@ -23,6 +23,7 @@ import pandas as pd
 from . import detection, exact
 from .detection import Detector
 from .errors import TrajsimError
+from .scenario import DEFAULTS
 from .store import RunDirectory, RunDirectoryError
 
 
@@ -55,14 +56,15 @@ def load_run(path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
 
 
 def detector_for(manifest: dict, point: dict) -> Detector:
-    settings = manifest["scenario"]["detection"]
+    """The scenario's detection settings (defaults from scenario.DEFAULTS for keys an older
+    manifest lacks); threshold ``auto`` resolved for the point."""
+    settings = {**DEFAULTS["detection"], **manifest["scenario"]["detection"]}
     threshold = settings["threshold"]
     if threshold == "auto":
         threshold = auto_threshold(point["model"]["N"], point["model"]["r"])
     return Detector(threshold=float(threshold), hold=float(settings["hold"]),
-                    smooth=float(settings.get("smooth", 0.0)),
-                    window=float(settings.get("window", 3.0)),
-                    settle=float(settings.get("settle", 3.0)))
+                    smooth=float(settings["smooth"]), window=float(settings["window"]),
+                    settle=float(settings["settle"]))
 
 
 def _gap(point: dict) -> float:
