@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import dataclass
 
 import numba as nb
 import numpy as np
@@ -47,8 +48,10 @@ L_CODE, L_TARGET, L_TWO_JP, L_OFFSET = range(4)
 NO_BLOCK, IMPOSSIBLE = -1, -2
 # Trajectory state columns: floats and ints.
 T_TIME, T_U, T_NEXT_POISSON = range(3)
-I_BLOCK, I_MASK, I_SAMPLE, I_SCRIPT, I_STATUS, I_NEV, I_NEED_N, I_NEED_TWO_J = range(8)
+I_BLOCK, I_MASK, I_SAMPLE, I_SCRIPT, I_STATUS, I_NEV, I_NEED_N, I_NEED_TWO_J, I_MEAS = range(9)
 FRESH, DONE, NEED_BLOCK, BUFFER_FULL = 0, 1, 2, 3
+#: S_y instruments (scenario.INSTRUMENTS): codes in the kernels.
+NO_INSTRUMENT, PROJECTIVE, WEAK, COPIES = range(4)
 
 
 def _float_list(arrays) -> nb.typed.List:
@@ -630,6 +633,81 @@ def _sy2_shots(two_j, my, Ry, psi, shots, s_meas):
     return acc / shots
 
 
+@nb.njit(cache=True)
+def _gaussian(s):
+    """A standard normal draw (Box-Muller) from two uniforms of stream s."""
+    return np.sqrt(-2.0 * np.log(_uniform(s))) * np.cos(2.0 * np.pi * _uniform(s))
+
+
+@nb.njit(cache=True)
+def _measure_sy(two_j, Ry, psi, psi1, kind, sigma, s_meas, out):
+    """An S_y measurement of the normalised Dicke-basis state psi; outcomes into ``out``.
+
+    With a_m = <j, m_y|psi> = sum_k Ry[k, m] (-i)^k psi[k] (dicke.sy_eigenbasis; index m holds
+    the eigenvalue m_y = m - j exactly, the outcome reported):
+    PROJECTIVE draws m with probability |a_m|^2 and leaves psi1 = |j, m_y>, outcome m_y;
+    WEAK draws y = m_y + sigma z (m as above, z standard normal: y has the density
+    sum_m |a_m|^2 N(y; m_y, sigma^2)) and applies M_y ∝ exp(-(y - S_y)^2 / (4 sigma^2)):
+    a_m <- a_m exp(-(y - m_y)^2 / (4 sigma^2)), renormalised;
+    COPIES draws len(out) outcomes m_y from |a_m|^2 and leaves psi1 alone (no back-action).
+    """
+    D = two_j + 1
+    minus_i = (1.0 + 0.0j, -1.0j, -1.0 + 0.0j, 1.0j)  # (-i)^k
+    amp = np.zeros(D, np.complex128)
+    cumulative = np.empty(D)
+    total = 0.0
+    for m in range(D):
+        a = 0.0j
+        for k in range(D):
+            a += Ry[k * D + m] * minus_i[k % 4] * psi[k]
+        amp[m] = a
+        total += _abs2(a)
+        cumulative[m] = total
+    for shot in range(out.shape[0]):
+        m = min(np.searchsorted(cumulative, _uniform(s_meas) * total), D - 1)
+        out[shot] = m - 0.5 * two_j
+    if kind == COPIES:
+        return
+    if kind == PROJECTIVE:
+        amp[:] = 0.0
+        amp[m] = 1.0
+    else:
+        y = out[0] + sigma * _gaussian(s_meas)
+        out[0] = y
+        norm = 0.0
+        for q in range(D):
+            amp[q] *= np.exp(-((y - q + 0.5 * two_j) ** 2) / (4.0 * sigma * sigma))
+            norm += _abs2(amp[q])
+        amp /= np.sqrt(norm)
+    for k in range(D):
+        acc = 0.0j
+        for q in range(D):
+            acc += Ry[k * D + q] * amp[q]
+        psi1[k] = acc * np.conj(minus_i[k % 4])  # i^k
+
+
+def _measure(blk_int, V, Ry, b, c, mask, psi, psi1, kind, sigma, s_meas, out):
+    """Measure S_y on the trajectory's state c (eigen-amplitudes of block b) with
+    ``_measure_sy``; returns the new sector mask (compiled only, see _measure_overload)."""
+    raise NotImplementedError("_measure runs inside compiled kernels only")
+
+
+@nb.extending.overload(_measure, inline="always")
+def _measure_overload(blk_int, V, Ry, b, c, mask, psi, psi1, kind, sigma, s_meas, out):
+    """Complex amplitudes only: S_y eigenstates are complex in the Dicke basis, so ``simulate``
+    makes c complex whenever an instrument is present; the real-typed variant is never called.
+    Inlined at the IR level like ``_twist`` (same-bytes guarantee for fresh and cached code)."""
+    if isinstance(c.dtype, nb.types.Complex):
+        def measure(blk_int, V, Ry, b, c, mask, psi, psi1, kind, sigma, s_meas, out):
+            _to_dicke(blk_int, V, b, c, mask, psi)
+            _measure_sy(blk_int[b, B_TWO_J], Ry[b], psi, psi1, kind, sigma, s_meas, out)
+            if kind == COPIES:
+                return mask
+            return _from_dicke(blk_int, V, b, psi1, c)
+        return measure
+    return lambda blk_int, V, Ry, b, c, mask, psi, psi1, kind, sigma, s_meas, out: mask
+
+
 # ----------------------------------------------------------------------------- trajectories
 
 
@@ -654,7 +732,7 @@ def start_trajectories(blk_int, V, b0, init_weights, init_states, loss_rate, st_
 
 @nb.njit(cache=True, nogil=True)
 def advance(packed, t_grid, script_times, loss_rate, st_f, st_i, rng, c, samples, ev_t, ev_i,
-            shots, rng_meas):
+            shots, rng_meas, meas_times, instrument, sigma, outcomes, outcome_N):
     """Run every unfinished trajectory until it is done, needs a block, or fills its event buffer."""
     blk_int, blk_f, ch_int, lam, V, A, loc_int, loc_f, my, Ry, E = packed
     work = np.zeros_like(c[0])
@@ -665,15 +743,18 @@ def advance(packed, t_grid, script_times, loss_rate, st_f, st_i, rng, c, samples
             st_i[i, I_STATUS] = _run(
                 blk_int, blk_f, ch_int, lam, E, V, A, loc_int, loc_f, my, Ry, t_grid, script_times,
                 loss_rate, st_f[i], st_i[i], rng[i], c[i], samples[i], ev_t[i], ev_i[i],
-                work, psi, psi1, shots, rng_meas[i],
+                work, psi, psi1, shots, rng_meas[i], meas_times, instrument, sigma, outcomes[i],
+                outcome_N[i],
             )
 
 
 @nb.njit(cache=True)
 def _run(blk_int, blk_f, ch_int, lam, E, V, A, loc_int, loc_f, my, Ry, t_grid, script_times,
-         loss_rate, sf, si, s, c, samples, ev_t, ev_i, work, psi, psi1, shots, s_meas):
+         loss_rate, sf, si, s, c, samples, ev_t, ev_i, work, psi, psi1, shots, s_meas,
+         meas_times, instrument, sigma, outcomes, outcome_N):
     n_samples = t_grid.shape[0]
     cap = ev_t.shape[0]
+    per_time = outcomes.shape[0] // max(meas_times.shape[0], 1)  # outcomes per measurement
     while True:
         b, mask = si[I_BLOCK], si[I_MASK]
         t = sf[T_TIME]
@@ -684,12 +765,24 @@ def _run(blk_int, blk_f, ch_int, lam, E, V, A, loc_int, loc_f, my, Ry, t_grid, s
             t_loss = script_times[si[I_SCRIPT]]
         is_loss = t_loss <= t + tau
         t_event = t_loss if is_loss else t + tau
+        q = si[I_MEAS]
+        is_meas = q < meas_times.shape[0] and meas_times[q] < t_event
+        if is_meas:
+            t_event = meas_times[q]
         while si[I_SAMPLE] < n_samples and t_grid[si[I_SAMPLE]] < t_event:
             _record(blk_int, lam, E, V, my, Ry, b, c, mask, t_grid[si[I_SAMPLE]] - t, work, psi,
                     samples[si[I_SAMPLE]], shots, s_meas)
             si[I_SAMPLE] += 1
         if si[I_SAMPLE] == n_samples:
             return DONE
+        if is_meas:  # S_y instrument with its back-action; the jump clock runs on (u rescaled)
+            sf[T_U] = min(sf[T_U] / _decay(blk_int, lam, E, b, c, mask, t_event - t), 1.0)
+            si[I_MASK] = _measure(blk_int, V, Ry, b, c, mask, psi, psi1, instrument, sigma, s_meas,
+                                  outcomes[q * per_time:(q + 1) * per_time])
+            outcome_N[q] = blk_int[b, B_N]
+            si[I_MEAS] = q + 1
+            sf[T_TIME] = t_event
+            continue
         if cap > 0 and si[I_NEV] == cap:
             return BUFFER_FULL
         if is_loss:
@@ -731,10 +824,22 @@ def _run(blk_int, blk_f, ch_int, lam, E, V, A, loc_int, loc_f, my, Ry, t_grid, s
             si[I_NEV] = k + 1
 
 
+@dataclass(frozen=True)
+class Instrument:
+    """A schedule of S_y measurements: kind (PROJECTIVE, WEAK or COPIES), sorted times, the
+    resolution sigma (WEAK) and the outcomes per time (COPIES: the number of copies)."""
+
+    kind: int
+    times: np.ndarray
+    sigma: float = 0.0
+    per_time: int = 1
+
+
 def simulate(table: BlockTable, N0: int, two_j0: int, init_weights: np.ndarray,
              init_states: np.ndarray, t_grid: np.ndarray, script_times: np.ndarray,
              loss_rate: float, rng: np.ndarray, event_capacity: int | None = None,
-             record_events: bool = True, shots: int = 0, rng_meas: np.ndarray | None = None):
+             record_events: bool = True, shots: int = 0, rng_meas: np.ndarray | None = None,
+             instrument: Instrument | None = None):
     """Run len(rng) trajectories from block (N0, j0).
 
     Events are buffered per trajectory (``event_capacity`` each, default: 2^21 in all) and
@@ -743,10 +848,13 @@ def simulate(table: BlockTable, N0: int, two_j0: int, init_weights: np.ndarray,
     samples get one more column, Sy2_shots, drawn from the separate streams ``rng_meas`` (the
     readout does not disturb the trajectory, and the trajectory does not depend on the shots);
     the table must keep the S_y eigenbasis (``BlockTable(..., sy_basis=True)``).
+    An ``instrument`` measures S_y at its times with back-action (``_measure_sy``), drawing from
+    ``rng_meas``; it needs the S_y eigenbasis too.
 
     Returns (samples[trajectory, sample, observable], events) where events is a dict of arrays
     (trajectory row, t, channel code, N and 2j after the event, 2j before it), ordered by
-    trajectory then time.
+    trajectory then time; with an instrument, events["outcomes"] is a dict of arrays (row, t,
+    outcome, N at that time), ordered by trajectory, time and copy.
     """
     n = len(rng)
     rng = rng.copy()
@@ -754,10 +862,16 @@ def simulate(table: BlockTable, N0: int, two_j0: int, init_weights: np.ndarray,
     if not record_events:
         event_capacity = 0
     b0 = table.ensure(N0, two_j0)
-    dtype = complex if table.rates.chi != 0 else init_states.dtype  # twisting phases
+    if instrument is None:
+        instrument = Instrument(NO_INSTRUMENT, np.zeros(0))
+    measured = instrument.kind != NO_INSTRUMENT  # see _measure_overload
+    dtype = complex if table.rates.chi != 0 or measured else init_states.dtype
     c = np.zeros((n, N0 + 1), dtype=dtype)
     st_f = np.zeros((n, 3))
-    st_i = np.zeros((n, 8), np.int64)
+    st_i = np.zeros((n, I_MEAS + 1), np.int64)
+    n_meas = instrument.times.size
+    outcomes = np.zeros((n, n_meas * instrument.per_time))
+    outcome_N = np.zeros((n, n_meas), np.int64)
     samples = np.zeros((n, len(t_grid), len(OBSERVABLES) + (shots > 0)))
     rng_meas = np.zeros((n, 4), np.uint64) if rng_meas is None else rng_meas.copy()
     ev_t = np.zeros((n, event_capacity))
@@ -768,7 +882,8 @@ def simulate(table: BlockTable, N0: int, two_j0: int, init_weights: np.ndarray,
     chunks = []
     while True:
         advance(packed, t_grid, script_times, loss_rate, st_f, st_i, rng, c, samples, ev_t, ev_i,
-                shots, rng_meas)
+                shots, rng_meas, instrument.times, instrument.kind, instrument.sigma, outcomes,
+                outcome_N)
         for i in np.flatnonzero(st_i[:, I_NEV]):
             k = st_i[i, I_NEV]
             chunks.append((np.full(k, i), ev_t[i, :k].copy(), ev_i[i, :k].copy()))
@@ -794,4 +909,10 @@ def simulate(table: BlockTable, N0: int, two_j0: int, init_weights: np.ndarray,
         events = {"row": np.zeros(0, np.int64), "t": np.zeros(0), "channel": np.zeros(0, np.int64),
                   "N": np.zeros(0, np.int64), "two_j": np.zeros(0, np.int64),
                   "two_j_before": np.zeros(0, np.int64)}
+    if n_meas:
+        k = instrument.per_time
+        events["outcomes"] = {"row": np.repeat(np.arange(n), n_meas * k),
+                              "t": np.tile(np.repeat(instrument.times, k), n),
+                              "outcome": outcomes.ravel(),
+                              "N": np.repeat(outcome_N, k, axis=1).ravel()}
     return samples, events

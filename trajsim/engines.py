@@ -4,12 +4,13 @@ An engine is a module-level object with
 
     build(point) -> setup            once per point, shared by the threads of a process
     columns(point) -> names          the per-sample columns it produces (OBSERVABLES first)
+    tables(point, keep) -> names     the partitioned tables its units write (store.PARTITIONED)
     run_unit(setup, unit, seed, keep) -> UnitResult
                                      trajectories unit.first .. unit.first + unit.count - 1,
                                      each from the random stream (seed, point, trajectory) only
 
-``UnitResult`` holds the unit's ``UnitStats`` and, when ``keep``, its ``trajectories`` and
-``events`` tables (README, "Output directory").  ``engine_for(point)`` picks the engine of a
+``UnitResult`` holds the unit's ``UnitStats`` and, when ``keep``, its ``trajectories``,
+``events`` and (with an S_y instrument) ``measurements`` tables (README, "Output directory").  ``engine_for(point)`` picks the engine of a
 point's model; today that is ``DICKE``, the exact jump trajectories of Eq. (2)/(11) in the
 Dicke blocks (N, j) of ``trajsim.engine``.  A new engine (say, the hybrid cavity model of Eq. 9)
 is a sibling implementation with the same three calls and the same output layout.
@@ -23,9 +24,20 @@ import numpy as np
 import pandas as pd
 
 from . import dicke, exact
-from .engine import CHANNELS, LOSS_CODE, OBSERVABLES, BlockTable, rng_states, simulate
+from .engine import (
+    CHANNELS,
+    COPIES,
+    LOSS_CODE,
+    OBSERVABLES,
+    PROJECTIVE,
+    WEAK,
+    BlockTable,
+    Instrument,
+    rng_states,
+    simulate,
+)
 from .model import Rates
-from .scenario import time_grid
+from .scenario import measurement_times, time_grid
 from .stats import UnitStats
 
 
@@ -73,7 +85,8 @@ class DickeSetup:
     t_grid: np.ndarray
     script_times: np.ndarray
     loss_rate: float
-    shots: int
+    shots: int  # the per-sample Sy2_shots readout (measurement.kind none)
+    instrument: Instrument | None
 
 
 class DickeEngine:
@@ -81,19 +94,25 @@ class DickeEngine:
 
     @staticmethod
     def columns(point: dict) -> tuple[str, ...]:
-        """The observables, and Sy2_shots with ``measurement.shots``."""
-        return OBSERVABLES + (("Sy2_shots",) if point["measurement"]["shots"] else ())
+        """The observables, and Sy2_shots with ``measurement.shots`` and no instrument."""
+        return OBSERVABLES + (("Sy2_shots",) if _readout_shots(point) else ())
+
+    @staticmethod
+    def tables(point: dict, keep: bool) -> tuple[str, ...]:
+        if not keep:
+            return ()
+        return ("trajectories", "events") + (("measurements",) if instrument(point) else ())
 
     @staticmethod
     def build(point: dict) -> DickeSetup:
         two_j, weights, states = initial_ensemble(point)
         if np.all(states.imag == 0):
             states = np.ascontiguousarray(states.real)
-        shots = point["measurement"]["shots"]
-        return DickeSetup(point, BlockTable(Rates.of(point["model"]), sy_basis=shots > 0),
-                          two_j, weights, states, time_grid(point),
+        shots, measuring = _readout_shots(point), instrument(point)
+        table = BlockTable(Rates.of(point["model"]), sy_basis=bool(shots or measuring))
+        return DickeSetup(point, table, two_j, weights, states, time_grid(point),
                           np.sort(np.asarray(point["loss"]["times"], float)),
-                          float(point["loss"]["rate_per_spin"]), shots)
+                          float(point["loss"]["rate_per_spin"]), shots, measuring)
 
     @staticmethod
     def run_unit(setup: DickeSetup, unit: WorkUnit, seed: int, keep: bool) -> UnitResult:
@@ -104,7 +123,8 @@ class DickeEngine:
                                    rng_states(seed, unit.point, index), record_events=keep,
                                    shots=setup.shots,
                                    rng_meas=rng_states(seed, unit.point, index, stream=1)
-                                   if setup.shots else None)
+                                   if setup.shots or setup.instrument else None,
+                                   instrument=setup.instrument)
         stats = UnitStats.of(samples, setup.point["model"]["N"])
         if not keep:
             return UnitResult(stats)
@@ -125,7 +145,31 @@ class DickeEngine:
             "j": events["two_j"] / 2.0,
             "j_before": events["two_j_before"] / 2.0,
         })
-        return UnitResult(stats, {"trajectories": traj, "events": ev})
+        frames = {"trajectories": traj, "events": ev}
+        if setup.instrument:
+            outcomes = events["outcomes"]
+            frames["measurements"] = pd.DataFrame({
+                "point": np.full(outcomes["t"].size, unit.point, np.int64),
+                "trajectory": index[outcomes["row"]].astype(np.int64),
+                "t": outcomes["t"], "outcome": outcomes["outcome"],
+                "N": outcomes["N"].astype(np.int64)})
+        return UnitResult(stats, frames)
+
+
+def _readout_shots(point: dict) -> int:
+    """Shots of the per-sample Sy2_shots readout (kept from before instruments existed)."""
+    meas = point["measurement"]
+    return meas["shots"] if meas["kind"] == "none" else 0
+
+
+def instrument(point: dict) -> Instrument | None:
+    """The point's S_y instrument and its schedule (scenario key ``measurement``), or None."""
+    meas = point["measurement"]
+    kind = {"projective": PROJECTIVE, "weak": WEAK, "copies": COPIES}.get(meas["kind"])
+    if kind is None:
+        return None
+    return Instrument(kind, measurement_times(point), float(meas["sigma"] or 0.0),
+                      meas["shots"] if kind == COPIES else 1)
 
 
 DICKE = DickeEngine()

@@ -166,6 +166,45 @@ def _loss_map(layout: _Layout) -> sp.csr_matrix:
     return sp.bmat(blocks, format="csr")
 
 
+class Propagator:
+    """Exact evolution of Eq. (11) with Poisson and scripted spin loss, on the block density
+    matrices p_j rho_j of every block (N, j) reachable from (N0, j0): states are vectors of
+    that layout (``initial``, ``blocks``), ``advance`` propagates them with
+    ``scipy.sparse.linalg.expm_multiply`` (exact to round-off; small N).
+
+    Scripted losses act at their times: ``advance(vec, t0, t1)`` applies those in (t0, t1],
+    ``initial`` those at t = 0, so a state at a loss time is the one after it.
+    Poisson losses are followed through ``max_losses`` losses (default: down to N = 0).
+    """
+
+    def __init__(self, rates: Rates, N0: int, two_j0: int, loss_rate: float = 0.0,
+                 loss_times=(), max_losses: int | None = None):
+        self.loss_times = sorted(loss_times)
+        if max_losses is None:
+            max_losses = N0 if loss_rate > 0 else len(self.loss_times)
+        self.layout = _Layout.reachable(N0, two_j0, max_losses, local=bool(_local_rates(rates)))
+        self.G = _generator(self.layout, rates, loss_rate)
+        self.loss_map = _loss_map(self.layout) if self.loss_times else None
+
+    def initial(self, rho0: np.ndarray) -> np.ndarray:
+        vec = np.zeros(self.layout.size, complex)
+        vec[: rho0.size] = np.asarray(rho0, complex).ravel()
+        for t_loss in self.loss_times:
+            if t_loss == 0.0:
+                vec = self.loss_map @ vec
+        return vec
+
+    def advance(self, vec: np.ndarray, t0: float, t1: float) -> np.ndarray:
+        for t_loss in self.loss_times:
+            if t0 < t_loss <= t1:
+                vec = self.loss_map @ expm_multiply(self.G * (t_loss - t0), vec)
+                t0 = t_loss
+        return expm_multiply(self.G * (t1 - t0), vec) if t1 > t0 else vec
+
+    def blocks(self, vec: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
+        return self.layout.split(vec)
+
+
 def evolve(rates: Rates, N0: int, two_j0: int, rho0: np.ndarray, t_grid: np.ndarray,
            loss_rate: float = 0.0, loss_times=(), max_losses: int | None = None) -> dict:
     """Exact ensemble observables on t_grid (uniform, from 0) for Eq. (11) with spin loss.
@@ -175,24 +214,12 @@ def evolve(rates: Rates, N0: int, two_j0: int, rho0: np.ndarray, t_grid: np.ndar
     Returns a dict of arrays over t_grid for OBSERVABLES and 'xi2', and 'P_two_j'[t, 2j], the
     probability of total spin j.
     """
-    loss_times = sorted(loss_times)
-    if max_losses is None:
-        max_losses = N0 if loss_rate > 0 else len(loss_times)
-    layout = _Layout.reachable(N0, two_j0, max_losses, local=bool(_local_rates(rates)))
-    G = _generator(layout, rates, loss_rate)
-    Lmap = _loss_map(layout) if loss_times else None
-    vec = np.zeros(layout.size, complex)
-    vec[: rho0.size] = np.asarray(rho0, complex).ravel()
-    rows, t_now = [], 0.0
-    pending = list(loss_times)
+    propagator = Propagator(rates, N0, two_j0, loss_rate, loss_times, max_losses)
+    vec, t_now, rows = propagator.initial(rho0), 0.0, []
     for t in t_grid:
-        while pending and pending[0] <= t:
-            vec = expm_multiply(G * (pending[0] - t_now), vec)
-            vec, t_now = Lmap @ vec, pending.pop(0)
-        if t > t_now:
-            vec = expm_multiply(G * (t - t_now), vec)
-            t_now = t
-        rows.append(expectations(layout.split(vec)))
+        vec = propagator.advance(vec, t_now, t)
+        t_now = t
+        rows.append(expectations(propagator.blocks(vec)))
     return {name: np.array([row[name] for row in rows]) for name in rows[0]}
 
 

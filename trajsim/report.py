@@ -22,6 +22,7 @@ import pandas as pd
 
 from . import detection, exact
 from .detection import Detector
+from .engines import engine_for
 from .errors import TrajsimError
 from .scenario import DEFAULTS
 from .store import RunDirectory, RunDirectoryError
@@ -47,7 +48,7 @@ def load_run(path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
         points = _points(manifest)
     except TrajsimError as err:
         raise RunDirectoryError(f"{directory.manifest_path}: damaged scenario ({err})") from None
-    directory.check_finished(manifest, points)
+    directory.check_finished(manifest, points, lambda point: engine_for(point).tables(point, True))
     shots = manifest["scenario"]["measurement"]["shots"] > 0
     traj = directory.read_table("trajectories", columns=["point", "trajectory", "t", "N", "Sy2"]
                                 + ["Sy2_shots"] * shots)

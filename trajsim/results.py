@@ -30,9 +30,10 @@ class RunResult:
         ``point`` and its swept parameter values (columns named by key, e.g. ``model.N``).
     sweep_summary : pandas.DataFrame
         ``summary`` with each point's swept parameter values as columns.
-    trajectories, events, j_distribution : pandas.DataFrame
-        Per-trajectory samples, every jump and loss, and P(j) per sample (README, "Output
-        directory"); the first two exist with ``run.store: trajectories``.
+    trajectories, events, measurements, j_distribution : pandas.DataFrame
+        Per-trajectory samples, every jump and loss, every S_y measurement outcome (with an
+        instrument), and P(j) per sample (README, "Output directory"); the first three exist
+        with ``run.store: trajectories``.
     """
 
     def __init__(self, path, _keep_alive=None):
@@ -75,6 +76,10 @@ class RunResult:
     @cached_property
     def events(self) -> pd.DataFrame:
         return self._directory.read_table("events")
+
+    @cached_property
+    def measurements(self) -> pd.DataFrame:
+        return self._directory.read_table("measurements")
 
     @cached_property
     def j_distribution(self) -> pd.DataFrame:

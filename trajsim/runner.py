@@ -162,7 +162,9 @@ def run(scenario: Scenario, out, resume: bool = False, threads: int | None = Non
         try:
             old = directory.prepare(scenario.hash(), resume)
             finished = {(u.point, u.unit) for u in units
-                        if directory.unit_finished(u.point, u.unit, identities[u.point], keep)}
+                        if directory.unit_finished(u.point, u.unit, identities[u.point],
+                                                   engine_for(point := scenario.points[u.point])
+                                                   .tables(point, keep))}
             manifest.update(_start_manifest(scenario, ranks, threads, units))
             if old is not None:
                 manifest["interruptions"] = _interruptions(directory, old, units, finished)

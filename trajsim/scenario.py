@@ -38,6 +38,12 @@ class ScenarioError(TrajsimError):
     """Bad scenario input; the message is one line for the user."""
 
 
+#: S_y measurement instruments (README, "Measurements"): none, a projective S_y measurement, a
+#: Gaussian (weak) one of resolution sigma, or k outcomes from k copies without back-action.
+INSTRUMENTS = ("none", "projective", "weak", "copies")
+#: Most measurement times one point may schedule.
+MAX_MEASUREMENTS = 10**6
+
 #: Bounds on every number, so that no value overflows downstream: rates and 1/times in units
 #: of the user's choice, |r| as far as the engine is tested (Casimir and norm at r = 5).
 MAX_RATE = 1e6
@@ -133,7 +139,19 @@ SCHEMA = _obj(
             }
         ),
         "measurement": _obj(
-            {"shots": _integer(0, 10**6, "an integer from 0 to 1000000")}
+            {
+                "kind": {"enum": list(INSTRUMENTS),
+                         "description": "none, projective, weak or copies"},
+                "period": _number(0, True, "null or a time > 0 (first measurement at t = period)",
+                                  nullable=True, maximum=MAX_TIME),
+                "times": {"type": "array",
+                          "items": _number(0, True, f"times from 0 to {MAX_TIME:g}",
+                                           maximum=MAX_TIME),
+                          "description": "a list of measurement times > 0"},
+                "sigma": _number(0, True, "null or a resolution > 0 (weak S_y measurement)",
+                                 nullable=True, maximum=1e6),
+                "shots": _integer(0, 10**6, "an integer from 0 to 1000000"),
+            }
         ),
         "detection": _obj(
             {
@@ -162,14 +180,15 @@ DEFAULTS = {
     "time": {"n_samples": 101},
     "run": {"trajectories": 100, "seed": 0, "store": "trajectories", "unit_size": 16,
             "target_sem": None},
-    "measurement": {"shots": 0},
+    "measurement": {"kind": "none", "period": None, "times": [], "sigma": None, "shots": 0},
     "detection": {"threshold": "auto", "hold": 0.5, "smooth": 0.0, "window": 3.0, "settle": 3.0},
     "sweep": {},
 }
 
 #: Keys added to schema v1 after it shipped: at these values they are left out of the scenario
 #: hash, so run directories written before them still resume.
-NEUTRAL_DEFAULTS = {"model": {"chi": 0.0}}
+NEUTRAL_DEFAULTS = {"model": {"chi": 0.0},
+                    "measurement": {"kind": "none", "period": None, "times": [], "sigma": None}}
 
 #: Largest share of physical memory the blocks of one point may take.
 MEMORY_SHARE = 0.25
@@ -424,9 +443,43 @@ def _check_point(point: dict, label: str) -> None:
     if model["chi"] != 0 and model["Gamma"] * math.sinh(2 * model["r"]) != 0:
         raise ScenarioError(f"{label}model.chi: one-axis twisting (App. G) runs with a diagonal "
                             f"no-jump generator; set model.Gamma to 0 or model.r to 0")
+    _check_measurement(point["measurement"], point["time"]["t_end"], label)
     if len(point["loss"]["times"]) > N:
         raise ScenarioError(f"{label}loss.times: {len(point['loss']['times'])} scripted losses "
                             f"but only N = {N} spins")
+
+
+def _check_measurement(meas: dict, t_end: float, label: str) -> None:
+    kind, scheduled = meas["kind"], meas["period"] is not None or meas["times"]
+    if kind == "none":
+        if scheduled or meas["sigma"] is not None:
+            raise ScenarioError(f"{label}measurement.kind: 'none' takes no period, times or "
+                                "sigma; choose projective, weak or copies")
+        return
+    if not scheduled:
+        raise ScenarioError(f"{label}measurement: kind '{kind}' needs a period or times")
+    if meas["period"] is not None and t_end / meas["period"] > MAX_MEASUREMENTS:
+        raise ScenarioError(f"{label}measurement.period: more than {MAX_MEASUREMENTS} "
+                            "measurements up to time.t_end; choose a longer period")
+    if (kind == "weak") != (meas["sigma"] is not None):
+        raise ScenarioError(f"{label}measurement.sigma: give a resolution sigma for kind 'weak' "
+                            "(and only for it)")
+    if (kind == "copies") != (meas["shots"] > 0):
+        raise ScenarioError(f"{label}measurement.shots: kind 'copies' takes shots >= 1 (the "
+                            "number of copies); projective and weak take no shots")
+
+
+def measurement_times(point: dict) -> np.ndarray:
+    """The scheduled S_y measurement times of a point up to time.t_end: period, 2 period, ...
+    and the listed times, sorted, without repeats (empty without an instrument)."""
+    meas, t_end = point["measurement"], point["time"]["t_end"]
+    if meas["kind"] == "none":
+        return np.zeros(0)
+    times = list(meas["times"])
+    if meas["period"] is not None:
+        times += list(meas["period"] * np.arange(1, int(t_end / meas["period"]) + 1))
+    times = np.unique(np.asarray(times, float))
+    return times[times <= t_end]
 
 
 def memory_budget() -> float:

@@ -39,10 +39,11 @@ from .errors import TrajsimError
 
 MANIFEST = "manifest.json"
 #: The tables of the output contract: DIR/<name>.parquet (a file, or a partitioned directory).
-TABLES = ("summary", "trajectories", "events", "j_distribution", "points")
+TABLES = ("summary", "trajectories", "events", "measurements", "j_distribution", "points")
 LOCK = ".trajsim.lock"
 HANDOUT_LOG = "handout.log"
-PARTITIONED = ("trajectories", "events")
+#: Tables written as one part per work unit.
+PARTITIONED = ("trajectories", "events", "measurements")
 _TMP_MARK = ".trajsim-"  # temporary files: .<name>.trajsim-<random>.tmp
 #: Keys every manifest written by trajsim has; a manifest without them is damaged.
 MANIFEST_KEYS = ("scenario", "scenario_hash", "status", "points")
@@ -203,23 +204,24 @@ class RunDirectory:
     def _unit_path(self, point: int, unit: int, suffix: str) -> Path:
         return self.path / "units" / f"p{point:05d}-u{unit:06d}{suffix}"
 
-    def _unit_files(self, point: int, unit: int, with_parts: bool) -> list[Path]:
-        parts = [self.path / f"{name}.parquet" / self._part_name(point, unit)
-                 for name in PARTITIONED] if with_parts else []
-        return parts + [self._unit_path(point, unit, ".npz")]
+    def _unit_files(self, point: int, unit: int, parts) -> list[Path]:
+        """The unit's files: a part of each named partitioned table, and its statistics."""
+        return [self.path / f"{name}.parquet" / self._part_name(point, unit) for name in parts] \
+            + [self._unit_path(point, unit, ".npz")]
 
     def load_unit_arrays(self, point: int, unit: int) -> dict:
         """The arrays (partial statistics) of a finished, verified unit."""
         with np.load(self._unit_path(point, unit, ".npz")) as data:
             return {key: data[key] for key in data.files}
 
-    def unit_finished(self, point: int, unit: int, identity: dict, with_parts: bool) -> bool:
-        """Whether the unit's commit record names this ``identity`` (scenario and point hashes)
-        and every file of the unit has the checksum the record gives: whatever the damage to a
-        unit (missing, truncated, bit-flipped, from another scenario), it is not finished."""
+    def unit_finished(self, point: int, unit: int, identity: dict, parts) -> bool:
+        """Whether the unit's commit record names this ``identity`` (scenario and point hashes),
+        and the unit's statistics and a part of each table in ``parts`` have the checksums the
+        record gives: whatever the damage to a unit (missing, truncated, bit-flipped, from
+        another scenario), it is not finished."""
         try:
             record = json.loads(self._unit_path(point, unit, ".json").read_text())
-            files = self._unit_files(point, unit, with_parts)
+            files = self._unit_files(point, unit, parts)
             if not isinstance(record, dict) or record.get("identity") != identity \
                     or set(record.get("sha256", {})) != {self._relative(f) for f in files}:
                 return False
@@ -233,7 +235,7 @@ class RunDirectory:
     def remove_unit(self, point: int, unit: int) -> None:
         """Delete a unit's files, its commit record first (a unit past a point's target cut)."""
         self._unit_path(point, unit, ".json").unlink(missing_ok=True)
-        for path in self._unit_files(point, unit, with_parts=True):
+        for path in self._unit_files(point, unit, PARTITIONED):
             path.unlink(missing_ok=True)
 
     def write_unit(self, point: int, unit: int, identity: dict, arrays: dict[str, np.ndarray],
@@ -248,25 +250,25 @@ class RunDirectory:
                 np.savez(fh, **arrays)
 
         _atomic(self._unit_path(point, unit, ".npz"), save)
-        files = self._unit_files(point, unit, with_parts=bool(frames))
+        files = self._unit_files(point, unit, frames)
         record = {"identity": identity,
                   "sha256": {self._relative(f): sha256(f) for f in files}}
         write_text(self._unit_path(point, unit, ".json"), json.dumps(record, sort_keys=True))
 
-    def check_finished(self, manifest: dict, points: list[dict]) -> None:
+    def check_finished(self, manifest: dict, points: list[dict], parts) -> None:
         """Refuse, in one line, a finished run whose units are not all whole (a unit's file
-        deleted, truncated or changed since the run): the tables would be incomplete."""
+        deleted, truncated or changed since the run): the tables would be incomplete.
+        ``parts(point)`` names the partitioned tables a point's units write."""
         try:
             unit_size = manifest["scenario"]["run"]["unit_size"]
             kept = [-(-int(entry["trajectories"]) // unit_size) for entry in manifest["points"]]
-            with_parts = manifest["scenario"]["run"]["store"] == "trajectories"
         except (KeyError, TypeError, ValueError):
             raise RunDirectoryError(f"{self.manifest_path}: damaged (its points or run settings "
                                     "are unreadable)") from None
         for p, (point, units) in enumerate(zip(points, kept, strict=True)):
             identity = unit_identity(manifest["scenario_hash"], point)
             for u in range(units):
-                if not self.unit_finished(p, u, identity, with_parts):
+                if not self.unit_finished(p, u, identity, parts(point)):
                     raise RunDirectoryError(
                         f"{self.path}: work unit {u} of point {p} is missing or damaged; repair "
                         f"the run with 'trajsim run SCENARIO.yaml --out {self.path} --resume'")
