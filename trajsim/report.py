@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from . import detection, exact
+from . import detection, detectors, exact
 from .detection import Detector
 from .engines import engine_for
 from .errors import TrajsimError
@@ -153,7 +153,7 @@ def _figures(results, events, folder: Path) -> dict[str, str]:
         ax.plot(roc.rate, roc.p_detect, "o-", label=f"point {p}")
     chosen = results["summary"]
     ax.plot(chosen.rate, chosen.p_detect, "k*", ms=12, label="chosen threshold")
-    ax.set(xlabel="false parity flips per unit time", ylabel="detection probability",
+    ax.set(xlabel="false parity flips per 1/Γ", ylabel="detection probability",
            ylim=(0, 1.02))
     ax.legend(fontsize=7)
     figures["roc.png"] = "ROC: detection probability vs false-flip rate, thresholds ×0.1…×10."
@@ -169,7 +169,7 @@ def _figures(results, events, folder: Path) -> dict[str, str]:
         ax2.errorbar(summary.label, summary.rate,
                      yerr=[summary.rate - summary.rate_low, summary.rate_high - summary.rate],
                      fmt="o")
-        ax2.set(ylabel="false flips per unit time")
+        ax2.set(ylabel="false flips per 1/Γ")
         for axis in (ax1, ax2):
             axis.tick_params(axis="x", labelrotation=60, labelsize=7)
         figures["sweep.png"] = "Detection probability and false-flip rate per sweep point."
@@ -178,7 +178,7 @@ def _figures(results, events, folder: Path) -> dict[str, str]:
     fig, ax = plt.subplots(figsize=(5, 3.6))
     latency = results["losses"].latency.dropna()
     ax.hist(latency, bins=30)
-    ax.set(xlabel="latency (time units)", ylabel="losses")
+    ax.set(xlabel="latency (1/Γ)", ylabel="losses")
     figures["latency.png"] = "Latency from a loss to the detector's correct parity."
     _save(fig, folder / "latency.png")
     return figures
@@ -196,30 +196,128 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
+def record_analysis(manifest: dict, measurements: pd.DataFrame, events: pd.DataFrame) -> dict:
+    """The record detectors (``trajsim.detectors``) on every point: summary and ROC tables, and
+    the records and declarations of point 0 for the trace figure."""
+    settings = {**DEFAULTS["detection"], **manifest["scenario"]["detection"]}
+    summaries, rocs, example = [], [], None
+    for p, point in enumerate(_points(manifest)):
+        summary, roc, recs, chosen = detectors.analyse_point(
+            measurements[measurements.point == p], events[events.point == p], point, settings)
+        label = _label(manifest, point, p)
+        summaries.append(summary.assign(point=p, label=label, gap=_gap(point)))
+        rocs.append(roc.assign(point=p, label=label))
+        example = example or (label, recs, chosen)
+    return {"summary": pd.concat(summaries, ignore_index=True),
+            "roc": pd.concat(rocs, ignore_index=True), "example": example}
+
+
+def _record_figures(record: dict, folder: Path) -> dict[str, str]:
+    label, recs, chosen = record["example"]
+    figures = {}
+    fig, axes = plt.subplots(3, 1, figsize=(8, 6), sharex=True)
+    for ax, rec, declared in zip(axes, recs[:3], chosen["cusum"][:3], strict=False):
+        ax.plot(rec.times, rec.signal, ".", ms=3, color="0.4", label="outcome y²")
+        truth = rec.start_odd ^ (np.searchsorted(rec.losses, rec.times, side="right") % 2 == 1)
+        top = max(rec.signal.max(), 1.0)
+        ax.step(rec.times, np.where(truth, top, 0), where="post", color="tab:red", lw=1,
+                label="true parity (odd up)")
+        ax.step(rec.times, np.where(declared, 0.8 * top, 0.05 * top), where="post",
+                color="tab:blue", lw=1, label="CUSUM declaration")
+        ax.set(ylabel="y²")
+    axes[0].legend(fontsize=7, loc="upper left")
+    axes[-1].set(xlabel="Γt")
+    figures["record_traces.png"] = (f"Measurement records of three trajectories ({label}): "
+                                    "squared outcomes, the true parity and the CUSUM declaration.")
+    _save(fig, folder / "record_traces.png")
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for (point, kind), roc in record["roc"].groupby(["label", "detector"]):
+        ax.plot(roc.false_alarm_rate, roc.p_detect, "o-", ms=3, label=f"{kind}, {point}")
+    chosen_rows = record["summary"]
+    ax.plot(1 / chosen_rows.arl, chosen_rows.p_detect, "k*", ms=11, label="operating points")
+    ax.set(xscale="symlog", xlabel="false alarms per 1/Γ (1 / average run length)",
+           ylabel="detection probability", ylim=(0, 1.02))
+    ax.legend(fontsize=6)
+    figures["record_roc.png"] = ("ROC of the record detectors over their parameter (threshold "
+                                 "θ ×0.1…×10, CUSUM h 0.5…12), ordered by false-alarm rate.")
+    _save(fig, folder / "record_roc.png")
+    return figures
+
+
+RECORD_TEXT = (
+    "Detectors that read only the measurement record (S_y outcomes applied with their "
+    "back-action, `measurements.parquet`): a threshold on y² held for consecutive outcomes, and "
+    "Page's CUSUM on the exact log-likelihood ratio of the even and odd steady-state outcome "
+    "laws. A loss counts as detected only if the declaration changes to the new parity at a "
+    "post-loss outcome within `window` and before the next loss; false alarms are changes away "
+    "from the truth in quiet time, reported as the average run length (ARL, in 1/Γ). "
+    "Intervals: Wilson (detection), bootstrap (median latency), exact Poisson (ARL).")
+REFERENCE_TEXT = (
+    "Non-physical reference: thresholds the conditional ⟨Sy²⟩ of the jump unravelling, which no "
+    "experiment records (the Σ jumps go unobserved into the reservoir) and which depends on the "
+    "choice of unravelling; kept for comparison only. Declares odd N while the signal stays "
+    "above the threshold for `hold` (1/Γ); a loss counts as detected if the declared parity "
+    "matches the new one within `window` and before the next loss.")
+STYLE = ("body{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1em}"
+         "table{border-collapse:collapse;font-size:80%;display:block;overflow-x:auto}"
+         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+         "figure{margin:1em 0}img{max-width:100%}")
+
+
 def write_report(path) -> Path:
     """Compute the detection statistics of a run and write DIR/report/; returns that folder."""
     manifest, traj, events = load_run(path)
+    name = manifest["scenario"]["name"]
     results = analyse(manifest, traj, events)
     folder = Path(path) / "report"
     folder.mkdir(exist_ok=True)
     results["summary"].to_csv(folder / "detection.csv", index=False, float_format="%.6g")
     results["losses"].to_csv(folder / "losses.csv", index=False, float_format="%.6g")
     results["roc"].to_csv(folder / "roc.csv", index=False, float_format="%.6g")
-    figures = _figures(results, events, folder)
-    table = _markdown(results["summary"])
-    text = [f"# Parity detection report: {manifest['scenario']['name']}", "",
-            ("Detector: declares odd N while the conditional ⟨Sy²⟩ stays above the threshold for "
-            "`hold` time units (debounced); a loss counts as detected if the declared parity "
-            "matches the new true parity within `window` and before the next loss. Intervals: "
-            "Wilson (detection probability), exact Poisson (false-flip rate)."), "", table, ""]
-    text += [f"![{caption}]({name})\n\n{caption}\n" for name, caption in figures.items()]
+    sections = []  # (title, text, table, figures)
+    warnings = _warnings(manifest, events)
+    if manifest["scenario"]["measurement"].get("kind", "none") != "none":
+        record = record_analysis(manifest, RunDirectory(path).read_table("measurements"), events)
+        record["summary"].to_csv(folder / "record_detection.csv", index=False,
+                                 float_format="%.6g")
+        record["roc"].to_csv(folder / "record_roc.csv", index=False, float_format="%.6g")
+        sections.append(("Detection from the measurement record", RECORD_TEXT, record["summary"],
+                         _record_figures(record, folder)))
+    else:
+        warnings.append("No measurement instrument (measurement.kind: none): there is no "
+                        "record, so only the non-physical reference below can be computed; add "
+                        "measurement: {kind: weak, period: ..., sigma: ...}.")
+    sections.append(("Reference: conditional ⟨Sy²⟩ (not measurable)", REFERENCE_TEXT,
+                     results["summary"], _figures(results, events, folder)))
+    text = [f"# Parity detection report: {name}", ""] + [f"> **Warning:** {w}\n" for w in warnings]
+    html = [f"<h1>Parity detection report: {name}</h1>"] + \
+        [f"<p><strong>Warning:</strong> {w}</p>" for w in warnings]
+    for title, explanation, table, figures in sections:
+        text += [f"## {title}", "", explanation, "", _markdown(table), ""]
+        text += [f"![{caption}]({file})\n\n{caption}\n" for file, caption in figures.items()]
+        html += [f"<h2>{title}</h2>", f"<p>{explanation}</p>",
+                 table.to_html(index=False, float_format="%.4g")]
+        for file, caption in figures.items():
+            data = base64.b64encode((folder / file).read_bytes()).decode()
+            html.append(f'<figure><img src="data:image/png;base64,{data}" alt="{caption}">'
+                        f"<figcaption>{caption}</figcaption></figure>")
     (folder / "report.md").write_text("\n".join(text))
-    html = [f"<h1>Parity detection report: {manifest['scenario']['name']}</h1>",
-            results["summary"].to_html(index=False, float_format="%.4g")]
-    for name, caption in figures.items():
-        data = base64.b64encode((folder / name).read_bytes()).decode()
-        html.append(f'<figure><img src="data:image/png;base64,{data}"><figcaption>{caption}'
-                    "</figcaption></figure>")
-    (folder / "report.html").write_text("<html><body>" + "\n".join(html) + "</body></html>")
+    (folder / "report.html").write_text(
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>trajsim report: '
+        f"{name}</title><style>{STYLE}</style></head><body>" + "\n".join(html)
+        + "</body></html>", encoding="utf-8")
     (folder / "settings.json").write_text(json.dumps(manifest["scenario"]["detection"]))
     return folder
+
+
+def _warnings(manifest: dict, events: pd.DataFrame) -> list[str]:
+    """What makes the numbers below meaningless: no spin loss, or no reservoir."""
+    out = []
+    if not (events.kind == "loss").any():
+        out.append("This run has no spin loss (loss.rate_per_spin and loss.times are 0/empty): "
+                   "there is nothing to detect; detection probabilities are undefined.")
+    if manifest["scenario"]["model"].get("Gamma", 1.0) == 0:
+        out.append("Gamma = 0: without the reservoir of Eq. (2) there is no even-odd steady "
+                   "state; the automatic settings assume it.")
+    return out
