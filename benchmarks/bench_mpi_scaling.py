@@ -88,7 +88,7 @@ def unit_overheads(trajectories: int) -> dict[str, float]:
             t0 = time.perf_counter()
             result = engine.run_unit(setup, unit, 1, True)
             t1 = time.perf_counter()
-            directory.write_unit(unit.point, unit.unit, unit_identity(scen.hash(), scen.points[1]),
+            directory.write_unit(unit.point, unit.unit, unit_identity(scen.hash(), scen.point_hash(1)),
                                  result.stats.to_arrays(), result.frames)
             t2 = time.perf_counter()
             stats = UnitStats.from_arrays(directory.load_unit_arrays(unit.point, unit.unit))

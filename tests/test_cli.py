@@ -125,6 +125,10 @@ def test_new_default_keys_keep_old_run_directories_resumable():
     untwisted = SMALL.replace("r: 0.8", "r: 0.0")
     twisted = untwisted.replace("gamma_coll: 0.2", "gamma_coll: 0.2, chi: 1.0")
     assert sc.resolve(yaml.safe_load(twisted)).hash() != sc.resolve(yaml.safe_load(untwisted)).hash()
+    point = sc.resolve(yaml.safe_load(SMALL)).points[0]
+    point_before = {**point, "model": before["model"], "measurement": {"shots": 0}}
+    text = json.dumps(point_before, sort_keys=True, separators=(",", ":"))
+    assert sc.resolve(yaml.safe_load(SMALL)).point_hash(0) == hashlib.sha256(text.encode()).hexdigest()
     measured = SMALL + "measurement: {kind: projective, period: 0.5}\n"
     assert sc.resolve(yaml.safe_load(measured)).hash() != sc.resolve(yaml.safe_load(SMALL)).hash()
 

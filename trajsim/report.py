@@ -24,7 +24,7 @@ from . import detection, detectors, exact
 from .detection import Detector
 from .engines import engine_for
 from .errors import TrajsimError
-from .scenario import DEFAULTS
+from .scenario import DEFAULTS, resolve
 from .store import RunDirectory, RunDirectoryError
 
 
@@ -45,10 +45,12 @@ def load_run(path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
         raise RunDirectoryError(f"{path}: the report needs per-trajectory data; run with "
                                 "run.store: trajectories")
     try:
-        points = _points(manifest)
+        scenario = resolve(manifest["scenario"], manifest["scenario"].get("name", "scenario"))
     except TrajsimError as err:
         raise RunDirectoryError(f"{directory.manifest_path}: damaged scenario ({err})") from None
-    directory.check_finished(manifest, points, lambda point: engine_for(point).tables(point, True))
+    directory.check_finished(
+        manifest, [scenario.point_hash(p) for p in range(len(scenario.points))],
+        [engine_for(point).tables(point, True) for point in scenario.points])
     shots = manifest["scenario"]["measurement"]["shots"] > 0
     traj = directory.read_table("trajectories", columns=["point", "trajectory", "t", "N", "Sy2"]
                                 + ["Sy2_shots"] * shots)
@@ -88,8 +90,6 @@ def _label(manifest: dict, point: dict, index: int) -> str:
 
 
 def _points(manifest: dict) -> list[dict]:
-    from .scenario import resolve
-
     return resolve(manifest["scenario"], manifest["scenario"]["name"]).points
 
 

@@ -151,7 +151,8 @@ def run(scenario: Scenario, out, resume: bool = False, threads: int | None = Non
     directory = RunDirectory(out)
     units = work_units(scenario)
     keep = scenario.resolved["run"]["store"] == "trajectories"
-    identities = [unit_identity(scenario.hash(), point) for point in scenario.points]
+    identities = [unit_identity(scenario.hash(), scenario.point_hash(p))
+                  for p in range(len(scenario.points))]
     manifest: dict = {}
     scheduler: Scheduler | None = None
 

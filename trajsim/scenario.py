@@ -298,13 +298,23 @@ class Scenario:
 
     def hash(self) -> str:
         """SHA-256 of the resolved scenario, to recognise a run directory on --resume."""
-        hashed = copy.deepcopy(self.resolved)
-        for section, values in NEUTRAL_DEFAULTS.items():
-            for key, value in values.items():
-                if hashed[section].get(key) == value and f"{section}.{key}" not in hashed["sweep"]:
-                    del hashed[section][key]
-        text = json.dumps(hashed, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()
+        return _digest(self.resolved, swept=self.resolved["sweep"])
+
+    def point_hash(self, index: int) -> str:
+        """SHA-256 of one resolved point: what a work unit's commit record names."""
+        return _digest(self.points[index], swept={})
+
+
+def _digest(tree: dict, swept: dict) -> str:
+    """SHA-256 of a resolved scenario or point, without the keys added to schema v1 later that
+    are at their neutral defaults (and not swept): old run directories keep their hashes."""
+    hashed = copy.deepcopy(tree)
+    for section, values in NEUTRAL_DEFAULTS.items():
+        for key, value in values.items():
+            if hashed[section].get(key) == value and f"{section}.{key}" not in swept:
+                del hashed[section][key]
+    text = json.dumps(hashed, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def time_grid(point: dict) -> np.ndarray:

@@ -94,10 +94,9 @@ def run_directory_above(path: Path) -> Path | None:
     return None
 
 
-def unit_identity(scenario_hash: str, point: dict) -> dict:
-    """What a unit's commit record names: the scenario's hash and the hash of its point."""
-    text = json.dumps(point, sort_keys=True, separators=(",", ":"))
-    return {"scenario": scenario_hash, "point": hashlib.sha256(text.encode()).hexdigest()}
+def unit_identity(scenario_hash: str, point_hash: str) -> dict:
+    """What a unit's commit record names: the hashes of its scenario and of its point."""
+    return {"scenario": scenario_hash, "point": point_hash}
 
 
 class RunDirectory:
@@ -255,20 +254,20 @@ class RunDirectory:
                   "sha256": {self._relative(f): sha256(f) for f in files}}
         write_text(self._unit_path(point, unit, ".json"), json.dumps(record, sort_keys=True))
 
-    def check_finished(self, manifest: dict, points: list[dict], parts) -> None:
+    def check_finished(self, manifest: dict, point_hashes: list[str], parts: list) -> None:
         """Refuse, in one line, a finished run whose units are not all whole (a unit's file
         deleted, truncated or changed since the run): the tables would be incomplete.
-        ``parts(point)`` names the partitioned tables a point's units write."""
+        ``parts[p]`` names the partitioned tables the units of point p write."""
         try:
             unit_size = manifest["scenario"]["run"]["unit_size"]
             kept = [-(-int(entry["trajectories"]) // unit_size) for entry in manifest["points"]]
         except (KeyError, TypeError, ValueError):
             raise RunDirectoryError(f"{self.manifest_path}: damaged (its points or run settings "
                                     "are unreadable)") from None
-        for p, (point, units) in enumerate(zip(points, kept, strict=True)):
-            identity = unit_identity(manifest["scenario_hash"], point)
+        for p, (point_hash, units) in enumerate(zip(point_hashes, kept, strict=True)):
+            identity = unit_identity(manifest["scenario_hash"], point_hash)
             for u in range(units):
-                if not self.unit_finished(p, u, identity, parts(point)):
+                if not self.unit_finished(p, u, identity, parts[p]):
                     raise RunDirectoryError(
                         f"{self.path}: work unit {u} of point {p} is missing or damaged; repair "
                         f"the run with 'trajsim run SCENARIO.yaml --out {self.path} --resume'")
