@@ -125,7 +125,9 @@ def test_latency_is_never_below_the_time_to_the_next_outcome(projective_run):
 def test_report_has_the_record_section_and_warns_without_losses(projective_run, tmp_path):
     folder = projective_run.report()
     table = pd.read_csv(folder / "record_detection.csv")
-    assert set(table.detector) == {"threshold", "cusum"}
+    assert set(table.detector) == {"threshold", "cusum", "bayes"}  # N = 12: the filter applies
+    bayes = table.set_index("detector").loc["bayes"]
+    assert bayes.false_alarms == 0 and bayes.p_detect >= table.p_detect.max() - 1e-12
     html = (folder / "report.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and '<meta charset="utf-8">' in html
     assert "measurement record" in (folder / "report.md").read_text()

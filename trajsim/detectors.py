@@ -29,6 +29,9 @@ from scipy.special import logsumexp
 
 from .detection import bandwidth, bootstrap_median, poisson_rate_interval, wilson_interval
 from .discrimination import _steady_sy
+from .engines import initial_ensemble
+from .model import Rates
+from .parity_filter import MAX_N, ParityFilter, filter_declarations
 
 #: A likelihood ratio beyond e^20 decides alone; clipping keeps sums finite (projective records:
 #: integer vs half-integer outcomes).
@@ -198,6 +201,26 @@ def score(records_: list[Record], declarations: list[np.ndarray], window: float,
 CUSUM_H = float(np.log(1000.0))
 
 
+def bayes_posteriors(point: dict, measurements: pd.DataFrame,
+                     times: np.ndarray) -> list[np.ndarray] | None:
+    """P(odd | record) after every outcome of every trajectory from the exact Bayesian filter
+    (``parity_filter``), or None where it does not apply: local dissipation, N > MAX_N, copies,
+    or outcomes not at period, 2 period, ..."""
+    model, meas = point["model"], point["measurement"]
+    uniform = times.size > 0 and np.allclose(times, times[0] * np.arange(1, times.size + 1))
+    if (model["gamma_phi"] or model["gamma_rel"] or model["N"] > MAX_N
+            or meas["kind"] not in ("projective", "weak") or not uniform):
+        return None
+    _, weights, states = initial_ensemble(point)
+    rho0 = (states.T * weights) @ states.conj()
+    bayes = ParityFilter(Rates.of(model), model["N"], rho0,
+                         point["loss"]["rate_per_spin"], float(times[0]),
+                         float(meas["sigma"] or 0.0))
+    ordered = measurements.sort_values(["trajectory", "t"], kind="stable")
+    return [bayes.posteriors(group.outcome.to_numpy())
+            for _, group in ordered.groupby("trajectory", sort=True)]
+
+
 def hold_outcomes(hold_time: float, times: np.ndarray) -> int:
     """``detection.hold`` (a time) as a number of consecutive outcomes at the record's spacing."""
     spacing = float(np.median(np.diff(times))) if times.size > 1 else np.inf
@@ -206,7 +229,8 @@ def hold_outcomes(hold_time: float, times: np.ndarray) -> int:
 
 def analyse_point(measurements: pd.DataFrame, events: pd.DataFrame, point: dict,
                   settings: dict) -> tuple[pd.DataFrame, pd.DataFrame, list, dict]:
-    """Both record detectors on one point at their automatic settings, and their ROC curves.
+    """The record detectors on one point at their automatic settings (threshold, CUSUM, and the
+    exact Bayesian filter where it applies), and their ROC curves.
 
     Returns (one summary row per detector, ROC rows over each detector's parameter, the
     records, and the declarations of each detector at its operating point)."""
@@ -220,12 +244,19 @@ def analyse_point(measurements: pd.DataFrame, events: pd.DataFrame, point: dict,
     def declare(kind, parameter):
         if kind == "threshold":
             return [threshold_declarations(x.signal, parameter, hold, x.start_odd) for x in recs]
+        if kind == "bayes":
+            return [filter_declarations(p, parameter, x.start_odd)
+                    for x, p in zip(recs, posteriors, strict=True)]
         return [cusum_declarations(x.llr, parameter, x.start_odd) for x in recs]
 
     window, settle = float(settings["window"]), float(settings["settle"])
     summary, roc, chosen = [], [], {}
-    for kind, parameter, sweep in (("threshold", theta, theta * np.geomspace(0.1, 10, 13)),
-                                   ("cusum", CUSUM_H, np.linspace(0.5, 12, 13))):
+    detectors = [("threshold", theta, theta * np.geomspace(0.1, 10, 13)),
+                 ("cusum", CUSUM_H, np.linspace(0.5, 12, 13))]
+    posteriors = bayes_posteriors(point, measurements, times)
+    if posteriors is not None:
+        detectors.append(("bayes", 0.5, np.linspace(0.5, 0.99, 13)))
+    for kind, parameter, sweep in detectors:
         chosen[kind] = declare(kind, parameter)
         summary.append({"detector": kind, "parameter": parameter,
                         "hold_outcomes": hold if kind == "threshold" else np.nan,

@@ -27,7 +27,7 @@ from .exact import Propagator
 from .instruments import _sy_basis
 from .model import Rates
 
-MAX_N = 24
+MAX_N = 16
 
 
 class ParityFilter:

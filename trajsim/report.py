@@ -247,9 +247,10 @@ def _record_figures(record: dict, folder: Path) -> dict[str, str]:
 
 RECORD_TEXT = (
     "Detectors that read only the measurement record (S_y outcomes applied with their "
-    "back-action, `measurements.parquet`): a threshold on y² held for consecutive outcomes, and "
+    "back-action, `measurements.parquet`): a threshold on y² held for consecutive outcomes, "
     "Page's CUSUM on the exact log-likelihood ratio of the even and odd steady-state outcome "
-    "laws. A loss counts as detected only if the declaration changes to the new parity at a "
+    "laws, and (for j = N/2 models up to N = 16) the exact Bayesian parity filter, the best any "
+    "detector can do with the record (parameter: the posterior level to declare). A loss counts as detected only if the declaration changes to the new parity at a "
     "post-loss outcome within `window` and before the next loss; false alarms are changes away "
     "from the truth in quiet time, reported as the average run length (ARL, in 1/Γ). "
     "Intervals: Wilson (detection), bootstrap (median latency), exact Poisson (ARL).")
