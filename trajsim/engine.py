@@ -612,20 +612,33 @@ def _record(blk_int, lam, E, V, my, Ry, b, c, mask, tau, tmp, psi, out, shots, s
         out[len(out) - 1] = _sy2_shots(blk_int[b, B_TWO_J], my[b], Ry[b], psi, shots, s_meas)
 
 
+#: (-i)^k for k mod 4.
+MINUS_I_POWERS = (1.0 + 0.0j, -1.0j, -1.0 + 0.0j, 1.0j)
+
+
+@nb.njit(cache=True)
+def _sy_amplitudes(two_j, Ry, psi, amp, cumulative):
+    """amp[m] = <j, m_y|psi> = sum_k Ry[k, m] (-i)^k psi[k] (dicke.sy_eigenbasis) and the
+    cumulative sums of |amp|^2 (to draw an outcome); returns their total."""
+    D = two_j + 1
+    total = 0.0
+    for m in range(D):
+        a = 0.0j
+        for k in range(D):
+            a += Ry[k * D + m] * MINUS_I_POWERS[k % 4] * psi[k]
+        amp[m] = a
+        total += _abs2(a)
+        cumulative[m] = total
+    return total
+
+
 @nb.njit(cache=True)
 def _sy2_shots(two_j, my, Ry, psi, shots, s_meas):
     """Mean of m_y^2 over ``shots`` projective S_y outcomes drawn from |<j, m_y|psi>|^2, with
     <j, m_y| = sum_k Ry[k, m] (-i)^k <j, k| (docs/method.md; see dicke.sy_eigenbasis)."""
     D = two_j + 1
-    phases = (1.0 + 0.0j, -1.0j, -1.0 + 0.0j, 1.0j)
     cumulative = np.empty(D)
-    total = 0.0
-    for m in range(D):
-        amp = 0.0j
-        for k in range(D):
-            amp += Ry[k * D + m] * phases[k % 4] * psi[k]
-        total += _abs2(amp)
-        cumulative[m] = total
+    total = _sy_amplitudes(two_j, Ry, psi, np.empty(D, np.complex128), cumulative)
     acc = 0.0
     for _ in range(shots):
         m = min(np.searchsorted(cumulative, _uniform(s_meas) * total), D - 1)
@@ -652,17 +665,9 @@ def _measure_sy(two_j, Ry, psi, psi1, kind, sigma, s_meas, out):
     COPIES draws len(out) outcomes m_y from |a_m|^2 and leaves psi1 alone (no back-action).
     """
     D = two_j + 1
-    minus_i = (1.0 + 0.0j, -1.0j, -1.0 + 0.0j, 1.0j)  # (-i)^k
-    amp = np.zeros(D, np.complex128)
+    amp = np.empty(D, np.complex128)
     cumulative = np.empty(D)
-    total = 0.0
-    for m in range(D):
-        a = 0.0j
-        for k in range(D):
-            a += Ry[k * D + m] * minus_i[k % 4] * psi[k]
-        amp[m] = a
-        total += _abs2(a)
-        cumulative[m] = total
+    total = _sy_amplitudes(two_j, Ry, psi, amp, cumulative)
     for shot in range(out.shape[0]):
         m = min(np.searchsorted(cumulative, _uniform(s_meas) * total), D - 1)
         out[shot] = m - 0.5 * two_j
@@ -683,7 +688,7 @@ def _measure_sy(two_j, Ry, psi, psi1, kind, sigma, s_meas, out):
         acc = 0.0j
         for q in range(D):
             acc += Ry[k * D + q] * amp[q]
-        psi1[k] = acc * np.conj(minus_i[k % 4])  # i^k
+        psi1[k] = acc * np.conj(MINUS_I_POWERS[k % 4])  # i^k
 
 
 def _measure(blk_int, V, Ry, b, c, mask, psi, psi1, kind, sigma, s_meas, out):
