@@ -130,10 +130,10 @@ def classify(timeline: pd.DataFrame, signal: pd.Series, detector: Detector) -> p
     """Add the declared parity to the timeline (each trajectory starts declared as its truth)."""
     out = timeline.assign(signal=signal.to_numpy())
     declared = np.empty(len(out), bool)
+    t, values, truth = out.t.to_numpy(), out.signal.to_numpy(), out.odd_true.to_numpy()
     for idx in out.groupby(["point", "trajectory"], sort=False).indices.values():
         rows = np.asarray(idx)
-        declared[rows] = declared_parity(out.t.to_numpy()[rows], out.signal.to_numpy()[rows],
-                                         detector, bool(out.odd_true.to_numpy()[rows[0]]))
+        declared[rows] = declared_parity(t[rows], values[rows], detector, bool(truth[rows[0]]))
     return out.assign(odd_declared=declared)
 
 
@@ -142,19 +142,21 @@ def loss_detections(classified: pd.DataFrame, events: pd.DataFrame,
     """One row per loss: detected (declared parity matches the new truth within the window and
     before the next loss) and latency (first such sample time minus the loss time)."""
     rows = []
-    by_traj = classified.groupby(["point", "trajectory"])
+    tracks = classified.groupby(["point", "trajectory"]).indices
+    t_all = classified.t.to_numpy()
+    right = (classified.odd_declared == classified.odd_true).to_numpy()
     for (point, traj), group in events[events.kind == "loss"].groupby(["point", "trajectory"]):
-        track = by_traj.get_group((point, traj))
+        index = tracks[(point, traj)]
+        t, hit = t_all[index], right[index]
         times = np.sort(group.t.to_numpy())
         for k, t_loss in enumerate(times):
             t_next = times[k + 1] if k + 1 < len(times) else np.inf
             limit = min(t_loss + detector.window, t_next)
-            after = track[(track.t >= t_loss) & (track.t < limit)]
-            hit = after[after.odd_declared == after.odd_true]
+            found = np.flatnonzero((t >= t_loss) & (t < limit) & hit)
             rows.append({"point": point, "trajectory": traj, "t_loss": t_loss,
-                         "N_after": int(group.N.to_numpy()[k]), "detected": len(hit) > 0,
-                         "latency": hit.t.iloc[0] - t_loss if len(hit) else np.nan,
-                         "complete_window": track.t.max() >= limit})
+                         "N_after": int(group.N.to_numpy()[k]), "detected": found.size > 0,
+                         "latency": t[found[0]] - t_loss if found.size else np.nan,
+                         "complete_window": t.max() >= limit})
     return pd.DataFrame(rows, columns=["point", "trajectory", "t_loss", "N_after", "detected",
                                        "latency", "complete_window"])
 
@@ -165,15 +167,18 @@ def false_flips(classified: pd.DataFrame, events: pd.DataFrame,
     after the last loss), the quiet time, and the flip rate with its Poisson interval."""
     loss_times = {key: np.sort(g.t.to_numpy()) for key, g in
                   events[events.kind == "loss"].groupby(["point", "trajectory"])}
+    t_all, declared_all = classified.t.to_numpy(), classified.odd_declared.to_numpy()
+    tracks = classified.groupby(["point", "trajectory"]).indices
     rows = []
-    for point, by_point in classified.groupby("point"):
+    for point in sorted(classified.point.unique()):
         flips, exposure = 0, 0.0
-        for traj, track in by_point.groupby("trajectory"):
-            t = track.t.to_numpy()
+        for (p, traj), index in tracks.items():
+            if p != point:
+                continue
+            t, declared = t_all[index], declared_all[index]
             quiet = np.ones(t.size, bool)
             for t_loss in loss_times.get((point, traj), ()):
                 quiet &= ~((t >= t_loss) & (t < t_loss + detector.settle))
-            declared = track.odd_declared.to_numpy()
             step_quiet = quiet[1:] & quiet[:-1]
             flips += int(np.sum((declared[1:] != declared[:-1]) & step_quiet))
             exposure += float(np.sum(np.diff(t)[step_quiet]))
