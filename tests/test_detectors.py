@@ -134,3 +134,16 @@ def test_report_has_the_record_section_and_warns_without_losses(projective_run, 
     quiet = trajsim.run({"model": {"N": 6, "r": 1.0}, "time": {"t_end": 2.0, "n_samples": 5},
                          "run": {"trajectories": 4}}, tmp_path / "quiet", progress=False)
     assert "no spin loss" in (quiet.report() / "report.md").read_text()
+
+
+def test_measured_bandwidth_is_the_largest_rate_detected_90_percent():
+    from trajsim.report import measured_bandwidth
+
+    manifest = {"scenario": {"model": {"N": 10}, "time": {"t_end": 1.0},
+                             "sweep": {"loss.rate_per_spin": [0.01, 0.02, 0.04]}}}
+    summary = pd.DataFrame({"detector": ["cusum"] * 3, "point": [0, 1, 2],
+                            "p_detect": [0.97, 0.92, 0.6], "p_detect_low": [0.9, 0.85, 0.5],
+                            "p_detect_high": [1.0, 0.96, 0.7], "gap": [1.0] * 3})
+    row = measured_bandwidth(summary, manifest).iloc[0]
+    assert row.bandwidth_rate_per_spin == 0.02 and row.losses_per_unit_time == pytest.approx(0.2)
+    assert row.next_rate == 0.04 and row.next_p_detect == 0.6

@@ -90,7 +90,7 @@ def _label(manifest: dict, point: dict, index: int) -> str:
 
 
 def _points(manifest: dict) -> list[dict]:
-    return resolve(manifest["scenario"], manifest["scenario"]["name"]).points
+    return resolve(manifest["scenario"], manifest["scenario"].get("name", "scenario")).points
 
 
 def analyse(manifest, traj, events):
@@ -212,6 +212,57 @@ def record_analysis(manifest: dict, measurements: pd.DataFrame, events: pd.DataF
             "roc": pd.concat(rocs, ignore_index=True), "example": example}
 
 
+BANDWIDTH_TEXT = (
+    "The largest swept spin-loss rate per spin (and N·rate, losses per 1/Γ) at which each record "
+    "detector still detects at least 90 % of the losses, with the Wilson interval of that "
+    "detection probability, and the next swept rate (where it fails); compare with the "
+    "Liouvillian gap after a loss.")
+
+
+def measured_bandwidth(summary: pd.DataFrame, manifest: dict) -> pd.DataFrame:
+    """Per detector: the largest swept loss rate detected with >= 90 % probability."""
+    rates = {p: point["loss"]["rate_per_spin"] for p, point in enumerate(_points(manifest))}
+    N = {p: point["model"]["N"] for p, point in enumerate(_points(manifest))}
+    rows = []
+    for detector, group in summary.assign(rate=summary.point.map(rates)).groupby("detector"):
+        group = group.sort_values("rate")
+        passing = group[group.p_detect >= 0.9]
+        best = passing.iloc[-1] if len(passing) else None
+        failing = group[group.rate > (best.rate if best is not None else -np.inf)]
+        rows.append({"detector": detector,
+                     "bandwidth_rate_per_spin": best.rate if best is not None else np.nan,
+                     "losses_per_unit_time": best.rate * N[best.point] if best is not None
+                     else np.nan,
+                     "p_detect": best.p_detect if best is not None else np.nan,
+                     "p_detect_low": best.p_detect_low if best is not None else np.nan,
+                     "p_detect_high": best.p_detect_high if best is not None else np.nan,
+                     "next_rate": failing.rate.iloc[0] if len(failing) else np.nan,
+                     "next_p_detect": failing.p_detect.iloc[0] if len(failing) else np.nan,
+                     "gap_after_loss": group.gap.iloc[0]})
+    return pd.DataFrame(rows)
+
+
+def _record_sweep_figure(summary: pd.DataFrame, manifest: dict, folder: Path) -> dict[str, str]:
+    """Detection probability and median latency of each record detector along the sweep."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.8))
+    for detector, group in summary.groupby("detector"):
+        ax1.errorbar(group.label, group.p_detect,
+                     yerr=[group.p_detect - group.p_detect_low,
+                           group.p_detect_high - group.p_detect], fmt="o-", label=detector)
+        ax2.errorbar(group.label, group.latency_median,
+                     yerr=[group.latency_median - group.latency_median_low,
+                           group.latency_median_high - group.latency_median], fmt="o-",
+                     label=detector)
+    ax1.set(ylabel="detection probability", ylim=(0, 1.02))
+    ax2.set(ylabel="median latency (1/Γ)")
+    for axis in (ax1, ax2):
+        axis.tick_params(axis="x", labelrotation=60, labelsize=7)
+    ax1.legend(fontsize=7)
+    _save(fig, folder / "record_sweep.png")
+    return {"record_sweep.png": "Detection probability (Wilson interval) and median latency "
+                                "(bootstrap interval) of the record detectors per sweep point."}
+
+
 def _record_figures(record: dict, folder: Path) -> dict[str, str]:
     label, recs, chosen = record["example"]
     figures = {}
@@ -283,8 +334,16 @@ def write_report(path) -> Path:
         record["summary"].to_csv(folder / "record_detection.csv", index=False,
                                  float_format="%.6g")
         record["roc"].to_csv(folder / "record_roc.csv", index=False, float_format="%.6g")
+        figures = _record_figures(record, folder)
+        swept = list(manifest["scenario"].get("sweep", {}))
+        if swept:
+            figures.update(_record_sweep_figure(record["summary"], manifest, folder))
         sections.append(("Detection from the measurement record", RECORD_TEXT, record["summary"],
-                         _record_figures(record, folder)))
+                         figures))
+        if "loss.rate_per_spin" in swept:
+            bandwidth = measured_bandwidth(record["summary"], manifest)
+            bandwidth.to_csv(folder / "record_bandwidth.csv", index=False, float_format="%.6g")
+            sections.append(("Bandwidth, measured", BANDWIDTH_TEXT, bandwidth, {}))
     else:
         warnings.append("No measurement instrument (measurement.kind: none): there is no "
                         "record, so only the non-physical reference below can be computed; add "
