@@ -126,6 +126,7 @@ def test_report_has_the_record_section_and_warns_without_losses(projective_run, 
     folder = projective_run.report()
     table = pd.read_csv(folder / "record_detection.csv")
     assert set(table.detector) == {"threshold", "cusum", "bayes"}  # N = 12: the filter applies
+    assert (table.single_shot_error == 0).all() and (table.outcomes_for_99pct == 1).all()
     bayes = table.set_index("detector").loc["bayes"]
     assert bayes.false_alarms == 0 and bayes.p_detect >= table.p_detect.max() - 1e-12
     html = (folder / "report.html").read_text()

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from . import detection, detectors, exact
+from . import detection, detectors, discrimination, exact
 from .detection import Detector
 from .engines import engine_for
 from .errors import TrajsimError
@@ -205,7 +205,8 @@ def record_analysis(manifest: dict, measurements: pd.DataFrame, events: pd.DataF
         summary, roc, recs, chosen = detectors.analyse_point(
             measurements[measurements.point == p], events[events.point == p], point, settings)
         label = _label(manifest, point, p)
-        summaries.append(summary.assign(point=p, label=label, gap=_gap(point)))
+        summaries.append(summary.assign(point=p, label=label, gap=_gap(point),
+                                        **_single_shot(point)))
         rocs.append(roc.assign(point=p, label=label))
         example = example or (label, recs, chosen)
     return {"summary": pd.concat(summaries, ignore_index=True),
@@ -240,6 +241,21 @@ def measured_bandwidth(summary: pd.DataFrame, manifest: dict) -> pd.DataFrame:
                      "next_p_detect": failing.p_detect.iloc[0] if len(failing) else np.nan,
                      "gap_after_loss": group.gap.iloc[0]})
     return pd.DataFrame(rows)
+
+
+def _single_shot(point: dict) -> dict:
+    """Exact single-outcome discrimination of the N and N - 1 steady states at the point's
+    resolution: the error of one outcome and the independent outcomes for 99 % confidence."""
+    N, r = point["model"]["N"], point["model"]["r"]
+    sigma = float(point["measurement"]["sigma"] or 0.0)
+    if N < 2 or point["model"]["Gamma"] == 0:
+        return {"single_shot_error": np.nan, "outcomes_for_99pct": np.nan}
+    try:
+        needed = discrimination.outcomes_for_confidence(N, r, sigma)
+    except ValueError:  # more than discrimination's n_max
+        needed = np.inf
+    return {"single_shot_error": discrimination.single_shot_error(N, r, sigma),
+            "outcomes_for_99pct": needed}
 
 
 def _record_sweep_figure(summary: pd.DataFrame, manifest: dict, folder: Path) -> dict[str, str]:
@@ -301,7 +317,10 @@ RECORD_TEXT = (
     "back-action, `measurements.parquet`): a threshold on y² held for consecutive outcomes, "
     "Page's CUSUM on the exact log-likelihood ratio of the even and odd steady-state outcome "
     "laws, and (for j = N/2 models up to N = 16) the exact Bayesian parity filter, the best any "
-    "detector can do with the record (parameter: the posterior level to declare). A loss counts as detected only if the declaration changes to the new parity at a "
+    "detector can do with the record (parameter: the posterior level to declare). "
+    "`single_shot_error` and `outcomes_for_99pct` are the exact discrimination of the N and "
+    "N − 1 steady states by one outcome, and the independent outcomes needed for 99 % "
+    "confidence, at this readout's resolution. A loss counts as detected only if the declaration changes to the new parity at a "
     "post-loss outcome within `window` and before the next loss; false alarms are changes away "
     "from the truth in quiet time, reported as the average run length (ARL, in 1/Γ). "
     "Intervals: Wilson (detection), bootstrap (median latency), exact Poisson (ARL).")
