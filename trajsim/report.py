@@ -198,9 +198,9 @@ def _save(fig, path: Path) -> None:
 
 def record_analysis(manifest: dict, measurements: pd.DataFrame, events: pd.DataFrame) -> dict:
     """The record detectors (``trajsim.detectors``) on every point: summary and ROC tables, and
-    the records and declarations of point 0 for the trace figure."""
+    per point (label, records, declarations) for its trace figure."""
     settings = {**DEFAULTS["detection"], **manifest["scenario"]["detection"]}
-    summaries, rocs, example = [], [], None
+    summaries, rocs, examples = [], [], []
     for p, point in enumerate(_points(manifest)):
         summary, roc, recs, chosen = detectors.analyse_point(
             measurements[measurements.point == p], events[events.point == p], point, settings)
@@ -208,9 +208,9 @@ def record_analysis(manifest: dict, measurements: pd.DataFrame, events: pd.DataF
         summaries.append(summary.assign(point=p, label=label, gap=_gap(point),
                                         **_single_shot(point)))
         rocs.append(roc.assign(point=p, label=label))
-        example = example or (label, recs, chosen)
+        examples.append((label, recs[:3], {k: v[:3] for k, v in chosen.items()}))
     return {"summary": pd.concat(summaries, ignore_index=True),
-            "roc": pd.concat(rocs, ignore_index=True), "example": example}
+            "roc": pd.concat(rocs, ignore_index=True), "examples": examples}
 
 
 BANDWIDTH_TEXT = (
@@ -279,11 +279,11 @@ def _record_sweep_figure(summary: pd.DataFrame, manifest: dict, folder: Path) ->
                                 "(bootstrap interval) of the record detectors per sweep point."}
 
 
-def _record_figures(record: dict, folder: Path) -> dict[str, str]:
-    label, recs, chosen = record["example"]
-    figures = {}
-    fig, axes = plt.subplots(3, 1, figsize=(8, 6), sharex=True)
-    for ax, rec, declared in zip(axes, recs[:3], chosen["cusum"][:3], strict=False):
+def _record_traces(label: str, recs: list, chosen: dict, path: Path) -> str:
+    """Three records of one point: squared outcomes, the true parity and the CUSUM declaration."""
+    fig, axes = plt.subplots(len(recs), 1, figsize=(8, 2 * len(recs)), sharex=True,
+                             squeeze=False)
+    for ax, rec, declared in zip(axes[:, 0], recs, chosen["cusum"], strict=True):
         ax.plot(rec.times, rec.signal, ".", ms=3, color="0.4", label="outcome y²")
         truth = rec.start_odd ^ (np.searchsorted(rec.losses, rec.times, side="right") % 2 == 1)
         top = max(rec.signal.max(), 1.0)
@@ -292,12 +292,15 @@ def _record_figures(record: dict, folder: Path) -> dict[str, str]:
         ax.step(rec.times, np.where(declared, 0.8 * top, 0.05 * top), where="post",
                 color="tab:blue", lw=1, label="CUSUM declaration")
         ax.set(ylabel="y²")
-    axes[0].legend(fontsize=7, loc="upper left")
-    axes[-1].set(xlabel="Γt")
-    figures["record_traces.png"] = (f"Measurement records of three trajectories ({label}): "
-                                    "squared outcomes, the true parity and the CUSUM declaration.")
-    _save(fig, folder / "record_traces.png")
+    axes[0, 0].legend(fontsize=7, loc="upper left")
+    axes[-1, 0].set(xlabel="Γt")
+    _save(fig, path)
+    return (f"Measurement records of {len(recs)} trajectories ({label}): squared outcomes, the "
+            "true parity and the CUSUM declaration.")
 
+
+def _record_figures(record: dict, folder: Path) -> dict[str, str]:
+    figures = {}
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for (point, kind), roc in record["roc"].groupby(["label", "detector"]):
         ax.plot(roc.false_alarm_rate, roc.p_detect, "o-", ms=3, label=f"{kind}, {point}")
@@ -357,12 +360,20 @@ def write_report(path) -> Path:
         swept = list(manifest["scenario"].get("sweep", {}))
         if swept:
             figures.update(_record_sweep_figure(record["summary"], manifest, folder))
-        sections.append(("Detection from the measurement record", RECORD_TEXT, record["summary"],
-                         figures))
+        sections.append(("Detection from the measurement record", RECORD_TEXT,
+                         record["summary"] if not swept else None, figures))
         if "loss.rate_per_spin" in swept:
             bandwidth = measured_bandwidth(record["summary"], manifest)
             bandwidth.to_csv(folder / "record_bandwidth.csv", index=False, float_format="%.6g")
             sections.append(("Bandwidth, measured", BANDWIDTH_TEXT, bandwidth, {}))
+        for p, (label, recs, chosen) in enumerate(record["examples"]):
+            if not recs:
+                continue
+            trace = f"record_traces_p{p:05d}.png"
+            caption = _record_traces(label, recs, chosen, folder / trace)
+            rows = record["summary"][record["summary"].point == p]
+            sections.append((f"Point {p}: {label}" if swept else "Records", "",
+                             rows if swept else None, {trace: caption}))
     else:
         warnings.append("No measurement instrument (measurement.kind: none): there is no "
                         "record, so only the non-physical reference below can be computed; add "
@@ -373,10 +384,12 @@ def write_report(path) -> Path:
     html = [f"<h1>Parity detection report: {name}</h1>"] + \
         [f"<p><strong>Warning:</strong> {w}</p>" for w in warnings]
     for title, explanation, table, figures in sections:
-        text += [f"## {title}", "", explanation, "", _markdown(table), ""]
+        text += [f"## {title}", "", explanation, ""]
+        html += [f"<h2>{title}</h2>", f"<p>{explanation}</p>"]
+        if table is not None:
+            text += [_markdown(table), ""]
+            html.append(table.to_html(index=False, float_format="%.4g"))
         text += [f"![{caption}]({file})\n\n{caption}\n" for file, caption in figures.items()]
-        html += [f"<h2>{title}</h2>", f"<p>{explanation}</p>",
-                 table.to_html(index=False, float_format="%.4g")]
         for file, caption in figures.items():
             data = base64.b64encode((folder / file).read_bytes()).decode()
             html.append(f'<figure><img src="data:image/png;base64,{data}" alt="{caption}">'
