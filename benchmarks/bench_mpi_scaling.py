@@ -78,15 +78,15 @@ def unit_overheads(trajectories: int) -> dict[str, float]:
     scen = sc.resolve(__import__("yaml").safe_load(
         SWEEP.format(t_end=20.0, trajectories=trajectories)))
     units = [u for u in runner.work_units(scen) if u.point == 1][:8]
-    engine = engine_for(scen.points[1])
-    setup = engine.build(scen.points[1])
-    engine.run_unit(setup, units[0], 1, True)  # builds the block, loads kernels
+    point_engine = engine_for(scen.points[1])
+    setup = point_engine.build(scen.points[1])
+    point_engine.run_unit(setup, units[0], 1, True)  # builds the block, loads kernels
     with tempfile.TemporaryDirectory() as tmp:
         directory = RunDirectory(tmp)
         t_compute = t_write = t_merge = 0.0
         for unit in units:
             t0 = time.perf_counter()
-            result = engine.run_unit(setup, unit, 1, True)
+            result = point_engine.run_unit(setup, unit, 1, True)
             t1 = time.perf_counter()
             directory.write_unit(unit.point, unit.unit, unit_identity(scen.hash(), scen.point_hash(1)),
                                  result.stats.to_arrays(), result.frames)

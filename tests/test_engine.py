@@ -5,6 +5,7 @@ import pytest
 from conftest import assert_frequency_matches
 
 from trajsim import dicke, engine, exact
+from trajsim.engine import kernels, layout
 from trajsim.model import Rates
 
 T = np.linspace(0.0, 3.0, 16)
@@ -160,8 +161,8 @@ def test_local_jump_weights_sum_to_no_jump_part():
         blk_int, _, _, _, _, _, loc_int, loc_f, _, _, _ = table.packed()
         psi = rng.normal(size=two_j + 1) + 1j * rng.normal(size=two_j + 1)
         psi /= np.linalg.norm(psi)
-        rows = range(blk_int[b, engine.B_LOC], blk_int[b, engine.B_LOC] + blk_int[b, engine.B_NLOC])
-        total = sum(engine._local_weight(loc_int, loc_f, row, two_j, psi) for row in rows)
+        rows = range(blk_int[b, layout.B_LOC], blk_int[b, layout.B_LOC] + blk_int[b, layout.B_NLOC])
+        total = sum(kernels._local_weight(loc_int, loc_f, row, two_j, psi) for row in rows)
         m = dicke.m_values(two_j)
         expected = rates.gamma_rel * (N / 2 + np.sum(m * np.abs(psi) ** 2)) + rates.gamma_phi * N / 2
         assert total == pytest.approx(expected, rel=1e-12)

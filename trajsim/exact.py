@@ -87,15 +87,10 @@ def _loss_superoperator(N: int, two_j: int, two_j1: int) -> sp.csr_matrix:
     return S
 
 
-def _local_rates(rates: Rates) -> dict[str, float]:
-    return {name: rate for name, rate in
-            (("dephasing", 0.5 * rates.gamma_phi), ("relaxation", rates.gamma_rel)) if rate > 0}
-
-
 def _local_superoperators(N: int, two_j: int, rates: Rates) -> dict[int, sp.csr_matrix]:
     """Target 2j' -> sum over local processes and routes of rate (K ⊗ conj K) (docs/method.md)."""
     out: dict[int, sp.csr_matrix] = {}
-    for name, rate in _local_rates(rates).items():
+    for name, rate in rates.local().items():
         for two_j1, two_jp in dicke.local_targets(N, two_j):
             K = sp.csr_matrix(dicke.local_kraus(N, two_j, name, two_j1, two_jp))
             term = rate * sp.kron(K, K.conj())
@@ -182,7 +177,7 @@ class Propagator:
         self.loss_times = sorted(loss_times)
         if max_losses is None:
             max_losses = N0 if loss_rate > 0 else len(self.loss_times)
-        self.layout = _Layout.reachable(N0, two_j0, max_losses, local=bool(_local_rates(rates)))
+        self.layout = _Layout.reachable(N0, two_j0, max_losses, local=bool(rates.local()))
         self.G = _generator(self.layout, rates, loss_rate)
         self.loss_map = _loss_map(self.layout) if self.loss_times else None
 
@@ -230,7 +225,7 @@ def stationary_state(rates: Rates, N: int) -> dict:
     j = N/2 alone.  Solves G x = 0 with one equation replaced by Tr rho = 1 (sparse LU).
     Returns the OBSERVABLES, 'xi2' and 'P_two_j'.
     """
-    layout = _Layout.reachable(N, N, 0, local=bool(_local_rates(rates)))
+    layout = _Layout.reachable(N, N, 0, local=bool(rates.local()))
     G = _generator(layout, rates, 0.0).tolil()
     trace = np.zeros(layout.size)
     for (_, two_j), offset in layout.offsets.items():

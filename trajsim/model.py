@@ -36,6 +36,12 @@ class Rates:
     gamma_rel: float = 0.0
     chi: float = 0.0  # one-axis twisting chi (S^2 - Sz^2), Eq. (G1)
 
+    def local(self) -> dict[str, float]:
+        """Rates of the local processes of Eq. (11) that are switched on: dephasing
+        (gamma_phi / 2) D[sigma_z] and relaxation gamma_rel D[sigma_-], per spin."""
+        rates = {"dephasing": 0.5 * self.gamma_phi, "relaxation": self.gamma_rel}
+        return {name: rate for name, rate in rates.items() if rate > 0}
+
     @classmethod
     def of(cls, model: dict) -> Rates:
         """The rates of a scenario's ``model`` section."""

@@ -18,7 +18,6 @@ import hashlib
 import itertools
 import json
 import math
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from scipy.linalg import eigvalsh_tridiagonal
 
 from .dicke import OBSERVABLES
 from .errors import TrajsimError
+from .memory import memory_budget
 
 SCHEMA_VERSION = 1
 
@@ -190,8 +190,6 @@ DEFAULTS = {
 NEUTRAL_DEFAULTS = {"model": {"chi": 0.0},
                     "measurement": {"kind": "none", "period": None, "times": [], "sigma": None}}
 
-#: Largest share of physical memory the blocks of one point may take.
-MEMORY_SHARE = 0.25
 #: A scenario document may expand (YAML aliases counted at every use) to this many values, and
 #: nest this deep: far beyond any real scenario, far below what would hang validation.
 MAX_NODES = 100_000
@@ -490,11 +488,6 @@ def measurement_times(point: dict) -> np.ndarray:
         times += list(meas["period"] * np.arange(1, int(t_end / meas["period"]) + 1))
     times = np.unique(np.asarray(times, float))
     return times[times <= t_end]
-
-
-def memory_budget() -> float:
-    """Bytes one point's blocks, or one work unit's arrays, may take: a share of the RAM."""
-    return MEMORY_SHARE * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def _block_bytes(N: int) -> float:
