@@ -4,6 +4,7 @@ key, never another exception, never a hang; and a Hypothesis fuzz of loading and
 import os
 import time
 
+import numpy as np
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -215,3 +216,20 @@ def test_fuzz_set_strings_return_a_scenario_or_a_user_error(texts):
         assert "\n" not in str(err)
         return
     _load_or_refuse({"model": {"N": 3}, "time": {"t_end": 1.0}}, overrides)
+
+
+def test_cost_estimate_follows_the_odd_jump_rate(tmp_path):
+    """Odd N in the sensing regime jumps at the exact steady rate (2j+1)/sum 1/lambda; the
+    estimate is that rate times t_end, times the fitted cost of a jump."""
+    from trajsim import exact
+    from trajsim.scenario import UNIT_OVERHEAD_S, seconds_per_jump
+
+    scenario = load_text(tmp_path, "model: {N: 21, r: 2.5}\ntime: {t_end: 4}\n"
+                                   "run: {trajectories: 10}\n")
+    [cost] = scenario.cost()
+    lam = np.concatenate(exact.build_block(21, 21, exact.Rates(r=2.5)).lam)
+    assert cost["jumps_per_trajectory"] == pytest.approx(4 * 22 / np.sum(1 / lam), rel=1e-9)
+    per_trajectory = (cost["jumps_per_trajectory"] + 101) * seconds_per_jump(21)  # 101 samples
+    assert cost["cpu_s"] == pytest.approx(10 * per_trajectory + UNIT_OVERHEAD_S)  # one unit
+    even = load_text(tmp_path, "model: {N: 20, r: 2.5}\ntime: {t_end: 4}\n")
+    assert even.cost()[0]["jumps_per_trajectory"] == 0.0  # the dark state, no loss: no jumping

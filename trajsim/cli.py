@@ -108,13 +108,26 @@ def _final_values(result) -> str:
     return "\n".join(lines)
 
 
+def _duration(seconds: float) -> str:
+    """'0.3 s', '12 min', '3.1 h', '4.2 days'."""
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.2g} {unit}"
+    return f"{seconds:.2g} s"
+
+
 def _validate(args) -> int:
     import yaml
 
     scenario = _load(args)
     scenario.check_resources()
     print(yaml.safe_dump(scenario.resolved, sort_keys=False).rstrip())
-    print(f"# valid: {len(scenario.points)} point(s)")
+    cost = scenario.cost()
+    for p, row in enumerate(cost):
+        print(f"# point {p}: at most ~{row['jumps_per_trajectory']:.3g} jumps per trajectory, "
+              f"~{_duration(row['cpu_s_per_trajectory'])} CPU per trajectory")
+    print(f"# valid: {len(scenario.points)} point(s); estimated cost at most "
+          f"~{_duration(sum(row['cpu_s'] for row in cost))} of one core")
     return 0
 
 
@@ -160,7 +173,9 @@ def main(argv=None) -> int:
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("trajsim: %(message)s"))
-    logging.getLogger("trajsim").addHandler(handler)
+    logger = logging.getLogger("trajsim")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
     try:
         return {"run": _run, "validate": _validate, "report": _report,
                 "steady": _steady}[args.command](args)
@@ -182,7 +197,7 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 130
     finally:
-        logging.getLogger("trajsim").removeHandler(handler)
+        logger.removeHandler(handler)
 
 
 if __name__ == "__main__":

@@ -298,6 +298,10 @@ class Scenario:
         """SHA-256 of the resolved scenario, to recognise a run directory on --resume."""
         return _digest(self.resolved, swept=self.resolved["sweep"])
 
+    def cost(self) -> list[dict]:
+        """``cost_estimate`` of every point."""
+        return [cost_estimate(point) for point in self.points]
+
     def point_hash(self, index: int) -> str:
         """SHA-256 of one resolved point: what a work unit's commit record names."""
         return _digest(self.points[index], swept={})
@@ -532,6 +536,29 @@ def expected_jumps(point: dict) -> float:
     rate = m["Gamma"] * _odd_jump_rate(N, m["r"]) if can_be_odd and m["Gamma"] > 0 else 0.0
     rate += m["gamma_coll"] * N * (N + 2) / 4 + N * (m["gamma_phi"] + m["gamma_rel"])
     return rate * t_end
+
+
+def seconds_per_jump(N: int) -> float:
+    """One core's time per jump, 0.5 µs + 0.02 µs N + 2.4e-4 µs N^2: a fit to the costs measured
+    at N = 21 ... 2001 (issue #14: 0.88, 1.94, 3.85, 10.5, 31.1, 121, 1058 µs), within ~40 %."""
+    return 1e-6 * (0.5 + 0.02 * N + 2.4e-4 * N * N)
+
+
+#: CPU seconds a work unit costs besides its trajectories (tables, Parquet, checksums): the quick
+#: start's 13 units take 1.3 CPU s for 200 trajectories of ~110 jumps (2026-11-25).
+UNIT_OVERHEAD_S = 0.05
+
+
+def cost_estimate(point: dict) -> dict:
+    """Expected jumps and CPU seconds of one trajectory and of the point: every jump and every
+    sample costs about ``seconds_per_jump``, every work unit UNIT_OVERHEAD_S (an estimate to a
+    factor of a few; ``expected_jumps`` counts odd-N jumping for the whole run when N can
+    become odd)."""
+    jumps = expected_jumps(point)
+    per_trajectory = (jumps + point["time"]["n_samples"]) * seconds_per_jump(point["model"]["N"])
+    n, size = point["run"]["trajectories"], point["run"]["unit_size"]
+    return {"jumps_per_trajectory": jumps, "cpu_s_per_trajectory": per_trajectory,
+            "cpu_s": per_trajectory * n + -(-n // size) * UNIT_OVERHEAD_S}
 
 
 def _check_cost(point: dict, label: str) -> None:
