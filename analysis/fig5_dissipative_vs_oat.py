@@ -28,7 +28,7 @@ def dissipative(N: int) -> tuple[float, float, float]:
     (ln kappa_sqz, r), started at Eq. (C6) and r = ln(N)/4)."""
     def log_xi2(p):
         rates = cavity.squeezed_reservoir_rates(G, np.exp(p[0]), KAPPA_INT, p[1], gamma_rel=GAMMA_REL)
-        return np.log(exact.stationary_state(rates, N)["xi2"])
+        return np.log(exact.stationary_observables(rates, N)["xi2"])
 
     start = [np.log(KAPPA_INT * np.sqrt(1 + cavity.cooperativity(G, KAPPA_INT, GAMMA_REL, N))),
              np.log(N) / 4]

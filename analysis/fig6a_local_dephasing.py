@@ -57,7 +57,7 @@ def main():
         ref = exact.evolve(rates, N, N, np.outer(psi, psi), np.concatenate([[0], t_exact]))
         ax.plot(t_exact, ref["xi2"][1:], "k:", lw=1)
         if m["gamma_phi"] or m["gamma_rel"]:
-            steady = exact.stationary_state(rates, N)
+            steady = exact.stationary_observables(rates, N)
         else:
             steady = exact.steady_observables(N, r)
         ax.axhline(steady["xi2"], color=line.get_color(), lw=0.6, ls="--")

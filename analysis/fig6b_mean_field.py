@@ -28,7 +28,7 @@ def main():
     fig, ax = plt.subplots(figsize=(6, 4.2))
     for label, (gamma_phi, gamma_rel) in CURVES.items():
         rates = Rates(Gamma=1.0, r=r, gamma_phi=gamma_phi, gamma_rel=gamma_rel)
-        table[label] = mf.xi2(mf.evolve(rates, N, t), N)
+        table[label] = mf.xi2(mf.evolve_moments(rates, N, t), N)
         ax.plot(t[1:], table[label][1:], label=label)
     ax.axhline(mf.xi2_dephasing_bound(N), color="grey", ls="-.", lw=0.8, label="Eq. (21)")
     ax.set(xscale="log", yscale="log", xlabel="Γt", ylabel="ξ²",

@@ -26,7 +26,7 @@ SETTINGS = {"ideal": {}, "γφ=5e-5": {"gamma_phi": 5e-5}, "γrel=1e-4": {"gamma
 def exact_curve(N, r_grid, extra):
     if not extra:
         return [exact.steady_observables(N, r)["xi2"] for r in r_grid]
-    return [exact.stationary_state(Rates(r=r, **extra), N)["xi2"] for r in r_grid]
+    return [exact.stationary_observables(Rates(r=r, **extra), N)["xi2"] for r in r_grid]
 
 
 def main():

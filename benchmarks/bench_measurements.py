@@ -23,7 +23,7 @@ def per_trajectory(N: int, instrument, n_traj: int) -> tuple[float, float]:
     """(seconds, jumps) per trajectory on one thread, blocks built and kernels loaded first."""
     table = engine.BlockTable(Rates(r=R), sy_basis=True)
     table.ensure(N, N)
-    weights, states = exact.steady_state(N, N, R)
+    weights, states = exact.steady_ensemble(N, N, R)
     t = np.linspace(0, T_END, 21)
 
     def go(seed, n):

@@ -42,8 +42,8 @@ def test_weak_dephasing_steady_state_is_the_null_vector_of_M():
     stationary state; the difference is first order in gamma_phi / Gamma (measured 5e-6 in p_j
     and 4e-4 relative in xi2 at 1e-4, ten times less at 1e-5)."""
     N, r = 12, 0.6
-    limit = dephasing.steady_state(N, r)
-    finite = exact.stationary_state(Rates(Gamma=1.0, r=r, gamma_phi=1e-4), N)
+    limit = dephasing.steady_observables(N, r)
+    finite = exact.stationary_observables(Rates(Gamma=1.0, r=r, gamma_phi=1e-4), N)
     np.testing.assert_allclose(finite["P_two_j"], limit["P_two_j"], atol=2e-5)
     assert finite["xi2"] == pytest.approx(limit["xi2"], rel=1e-3)
 
@@ -54,5 +54,5 @@ def test_even_n_weak_dephasing_xi2_is_one_half_plus_e_minus_4r_over_two(N):
     xi^2 = (1 + e^{-4r})/2 exactly, for every N.  At r = ln(N)/8 that is 1/2 + 1/(2 sqrt N),
     below the mean-field Eq. (21) value 1/2 + sqrt(N)/(N+1); both tend to the -3 dB limit."""
     for r in (0.3, np.log(N) / 8, 1.0):
-        assert dephasing.steady_state(N, r)["xi2"] == pytest.approx((1 + np.exp(-4 * r)) / 2, rel=1e-10)
+        assert dephasing.steady_observables(N, r)["xi2"] == pytest.approx((1 + np.exp(-4 * r)) / 2, rel=1e-10)
     assert (1 + N**-0.5) / 2 < 0.5 + np.sqrt(N) / (N + 1)

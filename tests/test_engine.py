@@ -62,7 +62,7 @@ def test_poisson_and_scripted_loss_with_collective_decay(within_sem):
 
 def test_odd_steady_state_ensemble_is_stationary(within_sem):
     """Sampling the mixed steady state (Eq. 16) as an ensemble of eigenvectors stays steady."""
-    weights, states = exact.steady_state(9, 9, 1.5)
+    weights, states = exact.steady_ensemble(9, 9, 1.5)
     samples, _ = engine.simulate(engine.BlockTable(Rates(r=1.5)), 9, 9, weights, states, T,
                                  np.zeros(0), 0.0, engine.rng_states(3, 0, np.arange(3000)))
     steady = exact.steady_observables(9, 1.5)
@@ -199,7 +199,7 @@ def test_events_can_be_switched_off_without_changing_samples():
 def test_shot_signal_is_unbiased_and_leaves_the_trajectory_alone(within_sem):
     """E[mean of m_y^2 over shots] = <Sy^2>: the shot average matches the exact value within 5 SE;
     the quantum trajectory is the same with and without the readout."""
-    weights, states = exact.steady_state(9, 9, 1.0)
+    weights, states = exact.steady_ensemble(9, 9, 1.0)
     args = (9, 9, weights, states, T, np.zeros(0), 0.0, engine.rng_states(1, 0, np.arange(3000)))
     with_shots, _ = engine.simulate(engine.BlockTable(Rates(r=1.0), sy_basis=True), *args,
                                     shots=5, rng_meas=engine.rng_states(1, 0, np.arange(3000), 1))
@@ -215,7 +215,7 @@ def test_single_shots_follow_the_exact_sy_distribution():
     """One S_y shot per trajectory from the odd steady ensemble: outcome frequencies match the
     exact distribution (Fig. S2) within 5 binomial standard errors."""
     n = 6000
-    weights, states = exact.steady_state(9, 9, 1.5)
+    weights, states = exact.steady_ensemble(9, 9, 1.5)
     samples, _ = engine.simulate(engine.BlockTable(Rates(r=1.5), sy_basis=True), 9, 9, weights,
                                  states, np.array([0.0, 0.1]), np.zeros(0), 0.0,
                                  engine.rng_states(2, 0, np.arange(n)), shots=1,

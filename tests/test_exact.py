@@ -89,7 +89,7 @@ def test_local_dissipation_matches_qutip_piqs():
 
 def test_stationary_state_is_the_long_time_limit():
     rates = Rates(r=0.9, gamma_coll=0.1, gamma_phi=0.4, gamma_rel=0.3)
-    steady = exact.stationary_state(rates, 5)
+    steady = exact.stationary_observables(rates, 5)
     late = exact.evolve(rates, 5, 5, np.diag(dicke.dicke_state(5, -5)), np.array([0.0, 60.0]))
     for name in ("j", "Sz", "Sx2", "Sy2", "xi2"):
         assert late[name][-1] == pytest.approx(steady[name], rel=1e-7, abs=1e-10), name
@@ -97,7 +97,7 @@ def test_stationary_state_is_the_long_time_limit():
 
 
 def test_odd_steady_state_at_small_r_is_the_zero_mode():
-    weights, _states = exact.steady_state(31, 31, 0.1)
+    weights, _states = exact.steady_ensemble(31, 31, 0.1)
     assert np.all(np.isfinite(weights)) and weights.sum() == pytest.approx(1.0)
     assert exact.steady_observables(31, 0.1)["xi2"] == pytest.approx(
         exact.steady_observables(31, 0.1001)["xi2"], rel=1e-2)

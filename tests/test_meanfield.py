@@ -36,7 +36,7 @@ def test_linearised_c2_matches_the_mean_field_steady_state_at_large_N():
     """Eq. (C2) is the N >> 1, <Sz> ~ -N/2 limit of the steady state of Eqs. (B2)-(B5)."""
     N = 1e6
     rates = Rates(Gamma=1.0, r=1.0, gamma_coll=1e-3, gamma_rel=1e-2)
-    xi2 = mf.xi2(mf.steady_state(rates, N), N)
+    xi2 = mf.xi2(mf.steady_moments(rates, N), N)
     assert xi2 == pytest.approx(mf.xi2_linearised(N, rates), rel=1e-4)
 
 
@@ -46,7 +46,7 @@ def test_dephasing_bound_eq21_is_the_mean_field_minimum_over_r():
     N = 1000
 
     def xi2(r):
-        return mf.xi2(mf.steady_state(Rates(Gamma=1.0, r=r, gamma_phi=1e-4), N), N)
+        return mf.xi2(mf.steady_moments(Rates(Gamma=1.0, r=r, gamma_phi=1e-4), N), N)
 
     best = minimize_scalar(xi2, bounds=(0.3, 1.5), method="bounded", options={"xatol": 1e-4})
     assert best.x == pytest.approx(np.log(N) / 8, abs=0.01)

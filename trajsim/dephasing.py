@@ -14,7 +14,7 @@ local Kraus operators K of sigma_z (dicke.local_kraus_shift, multiplicities incl
 - ``transition_rates``: M for N spins (index: dicke.two_j_values(N)).
 - ``asymptotic_decay_rate``: smallest non-zero |eigenvalue| of M (Fig. S4(b)); the slowest
   rate of Eq. (11) is eps Gamma times it = 2 gamma_phi times it.
-- ``steady_populations`` / ``steady_state``: the null vector of M and the gamma_phi -> 0 steady
+- ``steady_populations`` / ``steady_observables``: the null vector of M and the gamma_phi -> 0 steady
   state sum_j p_j rho0^(j) that it selects (observables as in exact.expectations).
 """
 
@@ -45,7 +45,7 @@ def transition_rates(N: int, r: float) -> np.ndarray:
     """M of Eq. (E3): M[a, b] is the rate from block two_j_values(N)[b] to [a] (Gamma = 1)."""
     populations = []
     for two_j in map(int, dicke.two_j_values(N)):
-        weights, states = exact.steady_state(N, two_j, r)
+        weights, states = exact.steady_ensemble(N, two_j, r)
         populations.append(weights @ np.abs(states) ** 2)
     return _rate_matrix(N, populations)
 
@@ -70,7 +70,7 @@ def steady_populations(N: int, r: float) -> np.ndarray:
     return _null_vector(transition_rates(N, r))
 
 
-def steady_state(N: int, r: float) -> dict:
+def steady_observables(N: int, r: float) -> dict:
     """Observables of sum_j p_j rho0^(j), the steady state of Eq. (11) with Gamma and
     gamma_phi -> 0 (exact.expectations: moments, 'xi2', 'P_two_j')."""
     rho0 = {two_j: exact.steady_density_matrix(N, two_j, r)

@@ -63,7 +63,7 @@ def initial_ensemble(point: dict) -> tuple[int, np.ndarray, np.ndarray]:
     (the Eq. (2) steady state of j = N/2: the dark state, or Eq. (16) as LMG eigenstates)."""
     N, init = point["model"]["N"], point["initial_state"]
     if init["kind"] == "steady":
-        weights, states = exact.steady_state(N, N, point["model"]["r"])
+        weights, states = exact.steady_ensemble(N, N, point["model"]["r"])
         return N, weights, states
     if init["kind"] == "css":
         psi = dicke.coherent_spin_state(N, init["theta"], init["phi"])

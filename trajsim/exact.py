@@ -4,7 +4,7 @@
   relaxation) with Poisson and scripted spin loss, over every block (N, j) the dynamics reaches.  Blocks are p_j rho_j
   (trace = probability), the generator is assembled as a sparse superoperator and propagated with
   ``scipy.sparse.linalg.expm_multiply`` (exact to round-off; small N).
-- ``steady_state``: Eqs. (6)-(7) (dark state, integer j) and Eq. (D5)/(16) rho ∝ (Sigma^dag Sigma)^-1
+- ``steady_ensemble``: Eqs. (6)-(7) (dark state, integer j) and Eq. (D5)/(16) rho ∝ (Sigma^dag Sigma)^-1
   (half-integer j), for Eq. (2) in one block.
 - ``liouvillian_gap``: smallest non-zero decay rate of Gamma D[Sigma] inside j = N/2.
 """
@@ -218,7 +218,7 @@ def evolve(rates: Rates, N0: int, two_j0: int, rho0: np.ndarray, t_grid: np.ndar
     return {name: np.array([row[name] for row in rows]) for name in rows[0]}
 
 
-def stationary_state(rates: Rates, N: int) -> dict:
+def stationary_observables(rates: Rates, N: int) -> dict:
     """Steady state of Eq. (11) with one-axis twisting (no spin loss), as observables.
 
     Over every j block of N spins when local dephasing or relaxation mix them, otherwise in
@@ -240,7 +240,7 @@ def stationary_state(rates: Rates, N: int) -> dict:
 # ----------------------------------------------------------------------------- steady states
 
 
-def steady_state(N: int, two_j: int, r: float) -> tuple[np.ndarray, np.ndarray]:
+def steady_ensemble(N: int, two_j: int, r: float) -> tuple[np.ndarray, np.ndarray]:
     """Steady state of Eq. (2) in block (N, j) as an ensemble (weights, Dicke-basis rows).
 
     Integer j: the dark state of Eqs. (6)-(7) (weight 1).  Half-integer j: Eq. (D5)/(16),
@@ -260,14 +260,14 @@ def steady_state(N: int, two_j: int, r: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def steady_density_matrix(N: int, two_j: int, r: float) -> np.ndarray:
-    weights, states = steady_state(N, two_j, r)
+    weights, states = steady_ensemble(N, two_j, r)
     return (states.T * weights) @ states.conj()
 
 
 def sy_distribution(N: int, r: float, two_j: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(m_y values, probabilities) of an S_y measurement on the Eq. (2) steady state (Fig. S2)."""
     two_j = N if two_j is None else two_j
-    weights, states = steady_state(N, two_j, r)
+    weights, states = steady_ensemble(N, two_j, r)
     my, R = dicke.sy_eigenbasis(two_j)
     amplitudes = (states * (-1j) ** np.arange(two_j + 1)) @ R  # <m_y|v> per ensemble member
     return my, weights @ np.abs(amplitudes) ** 2

@@ -7,7 +7,7 @@ polarised along -z, so the Wineland parameter (Eq. 1) is xi^2 = N min(<Sx^2>, <S
   (e^{2r} Gamma + gamma_coll) <Sz^2>; the derivation (D^dag[L] Sz^2 for L = cosh r S- - sinh r S+)
   and the exact moment equations give (e^{2r} Gamma + gamma_coll) <Sx^2>, which is used here
   (at the pole |N/2, -N/2> the exact dC_ZZ/dt grows as N; the printed form gives e^{2r} Gamma N^2/4).
-- ``evolve`` / ``steady_state``: their solution from |N/2, -N/2> and its long-time limit.
+- ``evolve_moments`` / ``steady_moments``: their solution from |N/2, -N/2> and its long-time limit.
 - ``xi2_linearised``: Eq. (C2) (<Sz> fixed at -N/2; gamma_rel -> gamma_rel + 2 gamma_phi covers
   weak dephasing); r -> infinity gives Eq. (C3) = Eq. (18).
 - ``xi2_cooperativity`` / ``kappa_sqz_optimal``: Eqs. (C5)/(19) and (C6)/(20).
@@ -55,7 +55,7 @@ def xi2(y: np.ndarray, N: float) -> np.ndarray:
     return N * np.minimum(y[..., 1], y[..., 2]) / y[..., 0] ** 2
 
 
-def evolve(rates: Rates, N: float, t: np.ndarray, y0: np.ndarray | None = None) -> np.ndarray:
+def evolve_moments(rates: Rates, N: float, t: np.ndarray, y0: np.ndarray | None = None) -> np.ndarray:
     """Solution of Eqs. (B2)-(B5) on the times t (from 0) starting from y0 (default
     |N/2, -N/2>); shape (len(t), 4).
 
@@ -79,10 +79,10 @@ def _slowest_time(rates: Rates, N: float) -> float:
     return 1.0 / min(s for s in rates_ if s > 0)
 
 
-def steady_state(rates: Rates, N: float) -> np.ndarray:
+def steady_moments(rates: Rates, N: float) -> np.ndarray:
     """Steady state of Eqs. (B2)-(B5) reached from |N/2, -N/2>: integrated for 50 slowest
     times, then polished with a root solve of rhs = 0 (kept only when it stays close)."""
-    y = evolve(rates, N, np.array([0.0, 50 * _slowest_time(rates, N)]))[-1]
+    y = evolve_moments(rates, N, np.array([0.0, 50 * _slowest_time(rates, N)]))[-1]
     fixed = root(lambda x: rhs(x, rates, N), y, method="hybr")
     if fixed.success and np.allclose(fixed.x, y, rtol=1e-6, atol=1e-9 * N):
         return fixed.x
@@ -127,7 +127,7 @@ def optimise_cavity(N: float, g: float, kappa_int: float, gamma_rel: float,
     def steady_xi2(p):
         rates = cavity.squeezed_reservoir_rates(g, np.exp(p[0]), kappa_int, p[1],
                                                 gamma_rel=gamma_rel, gamma_phi=gamma_phi)
-        return xi2(steady_state(rates, N), N)
+        return xi2(steady_moments(rates, N), N)
 
     best = minimize(steady_xi2, start, method="Nelder-Mead", options={"xatol": 1e-4, "fatol": 1e-8})
     return float(np.exp(best.x[0])), float(best.x[1]), float(best.fun)

@@ -36,7 +36,7 @@ def steady_row(point: dict, gaps: bool = False) -> dict:
         if local and N > LOCAL_MAX_N:
             raise ScenarioError(f"model.N: the exact Eq. (11) stationary state is limited to "
                              f"N <= {LOCAL_MAX_N} (its size grows as N^4)")
-        o = exact.stationary_state(Rates.of(m), N)
+        o = exact.stationary_observables(Rates.of(m), N)
         purity = jump_rate = np.nan
     else:
         o = exact.steady_observables(N, r)
