@@ -170,3 +170,14 @@ def test_the_readme_states_the_defaults_of_the_scenario_module():
             name = f"{section}.{key}"
             assert name in stated, f"{name} is missing from the README's scenario table"
             assert stated[name] == descriptive.get(name, shown(value)), name
+
+
+def test_points_are_typed_and_read_like_mappings():
+    scenario = trajsim.load_scenario(SCENARIO)
+    point = scenario.points[1]
+    assert point["model"]["N"] == 7 and dict(point)["model"]["N"] == 7
+    assert point.rates().gamma_coll == 0.1 and point.rates().r == 0.9
+    assert point.time_grid().tolist() == [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5]
+    assert point.detection()["hold"] == 0.5
+    with pytest.raises(AttributeError):
+        point.values = {}  # frozen

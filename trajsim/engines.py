@@ -36,8 +36,7 @@ from .engine import (
     rng_states,
     simulate,
 )
-from .model import Rates
-from .scenario import measurement_times, time_grid
+from .scenario import Point, measurement_times
 from .stats import UnitStats
 
 
@@ -104,13 +103,13 @@ class DickeEngine:
         return ("trajectories", "events") + (("measurements",) if instrument(point) else ())
 
     @staticmethod
-    def build(point: dict) -> DickeSetup:
+    def build(point: Point) -> DickeSetup:
         two_j, weights, states = initial_ensemble(point)
         if np.all(states.imag == 0):
             states = np.ascontiguousarray(states.real)
         shots, measuring = _readout_shots(point), instrument(point)
-        table = BlockTable(Rates.of(point["model"]), sy_basis=bool(shots or measuring))
-        return DickeSetup(point, table, two_j, weights, states, time_grid(point),
+        table = BlockTable(point.rates(), sy_basis=bool(shots or measuring))
+        return DickeSetup(point, table, two_j, weights, states, point.time_grid(),
                           np.sort(np.asarray(point["loss"]["times"], float)),
                           float(point["loss"]["rate_per_spin"]), shots, measuring)
 

@@ -24,7 +24,7 @@ from . import detection, detectors, discrimination, exact
 from .detection import Detector
 from .engines import engine_for
 from .errors import TrajsimError
-from .scenario import DEFAULTS, resolve
+from .scenario import resolve
 from .store import RunDirectory, RunDirectoryError
 
 
@@ -58,10 +58,9 @@ def load_run(path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     return manifest, traj.sort_values(["point", "trajectory", "t"], kind="stable"), events
 
 
-def detector_for(manifest: dict, point: dict) -> Detector:
-    """The scenario's detection settings (defaults from scenario.DEFAULTS for keys an older
-    manifest lacks); threshold ``auto`` resolved for the point."""
-    settings = {**DEFAULTS["detection"], **manifest["scenario"]["detection"]}
+def detector_for(point) -> Detector:
+    """The point's detection settings (``Point.detection``); threshold ``auto`` resolved."""
+    settings = point.detection()
     threshold = settings["threshold"]
     if threshold == "auto":
         threshold = auto_threshold(point["model"]["N"], point["model"]["r"])
@@ -102,7 +101,7 @@ def analyse(manifest, traj, events):
     out = {"classified": [], "losses": [], "summary": [], "roc": []}
     for p, point in enumerate(points):
         mask = (timeline.point == p).to_numpy()
-        det = detector_for(manifest, point)
+        det = detector_for(point)
         classified = detection.classify(timeline[mask], signal[mask], det)
         found = detection.loss_detections(classified, events[events.point == p], det)
         flips = detection.false_flips(classified, events[events.point == p], det)
@@ -199,11 +198,11 @@ def _save(fig, path: Path) -> None:
 def record_analysis(manifest: dict, measurements: pd.DataFrame, events: pd.DataFrame) -> dict:
     """The record detectors (``trajsim.detectors``) on every point: summary and ROC tables, and
     per point (label, records, declarations) for its trace figure."""
-    settings = {**DEFAULTS["detection"], **manifest["scenario"]["detection"]}
     summaries, rocs, examples = [], [], []
     for p, point in enumerate(_points(manifest)):
         summary, roc, recs, chosen = detectors.analyse_point(
-            measurements[measurements.point == p], events[events.point == p], point, settings)
+            measurements[measurements.point == p], events[events.point == p], point,
+            point.detection())
         label = _label(manifest, point, p)
         summaries.append(summary.assign(point=p, label=label, gap=_gap(point),
                                         **_single_shot(point)))

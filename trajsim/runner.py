@@ -22,7 +22,7 @@ from tqdm import tqdm
 from . import __version__, distribute
 from .engine import OBSERVABLES
 from .engines import WorkUnit, engine_for
-from .scenario import SCHEMA_VERSION, Scenario, time_grid
+from .scenario import SCHEMA_VERSION, Scenario
 from .squeezing import moments_from_columns, wineland_xi2
 from .stats import UnitStats, total
 from .store import RunDirectory, unit_identity
@@ -286,7 +286,7 @@ def _finish(directory, scenario, manifest, scheduler: Scheduler) -> None:
                 directory.remove_unit(u.point, u.unit)
         stats = total(UnitStats.from_arrays(directory.load_unit_arrays(u.point, u.unit))
                       for u in kept)
-        t_grid = time_grid(point)
+        t_grid = point.time_grid()
         summaries.append(summary_frame(p, t_grid, stats, engine_for(point).columns(point)))
         j_tables.append(j_distribution_frame(p, t_grid, stats))
         manifest["points"][p].update(status="done", trajectories=sum(u.count for u in kept),

@@ -19,6 +19,7 @@ import itertools
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from scipy.linalg import eigvalsh_tridiagonal
 from .dicke import OBSERVABLES
 from .errors import TrajsimError
 from .memory import memory_budget
+from .model import Rates
 
 SCHEMA_VERSION = 1
 
@@ -275,12 +277,41 @@ def _check_tree(document, where: str) -> None:
     size(document, ())
 
 
+@dataclass(frozen=True, eq=False)
+class Point(Mapping):
+    """One resolved sweep point: read like the mapping it is (``point["model"]["N"]``), with
+    the physics it defines."""
+
+    values: dict
+
+    def __getitem__(self, section: str):
+        return self.values[section]
+
+    def __iter__(self):
+        return iter(self.values)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def rates(self) -> Rates:
+        """The rates of Eq. (11) and the twisting chi (``model``)."""
+        return Rates.of(self.values["model"])
+
+    def time_grid(self) -> np.ndarray:
+        """The sample times: time.n_samples from 0 to time.t_end inclusive."""
+        return time_grid(self.values)
+
+    def detection(self) -> dict:
+        """The detector settings (``detection``, defaults filled for older manifests)."""
+        return {**DEFAULTS["detection"], **self.values["detection"]}
+
+
 @dataclass
 class Scenario:
     """A resolved scenario: ``resolved`` (defaults filled, sweep kept) and its sweep ``points``."""
 
     resolved: dict
-    points: list[dict]
+    points: list[Point]
     swept: dict
 
     @property
@@ -304,7 +335,7 @@ class Scenario:
 
     def point_hash(self, index: int) -> str:
         """SHA-256 of one resolved point: what a work unit's commit record names."""
-        return _digest(self.points[index], swept={})
+        return _digest(self.points[index].values, swept={})
 
 
 def _digest(tree: dict, swept: dict) -> str:
@@ -628,7 +659,7 @@ def resolve(raw, name: str = "scenario") -> Scenario:
                                 f"run.unit_size = {point['run']['unit_size']} trajectories; "
                                 "lower run.trajectories or raise run.unit_size")
         _check_point(point, label)
-        points.append(point)
+        points.append(Point(point))
     return Scenario(resolved, points, dict(resolved["sweep"]))
 
 
