@@ -72,6 +72,8 @@ HOSTILE = {
     "10**9 samples": ("model: {N: 4}\ntime: {t_end: 1, n_samples: 1000000000}", "time.n_samples"),
     "odd N, endless time": ("model: {N: 41, r: 3}\ntime: {t_end: 1.0e300}", "time.t_end"),
     "odd N, long at large r": ("model: {N: 41, r: 4}\ntime: {t_end: 1.0e8}", "time.t_end"),
+    "copies beyond memory": (BASE.replace("t_end: 1", "t_end: 1000") + "measurement: "
+                             "{kind: copies, period: 0.001, shots: 1000000}", "time.n_samples"),
     "events beyond memory": ("model: {N: 41, r: 4}\ntime: {t_end: 5000}\nrun: {unit_size: 64}",
                              "run.store"),
     # 13: alias bombs

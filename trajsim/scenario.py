@@ -531,10 +531,13 @@ def _block_bytes(N: int) -> float:
 
 
 def _unit_bytes(point: dict, unit_size: int) -> float:
-    """Memory of one work unit's per-sample arrays: observables (and their table copies) and
-    the j histogram."""
+    """Memory of one work unit's per-sample arrays (observables, their table copies, the j
+    histogram) and of its measurement outcomes (with their table: ~6 numbers each)."""
     columns = len(OBSERVABLES) + 1
-    return 8.0 * unit_size * point["time"]["n_samples"] * (4 * columns + point["model"]["N"] + 1)
+    samples = point["time"]["n_samples"] * (4 * columns + point["model"]["N"] + 1)
+    meas = point["measurement"]
+    outcomes = measurement_times(point).size * (meas["shots"] if meas["kind"] == "copies" else 1)
+    return 8.0 * unit_size * (samples + 6 * outcomes)
 
 
 def _odd_jump_rate(N: int, r: float) -> float:
@@ -603,10 +606,11 @@ def _check_cost(point: dict, label: str) -> None:
     unit_size = min(point["run"]["unit_size"], point["run"]["trajectories"])
     needed = _unit_bytes(point, unit_size)
     if needed > budget:
-        raise ScenarioError(f"{label}time.n_samples: {point['time']['n_samples']} samples need "
-                            f"about {needed / 2**30:.3g} GiB per work unit of {unit_size} "
+        raise ScenarioError(f"{label}time.n_samples: {point['time']['n_samples']} samples and "
+                            f"{measurement_times(point).size} measurement times need about "
+                            f"{needed / 2**30:.3g} GiB per work unit of {unit_size} "
                             f"trajectories; at most {budget / 2**30:.0f} GiB is available "
-                            "(fewer samples or a smaller run.unit_size)")
+                            "(fewer samples or measurements, or a smaller run.unit_size)")
     jumps = expected_jumps(point)
     if jumps > MAX_JUMPS:
         raise ScenarioError(f"{label}time.t_end: about {jumps:.2g} jumps per trajectory expected "
