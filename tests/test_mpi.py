@@ -283,3 +283,20 @@ def test_a_rank_killed_by_a_signal_is_named_on_resume(tmp_path):
     assert manifest["status"] == "done"
     traj = pd.read_parquet(out / "trajectories.parquet")
     assert sorted(traj.trajectory.unique()) == list(range(240))
+
+
+def test_measurement_records_are_identical_for_ranks_and_threads(tmp_path):
+    """Outcomes come from their own per-trajectory stream: the same bytes for any split."""
+    path = tmp_path / "measured.yaml"
+    path.write_text(SCENARIO.replace("sweep: {model.N: [9, 12]}",
+                                     "measurement: {kind: weak, period: 0.4, sigma: 0.8}"))
+    outs = []
+    for name, ranks, threads in (("one", None, "1"), ("mpi", 3, None)):
+        extra = ["--threads", threads] if threads else []
+        res = subprocess.run(trajsim_cmd("run", path, "--out", tmp_path / name, *extra,
+                                         ranks=ranks),
+                             capture_output=True, text=True, timeout=300, check=False)
+        assert res.returncode == 0, res.stderr
+        outs.append(files(tmp_path / name))
+    assert outs[0] == outs[1]
+    assert any(name.startswith("measurements.parquet/") for name in outs[0])
