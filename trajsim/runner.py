@@ -24,7 +24,7 @@ from .engine import OBSERVABLES
 from .engines import WorkUnit, engine_for
 from .scenario import SCHEMA_VERSION, Scenario
 from .squeezing import moments_from_columns, wineland_xi2
-from .stats import UnitStats, total
+from .stats import UnitStats
 from .store import RunDirectory, unit_identity
 
 log = logging.getLogger("trajsim")
@@ -77,12 +77,15 @@ def points_frame(scenario: Scenario) -> pd.DataFrame:
 
 
 class Scheduler:
-    """Hands out work units in order and decides, per point, how many units count.
+    """Hands out work units in order, merges their statistics as they finish, and decides, per
+    point, how many units count.
 
-    With ``run.target_sem`` a point stops at the first unit boundary m (m >= 2) where the largest
-    standard error over the sample grid of the target observable, computed from units 0..m-1,
-    is at most the target.  The decision looks only at the ordered prefix of finished units, so it
-    does not depend on which rank finished first; units past the cut are dropped.  Thread-safe.
+    Each point's statistics are the sum of its units 0, 1, 2, ... in unit order (the same bytes
+    for any finishing order), merged as soon as the prefix of finished units grows, so the end of
+    a run only writes the tables.  With ``run.target_sem`` a point stops at the first unit
+    boundary m (m >= 2) where the largest standard error over the sample grid of the target
+    observable, computed from units 0..m-1, is at most the target; units past the cut are
+    dropped.  Thread-safe.
     """
 
     def __init__(self, scenario: Scenario, units: list[WorkUnit], finished: set):
@@ -94,7 +97,7 @@ class Scheduler:
         self.target = scenario.resolved["run"].get("target_sem")
         self.reached = dict.fromkeys(self.cut, False)
         self._prefix = dict.fromkeys(self.cut, 0)
-        self._total: dict[int, UnitStats] = {}
+        self.totals: dict[int, UnitStats] = {}
         self._queue = [u for u in units if (u.point, u.unit) not in self.finished]
         self._next = 0
         self._lock = threading.Lock()
@@ -120,16 +123,18 @@ class Scheduler:
             self.finished.add((unit.point, unit.unit))
             self._advance(unit.point)
 
+    def complete(self, p: int) -> bool:
+        """Whether every unit of point p up to its cut is merged."""
+        return self._prefix[p] == self.cut[p]
+
     def _advance(self, p: int) -> None:
-        if not self.target:
-            return
-        index = OBSERVABLES.index(self.target["observable"])
+        index = OBSERVABLES.index(self.target["observable"]) if self.target else None
         while self._prefix[p] < self.cut[p] and (p, self._prefix[p]) in self.finished:
             stats = self.load_stats(p, self._prefix[p])
-            self._total[p] = self._total[p] + stats if p in self._total else stats
+            self.totals[p] = self.totals[p] + stats if p in self.totals else stats
             self._prefix[p] += 1
-            if self._prefix[p] >= 2 and self._total[p].n > 1 \
-                    and self._total[p].sem[:, index].max() <= self.target["value"]:
+            if index is not None and self._prefix[p] >= 2 and self.totals[p].n > 1 \
+                    and self.totals[p].sem[:, index].max() <= self.target["value"]:
                 self.cut[p], self.reached[p] = self._prefix[p], True
 
 
@@ -273,19 +278,21 @@ def _interruptions(directory, old: dict, units, finished) -> list:
 
 
 def _finish(directory, scenario, manifest, scheduler: Scheduler) -> None:
-    """Merge every point's unit statistics in unit order; write summary, points, manifest.
+    """Write summary, j_distribution, points and the manifest from the statistics the scheduler
+    merged in unit order while the units finished (O(points) here).
 
     Units past a point's cut (target standard error reached earlier) are dropped with their files.
     """
     started = time.time()
     summaries, j_tables = [], []
     for p, point in enumerate(scenario.points):
+        if not scheduler.complete(p):
+            raise RuntimeError(f"point {p}: units missing at the end of the run")
         kept = [u for u in scheduler.units if u.point == p and u.unit < scheduler.cut[p]]
         for u in scheduler.units:
             if u.point == p and u.unit >= scheduler.cut[p]:
                 directory.remove_unit(u.point, u.unit)
-        stats = total(UnitStats.from_arrays(directory.load_unit_arrays(u.point, u.unit))
-                      for u in kept)
+        stats = scheduler.totals[p]
         t_grid = point.time_grid()
         summaries.append(summary_frame(p, t_grid, stats, engine_for(point).columns(point)))
         j_tables.append(j_distribution_frame(p, t_grid, stats))
