@@ -61,11 +61,3 @@ class UnitStats:
     def from_arrays(cls, arrays: dict) -> UnitStats:
         return cls(int(arrays["n"]), arrays["mean"], arrays["M2"], arrays["j_counts"])
 
-
-def total(parts) -> UnitStats:
-    """The statistics of all parts, added in the order given."""
-    parts = iter(parts)
-    result = next(parts)
-    for part in parts:
-        result = result + part
-    return result
