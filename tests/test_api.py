@@ -128,48 +128,18 @@ def test_a_run_made_on_a_bigger_machine_can_be_read_and_reported(tmp_path, monke
     assert manifest["status"] == "done" and len(traj) == 2 * 8 * 7
 
 
-def _readme_defaults() -> dict[str, str]:
-    """key -> the default the README's scenario table states (one row may name several keys:
-    `detection.smooth`, `.window`, `.settle` with defaults '0, 3, 3')."""
-    import re
-
-    text = (REPO / "README.md").read_text()
-    table = text[text.index("| key | meaning | allowed | default |"):].split("\n\n")[0]
-    stated = {}
-    for line in table.splitlines()[2:]:
-        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
-        keys = re.findall(r"`([a-z_.A-Z]+)`", cells[0])
-        section = keys[0].split(".")[0]
-        keys = [section + k if k.startswith(".") else k for k in keys]
-        values = re.split(r"[;,] ", cells[-1]) if len(keys) > 1 else [cells[-1]]
-        stated.update(zip(keys, values, strict=True))
-    return stated
-
-
-def test_the_readme_states_the_defaults_of_the_scenario_module():
-    """scenario.DEFAULTS is the one place defaults live; the README's table must agree."""
-    import math
-
+def test_the_readme_scenario_table_is_generated_from_the_defaults():
+    """scenario.DEFAULTS is the one place defaults live: the README holds the table that
+    ``python -m trajsim.scenario_table`` prints, and the table covers every key."""
+    from trajsim import scenario_table
     from trajsim.scenario import DEFAULTS
 
-    def shown(value) -> str:
-        if value is None:
-            return "null"
-        if isinstance(value, str):
-            return f"`{value}`"
-        if value == math.pi:
-            return "π"
-        return f"{value:g}" if isinstance(value, float) else str(value)
-
-    stated = _readme_defaults()
-    descriptive = {"initial_state.j": "j = N/2", "initial_state.m": "m = −j"}
-    for section, values in DEFAULTS.items():
-        if section == "sweep":
-            continue
-        for key, value in values.items():
-            name = f"{section}.{key}"
-            assert name in stated, f"{name} is missing from the README's scenario table"
-            assert stated[name] == descriptive.get(name, shown(value)), name
+    text = (REPO / "README.md").read_text()
+    readme = text[text.index("| key | meaning | allowed | default |"):].split("\n\n")[0]
+    assert readme == scenario_table.table(), "regenerate: python -m trajsim.scenario_table"
+    documented = {key for keys, *_ in scenario_table.ROWS for key in keys}
+    assert {f"{section}.{key}" for section, values in DEFAULTS.items() if section != "sweep"
+            for key in values} <= documented
 
 
 def test_points_are_typed_and_read_like_mappings():

@@ -1,0 +1,122 @@
+"""The README's scenario table, generated: each key's meaning and allowed values here, its
+default from ``scenario.DEFAULTS`` (the one place defaults live).
+
+    python -m trajsim.scenario_table      # prints the table the README holds
+"""
+
+from __future__ import annotations
+
+import math
+
+from .scenario import DEFAULTS
+
+#: (keys, meaning, allowed values, default shown instead of DEFAULTS' where that says less)
+ROWS = [
+    (('model.N',),
+     'number of spins',
+     'integer ≥ 1', 'required'),
+    (('model.r',),
+     'squeezing parameter of Σ(r) = cosh r S− − sinh r S+',
+     'real', None),
+    (('model.Gamma',),
+     'rate Γ of Eq. (2); sets the time unit (0 for pure one-axis twisting)',
+     '≥ 0', None),
+    (('model.gamma_coll',),
+     'collective decay γ_coll D[S−] of Eq. (11)',
+     '≥ 0', None),
+    (('model.gamma_phi',),
+     "local dephasing (γ_φ/2) Σ_k D[σ_z^(k)] of Eq. (11) (QuTiP PIQS's `dephasing=` is 2γ_φ)",
+     '≥ 0', None),
+    (('model.gamma_rel',),
+     "local relaxation γ_rel Σ_k D[σ_−^(k)] of Eq. (11) (PIQS's `emission=`)",
+     '≥ 0', None),
+    (('model.chi',),
+     'one-axis twisting Hamiltonian χ(S² − S_z²) of Eq. (G1) (App. G; with γ_coll it is the detuned-cavity model, see `trajsim.cavity`); needs Γ = 0 or r = 0',
+     'real', None),
+    (('initial_state.kind',),
+     '`dicke`: \\|j, m⟩; `css`: coherent spin state along (θ, φ); `steady`: the Eq. (2) steady state of j = N/2 (dark state for even N, Eq. (16) ρ ∝ (Σ†Σ)⁻¹ for odd N, sampled as an ensemble of LMG eigenstates)',
+     '`dicke`, `css`, `steady`', None),
+    (('initial_state.j', 'initial_state.m'),
+     'Dicke labels (`dicke` only)',
+     'j = N/2, N/2−1, … ≥ 0; \\|m\\| ≤ j', 'j = N/2, m = −j'),
+    (('initial_state.theta', 'initial_state.phi'),
+     'CSS direction (radians; θ = π is all spins down)',
+     'real', None),
+    (('loss.rate_per_spin',),
+     'Poisson spin-loss rate per spin (total rate γ_loss N(t))',
+     '≥ 0', None),
+    (('loss.times',),
+     'scripted loss times (a sample at a loss time sees the state after it)',
+     '≥ 0, at most N of them', None),
+    (('time.t_end', 'time.n_samples'),
+     'sample grid 0..t_end',
+     '> 0; integer ≥ 2', 'required; 101'),
+    (('run.trajectories',),
+     'trajectories per point',
+     'integer ≥ 1', None),
+    (('run.seed',),
+     'random seed; trajectory i of point p uses the stream (seed, p, i)',
+     'integer ≥ 0', None),
+    (('run.store',),
+     '`trajectories`: also write trajectories.parquet and events.parquet; `summary`: only the ensemble statistics',
+     '`trajectories`, `summary`', None),
+    (('run.unit_size',),
+     'trajectories per work unit (the unit of parallel work, checkpointing and merging)',
+     'integer ≥ 1', None),
+    (('run.target_sem',),
+     'stop a point once its standard error is small enough: `{observable: Sy2, value: 0.01}`',
+     'null or observable name and value > 0', None),
+    (('measurement.kind',),
+     "S_y instrument applied to each trajectory's state at the scheduled times, from its own random stream: `projective` (outcome m_y with Born probability, the state collapses to \\|j, m_y⟩_y), `weak` (Gaussian outcome y = m_y + σz, Kraus operator ∝ exp(−(y − S_y)²/(4σ²))), `copies` (`shots` outcomes from the state, no back-action: k independent copies); outcomes go to `measurements.parquet`",
+     '`none`, `projective`, `weak`, `copies`', None),
+    (('measurement.period', 'measurement.times'),
+     'schedule: every `period` (first at t = period) up to `t_end`, and/or listed times (a sample at a measurement time sees the state after it)',
+     'null or > 0; times > 0', None),
+    (('measurement.sigma',),
+     'resolution σ of `weak` (σ → 0: projective; σ → ∞: no measurement)',
+     'null or > 0', None),
+    (('measurement.shots',),
+     'with `copies`: outcomes per time; with `kind: none`: the per-sample readout `Sy2_shots` = mean of the squared outcomes of that many projective shots drawn from \\|⟨j, m_y\\|ψ⟩\\|² (no back-action, separate random stream); 0 = neither',
+     'integer ≥ 0', None),
+    (('detection.threshold', 'detection.hold'),
+     "the report's detector: S_y² threshold (`auto`: geometric mean of the exact steady ⟨Sy²⟩ of N and N − 1), and how long the signal must stay across it before the declared parity flips",
+     '`auto` or > 0; ≥ 0', None),
+    (('detection.smooth', 'detection.window', 'detection.settle'),
+     'trailing moving average of the signal (0: none); time allowed for a detection; time after a loss excluded from the false-flip count',
+     '≥ 0; > 0; ≥ 0', None),
+    (('sweep',),
+     '`section.key: [values]` for any model, initial_state, loss, time, measurement or detection key',
+     'non-empty lists', 'none'),
+]
+
+
+def _shown(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return f"`{value}`"
+    if isinstance(value, float) and value == math.pi:
+        return "π"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _key_cell(keys: tuple[str, ...]) -> str:
+    """`detection.smooth`, `.window`: later keys of the same section shortened."""
+    section = keys[0].split(".")[0]
+    return ", ".join([f"`{keys[0]}`"] + [f"`.{k.split('.', 1)[1]}`" if k.startswith(section + ".")
+                                         else f"`{k}`" for k in keys[1:]])
+
+
+def table() -> str:
+    """The scenario reference table in Markdown."""
+    lines = ["| key | meaning | allowed | default |", "|---|---|---|---|"]
+    for keys, meaning, allowed, default in ROWS:
+        if default is None:
+            values = [_shown(DEFAULTS[k.split(".")[0]][k.split(".")[1]]) for k in keys]
+            default = ", ".join(values)
+        lines.append(f"| {_key_cell(keys)} | {meaning} | {allowed} | {default} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(table())
