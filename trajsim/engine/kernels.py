@@ -7,6 +7,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .. import dicke
 from .layout import (
     B_CH,
     B_D0,
@@ -291,15 +292,8 @@ def _apply_local(loc_int, loc_f, blk_int, b, row, psi, psi1):
         psi1[k] *= scale
 
 
-@nb.njit(cache=True)
-def _clebsch_gordan(two_j1, two_j, two_m, two_s):
-    """<j1, m - s; s | j, m> (docs/method.md)."""
-    j1 = 0.5 * two_j1
-    m = 0.5 * two_m
-    s = 0.5 * two_s
-    if two_j == two_j1 + 1:
-        return np.sqrt((j1 + 2 * s * m + 0.5) / (2 * j1 + 1))
-    return -2 * s * np.sqrt((j1 - 2 * s * m + 0.5) / (2 * j1 + 1))
+#: <j1, m - s; s | j, m>: dicke.clebsch_gordan, compiled (one implementation for both sides).
+_clebsch_gordan = nb.njit(cache=True)(dicke.clebsch_gordan)
 
 
 @nb.njit(cache=True)
