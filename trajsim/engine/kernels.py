@@ -41,9 +41,10 @@ def _abs2(z):
     return (z * np.conj(z)).real
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _sector(blk_int, b, s):
-    """(size, offset in c and in lam[b], offset in V[b]) of sector s of block b."""
+    """The span of sector s of block b, the one helper every sector loop uses (inlined):
+    (size, offset in c and in lam[b], offset in V[b])."""
     D0 = blk_int[b, B_D0]
     if s == 0:
         return D0, 0, 0, 0
