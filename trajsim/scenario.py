@@ -21,6 +21,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import jsonschema
@@ -540,6 +541,7 @@ def _unit_bytes(point: dict, unit_size: int) -> float:
     return 8.0 * unit_size * (samples + 6 * outcomes)
 
 
+@cache
 def _odd_jump_rate(N: int, r: float) -> float:
     """Steady Eq. (2) jump rate per Gamma of an odd-N ensemble in j = N/2, (2j+1)/sum 1/lambda_k
     (Eq. 16: rho ∝ (Sigma^dag Sigma)^-1), the largest steady jump rate a trajectory meets."""
