@@ -221,8 +221,9 @@ BANDWIDTH_TEXT = (
 
 def measured_bandwidth(summary: pd.DataFrame, manifest: dict) -> pd.DataFrame:
     """Per detector: the largest swept loss rate detected with >= 90 % probability."""
-    rates = {p: point["loss"]["rate_per_spin"] for p, point in enumerate(_points(manifest))}
-    N = {p: point["model"]["N"] for p, point in enumerate(_points(manifest))}
+    points = _points(manifest)
+    rates = {p: point["loss"]["rate_per_spin"] for p, point in enumerate(points)}
+    N = {p: point["model"]["N"] for p, point in enumerate(points)}
     rows = []
     for detector, group in summary.assign(rate=summary.point.map(rates)).groupby("detector"):
         group = group.sort_values("rate")

@@ -10,6 +10,11 @@ import pandas as pd
 from .store import RunDirectory
 
 
+def _table(name: str) -> cached_property:
+    """A table of the output contract, read through ``store`` on first use."""
+    return cached_property(lambda self: self._directory.read_table(name))
+
+
 class RunResult:
     """The results of one trajsim run, read lazily from its run directory.
 
@@ -57,33 +62,16 @@ class RunResult:
     def name(self) -> str:
         return self.manifest["scenario"].get("name", "?")
 
-    @cached_property
-    def summary(self) -> pd.DataFrame:
-        return self._directory.read_table("summary")
-
-    @cached_property
-    def points(self) -> pd.DataFrame:
-        return self._directory.read_table("points")
+    summary = _table("summary")
+    points = _table("points")
+    trajectories = _table("trajectories")
+    events = _table("events")
+    measurements = _table("measurements")
+    j_distribution = _table("j_distribution")
 
     @cached_property
     def sweep_summary(self) -> pd.DataFrame:
         return self.summary.merge(self.points, on="point", how="left")
-
-    @cached_property
-    def trajectories(self) -> pd.DataFrame:
-        return self._directory.read_table("trajectories")
-
-    @cached_property
-    def events(self) -> pd.DataFrame:
-        return self._directory.read_table("events")
-
-    @cached_property
-    def measurements(self) -> pd.DataFrame:
-        return self._directory.read_table("measurements")
-
-    @cached_property
-    def j_distribution(self) -> pd.DataFrame:
-        return self._directory.read_table("j_distribution")
 
     def report(self) -> Path:
         """Write the parity-detection report into ``path/report`` and return that folder.

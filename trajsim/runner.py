@@ -158,6 +158,9 @@ def run(scenario: Scenario, out, resume: bool = False, threads: int | None = Non
     keep = scenario.resolved["run"]["store"] == "trajectories"
     identities = [unit_identity(scenario.hash(), scenario.point_hash(p))
                   for p in range(len(scenario.points))]
+    engines = [engine_for(point) for point in scenario.points]
+    parts = [engine.tables(point, keep) for engine, point in zip(engines, scenario.points,
+                                                                  strict=True)]
     manifest: dict = {}
     scheduler: Scheduler | None = None
 
@@ -172,8 +175,7 @@ def run(scenario: Scenario, out, resume: bool = False, threads: int | None = Non
                      sum(row["cpu_s"] for row in scenario.cost()))
             finished = {(u.point, u.unit) for u in units
                         if directory.unit_finished(u.point, u.unit, identities[u.point],
-                                                   engine_for(point := scenario.points[u.point])
-                                                   .tables(point, keep))}
+                                                   parts[u.point])}
             manifest.update(_start_manifest(scenario, ranks, threads, units))
             if old is not None:
                 manifest["interruptions"] = _interruptions(directory, old, units, finished)
@@ -186,8 +188,8 @@ def run(scenario: Scenario, out, resume: bool = False, threads: int | None = Non
 
     distribute.on_root(comm, take_directory)
     try:
-        computed = _compute(scenario, directory, scheduler, comm, threads, keep, identities,
-                            show=rank == 0 and (progress if progress is not None
+        computed = _compute(scenario, engines, directory, scheduler, comm, threads, keep,
+                            identities, show=rank == 0 and (progress if progress is not None
                                                 else os.isatty(2)))
         if rank == 0:
             manifest["timings"] = {"compute_s": computed[1], "units_computed": computed[0],
@@ -205,7 +207,7 @@ def run(scenario: Scenario, out, resume: bool = False, threads: int | None = Non
     return directory
 
 
-def _compute(scenario, directory, scheduler, comm, threads, keep, identities, show):
+def _compute(scenario, engines, directory, scheduler, comm, threads, keep, identities, show):
     """Compute the unfinished units on every rank/thread: (units computed, seconds)."""
     setups: dict = {}
     lock = threading.Lock()
@@ -214,10 +216,8 @@ def _compute(scenario, directory, scheduler, comm, threads, keep, identities, sh
     def work(unit: WorkUnit) -> WorkUnit:
         with lock:  # one setup (and block table) per point, shared by the threads
             if unit.point not in setups:
-                setups[unit.point] = engine_for(scenario.points[unit.point]).build(
-                    scenario.points[unit.point])
-        result = engine_for(scenario.points[unit.point]).run_unit(setups[unit.point], unit, seed,
-                                                                  keep)
+                setups[unit.point] = engines[unit.point].build(scenario.points[unit.point])
+        result = engines[unit.point].run_unit(setups[unit.point], unit, seed, keep)
         directory.write_unit(unit.point, unit.unit, identities[unit.point],
                              result.stats.to_arrays(), result.frames)
         return unit
