@@ -46,6 +46,18 @@ def files(out: Path) -> dict[str, bytes]:
             if p.is_file()}
 
 
+def start_and_wait(scenario: Path, out: Path, pattern: str, count: int) -> subprocess.Popen:
+    """Start a 2-rank run in its own session; return once ``count`` files of ``pattern`` are in
+    units/ (or after 120 s)."""
+    job = subprocess.Popen(trajsim_cmd("run", scenario, "--out", out, ranks=2),
+                           start_new_session=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(list((out / "units").glob(pattern))) < count and time.time() < deadline:
+        time.sleep(0.05)
+    return job
+
+
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory):
     path = tmp_path_factory.mktemp("mpi") / "scenario.yaml"
@@ -84,12 +96,7 @@ def test_kill_then_resume_is_identical_with_nothing_lost_or_doubled(tmp_path):
     subprocess.run(trajsim_cmd("run", scenario, "--out", reference), check=True,
                    capture_output=True)
     out = tmp_path / "killed"
-    job = subprocess.Popen(trajsim_cmd("run", scenario, "--out", out, ranks=2),
-                           start_new_session=True, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while len(list((out / "units").glob("*.npz"))) < 8 and time.time() < deadline:
-        time.sleep(0.05)
+    job = start_and_wait(scenario, out, "*.npz", 8)
     os.killpg(job.pid, signal.SIGKILL)
     job.wait()
     finished = len(list((out / "units").glob("*.npz")))
@@ -262,12 +269,7 @@ def test_a_rank_killed_by_a_signal_is_named_on_resume(tmp_path):
     scenario = tmp_path / "slow.yaml"
     scenario.write_text(SLOW)
     out = tmp_path / "run"
-    job = subprocess.Popen(trajsim_cmd("run", scenario, "--out", out, ranks=2),
-                           start_new_session=True, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while len(list((out / "units").glob("*.json"))) < 6 and time.time() < deadline:
-        time.sleep(0.05)
+    job = start_and_wait(scenario, out, "*.json", 6)
     pid = _rank_pid(out, 1)
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
