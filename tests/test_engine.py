@@ -1,11 +1,13 @@
 """Trajectory engine against exact block evolution (5 standard errors at every sample)."""
 
+import numba as nb
 import numpy as np
 import pytest
 from conftest import assert_frequency_matches
 
 from trajsim import dicke, engine, exact
 from trajsim.engine import kernels, layout
+from trajsim.engine.vexp import X_MIN, exp_nonpositive
 from trajsim.model import Rates
 
 T = np.linspace(0.0, 3.0, 16)
@@ -93,7 +95,7 @@ def test_waiting_time_solves_no_jump_probability():
     for u in (0.9, 0.3, 1e-6):
         c = rng.normal(size=12)
         c /= np.linalg.norm(c)
-        tau = engine.waiting_time(blk_int, lam, b, c, 3, u)
+        tau = engine.waiting_time(blk_int, lam, b, c, 3, u, np.zeros(12))
         n = np.sum(c**2 * np.exp(-lam[b] * tau))
         assert n == pytest.approx(u, rel=1e-12)
 
@@ -105,7 +107,25 @@ def test_dark_component_never_jumps():
     blk_int, lam = packed[0], packed[3]
     c = np.zeros(7)
     c[np.argmin(lam[b])] = 1.0
-    assert engine.waiting_time(blk_int, lam, b, c, 1, 1e-9) == np.inf
+    assert engine.waiting_time(blk_int, lam, b, c, 1, 1e-9, np.zeros(7)) == np.inf
+
+
+@nb.njit(cache=True)
+def _exp_all(x):
+    out = np.empty_like(x)
+    for k in range(x.size):
+        out[k] = exp_nonpositive(x[k])
+    return out
+
+
+def test_vectorisable_exp_is_within_two_ulp_and_zero_below_its_floor():
+    x = -np.concatenate([np.geomspace(1e-300, 800.0, 200_001), [0.0, 706.9, 707.1, np.inf]])
+    ours, ref = _exp_all(x), np.exp(x)
+    assert _exp_all(np.zeros(1))[0] == 1.0
+    kept = x >= X_MIN
+    ulp = np.abs(ours - ref)[kept] / np.spacing(ref[kept])
+    assert ulp.max() <= 2
+    assert np.all(ours[~kept] == 0.0) and np.all(ref[~kept] < 1e-307)
 
 
 def test_random_streams_depend_only_on_seed_point_trajectory():

@@ -118,8 +118,8 @@ class BlockTable:
     def _kernel_parts(self, block: Block) -> dict:
         """A block's arrays in kernel layout: eigenvalues, eigenvectors, channel matrices and
         local-channel coefficients (sqrt(rate) folded in)."""
-        channels = [(IN_BLOCK_CHANNELS.index(name), np.concatenate([A0.ravel(), A1.ravel()]),
-                     A0.size) for name, (A0, A1) in block.channels.items()]
+        channels = [(IN_BLOCK_CHANNELS.index(name), np.concatenate([A0.T.ravel(), A1.T.ravel()]),
+                     A0.size) for name, (A0, A1) in block.channels.items()]  # by columns
         local = []
         for name, rate in self.rates.local().items():
             for two_j1, two_jp in dicke.local_targets(block.N, block.two_j):

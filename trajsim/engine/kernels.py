@@ -30,10 +30,12 @@ from .layout import (
     PROJECTIVE,
 )
 from .streams import _gaussian, _uniform
+from .vexp import exp_nonpositive, lane_moments
 
-#: Reductions (dot products, sums of weights) may be reassociated so that they vectorise; the
-#: compiled code is the same on every thread and rank, so results stay reproducible.
-FAST = {"reassoc", "contract"}
+#: Multiply-adds may fuse (every x86-64 CPU trajsim targets has FMA).  Sums are never
+#: reassociated: a vectorised reduction would add in an order that depends on the CPU's vector
+#: width, and results must not.  Loops vectorise where they have no reduction.
+FAST = {"contract"}
 
 
 @nb.njit(cache=True, inline="always")
@@ -93,8 +95,9 @@ def _from_dicke(blk_int, V, b, psi, c):
 
 
 @nb.njit(cache=True, fastmath=FAST)
-def _decay_moments(blk_int, lam, b, c, mask, tau):
-    """(n, -dn/dtau, n(inf)) of n(tau) = sum_k |c_k|^2 exp(-lambda_k tau); no exp at tau = 0."""
+def _decay_moments(blk_int, lam, b, c, mask, tau, w):
+    """(n, -dn/dtau, n(inf)) of n(tau) = sum_k |c_k|^2 exp(-lambda_k tau); no exp at tau = 0
+    (n(inf) only there).  w: scratch for the weights |c_k|^2 exp(-lambda_k tau) of a sector."""
     n = 0.0
     dn = 0.0
     n_inf = 0.0
@@ -102,27 +105,30 @@ def _decay_moments(blk_int, lam, b, c, mask, tau):
     for s in range(2):
         if (mask >> s) & 1:
             Ds, cs, ls, _ = _sector(blk_int, b, s)
-            for k in range(Ds):
-                lk = lb[ls + k]
-                w = _abs2(c[cs + k])
-                if tau != 0.0:
-                    w *= np.exp(-lk * tau)
-                n += w
-                dn += lk * w
-                if lk == 0.0:
-                    n_inf += w
+            lk, ck, wk = lb[ls:ls + Ds], c[cs:cs + Ds], w[:Ds]
+            if tau == 0.0:
+                for k in range(Ds):
+                    wk[k] = _abs2(ck[k])
+                    if lk[k] == 0.0:
+                        n_inf += wk[k]
+            else:
+                for k in range(Ds):
+                    wk[k] = _abs2(ck[k]) * exp_nonpositive(-lk[k] * tau)
+            n_s, dn_s = lane_moments(lk, wk)
+            n += n_s
+            dn += dn_s
     return n, dn, n_inf
 
 
 @nb.njit(cache=True)
-def waiting_time(blk_int, lam, b, c, mask, u):
+def waiting_time(blk_int, lam, b, c, mask, u, w):
     """Solve n(tau) = u by Newton on log n from tau = 0; inf if n(inf) >= u (no jump ever).
 
     log n is convex and decreasing, so the iterates rise monotonically to the root.  The first
     step (at tau = 0) needs no exponentials; iteration stops once a step is below 1e-9 tau, after
     which the quadratic convergence leaves an error of order 1e-18 tau.
     """
-    n, dn, n_inf = _decay_moments(blk_int, lam, b, c, mask, 0.0)
+    n, dn, n_inf = _decay_moments(blk_int, lam, b, c, mask, 0.0, w)
     if n_inf >= u or dn == 0.0:
         return np.inf
     log_u = np.log(u)
@@ -135,7 +141,7 @@ def waiting_time(blk_int, lam, b, c, mask, u):
         tau += step
         if step <= 1e-9 * tau:
             break
-        n, dn, _ = _decay_moments(blk_int, lam, b, c, mask, tau)
+        n, dn, _ = _decay_moments(blk_int, lam, b, c, mask, tau, w)
     return tau
 
 
@@ -158,21 +164,25 @@ def _twist_overload(c, k, angle):
     return lambda c, k, angle: None  # real amplitudes: chi = 0 (simulate makes c complex otherwise)
 
 
-@nb.njit(cache=True)
-def _decay(blk_int, lam, E, b, c, mask, tau):
+@nb.njit(cache=True, fastmath=FAST)
+def _decay(blk_int, lam, E, b, c, mask, tau, w):
     """c <- c exp(-(lambda / 2 + i E) tau), normalised; returns the squared norm before
-    normalising (E is empty without one-axis twisting)."""
+    normalising (E is empty without one-axis twisting; w: scratch as in waiting_time)."""
     n = 0.0
     lb = lam[b]
     Eb = E[b]
     for s in range(2):
         if (mask >> s) & 1:
             Ds, cs, ls, _ = _sector(blk_int, b, s)
+            lk, ck, wk = lb[ls:ls + Ds], c[cs:cs + Ds], w[:Ds]
             for k in range(Ds):
-                c[cs + k] *= np.exp(-0.5 * lb[ls + k] * tau)
-                if Eb.size:
-                    _twist(c, cs + k, Eb[ls + k] * tau)
-                n += _abs2(c[cs + k])
+                ck[k] *= exp_nonpositive(-0.5 * lk[k] * tau)
+            if Eb.size:
+                for k in range(Ds):
+                    _twist(ck, k, Eb[ls + k] * tau)
+            for k in range(Ds):
+                wk[k] = _abs2(ck[k])
+            n += lane_moments(lk, wk)[0]
     scale = 1.0 / np.sqrt(n)
     for k in range(blk_int[b, B_D0] + blk_int[b, B_D1]):
         c[k] *= scale
@@ -181,7 +191,11 @@ def _decay(blk_int, lam, E, b, c, mask, tau):
 
 @nb.njit(cache=True, fastmath=FAST)
 def _apply_channel(blk_int, ch_int, A, b, ch, c, mask, out):
-    """out = A_ch c (sector s -> 1 - s); returns ||out||^2."""
+    """out = A_ch c (sector s -> 1 - s); returns ||out||^2.
+
+    A_ch is stored by columns, so the product is a sum of columns scaled by c, four at a time:
+    the loops over rows vectorise with no reduction, and every out[row] still adds its terms in
+    column order (results do not depend on the vector width of the CPU)."""
     norm = 0.0
     D_total = blk_int[b, B_D0] + blk_int[b, B_D1]
     out[:D_total] = 0.0
@@ -190,20 +204,32 @@ def _apply_channel(blk_int, ch_int, A, b, ch, c, mask, out):
             continue
         Ds, cs, _, _ = _sector(blk_int, b, s)
         Dt, ct, _, _ = _sector(blk_int, b, 1 - s)
-        a0 = ch_int[ch, 1 + s]
-        Ach = A[ch]
+        Ach = A[ch][ch_int[ch, 1 + s]:]
+        x = c[cs:cs + Ds]
+        y = out[ct:ct + Dt]
+        col = 0
+        while col < Ds:
+            a0 = Ach[col * Dt:(col + 1) * Dt]
+            if col + 4 <= Ds:
+                a1 = Ach[(col + 1) * Dt:(col + 2) * Dt]
+                a2 = Ach[(col + 2) * Dt:(col + 3) * Dt]
+                a3 = Ach[(col + 3) * Dt:(col + 4) * Dt]
+                x0, x1, x2, x3 = x[col], x[col + 1], x[col + 2], x[col + 3]
+                for row in range(Dt):
+                    y[row] = (((y[row] + a0[row] * x0) + a1[row] * x1) + a2[row] * x2) + a3[row] * x3
+                col += 4
+            else:
+                x0 = x[col]
+                for row in range(Dt):
+                    y[row] += a0[row] * x0
+                col += 1
         for row in range(Dt):
-            acc = 0.0 * c[0]
-            base = a0 + row * Ds
-            for col in range(Ds):
-                acc += Ach[base + col] * c[cs + col]
-            out[ct + row] = acc
-            norm += _abs2(acc)
+            norm += _abs2(y[row])
     return norm
 
 
 @nb.njit(cache=True)
-def _jump(blk_int, ch_int, lam, V, A, loc_int, loc_f, si, c, x, work, psi, psi1):
+def _jump(blk_int, ch_int, lam, V, A, loc_int, loc_f, si, c, x, work, w, psi, psi1):
     """Pick a jump with probability (its weight) / <K> (x uniform in (0,1]) and apply it.
 
     In-block channels come first (weight ||A_ch c||^2, one product each), then the local ones
@@ -211,13 +237,7 @@ def _jump(blk_int, ch_int, lam, V, A, loc_int, loc_f, si, c, x, work, psi, psi1)
     total is needed for the local part.  Updates the block and mask in si; returns the code.
     """
     b, mask = si[I_BLOCK], si[I_MASK]
-    total = 0.0
-    lb = lam[b]
-    for s in range(2):
-        if (mask >> s) & 1:
-            Ds, cs, ls, _ = _sector(blk_int, b, s)
-            for k in range(Ds):
-                total += lb[ls + k] * _abs2(c[cs + k])
+    total = _decay_moments(blk_int, lam, b, c, mask, 0.0, w)[1]
     target = x * total
     first, n_ch = blk_int[b, B_CH], blk_int[b, B_NCH]
     chosen, computed, norm = -1, -1, 0.0
@@ -381,10 +401,10 @@ def _observables(two_j, N, psi, out):
 
 
 @nb.njit(cache=True)
-def _record(blk_int, lam, E, V, my, Ry, b, c, mask, tau, tmp, psi, out, shots, s_meas):
+def _record(blk_int, lam, E, V, my, Ry, b, c, mask, tau, tmp, w, psi, out, shots, s_meas):
     for k in range(blk_int[b, B_D0] + blk_int[b, B_D1]):
         tmp[k] = c[k]
-    _decay(blk_int, lam, E, b, tmp, mask, tau)
+    _decay(blk_int, lam, E, b, tmp, mask, tau, w)
     _to_dicke(blk_int, V, b, tmp, mask, psi)
     _observables(blk_int[b, B_TWO_J], blk_int[b, B_N], psi, out)
     if shots > 0:

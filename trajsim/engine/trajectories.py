@@ -6,6 +6,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .fpenv import flush_subnormals, restore_fp_state
 from .kernels import _decay, _from_dicke, _jump, _lose_spin, _measure, _record, waiting_time
 from .layout import (
     B_LOC,
@@ -58,9 +59,12 @@ def start_trajectories(blk_int, V, b0, init_weights, init_states, loss_rate, st_
 @nb.njit(cache=True, nogil=True)
 def advance(packed, t_grid, script_times, loss_rate, st_f, st_i, rng, c, samples, ev_t, ev_i,
             shots, rng_meas, meas_times, instrument, sigma, outcomes, outcome_N):
-    """Run every unfinished trajectory until it is done, needs a block, or fills its event buffer."""
+    """Run every unfinished trajectory until it is done, needs a block, or fills its event buffer
+    (subnormal numbers flushed to zero meanwhile, see fpenv.py)."""
+    fp_state = flush_subnormals()
     blk_int, blk_f, ch_int, lam, V, A, loc_int, loc_f, my, Ry, E = packed
     work = np.zeros_like(c[0])
+    w = np.zeros(c.shape[1])  # real scratch: no-jump weights
     psi = np.zeros_like(c[0])
     psi1 = np.zeros_like(c[0])
     for i in range(st_f.shape[0]):
@@ -68,14 +72,15 @@ def advance(packed, t_grid, script_times, loss_rate, st_f, st_i, rng, c, samples
             st_i[i, I_STATUS] = _run(
                 blk_int, blk_f, ch_int, lam, E, V, A, loc_int, loc_f, my, Ry, t_grid, script_times,
                 loss_rate, st_f[i], st_i[i], rng[i], c[i], samples[i], ev_t[i], ev_i[i],
-                work, psi, psi1, shots, rng_meas[i], meas_times, instrument, sigma, outcomes[i],
+                work, w, psi, psi1, shots, rng_meas[i], meas_times, instrument, sigma, outcomes[i],
                 outcome_N[i],
             )
+    restore_fp_state(fp_state)
 
 
 @nb.njit(cache=True)
 def _run(blk_int, blk_f, ch_int, lam, E, V, A, loc_int, loc_f, my, Ry, t_grid, script_times,
-         loss_rate, sf, si, s, c, samples, ev_t, ev_i, work, psi, psi1, shots, s_meas,
+         loss_rate, sf, si, s, c, samples, ev_t, ev_i, work, w, psi, psi1, shots, s_meas,
          meas_times, instrument, sigma, outcomes, outcome_N):
     n_samples = t_grid.shape[0]
     cap = ev_t.shape[0]
@@ -83,7 +88,7 @@ def _run(blk_int, blk_f, ch_int, lam, E, V, A, loc_int, loc_f, my, Ry, t_grid, s
     while True:
         b, mask = si[I_BLOCK], si[I_MASK]
         t = sf[T_TIME]
-        tau = waiting_time(blk_int, lam, b, c, mask, sf[T_U])
+        tau = waiting_time(blk_int, lam, b, c, mask, sf[T_U], w)
         t_loss = sf[T_NEXT_POISSON]
         scripted = si[I_SCRIPT] < script_times.shape[0] and script_times[si[I_SCRIPT]] <= t_loss
         if scripted:
@@ -95,13 +100,13 @@ def _run(blk_int, blk_f, ch_int, lam, E, V, A, loc_int, loc_f, my, Ry, t_grid, s
         if is_meas:
             t_event = meas_times[q]
         while si[I_SAMPLE] < n_samples and t_grid[si[I_SAMPLE]] < t_event:
-            _record(blk_int, lam, E, V, my, Ry, b, c, mask, t_grid[si[I_SAMPLE]] - t, work, psi,
-                    samples[si[I_SAMPLE]], shots, s_meas)
+            _record(blk_int, lam, E, V, my, Ry, b, c, mask, t_grid[si[I_SAMPLE]] - t, work, w,
+                    psi, samples[si[I_SAMPLE]], shots, s_meas)
             si[I_SAMPLE] += 1
         if si[I_SAMPLE] == n_samples:
             return DONE
         if is_meas:  # S_y instrument with its back-action; the jump clock runs on (u rescaled)
-            sf[T_U] = min(sf[T_U] / _decay(blk_int, lam, E, b, c, mask, t_event - t), 1.0)
+            sf[T_U] = min(sf[T_U] / _decay(blk_int, lam, E, b, c, mask, t_event - t, w), 1.0)
             si[I_MASK] = _measure(blk_int, V, Ry, b, c, mask, psi, psi1, instrument, sigma, s_meas,
                                   outcomes[q * per_time:(q + 1) * per_time])
             outcome_N[q] = blk_int[b, B_N]
@@ -117,7 +122,7 @@ def _run(blk_int, blk_f, ch_int, lam, E, V, A, loc_int, loc_f, my, Ry, t_grid, s
                     si[I_NEED_N] = blk_int[b, B_N] - 1
                     si[I_NEED_TWO_J] = blk_int[b, B_TWO_J] - 1 + 2 * side
                     return NEED_BLOCK
-            n_dt = _decay(blk_int, lam, E, b, c, mask, t_event - t)
+            n_dt = _decay(blk_int, lam, E, b, c, mask, t_event - t, w)
             sf[T_U] = min(sf[T_U] / n_dt, 1.0)
             tb, code = _lose_spin(blk_int, blk_f, V, b, c, mask, _uniform(s), psi, psi1)
             si[I_MASK] = _from_dicke(blk_int, V, tb, psi1, c)
@@ -132,8 +137,8 @@ def _run(blk_int, blk_f, ch_int, lam, E, V, A, loc_int, loc_f, my, Ry, t_grid, s
                     si[I_NEED_N] = blk_int[b, B_N]
                     si[I_NEED_TWO_J] = loc_int[row, L_TWO_JP]
                     return NEED_BLOCK
-            _decay(blk_int, lam, E, b, c, mask, tau)
-            code = _jump(blk_int, ch_int, lam, V, A, loc_int, loc_f, si, c, _uniform(s), work,
+            _decay(blk_int, lam, E, b, c, mask, tau, w)
+            code = _jump(blk_int, ch_int, lam, V, A, loc_int, loc_f, si, c, _uniform(s), work, w,
                          psi, psi1)
             sf[T_U] = _uniform(s)
         sf[T_TIME] = t_event
