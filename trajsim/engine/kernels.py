@@ -55,19 +55,31 @@ def _sector(blk_int, b, s):
 
 @nb.njit(cache=True, fastmath=FAST)
 def _to_dicke(blk_int, V, b, c, mask, psi):
-    """psi = V c in the Dicke basis (sector s holds Dicke indices k = s, s+2, ...)."""
+    """psi = V c in the Dicke basis (sector s holds Dicke indices k = s, s+2, ...); four rows at
+    a time (four independent sums, each in column order; the last block repeats its last row)."""
     psi[: blk_int[b, B_TWO_J] + 1] = 0.0
     Vb = V[b]
     for s in range(2):
         if not (mask >> s) & 1:
             continue
         Ds, cs, _, vs = _sector(blk_int, b, s)
-        for row in range(Ds):
-            acc = 0.0 * c[0]
-            base = vs + row * Ds
+        x = c[cs:cs + Ds]
+        for row in range(0, Ds, 4):
+            r1, r2, r3 = min(row + 1, Ds - 1), min(row + 2, Ds - 1), min(row + 3, Ds - 1)
+            v0 = Vb[vs + row * Ds:vs + (row + 1) * Ds]
+            v1 = Vb[vs + r1 * Ds:vs + (r1 + 1) * Ds]
+            v2 = Vb[vs + r2 * Ds:vs + (r2 + 1) * Ds]
+            v3 = Vb[vs + r3 * Ds:vs + (r3 + 1) * Ds]
+            acc0 = acc1 = acc2 = acc3 = 0.0 * c[0]
             for col in range(Ds):
-                acc += Vb[base + col] * c[cs + col]
-            psi[s + 2 * row] = acc
+                acc0 += v0[col] * x[col]
+                acc1 += v1[col] * x[col]
+                acc2 += v2[col] * x[col]
+                acc3 += v3[col] * x[col]
+            psi[s + 2 * row] = acc0
+            psi[s + 2 * r1] = acc1
+            psi[s + 2 * r2] = acc2
+            psi[s + 2 * r3] = acc3
 
 
 @nb.njit(cache=True, fastmath=FAST)
@@ -81,16 +93,16 @@ def _from_dicke(blk_int, V, b, psi, c):
         for row in range(Ds):
             if psi[s + 2 * row] != 0:
                 occupied = True
-        for col in range(Ds):
-            c[cs + col] = 0.0
+        y = c[cs:cs + Ds]
+        y[:] = 0.0
         if not occupied:
             continue
         mask |= 1 << s
         for row in range(Ds):
             p = psi[s + 2 * row]
-            base = vs + row * Ds
+            v = Vb[vs + row * Ds:vs + (row + 1) * Ds]
             for col in range(Ds):
-                c[cs + col] += Vb[base + col] * p
+                y[col] += v[col] * p
     return mask
 
 
