@@ -110,23 +110,25 @@ def test_one_axis_twisting_scenario_matches_exact_evolution(tmp_path):
 
 
 def test_new_default_keys_keep_old_run_directories_resumable():
-    """model.chi and measurement.kind/period/times/sigma joined schema v1 later: at their defaults
-    they are not part of the scenario hash, so a run directory written before them (manifest hash
-    without them) still resumes."""
+    """model.chi, measurement.kind/period/times/sigma and run.engine joined schema v1 later: at
+    their defaults they are not part of the scenario hash, so a run directory written before them
+    (manifest hash without them) still resumes."""
     import hashlib
 
     from trajsim import scenario as sc
 
     resolved = sc.resolve(yaml.safe_load(SMALL)).resolved
     before = {**resolved, "model": {k: v for k, v in resolved["model"].items() if k != "chi"},
-              "measurement": {"shots": 0}}
+              "measurement": {"shots": 0},
+              "run": {k: v for k, v in resolved["run"].items() if k != "engine"}}
     text = json.dumps(before, sort_keys=True, separators=(",", ":"))
     assert sc.resolve(yaml.safe_load(SMALL)).hash() == hashlib.sha256(text.encode()).hexdigest()
     untwisted = SMALL.replace("r: 0.8", "r: 0.0")
     twisted = untwisted.replace("gamma_coll: 0.2", "gamma_coll: 0.2, chi: 1.0")
     assert sc.resolve(yaml.safe_load(twisted)).hash() != sc.resolve(yaml.safe_load(untwisted)).hash()
     point = sc.resolve(yaml.safe_load(SMALL)).points[0]
-    point_before = {**point, "model": before["model"], "measurement": {"shots": 0}}
+    point_before = {**point, "model": before["model"], "measurement": {"shots": 0},
+                    "run": before["run"]}
     text = json.dumps(point_before, sort_keys=True, separators=(",", ":"))
     assert sc.resolve(yaml.safe_load(SMALL)).point_hash(0) == hashlib.sha256(text.encode()).hexdigest()
     measured = SMALL + "measurement: {kind: projective, period: 0.5}\n"

@@ -1,6 +1,7 @@
-"""S_y instruments in the trajectory engine against the exact instrument references
-(trajsim.instruments): outcome distributions, the first outcome after a loss, joint
-distributions of successive outcomes, and the ensemble after unread measurements."""
+"""S_y instruments in both engines (jump trajectories and the record-level engine) against the
+exact instrument references (trajsim.instruments): outcome distributions, the first outcome
+after a loss, joint distributions of successive outcomes, and the ensemble after unread
+measurements."""
 
 import itertools
 
@@ -17,18 +18,22 @@ T1, T_LOSS, T2 = 0.4, 0.7, 1.0
 EDGES = np.array([-np.inf, -2.5, -1.5, -0.5, 0.5, 1.5, 2.5, np.inf])
 
 
-def scenario(N, kind, trajectories, sigma=None, times=(T1, T2), loss_times=(T_LOSS,)):
+ENGINES = ["jumps", "record"]
+
+
+def scenario(N, kind, trajectories, sigma=None, times=(T1, T2), loss_times=(T_LOSS,),
+             engine="jumps"):
     return {"model": {"N": N, "r": 0.8, "gamma_coll": 0.1},
             "initial_state": {"kind": "css", "theta": 2.0, "phi": 0.3},
             "loss": {"times": list(loss_times)},
             "time": {"t_end": 1.2, "n_samples": 13},
             "measurement": {"kind": kind, "times": list(times), "sigma": sigma},
-            "run": {"trajectories": trajectories, "seed": 17, "unit_size": 500}}
+            "run": {"trajectories": trajectories, "seed": 17, "unit_size": 500, "engine": engine}}
 
 
-def records(N, kind, trajectories, sigma=None) -> tuple[np.ndarray, trajsim.RunResult]:
+def records(N, kind, trajectories, sigma=None, engine="jumps"):
     """outcomes[trajectory, measurement] and the run."""
-    result = trajsim.run(scenario(N, kind, trajectories, sigma), progress=False)
+    result = trajsim.run(scenario(N, kind, trajectories, sigma, engine=engine), progress=False)
     table = result.measurements
     return table.pivot(index="trajectory", columns="t", values="outcome").to_numpy(), result
 
@@ -52,10 +57,11 @@ def outcomes_for(kind, N, sigma=None):
         lambda o: np.searchsorted(EDGES, o) - 1
 
 
-@pytest.mark.parametrize("N", [6, 7])
-def test_projective_first_outcome_and_after_a_loss(N):
+@pytest.mark.parametrize("N, engine", [(6, "jumps"), (7, "jumps"), (7, "record"),
+                                       pytest.param(6, "record", marks=pytest.mark.slow)])
+def test_projective_first_outcome_and_after_a_loss(N, engine):
     """One run: the first outcome, the outcome after the scripted loss and their joint law."""
-    outcomes, result = records(N, "projective", 4000)
+    outcomes, result = records(N, "projective", 4000, engine=engine)
     propagator, vec, _ = exact_start(N)
     labels, weights, label_of = outcomes_for("projective", N)
     joint = instruments.joint_distribution(propagator, vec, T1, T2, weights, weights)
@@ -73,10 +79,11 @@ def test_projective_first_outcome_and_after_a_loss(N):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("N", [6, 7])
-def test_weak_outcomes_binned(N):
+def test_weak_outcomes_binned(N, engine):
     sigma = 0.7
-    outcomes, _ = records(N, "weak", 4000, sigma=sigma)
+    outcomes, _ = records(N, "weak", 4000, sigma=sigma, engine=engine)
     propagator, vec, _ = exact_start(N)
     labels, weights, label_of = outcomes_for("weak", N, sigma)
     joint = instruments.joint_distribution(propagator, vec, T1, T2, weights, weights)
@@ -97,10 +104,12 @@ def _ensemble_check(result, reference, label):
         assert not bad.any(), (label, name, summary.t[bad].tolist())
 
 
+@pytest.mark.parametrize("engine", ["jumps", pytest.param("record", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("kind, sigma", [("projective", None),
                                          pytest.param("weak", 0.7, marks=pytest.mark.slow)])
-def test_the_ensemble_after_measurements_is_the_non_selective_instrument(kind, sigma):
-    result = trajsim.run(scenario(7, kind, 3000, sigma, times=(0.3, 0.6, 0.9)), progress=False)
+def test_the_ensemble_after_measurements_is_the_non_selective_instrument(kind, sigma, engine):
+    result = trajsim.run(scenario(7, kind, 3000, sigma, times=(0.3, 0.6, 0.9), engine=engine),
+                         progress=False)
     propagator, _, psi = exact_start(7)
     reference = instruments.measured_evolution(
         propagator, np.outer(psi, psi.conj()), result.summary.t.to_numpy(),
@@ -142,6 +151,45 @@ def test_copies_leave_the_state_alone_and_follow_the_born_rule():
     p = instruments.distribution(propagator, vec, weights)
     first = label_of(m[m.t == T1].outcome.to_numpy())
     assert_frequency_matches(first[:, None] == np.arange(len(labels)), p, "copies")
+
+
+@pytest.mark.parametrize("kind", ["copies", "none"])
+def test_record_engine_with_nothing_conditioned_is_the_exact_evolution(kind):
+    """Without back-action and with a scripted loss, every record-level trajectory carries the
+    exact ensemble state: its samples equal exact.evolve to 1e-10."""
+    measurement = ({"kind": "copies", "times": [T1, T2], "shots": 2} if kind == "copies"
+                   else {"kind": "none"})
+    result = trajsim.run({**scenario(7, kind, 3, engine="record"), "measurement": measurement},
+                         progress=False)
+    _, _, psi = exact_start(7)
+    t = result.summary.t.to_numpy()
+    reference = exact.evolve(Rates(r=0.8, gamma_coll=0.1), 7, 7, np.outer(psi, psi.conj()), t,
+                             loss_times=[T_LOSS])
+    traj = result.trajectories
+    for name in ("N", "Sx", "Sy", "Sz", "Sx2", "Sy2", "Sz2", "SxSy", "SxSz", "SySz"):
+        values = traj.pivot(index="trajectory", columns="t", values=name).to_numpy()
+        assert np.abs(values - reference[name]).max() < 1e-10, name
+    events = result.events
+    assert events.kind.eq("loss").all() and events.t.eq(T_LOSS).all() and len(events) == 3
+
+
+def test_record_engine_choice():
+    """auto takes the record-level engine only with an instrument and only where it is cheaper;
+    asking for it where it cannot run is one line naming run.engine."""
+    base = scenario(7, "projective", 10, engine="auto")
+    assert trajsim.load_scenario(base).points[0]["run"]["engine"] == "jumps"  # r = 0.8: cheap
+    sensing = {**base, "model": {"N": 9, "r": 4.0}, "time": {"t_end": 50.0, "n_samples": 11},
+               "measurement": {"kind": "projective", "period": 0.5}}
+    assert trajsim.load_scenario(sensing).points[0]["run"]["engine"] == "record"
+    plain = {**sensing, "measurement": {"kind": "none"}}
+    assert trajsim.load_scenario(plain).points[0]["run"]["engine"] == "jumps"
+    local = {**sensing, "model": {"N": 9, "r": 4.0, "gamma_phi": 0.1}}
+    assert trajsim.load_scenario(local).points[0]["run"]["engine"] == "jumps"
+    with pytest.raises(trajsim.TrajsimError, match="run.engine: .*local dephasing"):
+        trajsim.load_scenario({**local, "run": {**local["run"], "engine": "record"}})
+    # auto and jumps hash alike (run directories from before run.engine still resume)
+    assert trajsim.load_scenario(base).hash() == trajsim.load_scenario(
+        {**base, "run": {**base["run"], "engine": "jumps"}}).hash()
 
 
 def test_measurement_keys_are_checked():

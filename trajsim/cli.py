@@ -124,8 +124,10 @@ def _validate(args) -> int:
     print(yaml.safe_dump(scenario.resolved, sort_keys=False).rstrip())
     cost = scenario.cost()
     for p, row in enumerate(cost):
-        print(f"# point {p}: at most ~{row['jumps_per_trajectory']:.3g} jumps per trajectory, "
-              f"~{_duration(row['cpu_s_per_trajectory'])} CPU per trajectory")
+        work = (f"at most ~{row['jumps_per_trajectory']:.3g} jumps per trajectory"
+                if row["engine"] == "jumps" else "record-level engine")
+        print(f"# point {p}: {work}, ~{_duration(row['cpu_s_per_trajectory'])} CPU per "
+              f"trajectory (run.engine: {row['engine']})")
     print(f"# valid: {len(scenario.points)} point(s); estimated cost at most "
           f"~{_duration(sum(row['cpu_s'] for row in cost))} of one core")
     return 0

@@ -174,6 +174,10 @@ def instrument(point: dict) -> Instrument | None:
 DICKE = DickeEngine()
 
 
-def engine_for(point: dict) -> DickeEngine:
-    """The engine of a point's model (one kind of model today: Eq. (2)/(11) spins)."""
+def engine_for(point: dict):
+    """The engine of a point: ``run.engine`` as resolved by the scenario (jumps or record)."""
+    if point["run"].get("engine") == "record":
+        from .record_engine import RECORD  # imports this module
+
+        return RECORD
     return DICKE

@@ -1,5 +1,7 @@
 """Exact references: block density-matrix evolution, closed-form steady states, Liouvillian gaps.
 
+- ``BlockPropagator``: the same generator inside one block without local rates, as dense
+  propagators of its two coherence sectors (the record-level engine, ``record_engine``).
 - ``evolve``: block master equation of Eq. (11) (Gamma, gamma_coll, local dephasing and
   relaxation) with Poisson and scripted spin loss, over every block (N, j) the dynamics reaches.  Blocks are p_j rho_j
   (trace = probability), the generator is assembled as a sparse superoperator and propagated with
@@ -11,10 +13,12 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg import eig, expm
 from scipy.sparse.linalg import eigs, expm_multiply, spsolve
 
 from . import dicke
@@ -198,6 +202,88 @@ class Propagator:
 
     def blocks(self, vec: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
         return self.layout.split(vec)
+
+
+class BlockPropagator:
+    """exp(G tau) of Eq. (11) without local rates (Gamma, gamma_coll, one-axis twisting) inside
+    one block (N, j), on row-major vec(rho) (``_lindblad_terms``).
+
+    G changes k and k' of rho[k, k'] together (every operator moves m by +-1, or keeps it), so
+    it splits into the sectors k - k' even and k - k' odd, each (D^2 / 2)-dimensional.  The
+    propagator of each is a dense matrix exponential (``scipy.linalg.expm``: Pade with scaling
+    and squaring, exact to round-off; its cost grows with log ||G tau|| only, so it does not
+    grow with r as the jump rate does), cached per tau (up to ``cache_size`` values).  tau is
+    rounded to 12 significant digits first, so that the spacings of a time grid, which differ
+    in their last bits, share one propagator (a relative time error below 5e-13).
+
+    ``advance_once`` serves the one-off intervals of a random loss time through the eigenmodes
+    G = R diag(mu) R^-1 of each sector (one ``scipy.linalg.eig`` per block, then two products
+    per interval).  G is not normal, but R is well conditioned here (cond 17-47 at N = 21-41,
+    r = 3-5, where the products agree with ``expm`` to 2e-12, and 2e-10 of entries ~0.1 at
+    r = 5); where R fails the check ||R mu R^-1 - G|| <= 1e-11 ||G|| the exponential is used.
+    """
+
+    def __init__(self, N: int, two_j: int, rates: Rates, cache_size: int = 16):
+        if rates.local():
+            raise ValueError("BlockPropagator: local rates move j; use Propagator")
+        G = _lindblad_terms(N, two_j, rates).toarray()
+        if np.all(G.imag == 0):
+            G = G.real
+        k = np.arange(two_j + 1)
+        even = ((k[:, None] - k[None, :]) % 2 == 0).ravel()
+        self.sectors = [np.flatnonzero(even), np.flatnonzero(~even)]
+        self.generators = [G[np.ix_(i, i)] for i in self.sectors]
+        self.cache_size = cache_size
+        self._cache: dict[float, list[np.ndarray]] = {}
+        self._modes: list | None = None
+        self._lock = threading.Lock()
+
+    def step(self, tau: float) -> list[np.ndarray]:
+        """[exp(G_even tau), exp(G_odd tau)], cached."""
+        tau = float(f"{tau:.12g}")
+        with self._lock:
+            if tau in self._cache:
+                return self._cache[tau]
+        steps = [expm(G * tau) for G in self.generators]
+        with self._lock:
+            if len(self._cache) >= self.cache_size:
+                del self._cache[next(iter(self._cache))]  # the oldest entry
+            self._cache[tau] = steps
+        return steps
+
+    def advance(self, X: np.ndarray, tau: float) -> np.ndarray:
+        """exp(G tau) applied to the columns of X (each a vec(rho) of this block)."""
+        if tau == 0:
+            return X
+        out = np.empty_like(X)
+        for rows, P in zip(self.sectors, self.step(tau)):
+            out[rows] = P @ X[rows]
+        return out
+
+    def advance_once(self, X: np.ndarray, tau: float) -> np.ndarray:
+        """``advance`` for an interval that will not recur: through the eigenmodes."""
+        if tau == 0:
+            return X
+        with self._lock:
+            if self._modes is None:
+                self._modes = [_eigenmodes(G) for G in self.generators]
+        out = np.empty(X.shape, complex)
+        for rows, G, modes in zip(self.sectors, self.generators, self._modes):
+            if modes is None:
+                out[rows] = expm(G * tau) @ X[rows]
+            else:
+                mu, R, R_inv = modes
+                out[rows] = R @ (np.exp(mu * tau)[:, None] * (R_inv @ X[rows]))
+        return out
+
+
+def _eigenmodes(G: np.ndarray):
+    """(mu, R, R^-1) with G = R diag(mu) R^-1, or None if that is not accurate to 1e-11."""
+    mu, R = eig(G)
+    R_inv = np.linalg.inv(R)
+    if np.abs((R * mu) @ R_inv - G).max() > 1e-11 * np.abs(G).max():
+        return None
+    return mu, R, R_inv
 
 
 def evolve(rates: Rates, N0: int, two_j0: int, rho0: np.ndarray, t_grid: np.ndarray,

@@ -170,8 +170,8 @@ def run(scenario: Scenario, out, resume: bool = False, threads: int | None = Non
         directory.lock()
         try:
             old = directory.prepare(scenario.hash(), resume)
-            log.info("%s: estimated cost at most ~%.3g CPU s (expected jumps x the measured "
-                     "cost per jump; 'trajsim validate' shows each point)", scenario.name,
+            log.info("%s: estimated cost at most ~%.3g CPU s (from the measured costs per "
+                     "jump or per record event; 'trajsim validate' shows each point)", scenario.name,
                      sum(row["cpu_s"] for row in scenario.cost()))
             finished = {(u.point, u.unit) for u in units
                         if directory.unit_finished(u.point, u.unit, identities[u.point],

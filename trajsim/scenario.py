@@ -44,6 +44,9 @@ class ScenarioError(TrajsimError):
 #: S_y measurement instruments (README, "Measurements"): none, a projective S_y measurement, a
 #: Gaussian (weak) one of resolution sigma, or k outcomes from k copies without back-action.
 INSTRUMENTS = ("none", "projective", "weak", "copies")
+#: Simulation engines (``run.engine``): jump trajectories of every Sigma jump, or the record-level
+#: engine (record_engine.py); auto takes the record-level one where it is eligible and cheaper.
+ENGINES = ("auto", "jumps", "record")
 #: Most measurement times one point may schedule.
 MAX_MEASUREMENTS = 10**6
 
@@ -132,6 +135,8 @@ SCHEMA = _obj(
                 "store": {"enum": ["summary", "trajectories"],
                           "description": "summary or trajectories"},
                 "unit_size": _integer(1, MAX_INT, "an integer >= 1 (trajectories per work unit)"),
+                "engine": {"enum": list(ENGINES),
+                           "description": "auto, jumps or record (the simulation engine)"},
                 "target_sem": {
                     "anyOf": [{"type": "null"}, _obj(
                         {"observable": {"enum": list(OBSERVABLES)},
@@ -182,7 +187,7 @@ DEFAULTS = {
     "loss": {"rate_per_spin": 0.0, "times": []},
     "time": {"n_samples": 101},
     "run": {"trajectories": 100, "seed": 0, "store": "trajectories", "unit_size": 16,
-            "target_sem": None},
+            "target_sem": None, "engine": "auto"},
     "measurement": {"kind": "none", "period": None, "times": [], "sigma": None, "shots": 0},
     "detection": {"threshold": "auto", "hold": 0.5, "smooth": 0.0, "window": 3.0, "settle": 3.0},
     "sweep": {},
@@ -191,7 +196,8 @@ DEFAULTS = {
 #: Keys added to schema v1 after it shipped: at these values they are left out of the scenario
 #: hash, so run directories written before them still resume.
 NEUTRAL_DEFAULTS = {"model": {"chi": 0.0},
-                    "measurement": {"kind": "none", "period": None, "times": [], "sigma": None}}
+                    "measurement": {"kind": "none", "period": None, "times": [], "sigma": None},
+                    "run": {"engine": ("auto", "jumps")}}  # a tuple: any of these values
 
 #: A scenario document may expand (YAML aliases counted at every use) to this many values, and
 #: nest this deep: far beyond any real scenario, far below what would hang validation.
@@ -345,7 +351,9 @@ def _digest(tree: dict, swept: dict) -> str:
     hashed = copy.deepcopy(tree)
     for section, values in NEUTRAL_DEFAULTS.items():
         for key, value in values.items():
-            if hashed[section].get(key) == value and f"{section}.{key}" not in swept:
+            neutral = value if isinstance(value, tuple) else (value,)
+            if key in hashed[section] and hashed[section][key] in neutral \
+                    and f"{section}.{key}" not in swept:
                 del hashed[section][key]
     text = json.dumps(hashed, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
@@ -575,26 +583,84 @@ def expected_jumps(point: dict) -> float:
 
 
 def seconds_per_jump(N: int) -> float:
-    """One core's time per jump, 0.5 µs + 0.02 µs N + 2.4e-4 µs N^2: a fit to the costs measured
-    at N = 21 ... 2001 (issue #14: 0.88, 1.94, 3.85, 10.5, 31.1, 121, 1058 µs), within ~40 %."""
-    return 1e-6 * (0.5 + 0.02 * N + 2.4e-4 * N * N)
+    """One core's time per jump, max(1 + 0.012 N + 1.6e-5 N^2, 9.1e-5 N^2) µs: a fit to the
+    costs measured at N = 21 ... 2001 (benchmarks/bench_per_jump.py, docs/benchmarks.md:
+    1.36, 1.54, 1.98, 3.34, 7.83, 55, 365 µs), within ~25 %; past N ~ 500 the block's matrices
+    leave the cache and the product runs at memory bandwidth."""
+    return 1e-6 * max(1.0 + 0.012 * N + 1.6e-5 * N * N, 9.1e-5 * N * N)
 
 
 #: CPU seconds a work unit costs besides its trajectories (tables, Parquet, checksums): the quick
 #: start's 13 units take 1.3 CPU s for 200 trajectories of ~110 jumps (2026-11-25).
 UNIT_OVERHEAD_S = 0.05
+#: Record-level engine (benchmarks/bench_record_engine.py, 2026-11-25): seconds per flop of the
+#: batched sector products, per n^3 of a matrix exponential of size n = (N + 1)^2 / 2, and per
+#: trajectory and event of Python work.
+RECORD_FLOP_S = 1.5e-10
+EXPM_S_PER_N3 = 8e-10
+RECORD_EVENT_S = 4e-5
+
+
+def _record_eligible(point: dict) -> str | None:
+    """Why the record-level engine cannot run a point (None if it can)."""
+    model, init = point["model"], point["initial_state"]
+    if model["gamma_phi"] or model["gamma_rel"]:
+        return "local dephasing or relaxation moves j away from N/2"
+    if init["kind"] == "dicke" and init["j"] is not None and 2 * init["j"] != model["N"]:
+        return "the initial state is not in j = N/2"
+    if point["measurement"]["kind"] == "none" and point["measurement"]["shots"]:
+        return "the Sy2_shots readout samples the wave function of one unravelling"
+    return None
+
+
+def _record_seconds(point: dict) -> tuple[float, float]:
+    """(CPU seconds per trajectory, once-per-process set-up) of the record-level engine."""
+    N, t_end = point["model"]["N"], point["time"]["t_end"]
+    n = (N + 1) ** 2 / 2
+    grid = np.union1d(time_grid(point), measurement_times(point))
+    steps = np.unique([float(f"{tau:.12g}") for tau in np.diff(grid)]).size
+    losses = point["loss"]["rate_per_spin"] * N * t_end + len(point["loss"]["times"])
+    expm = 2 * EXPM_S_PER_N3 * n**3  # both coherence sectors
+    per_trajectory = (grid.size * (4 * n * n * RECORD_FLOP_S + RECORD_EVENT_S)
+                      + 2 * point["loss"]["rate_per_spin"] * N * t_end * expm)
+    if steps > 16:  # more grid spacings than BlockPropagator caches: one exponential each
+        per_trajectory += grid.size * expm
+    setup = min(steps, 16) * (1 + min(losses, N)) * expm  # the grid steps of each block N
+    return per_trajectory, setup
 
 
 def cost_estimate(point: dict) -> dict:
-    """Expected jumps and CPU seconds of one trajectory and of the point: every jump and every
-    sample costs about ``seconds_per_jump``, every work unit UNIT_OVERHEAD_S (an estimate to a
-    factor of a few; ``expected_jumps`` counts odd-N jumping for the whole run when N can
-    become odd)."""
+    """Expected jumps and CPU seconds of one trajectory and of the point with its engine
+    (``run.engine`` as resolved): for jump trajectories every jump and every sample costs about
+    ``seconds_per_jump`` (``expected_jumps`` counts odd-N jumping for the whole run when N can
+    become odd); every work unit UNIT_OVERHEAD_S.  Estimates to a factor of a few."""
     jumps = expected_jumps(point)
-    per_trajectory = (jumps + point["time"]["n_samples"]) * seconds_per_jump(point["model"]["N"])
     n, size = point["run"]["trajectories"], point["run"]["unit_size"]
-    return {"jumps_per_trajectory": jumps, "cpu_s_per_trajectory": per_trajectory,
-            "cpu_s": per_trajectory * n + -(-n // size) * UNIT_OVERHEAD_S}
+    if point["run"]["engine"] == "record":
+        per_trajectory, setup = _record_seconds(point)
+    else:
+        per_trajectory = (jumps + point["time"]["n_samples"]) * seconds_per_jump(point["model"]["N"])
+        setup = 0.0
+    return {"engine": point["run"]["engine"], "jumps_per_trajectory": jumps,
+            "cpu_s_per_trajectory": per_trajectory,
+            "cpu_s": setup + per_trajectory * n + -(-n // size) * UNIT_OVERHEAD_S}
+
+
+def _choose_engine(point: dict, label: str) -> str:
+    """``run.engine`` resolved: auto takes the record-level engine for a point with an S_y
+    instrument that it can run and that it runs cheaper (``cost_estimate``)."""
+    asked = point["run"]["engine"]
+    why_not = _record_eligible(point)
+    if asked == "record" and why_not:
+        raise ScenarioError(f"{label}run.engine: the record-level engine cannot run this point: "
+                            f"{why_not}; use run.engine: jumps")
+    if asked != "auto":
+        return asked
+    if why_not or point["measurement"]["kind"] == "none":
+        return "jumps"
+    costs = {engine: cost_estimate({**point, "run": {**point["run"], "engine": engine}})["cpu_s"]
+             for engine in ("jumps", "record")}
+    return "record" if costs["record"] < costs["jumps"] else "jumps"
 
 
 def _check_cost(point: dict, label: str) -> None:
@@ -613,6 +679,8 @@ def _check_cost(point: dict, label: str) -> None:
                             f"{needed / 2**30:.3g} GiB per work unit of {unit_size} "
                             f"trajectories; at most {budget / 2**30:.0f} GiB is available "
                             "(fewer samples or measurements, or a smaller run.unit_size)")
+    if point["run"]["engine"] == "record":
+        return
     jumps = expected_jumps(point)
     if jumps > MAX_JUMPS:
         raise ScenarioError(f"{label}time.t_end: about {jumps:.2g} jumps per trajectory expected "
@@ -665,6 +733,7 @@ def resolve(raw, name: str = "scenario") -> Scenario:
                                 f"run.unit_size = {point['run']['unit_size']} trajectories; "
                                 "lower run.trajectories or raise run.unit_size")
         _check_point(point, label)
+        point["run"]["engine"] = _choose_engine(point, label)
         points.append(Point(point))
     return Scenario(resolved, points, dict(resolved["sweep"]))
 

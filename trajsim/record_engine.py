@@ -1,0 +1,219 @@
+"""The record-level engine: trajectories of what an experiment records, not of every jump.
+
+In a sensing run the Sigma jumps of Eq. (2) go unobserved; the record is the spin losses and
+the S_y outcomes.  So a trajectory may carry rho, the density matrix of its block j = N/2
+conditioned on its record, instead of a wave function conditioned on every jump (issue 14).
+Between events rho evolves by the exact propagator of Eq. (2)/(11) (``exact.BlockPropagator``);
+losses are a Poisson process of rate gamma_loss N plus the scripted times, independent of the
+state, and act with the whole loss channel rho -> sum_s K_s rho K_s^dag (``dicke.loss_kraus``;
+which spin state was lost is not recorded); an S_y outcome is drawn from rho and applied with
+its Kraus operator, as ``engine.kernels._measure_sy`` does for a wave function
+(rho_y = U^dag rho U in the S_y eigenbasis, p_m = rho_y[m, m]):
+
+    projective:  m drawn from p_m, outcome m_y, rho -> |j, m_y><j, m_y|;
+    weak:        m drawn from p_m, outcome y = m_y + sigma z, rho_y -> rho_y ∘ a a^T,
+                 a_m = exp(-(y - m_y)^2 / (4 sigma^2)), renormalised;
+    copies:      the outcomes drawn from p_m, rho unchanged.
+
+Every statistic of the record (outcomes, losses) is that of the jump-trajectory engine; the
+per-sample values of the trajectories table are the record-conditioned means Tr(rho O), whose
+average over trajectories is the ensemble value (docs/method.md).  The cost of an interval is
+a dense product of dimension D^2 / 2 per coherence sector, batched over a unit's trajectories,
+and does not depend on r; a Poisson loss at a random time costs two matrix exponentials.
+Models whose state leaves j = N/2 (local dephasing or relaxation) need the jump engine.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from . import dicke, exact
+from .engine import COPIES, OBSERVABLES, PROJECTIVE, Instrument, rng_states
+from .engine.streams import _gaussian, _uniform
+from .engines import UnitResult, WorkUnit, initial_ensemble, instrument
+from .instruments import _sy_basis
+from .scenario import Point
+from .stats import UnitStats
+
+
+@dataclass
+class RecordSetup:
+    """What the record-level engine needs for one sweep point (propagators built lazily per N)."""
+
+    point: Point
+    rho0: np.ndarray
+    t_grid: np.ndarray
+    script_times: np.ndarray
+    loss_rate: float
+    instrument: Instrument | None
+    propagators: dict = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def propagator(self, N: int) -> exact.BlockPropagator:
+        with self.lock:
+            if N not in self.propagators:
+                self.propagators[N] = exact.BlockPropagator(N, N, self.point.rates())
+            return self.propagators[N]
+
+
+def _observable_rows(two_j: int) -> np.ndarray:
+    """Rows O^T raveled, so that Tr(rho O) = rows @ vec(rho), for OBSERVABLES after N and j."""
+    ops = exact.observable_matrices(two_j)
+    return np.stack([ops[name].T.ravel() for name in OBSERVABLES[2:]])
+
+
+def _lose_spin(vec: np.ndarray, N: int) -> np.ndarray:
+    """vec(sum_s K_s rho K_s^dag) from block (N, N/2) to (N - 1, (N - 1)/2), renormalised."""
+    rho = vec.reshape(N + 1, N + 1)
+    out = sum(K @ rho @ K.conj().T for K in (dicke.loss_kraus(N, N, N - 1, up)
+                                               for up in (False, True)))
+    return (out / np.trace(out).real).ravel()
+
+
+def _measure(vec: np.ndarray, N: int, instrument: Instrument, stream: np.ndarray,
+             out: np.ndarray) -> np.ndarray:
+    """One S_y measurement of vec(rho) (module docstring); outcomes into ``out``."""
+    my, U = _sy_basis(N)
+    rho_y = U.conj().T @ vec.reshape(N + 1, N + 1) @ U
+    cumulative = np.cumsum(np.maximum(rho_y.diagonal().real, 0.0))
+    for shot in range(out.size):
+        m = min(np.searchsorted(cumulative, _uniform(stream) * cumulative[-1]), N)
+        out[shot] = my[m]
+    if instrument.kind == COPIES:
+        return vec
+    if instrument.kind == PROJECTIVE:
+        return np.outer(U[:, m], U[:, m].conj()).ravel()
+    y = out[0] + instrument.sigma * _gaussian(stream)
+    out[0] = y
+    a = np.exp(-((y - my) ** 2) / (4.0 * instrument.sigma**2))
+    rho = U @ (rho_y * np.outer(a, a)) @ U.conj().T
+    return (rho / np.trace(rho).real).ravel()
+
+
+class RecordEngine:
+    """Record-conditioned density matrices of the block j = N/2 (module docstring)."""
+
+    @staticmethod
+    def columns(point: dict) -> tuple[str, ...]:
+        return OBSERVABLES
+
+    @staticmethod
+    def tables(point: dict, keep: bool) -> tuple[str, ...]:
+        if not keep:
+            return ()
+        return ("trajectories", "events") + (("measurements",) if instrument(point) else ())
+
+    @staticmethod
+    def build(point: Point) -> RecordSetup:
+        _, weights, states = initial_ensemble(point)
+        rho0 = (states.T * weights) @ states.conj()
+        return RecordSetup(point, rho0 / np.trace(rho0).real, point.time_grid(),
+                           np.sort(np.asarray(point["loss"]["times"], float)),
+                           float(point["loss"]["rate_per_spin"]), instrument(point))
+
+    @staticmethod
+    def run_unit(setup: RecordSetup, unit: WorkUnit, seed: int, keep: bool) -> UnitResult:
+        index = np.arange(unit.first, unit.first + unit.count)
+        n, N0 = unit.count, setup.point["model"]["N"]
+        rng = rng_states(seed, unit.point, index)
+        rng_meas = rng_states(seed, unit.point, index, stream=1)
+        instrument = setup.instrument
+        meas_times = instrument.times if instrument else np.zeros(0)
+        per_time = instrument.per_time if instrument else 1
+        outcomes = np.zeros((n, meas_times.size * per_time))
+        outcome_N = np.zeros((n, meas_times.size), np.int64)
+        samples = np.zeros((n, setup.t_grid.size, len(OBSERVABLES)))
+        N = np.full(n, N0)
+        at = np.zeros(n)  # the time each state refers to
+        vecs = [setup.rho0.ravel().astype(complex) for _ in range(n)]
+        scripted = np.zeros(n, np.int64)
+        poisson = np.array([_next_loss(0.0, setup.loss_rate, N0, rng[i]) for i in range(n)])
+        events: list[tuple[int, float, int]] = []
+        grid = np.union1d(setup.t_grid, meas_times)
+        sample, q, last = 0, 0, 0.0
+        for T in grid:
+            for i in range(n):  # losses up to and at T (before a measurement or sample at T)
+                while True:
+                    is_scripted = (scripted[i] < setup.script_times.size
+                                   and setup.script_times[scripted[i]] <= poisson[i])
+                    t_loss = setup.script_times[scripted[i]] if is_scripted else poisson[i]
+                    if t_loss > T:
+                        break
+                    vec = setup.propagator(N[i]).advance_once(vecs[i][:, None],
+                                                              t_loss - at[i])[:, 0]
+                    vecs[i] = _lose_spin(vec, N[i])
+                    N[i] -= 1
+                    at[i] = t_loss
+                    scripted[i] += is_scripted
+                    poisson[i] = _next_loss(t_loss, setup.loss_rate, N[i], rng[i])
+                    events.append((i, t_loss, N[i]))
+            for i in np.flatnonzero(at != last):  # from a loss to T: a one-off interval
+                vecs[i] = setup.propagator(N[i]).advance_once(vecs[i][:, None], T - at[i])[:, 0]
+            for Nk in np.unique(N[at == last]):  # from the last grid time, batched per N
+                rows = np.flatnonzero((N == Nk) & (at == last))
+                X = setup.propagator(Nk).advance(np.stack([vecs[i] for i in rows], 1), T - last)
+                for col, i in enumerate(rows):
+                    vecs[i] = X[:, col]
+            at[:] = last = T
+            if q < meas_times.size and meas_times[q] == T:
+                for i in range(n):
+                    vecs[i] = _measure(vecs[i], N[i], instrument, rng_meas[i],
+                                       outcomes[i, q * per_time:(q + 1) * per_time])
+                    outcome_N[i, q] = N[i]
+                q += 1
+            if sample < setup.t_grid.size and setup.t_grid[sample] == T:
+                for i in range(n):
+                    samples[i, sample, 0], samples[i, sample, 1] = N[i], N[i] / 2
+                    samples[i, sample, 2:] = (_observable_rows(N[i]) @ vecs[i]).real
+                sample += 1
+        stats = UnitStats.of(samples, N0)
+        if not keep:
+            return UnitResult(stats)
+        return UnitResult(stats, _frames(setup, unit, index, samples, events, outcomes,
+                                         outcome_N))
+
+
+def _next_loss(t: float, rate_per_spin: float, N: int, stream: np.ndarray) -> float:
+    """The next Poisson loss after t (rate gamma_loss N; memoryless, so redrawn after a loss)."""
+    rate = rate_per_spin * N
+    return t - np.log(_uniform(stream)) / rate if rate > 0 else np.inf
+
+
+def _frames(setup, unit, index, samples, events, outcomes, outcome_N) -> dict:
+    """The unit's trajectories, events (losses only, channel 'lost') and measurements tables."""
+    n, S = samples.shape[:2]
+    traj = pd.DataFrame({"point": np.full(n * S, unit.point, np.int64),
+                         "trajectory": np.repeat(index, S), "t": np.tile(setup.t_grid, n)})
+    for k, name in enumerate(OBSERVABLES):
+        column = samples[:, :, k].ravel()
+        traj[name] = column.astype(np.int64) if name == "N" else column
+    events.sort(key=lambda e: (e[0], e[1]))
+    rows = np.array([e[0] for e in events], np.int64)
+    N_after = np.array([e[2] for e in events], np.int64)
+    ev = pd.DataFrame({
+        "point": np.full(rows.size, unit.point, np.int64),
+        "trajectory": index[rows].astype(np.int64),
+        "t": np.array([e[1] for e in events], float),
+        "kind": np.full(rows.size, "loss", object),
+        "channel": np.full(rows.size, "lost", object),
+        "N": N_after,
+        "j": N_after / 2.0,
+        "j_before": (N_after + 1) / 2.0,
+    })
+    frames = {"trajectories": traj, "events": ev}
+    if setup.instrument:
+        per_time, times = setup.instrument.per_time, setup.instrument.times
+        frames["measurements"] = pd.DataFrame({
+            "point": np.full(outcomes.size, unit.point, np.int64),
+            "trajectory": np.repeat(index, outcomes.shape[1]).astype(np.int64),
+            "t": np.tile(np.repeat(times, per_time), n),
+            "outcome": outcomes.ravel(),
+            "N": np.repeat(outcome_N, per_time, axis=1).ravel().astype(np.int64)})
+    return frames
+
+
+RECORD = RecordEngine()
