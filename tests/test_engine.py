@@ -110,6 +110,27 @@ def test_dark_component_never_jumps():
     assert engine.waiting_time(blk_int, lam, b, c, 1, 1e-9, np.zeros(7)) == np.inf
 
 
+def test_tiny_eigenvalues_of_K_have_relative_accuracy():
+    """At N = 1401, r = 2.5 the smallest eigenvalue of K (5.4e-6, 7e-14 of the largest) is below
+    a symmetric eigensolver's round-off; refined through the bidiagonal factor (model.py) it
+    satisfies det K_s = det(B)^2 = prod of B's diagonal squared, to 1e-12 relative in the log."""
+    from trajsim.model import build_block, no_jump_generator, sector_indices, sigma_bidiagonal
+
+    rates = Rates(r=2.5)
+    block = build_block(1401, 1401, rates)
+    diag, off2 = no_jump_generator(1401, 1401, rates)
+    for s in (0, 1):
+        B = sigma_bidiagonal(1401, s, rates)
+        i = sector_indices(1401)[s]
+        K = np.diag(diag[i]) + np.diag(off2[i[:-1]], 1) + np.diag(off2[i[:-1]], -1)
+        assert B.shape == K.shape and np.count_nonzero(B) <= 2 * len(i)
+        assert np.allclose(B.T @ B, K, rtol=1e-13, atol=1e-13 * np.abs(K).max())
+        log_det = 2 * np.sum(np.log(np.abs(np.diag(B))))
+        assert np.sum(np.log(block.lam[s])) == pytest.approx(log_det, rel=1e-12)
+    assert 5.3e-6 < np.concatenate(block.lam).min() < 5.5e-6
+    assert np.abs(block.V[0].T @ block.V[0] - np.identity(block.lam[0].size)).max() < 1e-12
+
+
 @nb.njit(cache=True)
 def _exp_all(x):
     out = np.empty_like(x)

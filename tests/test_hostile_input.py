@@ -235,3 +235,9 @@ def test_cost_estimate_follows_the_odd_jump_rate(tmp_path):
     assert cost["cpu_s"] == pytest.approx(10 * per_trajectory + UNIT_OVERHEAD_S)  # one unit
     even = load_text(tmp_path, "model: {N: 20, r: 2.5}\ntime: {t_end: 4}\n")
     assert even.cost()[0]["jumps_per_trajectory"] == 0.0  # the dark state, no loss: no jumping
+    lossy = load_text(tmp_path, "model: {N: 21, r: 2.5}\ntime: {t_end: 4}\n"
+                                "loss: {rate_per_spin: 0.01, times: [1.0]}\n")
+    kappa, rate = 0.21, cost["jumps_per_trajectory"] / 4  # odd for 1, Poisson decay, flip at 1
+    bias = np.exp(-2 * kappa)  # E[parity sign] at t = 1, before the scripted flip
+    odd = (1 + (1 - bias) / (2 * kappa)) / 2 + 3 * (1 - bias * (1 - np.exp(-6 * kappa)) / (6 * kappa)) / 2
+    assert lossy.cost()[0]["jumps_per_trajectory"] == pytest.approx(rate * odd, rel=1e-9)

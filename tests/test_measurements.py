@@ -179,7 +179,9 @@ def test_record_engine_choice():
     base = scenario(7, "projective", 10, engine="auto")
     assert trajsim.load_scenario(base).points[0]["run"]["engine"] == "jumps"  # r = 0.8: cheap
     sensing = {**base, "model": {"N": 9, "r": 4.0}, "time": {"t_end": 50.0, "n_samples": 11},
-               "measurement": {"kind": "projective", "period": 0.5}}
+               "loss": {"times": []},  # odd N throughout: ~10^5 jumps per trajectory
+               "measurement": {"kind": "projective", "period": 0.5},
+               "run": {**base["run"], "trajectories": 1000}}
     assert trajsim.load_scenario(sensing).points[0]["run"]["engine"] == "record"
     plain = {**sensing, "measurement": {"kind": "none"}}
     assert trajsim.load_scenario(plain).points[0]["run"]["engine"] == "jumps"

@@ -287,13 +287,16 @@ def test_a_rank_killed_by_a_signal_is_named_on_resume(tmp_path):
     assert sorted(traj.trajectory.unique()) == list(range(240))
 
 
-def test_measurement_records_are_identical_for_ranks_and_threads(tmp_path):
-    """Outcomes come from their own per-trajectory stream: the same bytes for any split."""
+@pytest.mark.parametrize("engine", ["jumps", "record"])
+def test_measurement_records_are_identical_for_ranks_and_threads(tmp_path, engine):
+    """Outcomes come from their own per-trajectory stream: the same bytes for any split, with
+    either engine (the record-level engine batches a unit's trajectories: units are fixed)."""
     path = tmp_path / "measured.yaml"
     path.write_text(SCENARIO.replace("sweep: {model.N: [9, 12]}",
-                                     "measurement: {kind: weak, period: 0.4, sigma: 0.8}"))
+                                     "measurement: {kind: weak, period: 0.4, sigma: 0.8}")
+                    .replace("unit_size: 7}", f"unit_size: 7, engine: {engine}}}"))
     outs = []
-    for name, ranks, threads in (("one", None, "1"), ("mpi", 3, None)):
+    for name, ranks, threads in (("one", None, "1"), ("mpi", 3, None), ("two", None, "2")):
         extra = ["--threads", threads] if threads else []
         res = subprocess.run(trajsim_cmd("run", path, "--out", tmp_path / name, *extra,
                                          ranks=ranks),

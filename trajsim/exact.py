@@ -257,7 +257,11 @@ class BlockPropagator:
             return X
         out = np.empty_like(X)
         for rows, P in zip(self.sectors, self.step(tau)):
-            out[rows] = P @ X[rows]
+            if P.dtype == float and X.dtype == complex:  # real and imaginary parts at once
+                Y = np.ascontiguousarray(X[rows])
+                out[rows] = (P @ Y.view(float)).view(complex)
+            else:
+                out[rows] = P @ X[rows]
         return out
 
     def advance_once(self, X: np.ndarray, tau: float) -> np.ndarray:

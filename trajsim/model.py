@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.linalg import eigh_tridiagonal
+from scipy.linalg import eigh_tridiagonal, solve_triangular
 
 from . import dicke
 
@@ -94,6 +94,52 @@ def _eigh_sector(diag: np.ndarray, off: np.ndarray) -> tuple[np.ndarray, np.ndar
     return eigh_tridiagonal(diag, off)
 
 
+#: Eigenvalues of K below this fraction of the largest are recomputed with relative accuracy.
+REFINE_BELOW = 1e-9
+
+
+def sigma_bidiagonal(two_j: int, s: int, rates: Rates) -> np.ndarray:
+    """sqrt(Gamma) Sigma from sector s to sector 1 - s (Dicke index k = s + 2i -> k -+ 1):
+    bidiagonal, with K_s = B^T B when Gamma is the only rate; square for half-integer j."""
+    a = dicke.raising_coefficients(two_j)
+    a_below, a_above = np.concatenate(([0.0], a)), np.concatenate((a, [0.0]))
+    src, dst = sector_indices(two_j)[s], sector_indices(two_j)[1 - s]
+    B = np.zeros((dst.size, src.size))
+    for i, k in enumerate(src):
+        for target, coeff in ((k - 1, np.cosh(rates.r) * a_below[k]),
+                              (k + 1, -np.sinh(rates.r) * a_above[k])):
+            t = (target - (1 - s)) // 2
+            if 0 <= target <= two_j and coeff != 0:
+                B[t, i] = np.sqrt(rates.Gamma) * coeff
+    return B
+
+
+def _refine_small(two_j: int, s: int, rates: Rates, lam: np.ndarray, V: np.ndarray):
+    """Recompute the eigenpairs of K_s = B^T B with lambda < REFINE_BELOW max(lambda) to high
+    relative accuracy (half-integer j, Gamma the only rate).
+
+    A symmetric eigensolver gets lambda only to ~eps max(lambda) absolutely: at N = 2001,
+    r = 2.5 the smallest (2.6e-9, 1.7e-17 of the largest) came out as round-off.  But the
+    inverse of a bidiagonal B is found by substitution with products only (no cancellation), so
+    its entries are accurate to a few ulp, and its largest singular values 1/sqrt(lambda_min)
+    ... come out of an SVD with relative accuracy: K_s^-1 = B^-1 B^-T = U S^2 U^T gives the
+    small eigenvalues 1/S^2 and their eigenvectors U (Demmel & Kahan 1990 on bidiagonal
+    singular values; docs/method.md)."""
+    small = int(np.sum(lam < REFINE_BELOW * lam.max())) if lam.size > 1 else 0
+    if small == 0:
+        return lam, V
+    B = sigma_bidiagonal(two_j, s, rates)
+    with np.errstate(over="ignore", invalid="ignore"):
+        B_inv = solve_triangular(B, np.identity(B.shape[0]), lower=bool(s))
+    if not np.all(np.isfinite(B_inv)):  # entries beyond the float range: keep the solver's
+        return lam, V
+    U, S, _ = np.linalg.svd(B_inv)
+    lam, V = lam.copy(), V.copy()
+    lam[:small] = (1.0 / S[:small][::-1]) ** 2  # ascending, as eigh_tridiagonal returns them
+    V[:, :small] = U[:, :small][:, ::-1]
+    return lam, V
+
+
 @dataclass
 class Block:
     """One block (N, j): eigenpairs of K per sector and the in-block jump channels in those bases.
@@ -148,7 +194,11 @@ def build_block(N: int, two_j: int, rates: Rates) -> Block:
                          "Gamma sinh(2r) = 0")
     lam_max = max((float(p[0].max()) for p in pairs if p[0].size), default=0.0)
     tol = zero_threshold(lam_max, two_j + 1)
-    lam = tuple(np.where(p[0] < tol, 0.0, p[0]) for p in pairs)
+    pairs = [(np.where(p[0] < tol, 0.0, p[0]), p[1]) for p in pairs]
+    if two_j % 2 and rates.Gamma > 0 and rates.chi == 0 and not (rates.gamma_coll
+                                                                 or rates.local()):
+        pairs = [_refine_small(two_j, s, rates, *pairs[s]) for s in (0, 1)]  # no zero modes
+    lam = tuple(p[0] for p in pairs)
     V = tuple(np.ascontiguousarray(p[1]) for p in pairs)
     energies = twisting_energies(two_j, rates)
     block = Block(N, two_j, lam, V, tuple(energies[i] for i in idx))

@@ -570,16 +570,34 @@ def _odd_jump_rate(N: int, r: float) -> float:
     return (two_j + 1) / inverse_sum
 
 
+def odd_time(point: dict) -> float:
+    """Expected time the spin number is odd up to t_end.  Losses flip the parity: Poisson ones
+    at rate kappa = gamma_loss N (N taken constant) make E[(-1)^(N(t)+1)] decay as
+    exp(-2 kappa t), scripted ones flip its sign; the odd time is the integral of
+    (1 + E[...]) / 2."""
+    N, t_end = point["model"]["N"], point["time"]["t_end"]
+    kappa = point["loss"]["rate_per_spin"] * N
+    bias, total, t = (1.0 if N % 2 else -1.0), 0.0, 0.0
+    for t_next in sorted(min(x, t_end) for x in point["loss"]["times"]) + [t_end]:
+        span = t_next - t
+        decay = np.exp(-2 * kappa * span)
+        mean_bias = bias * ((1 - decay) / (2 * kappa * span) if kappa * span > 1e-12 else 1.0)
+        total += span * (1 + mean_bias) / 2 if span > 0 else 0.0
+        bias, t = -bias * decay, t_next
+    return total
+
+
 def expected_jumps(point: dict) -> float:
     """A rough expected number of jumps of one trajectory over the run: the steady odd-N rate
-    of Eq. (2) if the spin number is or can become odd, plus collective decay at most
-    gamma_coll N(N+2)/4 and the local channels N (gamma_phi + gamma_rel), times t_end."""
-    m, loss = point["model"], point["loss"]
+    of Eq. (2) over the expected odd time (``odd_time``), about 0.7 N jumps back to the steady
+    state after each projective S_y outcome (measured at N = 40 and 200), collective decay at
+    most gamma_coll N(N+2)/4 and the local channels N (gamma_phi + gamma_rel) over t_end."""
+    m = point["model"]
     N, t_end = m["N"], point["time"]["t_end"]
-    can_be_odd = N % 2 or loss["rate_per_spin"] > 0 or loss["times"]
-    rate = m["Gamma"] * _odd_jump_rate(N, m["r"]) if can_be_odd and m["Gamma"] > 0 else 0.0
-    rate += m["gamma_coll"] * N * (N + 2) / 4 + N * (m["gamma_phi"] + m["gamma_rel"])
-    return rate * t_end
+    jumps = m["Gamma"] * _odd_jump_rate(N, m["r"]) * odd_time(point) if m["Gamma"] > 0 else 0.0
+    if point["measurement"]["kind"] == "projective":
+        jumps += 0.7 * N * measurement_times(point).size
+    return jumps + (m["gamma_coll"] * N * (N + 2) / 4 + N * (m["gamma_phi"] + m["gamma_rel"])) * t_end
 
 
 def seconds_per_jump(N: int) -> float:
@@ -593,12 +611,16 @@ def seconds_per_jump(N: int) -> float:
 #: CPU seconds a work unit costs besides its trajectories (tables, Parquet, checksums): the quick
 #: start's 13 units take 1.3 CPU s for 200 trajectories of ~110 jumps (2026-11-25).
 UNIT_OVERHEAD_S = 0.05
-#: Record-level engine (benchmarks/bench_record_engine.py, 2026-11-25): seconds per flop of the
-#: batched sector products, per n^3 of a matrix exponential of size n = (N + 1)^2 / 2, and per
-#: trajectory and event of Python work.
-RECORD_FLOP_S = 1.5e-10
-EXPM_S_PER_N3 = 8e-10
+#: Record-level engine (benchmarks/bench_record_engine.py, 2026-11-25), n = (N + 1)^2 / 2 the
+#: size of a coherence sector: seconds per trajectory and time step per n^2 (the batched sector
+#: products), per trajectory and event of Python work, per random loss time per n^2 (two
+#: products through the eigenmodes), and per block per n^3 (eigenmodes) and per grid step per
+#: n^3 (matrix exponentials), all for both sectors.
+RECORD_STEP_S_PER_N2 = 1.2e-9
 RECORD_EVENT_S = 4e-5
+RECORD_LOSS_S_PER_N2 = 8e-9
+RECORD_MODES_S_PER_N3 = 2.6e-9
+RECORD_EXPM_S_PER_N3 = 5e-10
 
 
 def _record_eligible(point: dict) -> str | None:
@@ -619,13 +641,15 @@ def _record_seconds(point: dict) -> tuple[float, float]:
     n = (N + 1) ** 2 / 2
     grid = np.union1d(time_grid(point), measurement_times(point))
     steps = np.unique([float(f"{tau:.12g}") for tau in np.diff(grid)]).size
-    losses = point["loss"]["rate_per_spin"] * N * t_end + len(point["loss"]["times"])
-    expm = 2 * EXPM_S_PER_N3 * n**3  # both coherence sectors
-    per_trajectory = (grid.size * (4 * n * n * RECORD_FLOP_S + RECORD_EVENT_S)
-                      + 2 * point["loss"]["rate_per_spin"] * N * t_end * expm)
+    poisson = point["loss"]["rate_per_spin"] * N * t_end
+    losses = poisson + len(point["loss"]["times"])
+    per_trajectory = (grid.size * (RECORD_STEP_S_PER_N2 * n * n + RECORD_EVENT_S)
+                      + poisson * RECORD_LOSS_S_PER_N2 * n * n)
     if steps > 16:  # more grid spacings than BlockPropagator caches: one exponential each
-        per_trajectory += grid.size * expm
-    setup = min(steps, 16) * (1 + min(losses, N)) * expm  # the grid steps of each block N
+        per_trajectory += grid.size * RECORD_EXPM_S_PER_N3 * n**3
+    blocks = 1 + min(N, np.ceil(losses + 3 * np.sqrt(losses)))  # N0 down to the most losses
+    setup = blocks * n**3 * (min(steps, 16) * RECORD_EXPM_S_PER_N3
+                             + (RECORD_MODES_S_PER_N3 if poisson else 0.0))
     return per_trajectory, setup
 
 
