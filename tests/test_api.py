@@ -153,3 +153,19 @@ def test_points_are_typed_and_read_like_mappings():
     assert point.detection()["hold"] == 0.5
     with pytest.raises(AttributeError):
         point.values = {}  # frozen
+
+
+def test_auto_unit_size_resolves_per_point_and_resumes(tmp_path):
+    """run.unit_size: auto becomes a number per point (units of ~10 CPU s, at least 40 per
+    point), recorded in the manifest; a finished run of it checks as whole on --resume."""
+    from trajsim.scenario import AUTO_MIN_UNITS
+
+    scenario = trajsim.load_scenario(SCENARIO, {"run.unit_size": "auto", "run.trajectories": 120,
+                                                "sweep.model.N": [4, 5]})
+    assert [p["run"]["unit_size"] for p in scenario.points] == [120 // AUTO_MIN_UNITS] * 2
+    result = trajsim.run(scenario, tmp_path / "auto", progress=False)
+    assert [(p["unit_size"], p["units"]) for p in result.manifest["points"]] == [(3, 40)] * 2
+    again = trajsim.run(scenario, tmp_path / "auto", resume=True, progress=False)
+    pd.testing.assert_frame_equal(again.summary, result.summary)
+    with pytest.raises(trajsim.TrajsimError, match="run.unit_size"):
+        trajsim.load_scenario(SCENARIO, {"run.unit_size": "big"})

@@ -31,10 +31,9 @@ log = logging.getLogger("trajsim")
 
 
 def work_units(scenario: Scenario) -> list[WorkUnit]:
-    size = scenario.resolved["run"]["unit_size"]
     units = []
     for p, point in enumerate(scenario.points):
-        n = point["run"]["trajectories"]
+        n, size = point["run"]["trajectories"], point["run"]["unit_size"]
         units += [WorkUnit(p, u, first, min(size, n - first))
                   for u, first in enumerate(range(0, n, size))]
     return units
@@ -252,8 +251,9 @@ def _start_manifest(scenario, ranks, threads, units) -> dict:
         "scenario": scenario.resolved,
         "scenario_hash": scenario.hash(), "seed": scenario.resolved["run"]["seed"],
         "ranks": ranks, "threads_per_rank": threads, "status": "running",
-        "points": [{"point": p, "units": sum(u.point == p for u in units), "status": "running"}
-                   for p in range(len(scenario.points))],
+        "points": [{"point": p, "units": sum(u.point == p for u in units),
+                    "unit_size": point["run"]["unit_size"], "status": "running"}
+                   for p, point in enumerate(scenario.points)],
     }
 
 

@@ -134,7 +134,9 @@ SCHEMA = _obj(
                 "seed": _integer(0, MAX_INT, f"an integer from 0 to {MAX_INT}"),
                 "store": {"enum": ["summary", "trajectories"],
                           "description": "summary or trajectories"},
-                "unit_size": _integer(1, MAX_INT, "an integer >= 1 (trajectories per work unit)"),
+                "unit_size": {"anyOf": [{"const": "auto"}, _integer(1, MAX_INT, "")],
+                              "description": "auto or an integer >= 1 (trajectories per work "
+                                             "unit)"},
                 "engine": {"enum": list(ENGINES),
                            "description": "auto, jumps or record (the simulation engine)"},
                 "target_sem": {
@@ -670,6 +672,24 @@ def cost_estimate(point: dict) -> dict:
             "cpu_s": setup + per_trajectory * n + -(-n // size) * UNIT_OVERHEAD_S}
 
 
+#: run.unit_size: auto aims at units of this many CPU seconds, and at least AUTO_MIN_UNITS units
+#: per point (docs/benchmarks.md, "MPI scaling").
+AUTO_UNIT_S = 10.0
+AUTO_MIN_UNITS = 40
+
+
+def auto_unit_size(point: dict) -> int:
+    """``run.unit_size: auto``: trajectories per unit for units of ~AUTO_UNIT_S CPU seconds
+    (``cost_estimate``; a unit's fixed cost is ~UNIT_OVERHEAD_S), but at least AUTO_MIN_UNITS
+    units per point, so that ranks and threads share the work.  It depends on the scenario only,
+    never on the rank count, so outputs stay the same for any number of ranks."""
+    per_trajectory = cost_estimate({**point, "run": {**point["run"], "unit_size": 1}})[
+        "cpu_s_per_trajectory"]
+    by_cost = max(1, int(AUTO_UNIT_S / max(per_trajectory, 1e-9)))
+    by_count = max(1, point["run"]["trajectories"] // AUTO_MIN_UNITS)
+    return min(by_cost, by_count)
+
+
 def _choose_engine(point: dict, label: str) -> str:
     """``run.engine`` resolved: auto takes the record-level engine for a point with an S_y
     instrument that it can run and that it runs cheaper (``cost_estimate``)."""
@@ -682,7 +702,9 @@ def _choose_engine(point: dict, label: str) -> str:
         return asked
     if why_not or point["measurement"]["kind"] == "none":
         return "jumps"
-    costs = {engine: cost_estimate({**point, "run": {**point["run"], "engine": engine}})["cpu_s"]
+    size = point["run"]["unit_size"]
+    run = {**point["run"], "unit_size": DEFAULTS["run"]["unit_size"] if size == "auto" else size}
+    costs = {engine: cost_estimate({**point, "run": {**run, "engine": engine}})["cpu_s"]
              for engine in ("jumps", "record")}
     return "record" if costs["record"] < costs["jumps"] else "jumps"
 
@@ -751,13 +773,15 @@ def resolve(raw, name: str = "scenario") -> Scenario:
             check_schema(point)
         except ScenarioError as err:
             raise ScenarioError(f"{label}{err}") from None
+        _check_point(point, label)
+        point["run"]["engine"] = _choose_engine(point, label)
+        if point["run"]["unit_size"] == "auto":
+            point["run"]["unit_size"] = auto_unit_size(point)
         units += -(-point["run"]["trajectories"] // point["run"]["unit_size"])
         if units > MAX_UNITS:
             raise ScenarioError(f"run.trajectories: more than {MAX_UNITS} work units of "
                                 f"run.unit_size = {point['run']['unit_size']} trajectories; "
                                 "lower run.trajectories or raise run.unit_size")
-        _check_point(point, label)
-        point["run"]["engine"] = _choose_engine(point, label)
         points.append(Point(point))
     return Scenario(resolved, points, dict(resolved["sweep"]))
 

@@ -259,8 +259,9 @@ class RunDirectory:
         deleted, truncated or changed since the run): the tables would be incomplete.
         ``parts[p]`` names the partitioned tables the units of point p write."""
         try:
-            unit_size = manifest["scenario"]["run"]["unit_size"]
-            kept = [-(-int(entry["trajectories"]) // unit_size) for entry in manifest["points"]]
+            default = manifest["scenario"]["run"]["unit_size"]  # manifests before unit_size: auto
+            kept = [-(-int(entry["trajectories"]) // int(entry.get("unit_size", default)))
+                    for entry in manifest["points"]]
         except (KeyError, TypeError, ValueError):
             raise RunDirectoryError(f"{self.manifest_path}: damaged (its points or run settings "
                                     "are unreadable)") from None
