@@ -6,7 +6,7 @@ the public API.  The record-level engine's one-off set-up (matrix exponentials o
 coherence sectors, eigenmodes for the random loss times) is separated from its per-trajectory
 cost by timing runs of two sizes.  Prints a Markdown table.
 
-    python benchmarks/bench_record_engine.py [--N 41] [--r 3 4 5] [--jump-trajectories 2]
+    python benchmarks/bench_record_engine.py [--N 41] [--r 3 4 5] [--jump-trajectories 16]
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--N", type=int, default=41)
     parser.add_argument("--r", type=float, nargs="+", default=[3.0, 4.0, 5.0])
-    parser.add_argument("--jump-trajectories", type=int, default=2)
+    parser.add_argument("--jump-trajectories", type=int, default=16)
     parser.add_argument("--record-trajectories", type=int, default=32)
     args = parser.parse_args()
     print(f"{datetime.date.today()}, {platform.processor() or platform.machine()}, one thread, "
