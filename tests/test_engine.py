@@ -296,3 +296,24 @@ def test_one_axis_twisting_with_collective_decay_relaxation_and_loss(within_sem)
 def test_one_axis_twisting_needs_a_diagonal_no_jump_generator():
     with pytest.raises(ValueError, match="Gamma sinh"):
         engine.BlockTable(Rates(Gamma=1.0, r=0.5, chi=1.0)).ensure(4, 4)
+
+
+def test_every_engine_kernel_is_cached_under_the_digest_of_all_engine_sources():
+    """A compiled function carries the code of what it calls, so the cache stamp of each engine
+    kernel is the digest of every engine source and dicke.py (engine/cache.py), not of its own
+    file: a change to kernels.py alone recompiles trajectories.advance too."""
+    import inspect
+
+    from trajsim.engine import cache, fpenv, streams, trajectories, vexp
+
+    modules = (kernels, trajectories, vexp, fpenv, streams)
+    dispatchers = [obj for module in modules for _, obj in inspect.getmembers(module)
+                   if isinstance(obj, nb.core.dispatcher.Dispatcher)
+                   and obj.__module__ == module.__name__]
+    assert len(dispatchers) >= 20
+    for dispatcher in dispatchers:
+        locator = dispatcher._cache._impl.locator
+        assert isinstance(locator, cache.EngineInTreeLocator | cache.EngineUserDirLocator), \
+            dispatcher
+        assert locator.get_source_stamp() == ("trajsim.engine", cache.DIGEST)
+    assert {p.name for p in cache.SOURCES} >= {"kernels.py", "trajectories.py", "dicke.py"}

@@ -425,7 +425,8 @@ def check_schema(raw) -> None:
 def _as_integers(node, schema: dict):
     """Whole floats (``N: 4.0``) where the schema asks for an integer become ints; JSON Schema
     counts 4.0 as an integer, Python's range() and numpy's sizes do not."""
-    if schema.get("type") == "integer" and isinstance(node, float):
+    integer = [schema, *schema.get("anyOf", [])]  # run.unit_size: "auto" or an integer
+    if isinstance(node, float) and any(alt.get("type") == "integer" for alt in integer):
         return int(node)
     if isinstance(node, dict):
         properties = schema.get("properties", {})

@@ -22,6 +22,7 @@ depend on how trajectories are spread over threads or processes.
 """
 
 from ..dicke import OBSERVABLES
+from . import cache  # noqa: F401  (registers the cache locators before any kernel: cache.py)
 from .blocks import BlockTable
 from .driver import Instrument, simulate
 from .kernels import waiting_time
