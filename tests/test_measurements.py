@@ -208,3 +208,14 @@ def test_measurement_keys_are_checked():
     from trajsim.scenario import measurement_times
 
     assert measurement_times(loaded.points[0]).tolist() == [0.25, 0.5, 1.0]
+
+
+def test_report_of_a_record_engine_run_says_what_its_conditional_signal_is(tmp_path):
+    run = {**scenario(5, "projective", 40, times=(0.3, 0.6, 0.9), engine="record"),
+           "loss": {"rate_per_spin": 0.2}}
+    trajsim.run(run, tmp_path / "rec", progress=False)
+    from trajsim.report import write_report
+
+    text = (write_report(tmp_path / "rec") / "report.md").read_text()
+    assert "Detection from the measurement record" in text
+    assert "record-level engine (run.engine: record) hold ⟨Sy²⟩ conditioned" in text

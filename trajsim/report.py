@@ -333,6 +333,10 @@ REFERENCE_TEXT = (
     "choice of unravelling; kept for comparison only. Declares odd N while the signal stays "
     "above the threshold for `hold` (1/Γ); a loss counts as detected if the declared parity "
     "matches the new one within `window` and before the next loss.")
+RECORD_ENGINE_NOTE = (
+    " Points run by the record-level engine (run.engine: record) hold ⟨Sy²⟩ conditioned on "
+    "the measurement record and on the true loss times instead: a Bayesian estimate that also "
+    "knows when the losses happened, which the record alone does not tell.")
 STYLE = ("body{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1em}"
          "table{border-collapse:collapse;font-size:80%;display:block;overflow-x:auto}"
          "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
@@ -378,7 +382,10 @@ def write_report(path) -> Path:
         warnings.append("No measurement instrument (measurement.kind: none): there is no "
                         "record, so only the non-physical reference below can be computed; add "
                         "measurement: {kind: weak, period: ..., sigma: ...}.")
-    sections.append(("Reference: conditional ⟨Sy²⟩ (not measurable)", REFERENCE_TEXT,
+    reference = REFERENCE_TEXT
+    if any(p["run"]["engine"] == "record" for p in resolve(manifest["scenario"], name).points):
+        reference += RECORD_ENGINE_NOTE
+    sections.append(("Reference: conditional ⟨Sy²⟩ (not measurable)", reference,
                      results["summary"], _figures(results, events, folder)))
     text = [f"# Parity detection report: {name}", ""] + [f"> **Warning:** {w}\n" for w in warnings]
     html = [f"<h1>Parity detection report: {name}</h1>"] + \
