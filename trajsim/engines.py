@@ -98,9 +98,7 @@ class DickeEngine:
 
     @staticmethod
     def tables(point: dict, keep: bool) -> tuple[str, ...]:
-        if not keep:
-            return ()
-        return ("trajectories", "events") + (("measurements",) if instrument(point) else ())
+        return partitioned_tables(point, keep)
 
     @staticmethod
     def build(point: Point) -> DickeSetup:
@@ -153,6 +151,14 @@ class DickeEngine:
                 "t": outcomes["t"], "outcome": outcomes["outcome"],
                 "N": outcomes["N"].astype(np.int64)})
         return UnitResult(stats, frames)
+
+
+def partitioned_tables(point: dict, keep: bool) -> tuple[str, ...]:
+    """The per-unit tables of a point (both engines): trajectories and events when ``keep``,
+    measurements too with an S_y instrument."""
+    if not keep:
+        return ()
+    return ("trajectories", "events") + (("measurements",) if instrument(point) else ())
 
 
 def _readout_shots(point: dict) -> int:

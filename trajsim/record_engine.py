@@ -34,7 +34,7 @@ import pandas as pd
 from . import dicke, exact
 from .engine import COPIES, OBSERVABLES, PROJECTIVE, Instrument, rng_states
 from .engine.streams import _gaussian, _uniform
-from .engines import UnitResult, WorkUnit, initial_ensemble, instrument
+from .engines import UnitResult, WorkUnit, initial_ensemble, instrument, partitioned_tables
 from .instruments import _sy_basis
 from .scenario import Point
 from .stats import UnitStats
@@ -103,9 +103,7 @@ class RecordEngine:
 
     @staticmethod
     def tables(point: dict, keep: bool) -> tuple[str, ...]:
-        if not keep:
-            return ()
-        return ("trajectories", "events") + (("measurements",) if instrument(point) else ())
+        return partitioned_tables(point, keep)
 
     @staticmethod
     def build(point: Point) -> RecordSetup:
