@@ -189,6 +189,10 @@ def test_record_engine_choice():
     assert trajsim.load_scenario(local).points[0]["run"]["engine"] == "jumps"
     with pytest.raises(trajsim.TrajsimError, match="run.engine: .*local dephasing"):
         trajsim.load_scenario({**local, "run": {**local["run"], "engine": "record"}})
+    big = {**sensing, "model": {"N": 121, "r": 4.0}}  # dense propagators of ~17 GiB
+    assert trajsim.load_scenario(big).points[0]["run"]["engine"] == "jumps"
+    with pytest.raises(trajsim.TrajsimError, match="run.engine: .* GiB"):
+        trajsim.load_scenario({**big, "run": {**big["run"], "engine": "record"}})
     # auto and jumps hash alike (run directories from before run.engine still resume)
     assert trajsim.load_scenario(base).hash() == trajsim.load_scenario(
         {**base, "run": {**base["run"], "engine": "jumps"}}).hash()

@@ -635,7 +635,19 @@ def _record_eligible(point: dict) -> str | None:
         return "the initial state is not in j = N/2"
     if point["measurement"]["kind"] == "none" and point["measurement"]["shots"]:
         return "the Sy2_shots readout samples the wave function of one unravelling"
+    needed, budget = record_bytes(model["N"]), memory_budget()
+    if needed > budget:
+        return (f"its dense propagators at N = {model['N']} need about {needed / 2**30:.3g} GiB "
+                f"(memory grows as N^4); at most {budget / 2**30:.0f} GiB is available")
     return None
+
+
+def record_bytes(N: int) -> float:
+    """Memory of the record-level engine's block at N: per coherence sector (n = (N+1)^2/2)
+    the generator and up to 16 cached propagators (real, 8 n^2 bytes each) and the eigenmodes
+    R and R^-1 (complex, 16 n^2 each)."""
+    n = (N + 1) ** 2 / 2
+    return 2 * (17 * 8 + 2 * 16) * n * n
 
 
 def _record_seconds(point: dict) -> tuple[float, float]:
