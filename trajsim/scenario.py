@@ -604,11 +604,12 @@ def expected_jumps(point: dict) -> float:
 
 
 def seconds_per_jump(N: int) -> float:
-    """One core's time per jump, max(1 + 0.012 N + 1.6e-5 N^2, 9.1e-5 N^2) µs: a fit to the
-    costs measured at N = 21 ... 2001 (benchmarks/bench_per_jump.py, docs/benchmarks.md:
-    1.36, 1.54, 1.98, 3.34, 7.83, 55, 365 µs), within ~25 %; past N ~ 500 the block's matrices
-    leave the cache and the product runs at memory bandwidth."""
-    return 1e-6 * max(1.0 + 0.012 * N + 1.6e-5 * N * N, 9.1e-5 * N * N)
+    """One core's time per jump, 0.9 + 0.006 N + 1.6e-5 N^2 µs, and 7.8e-5 N^2 µs past N = 500,
+    where the block's matrices leave the cache and the product runs at memory bandwidth: a fit
+    to the costs measured at N = 21 ... 2001 (benchmarks/bench_per_jump.py, docs/benchmarks.md:
+    1.19, 1.48, 1.72, 2.83, 6.33, 47, 312 µs), within ~15 %."""
+    small = 0.9 + 0.006 * N + 1.6e-5 * N * N
+    return 1e-6 * (max(small, 7.8e-5 * N * N) if N > 500 else small)
 
 
 #: CPU seconds a work unit costs besides its trajectories (tables, Parquet, checksums): the quick
