@@ -125,12 +125,8 @@ class DickeEngine:
         stats = UnitStats.of(samples, setup.point["model"]["N"])
         if not keep:
             return UnitResult(stats)
-        n, S = samples.shape[:2]
-        traj = pd.DataFrame({"point": np.full(n * S, unit.point, np.int64),
-                             "trajectory": np.repeat(index, S), "t": np.tile(setup.t_grid, n)})
-        for k, name in enumerate(DickeEngine.columns(setup.point)):
-            column = samples[:, :, k].ravel()
-            traj[name] = column.astype(np.int64) if name == "N" else column
+        traj = trajectory_frame(unit.point, index, setup.t_grid, samples,
+                                DickeEngine.columns(setup.point))
         codes = events["channel"]
         ev = pd.DataFrame({
             "point": np.full(codes.size, unit.point, np.int64),
@@ -145,12 +141,29 @@ class DickeEngine:
         frames = {"trajectories": traj, "events": ev}
         if setup.instrument:
             outcomes = events["outcomes"]
-            frames["measurements"] = pd.DataFrame({
-                "point": np.full(outcomes["t"].size, unit.point, np.int64),
-                "trajectory": index[outcomes["row"]].astype(np.int64),
-                "t": outcomes["t"], "outcome": outcomes["outcome"],
-                "N": outcomes["N"].astype(np.int64)})
+            frames["measurements"] = measurement_frame(
+                unit.point, index[outcomes["row"]], outcomes["t"], outcomes["outcome"],
+                outcomes["N"])
         return UnitResult(stats, frames)
+
+
+def trajectory_frame(point: int, index: np.ndarray, t_grid: np.ndarray, samples: np.ndarray,
+                     columns) -> pd.DataFrame:
+    """The trajectories table of a unit (both engines): samples[trajectory, sample, column]."""
+    n, S = samples.shape[:2]
+    traj = pd.DataFrame({"point": np.full(n * S, point, np.int64),
+                         "trajectory": np.repeat(index, S), "t": np.tile(t_grid, n)})
+    for k, name in enumerate(columns):
+        column = samples[:, :, k].ravel()
+        traj[name] = column.astype(np.int64) if name == "N" else column
+    return traj
+
+
+def measurement_frame(point: int, trajectory, t, outcome, N) -> pd.DataFrame:
+    """The measurements table of a unit (both engines), one row per outcome."""
+    return pd.DataFrame({"point": np.full(len(t), point, np.int64),
+                         "trajectory": np.asarray(trajectory, np.int64), "t": t,
+                         "outcome": outcome, "N": np.asarray(N, np.int64)})
 
 
 def partitioned_tables(point: dict, keep: bool) -> tuple[str, ...]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -34,7 +35,15 @@ import pandas as pd
 from . import dicke, exact
 from .engine import COPIES, OBSERVABLES, PROJECTIVE, Instrument, rng_states
 from .engine.streams import _gaussian, _uniform
-from .engines import UnitResult, WorkUnit, initial_ensemble, instrument, partitioned_tables
+from .engines import (
+    UnitResult,
+    WorkUnit,
+    initial_ensemble,
+    instrument,
+    measurement_frame,
+    partitioned_tables,
+    trajectory_frame,
+)
 from .instruments import _sy_basis
 from .scenario import Point
 from .stats import UnitStats
@@ -60,17 +69,23 @@ class RecordSetup:
             return self.propagators[N]
 
 
+@cache
 def _observable_rows(two_j: int) -> np.ndarray:
     """Rows O^T raveled, so that Tr(rho O) = rows @ vec(rho), for OBSERVABLES after N and j."""
     ops = exact.observable_matrices(two_j)
     return np.stack([ops[name].T.ravel() for name in OBSERVABLES[2:]])
 
 
+@cache
+def _loss_kraus(N: int) -> tuple[np.ndarray, np.ndarray]:
+    """The two Kraus operators of a loss from (N, N/2) to (N - 1, (N - 1)/2)."""
+    return tuple(dicke.loss_kraus(N, N, N - 1, up) for up in (False, True))
+
+
 def _lose_spin(vec: np.ndarray, N: int) -> np.ndarray:
     """vec(sum_s K_s rho K_s^dag) from block (N, N/2) to (N - 1, (N - 1)/2), renormalised."""
     rho = vec.reshape(N + 1, N + 1)
-    out = sum(K @ rho @ K.conj().T for K in (dicke.loss_kraus(N, N, N - 1, up)
-                                               for up in (False, True)))
+    out = sum(K @ rho @ K.conj().T for K in _loss_kraus(N))
     return (out / np.trace(out).real).ravel()
 
 
@@ -183,12 +198,7 @@ def _next_loss(t: float, rate_per_spin: float, N: int, stream: np.ndarray) -> fl
 
 def _frames(setup, unit, index, samples, events, outcomes, outcome_N) -> dict:
     """The unit's trajectories, events (losses only, channel 'lost') and measurements tables."""
-    n, S = samples.shape[:2]
-    traj = pd.DataFrame({"point": np.full(n * S, unit.point, np.int64),
-                         "trajectory": np.repeat(index, S), "t": np.tile(setup.t_grid, n)})
-    for k, name in enumerate(OBSERVABLES):
-        column = samples[:, :, k].ravel()
-        traj[name] = column.astype(np.int64) if name == "N" else column
+    traj = trajectory_frame(unit.point, index, setup.t_grid, samples, OBSERVABLES)
     events.sort(key=lambda e: (e[0], e[1]))
     rows = np.array([e[0] for e in events], np.int64)
     N_after = np.array([e[2] for e in events], np.int64)
@@ -205,12 +215,10 @@ def _frames(setup, unit, index, samples, events, outcomes, outcome_N) -> dict:
     frames = {"trajectories": traj, "events": ev}
     if setup.instrument:
         per_time, times = setup.instrument.per_time, setup.instrument.times
-        frames["measurements"] = pd.DataFrame({
-            "point": np.full(outcomes.size, unit.point, np.int64),
-            "trajectory": np.repeat(index, outcomes.shape[1]).astype(np.int64),
-            "t": np.tile(np.repeat(times, per_time), n),
-            "outcome": outcomes.ravel(),
-            "N": np.repeat(outcome_N, per_time, axis=1).ravel().astype(np.int64)})
+        frames["measurements"] = measurement_frame(
+            unit.point, np.repeat(index, outcomes.shape[1]), np.tile(np.repeat(times, per_time),
+                                                                     len(index)),
+            outcomes.ravel(), np.repeat(outcome_N, per_time, axis=1).ravel())
     return frames
 
 
