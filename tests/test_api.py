@@ -169,3 +169,17 @@ def test_auto_unit_size_resolves_per_point_and_resumes(tmp_path):
     pd.testing.assert_frame_equal(again.summary, result.summary)
     with pytest.raises(trajsim.TrajsimError, match="run.unit_size"):
         trajsim.load_scenario(SCENARIO, {"run.unit_size": "big"})
+
+
+def test_units_without_events_read_together_with_units_with_events():
+    """The even-N dark state never jumps, so only the units with a Poisson loss have events: a
+    unit's empty text columns are written as text, and the table reads as one (it used to fail
+    with 'Unsupported cast from large_string to null')."""
+    scenario = {"name": "dark", "model": {"N": 4, "r": 1.0}, "initial_state": {"kind": "steady"},
+                "loss": {"rate_per_spin": 0.05}, "time": {"t_end": 1.0, "n_samples": 3},
+                "run": {"trajectories": 16, "unit_size": 2}}
+    result = trajsim.run(scenario, threads=1)
+    units = result.trajectories.trajectory // 2
+    with_events = set(result.events.trajectory // 2)
+    assert 0 < len(with_events) < units.nunique()
+    assert "loss" in set(result.events.kind) and result.events.channel.notna().all()

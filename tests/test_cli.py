@@ -110,15 +110,16 @@ def test_one_axis_twisting_scenario_matches_exact_evolution(tmp_path):
 
 
 def test_new_default_keys_keep_old_run_directories_resumable():
-    """model.chi, measurement.kind/period/times/sigma and run.engine joined schema v1 later: at
-    their defaults they are not part of the scenario hash, so a run directory written before them
-    (manifest hash without them) still resumes."""
+    """model.chi and .kind, measurement.kind/period/times/sigma and run.engine joined schema v1
+    later: at their defaults they are not part of the scenario hash, so a run directory written
+    before them (manifest hash without them) still resumes."""
     import hashlib
 
     from trajsim import scenario as sc
 
     resolved = sc.resolve(yaml.safe_load(SMALL)).resolved
-    before = {**resolved, "model": {k: v for k, v in resolved["model"].items() if k != "chi"},
+    before = {**resolved, "model": {k: v for k, v in resolved["model"].items()
+                                    if k not in ("chi", "kind")},
               "measurement": {"shots": 0},
               "run": {k: v for k, v in resolved["run"].items() if k != "engine"}}
     text = json.dumps(before, sort_keys=True, separators=(",", ":"))

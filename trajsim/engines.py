@@ -13,7 +13,8 @@ An engine is a module-level object with
 ``events`` and (with an S_y instrument) ``measurements`` tables (README, "Output directory").  ``engine_for(point)`` picks the engine of a
 point's model; today that is ``DICKE``, the exact jump trajectories of Eq. (2)/(11) in the
 Dicke blocks (N, j) of ``trajsim.engine``.  A new engine (say, the hybrid cavity model of Eq. 9)
-is a sibling implementation with the same three calls and the same output layout.
+is a sibling implementation with the same three calls and the same output layout (the
+record-level engine and the hybrid engine of Eq. (9) are).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from .engine import (
     rng_states,
     simulate,
 )
+from .engine.streams import _uniform
 from .scenario import Point, measurement_times
 from .stats import UnitStats
 
@@ -166,6 +168,12 @@ def measurement_frame(point: int, trajectory, t, outcome, N) -> pd.DataFrame:
                          "outcome": outcome, "N": np.asarray(N, np.int64)})
 
 
+def next_poisson_loss(t: float, rate_per_spin: float, N: int, stream: np.ndarray) -> float:
+    """The next Poisson loss after t (rate gamma_loss N; memoryless, so redrawn after a loss)."""
+    rate = rate_per_spin * N
+    return t - np.log(_uniform(stream)) / rate if rate > 0 else np.inf
+
+
 def partitioned_tables(point: dict, keep: bool) -> tuple[str, ...]:
     """The per-unit tables of a point (both engines): trajectories and events when ``keep``,
     measurements too with an S_y instrument."""
@@ -194,7 +202,12 @@ DICKE = DickeEngine()
 
 
 def engine_for(point: dict):
-    """The engine of a point: ``run.engine`` as resolved by the scenario (jumps or record)."""
+    """The engine of a point: the hybrid engine for ``model.kind: hybrid``, else ``run.engine``
+    as resolved by the scenario (jumps or record)."""
+    if point["model"].get("kind") == "hybrid":
+        from .hybrid_engine import HYBRID  # imports this module
+
+        return HYBRID
     if point["run"].get("engine") == "record":
         from .record_engine import RECORD  # imports this module
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import scipy.sparse as sp
@@ -43,6 +44,14 @@ def observable_matrices(two_j: int) -> dict[str, np.ndarray]:
         name = f"S{a}2" if a == b else f"S{a}S{b}"
         ops[name] = (A @ B + B @ A) / 2
     return ops
+
+
+@cache
+def observable_rows(two_j: int) -> np.ndarray:
+    """Rows O^T raveled, so that Tr(rho O) = rows @ vec(rho) (row-major), for OBSERVABLES
+    after N and j."""
+    ops = observable_matrices(two_j)
+    return np.stack([ops[name].T.ravel() for name in OBSERVABLES[2:]])
 
 
 def expectations(blocks: dict[tuple[int, int], np.ndarray]) -> dict:

@@ -12,8 +12,9 @@ Eqs. (12)-(13) (``cavity.squeezed_reservoir_rates``): a ≈ -2i g S- / kappa in 
 Bogoliubov frame, so cosh r a + sinh r a^dag ≈ -2i g (cosh r S- - sinh r S+) / kappa.  The
 corrections are of relative order (sqrt(N) g / kappa)^2 (tests/test_hybrid.py measures it).
 The cavity's squeezed vacuum has <a^dag a> = sinh^2 r; ``truncation_weight`` is the population
-of the top Fock level, the check that n_max is large enough.  This is issue 15's oracle; the
-trajectory engine for Eq. (9) is not built yet.
+of the top Fock level, the check that n_max is large enough.  ``reservoir_populations`` (the
+cavity driven by its reservoirs alone, in closed form) chooses n_max (``auto_n_max``) before a run; the
+trajectories of ``hybrid_engine`` record the weight of the top two levels as they go.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import spsolve
+from scipy.special import gammaln
 
 from . import dicke
 from .exact import expectations
@@ -41,10 +43,85 @@ class Cavity:
     n_max: int = 8
 
 
+#: Fock truncation: ``auto_n_max`` leaves below AUTO_TOP_WEIGHT of the cavity driven by its
+#: reservoirs alone at n >= n_max - 1 (``reservoir_tail``); a run warns when its trajectories put
+#: more than WARN_TOP_WEIGHT in the top two levels (the spin moments then err by ~1 %: about 100
+#: times the weight, tests/test_hybrid.py); an n_max whose reservoir tail exceeds
+#: REFUSE_TOP_WEIGHT is refused.
+AUTO_TOP_WEIGHT = 1e-6
+WARN_TOP_WEIGHT = 1e-4
+REFUSE_TOP_WEIGHT = 1e-3
+MIN_N_MAX = 4
+
+
+def annihilation(n_max: int) -> np.ndarray:
+    """The truncated a on Fock(n_max): a|n> = sqrt(n) |n-1> (a^dag = a.T)."""
+    return np.diag(np.sqrt(np.arange(1.0, n_max + 1)), 1)
+
+
+def squeezed_vacuum(n_max: int, r: float) -> np.ndarray:
+    """The cavity state b|0_b> = 0 of the reservoir mode b = cosh r a + sinh r a^dag (the squeezed
+    vacuum the reservoir alone leaves in a lossless cavity), truncated to n_max and normalised:
+    c_{n+1} = -tanh r sqrt(n / (n+1)) c_{n-1}."""
+    c = np.zeros(n_max + 1)
+    c[0] = 1.0
+    for n in range(1, n_max, 2):
+        c[n + 1] = -np.tanh(r) * np.sqrt(n / (n + 1)) * c[n - 1]
+    return c / np.linalg.norm(c)
+
+
+def reservoir_populations(kappa_sqz: float, kappa_int: float, r: float,
+                          n_max: int) -> np.ndarray:
+    """P(n), n = 0 .. n_max, of the cavity's steady state under kappa_sqz D[cosh r a + sinh r a^dag]
+    + kappa_int D[a] alone (no spins, no truncation): the Gaussian state with
+    <a^dag a> = n_th = kappa_sqz sinh^2 r / kappa and |<a^2>| = m = kappa_sqz sinh r cosh r / kappa
+    (kappa = kappa_sqz + kappa_int), whose generating function sum P(n) z^n is
+    [(1 + x (n_th + m)) (1 + x (n_th - m))]^(-1/2), x = 1 - z: the convolution of two series
+    (1 + alpha)^(-1/2) sum_k binom(2k, k) (beta / 4)^k z^k, beta = alpha / (1 + alpha)."""
+    kappa, n = kappa_sqz + kappa_int, np.arange(n_max + 1)
+    n_th = kappa_sqz * np.sinh(r) ** 2 / kappa
+    m = kappa_sqz * abs(np.sinh(r) * np.cosh(r)) / kappa
+    central = np.exp(gammaln(2 * n + 1) - 2 * gammaln(n + 1) - n * np.log(4.0))  # binom(2k,k)/4^k
+    series = [central * (alpha / (1 + alpha)) ** n / np.sqrt(1 + alpha)
+              for alpha in (n_th + m, n_th - m)]
+    return np.convolve(*series)[: n_max + 1]
+
+
+def reservoir_tail(kappa_sqz: float, kappa_int: float, r: float, n_max: int) -> float:
+    """The weight of ``reservoir_populations`` at n >= n_max - 1: what a cut-off at n_max leaves
+    out or crowds into its top two levels (a squeezed vacuum fills even levels only, so the
+    top level alone can look empty)."""
+    p = reservoir_populations(kappa_sqz, kappa_int, r, n_max)
+    return max(0.0, 1.0 - float(p[:-2].sum()))
+
+
+def auto_n_max(kappa_sqz: float, kappa_int: float, r: float, largest: int) -> int | None:
+    """The smallest n_max >= MIN_N_MAX with ``reservoir_tail`` below AUTO_TOP_WEIGHT, or None if
+    that needs more than ``largest``."""
+    tails = 1.0 - np.cumsum(reservoir_populations(kappa_sqz, kappa_int, r, largest))
+    fine = np.flatnonzero(tails[MIN_N_MAX - 2:-1] < AUTO_TOP_WEIGHT)  # tails[n_max - 2]
+    return int(fine[0]) + MIN_N_MAX if fine.size else None
+
+
+#: The cavity's per-sample columns: <a^dag a>, the quadratures X = (a + a^dag)/2 and
+#: P = (a - a^dag)/2i (<a> = <X> + i <P>), their squares, and the weight of the top two levels.
+CAVITY_OBSERVABLES = ("n_cav", "X_cav", "P_cav", "X2_cav", "P2_cav", "top_fock")
+
+
+def cavity_observables(n_max: int) -> dict[str, np.ndarray]:
+    """The matrices of CAVITY_OBSERVABLES on Fock(n_max) (truncated a, as everywhere here)."""
+    a = annihilation(n_max)
+    X, P = (a + a.T) / 2, (a - a.T) / 2j
+    top = np.zeros(n_max + 1)
+    top[-2:] = 1.0
+    return {"n_cav": a.T @ a, "X_cav": X, "P_cav": P, "X2_cav": X @ X, "P2_cav": P @ P,
+            "top_fock": np.diag(top)}
+
+
 def operators(N: int, cavity: Cavity) -> dict[str, sp.csr_matrix]:
     """a, S-, S+, Sz on Fock(n_max) ⊗ V_{N/2} (cavity index first)."""
     fock = cavity.n_max + 1
-    a = sp.diags(np.sqrt(np.arange(1, fock)), 1, format="csr")
+    a = sp.csr_matrix(annihilation(cavity.n_max))
     Jp, Jm, Jz = dicke.spin_matrices(N)
     eye_c, eye_s = sp.identity(fock, format="csr"), sp.identity(N + 1, format="csr")
     return {"a": sp.kron(a, eye_s, format="csr"), "S-": sp.kron(eye_c, sp.csr_matrix(Jm)),
@@ -69,8 +146,11 @@ def liouvillian(N: int, cavity: Cavity) -> sp.csr_matrix:
 def steady_state(N: int, cavity: Cavity) -> np.ndarray:
     """The steady state of Eq. (9) (dense, (n_max+1)(N+1) square): G vec(rho) = 0 with one
     equation replaced by Tr rho = 1 (sparse LU, as ``exact.stationary_observables``)."""
-    G = liouvillian(N, cavity).tolil()
-    dim = (cavity.n_max + 1) * (N + 1)
+    return _trace_one_solution(liouvillian(N, cavity).tolil(), (cavity.n_max + 1) * (N + 1))
+
+
+def _trace_one_solution(G: sp.lil_matrix, dim: int) -> np.ndarray:
+    """rho with G vec(rho) = 0 and Tr rho = 1 (the first equation replaced by the trace)."""
     G[0, :] = 0.0
     G[0, np.arange(dim) * (dim + 1)] = 1.0
     rhs = np.zeros(dim * dim, complex)

@@ -41,6 +41,7 @@ from .engines import (
     initial_ensemble,
     instrument,
     measurement_frame,
+    next_poisson_loss,
     partitioned_tables,
     trajectory_frame,
 )
@@ -67,13 +68,6 @@ class RecordSetup:
             if N not in self.propagators:
                 self.propagators[N] = exact.BlockPropagator(N, N, self.point.rates())
             return self.propagators[N]
-
-
-@cache
-def _observable_rows(two_j: int) -> np.ndarray:
-    """Rows O^T raveled, so that Tr(rho O) = rows @ vec(rho), for OBSERVABLES after N and j."""
-    ops = exact.observable_matrices(two_j)
-    return np.stack([ops[name].T.ravel() for name in OBSERVABLES[2:]])
 
 
 @cache
@@ -144,7 +138,7 @@ class RecordEngine:
         at = np.zeros(n)  # the time each state refers to
         vecs = [setup.rho0.ravel().astype(complex) for _ in range(n)]
         scripted = np.zeros(n, np.int64)
-        poisson = np.array([_next_loss(0.0, setup.loss_rate, N0, rng[i]) for i in range(n)])
+        poisson = np.array([next_poisson_loss(0.0, setup.loss_rate, N0, rng[i]) for i in range(n)])
         events: list[tuple[int, float, int]] = []
         grid = np.union1d(setup.t_grid, meas_times)
         sample, q, last = 0, 0, 0.0
@@ -162,7 +156,7 @@ class RecordEngine:
                     N[i] -= 1
                     at[i] = t_loss
                     scripted[i] += is_scripted
-                    poisson[i] = _next_loss(t_loss, setup.loss_rate, N[i], rng[i])
+                    poisson[i] = next_poisson_loss(t_loss, setup.loss_rate, N[i], rng[i])
                     events.append((i, t_loss, N[i]))
             for i in np.flatnonzero(at != last):  # from a loss to T: a one-off interval
                 vecs[i] = setup.propagator(N[i]).advance_once(vecs[i][:, None], T - at[i])[:, 0]
@@ -181,19 +175,13 @@ class RecordEngine:
             if sample < setup.t_grid.size and setup.t_grid[sample] == T:
                 for i in range(n):
                     samples[i, sample, 0], samples[i, sample, 1] = N[i], N[i] / 2
-                    samples[i, sample, 2:] = (_observable_rows(N[i]) @ vecs[i]).real
+                    samples[i, sample, 2:] = (exact.observable_rows(N[i]) @ vecs[i]).real
                 sample += 1
         stats = UnitStats.of(samples, N0)
         if not keep:
             return UnitResult(stats)
         return UnitResult(stats, _frames(setup, unit, index, samples, events, outcomes,
                                          outcome_N))
-
-
-def _next_loss(t: float, rate_per_spin: float, N: int, stream: np.ndarray) -> float:
-    """The next Poisson loss after t (rate gamma_loss N; memoryless, so redrawn after a loss)."""
-    rate = rate_per_spin * N
-    return t - np.log(_uniform(stream)) / rate if rate > 0 else np.inf
 
 
 def _frames(setup, unit, index, samples, events, outcomes, outcome_N) -> dict:

@@ -29,6 +29,8 @@ import numpy as np
 import yaml
 from scipy.linalg import eigvalsh_tridiagonal
 
+from . import hybrid
+from .cavity import squeezed_reservoir_rates
 from .dicke import OBSERVABLES
 from .errors import TrajsimError
 from .memory import memory_budget
@@ -44,6 +46,13 @@ class ScenarioError(TrajsimError):
 #: S_y measurement instruments (README, "Measurements"): none, a projective S_y measurement, a
 #: Gaussian (weak) one of resolution sigma, or k outcomes from k copies without back-action.
 INSTRUMENTS = ("none", "projective", "weak", "copies")
+#: Models (``model.kind``): the spins of Eq. (2)/(11), or the hybrid implementation of Eq. (9)
+#: (hybrid_engine.py) with the keys HYBRID_DEFAULTS, whose Gamma and gamma_coll come from the
+#: cavity (Eqs. 12-13) instead of SPIN_ONLY_KEYS.
+MODEL_KINDS = ("spin", "hybrid")
+HYBRID_DEFAULTS = {"kappa_sqz": 1.0, "kappa_int": 0.0, "Delta_c": 0.0, "n_max": "auto"}
+HYBRID_KEYS = ("g",) + tuple(HYBRID_DEFAULTS)
+SPIN_ONLY_KEYS = ("Gamma", "gamma_coll", "chi")
 #: Simulation engines (``run.engine``): jump trajectories of every Sigma jump, or the record-level
 #: engine (record_engine.py); auto takes the record-level one where it is eligible and cheaper.
 ENGINES = ("auto", "jumps", "record")
@@ -57,6 +66,8 @@ MAX_TIME = 1e9
 MAX_R = 5.0
 MAX_N = 10**9
 MAX_INT = 2**63 - 1
+#: Largest Fock cut-off of the hybrid model (model.n_max).
+MAX_N_MAX = 200
 
 
 def _number(minimum=None, exclusive=False, description="", nullable=False, maximum=None):
@@ -98,6 +109,17 @@ SCHEMA = _obj(
                 "gamma_rel": _rate(),
                 "chi": _number(description="a one-axis-twisting rate chi (S^2 - Sz^2), Eq. (G1), "
                                            f"|chi| <= {MAX_RATE:g}", maximum=MAX_RATE),
+                "kind": {"enum": list(MODEL_KINDS),
+                         "description": "spin (Eq. 2/11) or hybrid (Eq. 9: spins + cavity + "
+                                        "squeezed reservoir)"},
+                "g": _rate("a spin-cavity coupling g"),
+                "kappa_sqz": _rate("a squeezed-reservoir rate kappa_sqz"),
+                "kappa_int": _rate("an internal cavity loss rate kappa_int"),
+                "Delta_c": _number(description=f"a cavity detuning with |Delta_c| <= {MAX_RATE:g}",
+                                   maximum=MAX_RATE),
+                "n_max": {"anyOf": [{"const": "auto"},
+                                    _integer(1, MAX_N_MAX, "")],
+                          "description": f"auto or a Fock cut-off from 1 to {MAX_N_MAX}"},
             },
             required=["N"],
         ),
@@ -184,7 +206,7 @@ SCHEMA = _obj(
 
 DEFAULTS = {
     "model": {"r": 0.0, "Gamma": 1.0, "gamma_coll": 0.0, "gamma_phi": 0.0, "gamma_rel": 0.0,
-              "chi": 0.0},
+              "chi": 0.0, "kind": "spin"},
     "initial_state": {"kind": "dicke", "j": None, "m": None, "theta": math.pi, "phi": 0.0},
     "loss": {"rate_per_spin": 0.0, "times": []},
     "time": {"n_samples": 101},
@@ -197,7 +219,7 @@ DEFAULTS = {
 
 #: Keys added to schema v1 after it shipped: at these values they are left out of the scenario
 #: hash, so run directories written before them still resume.
-NEUTRAL_DEFAULTS = {"model": {"chi": 0.0},
+NEUTRAL_DEFAULTS = {"model": {"chi": 0.0, "kind": "spin"},
                     "measurement": {"kind": "none", "period": None, "times": [], "sigma": None},
                     "run": {"engine": ("auto", "jumps")}}  # a tuple: any of these values
 
@@ -441,6 +463,8 @@ def _with_defaults(raw: dict) -> dict:
             out[section] = {**values, **out.get(section, {})}
         else:
             out.setdefault(section, copy.deepcopy(values))
+    if out["model"]["kind"] == "hybrid":
+        out["model"] = {**HYBRID_DEFAULTS, **out["model"]}
     out["sweep"] = {key: [_as_integers(v, _schema_at(key.split("."))) for v in values]
                     for key, values in out["sweep"].items()}
     return out
@@ -480,6 +504,57 @@ def _sweepable_keys() -> list[str]:
     return keys
 
 
+def _check_model_kind(raw: dict) -> None:
+    """model.kind: the keys of the hybrid model belong to it alone, and it has no
+    SPIN_ONLY_KEYS (its Gamma and gamma_coll come from the cavity)."""
+    model, swept = raw.get("model", {}), raw.get("sweep", {})
+    if "model.kind" in swept:
+        raise ScenarioError("sweep.model.kind: one model kind per run; run the spin and the "
+                            "hybrid model as two scenarios")
+    given = set(model) | {key.split(".", 1)[1] for key in swept if key.startswith("model.")}
+    if model.get("kind", "spin") == "hybrid":
+        for key in SPIN_ONLY_KEYS:
+            if key in given:
+                raise ScenarioError(f"model.{key}: not a key of the hybrid model (model.kind: "
+                                    "hybrid), whose Gamma and gamma_coll come from the cavity "
+                                    "(Eqs. 12-13); set g, kappa_sqz, kappa_int and Delta_c")
+        if "g" not in given:
+            raise ScenarioError("model.g: the hybrid model (model.kind: hybrid) needs the "
+                                "spin-cavity coupling g")
+        return
+    for key in HYBRID_KEYS:
+        if key in given:
+            raise ScenarioError(f"model.{key}: a key of the hybrid model only; set model.kind: "
+                                "hybrid (spins + cavity + squeezed reservoir, Eq. 9) or remove it")
+
+
+def _resolve_hybrid(point: dict, label: str) -> None:
+    """A hybrid point's Gamma and gamma_coll (Eqs. 12-13: the spin model it reduces to when
+    sqrt(N) g << kappa) and its Fock cut-off (``hybrid.auto_n_max``, or the given one checked
+    against the photons of the squeezed reservoir)."""
+    m = point["model"]
+    if m["kappa_sqz"] + m["kappa_int"] == 0:
+        raise ScenarioError(f"{label}model.kappa_sqz: the cavity needs a decay; give "
+                            "kappa_sqz + kappa_int > 0")
+    rates = squeezed_reservoir_rates(m["g"], m["kappa_sqz"], m["kappa_int"], m["r"])
+    m["Gamma"], m["gamma_coll"] = rates.Gamma, rates.gamma_coll
+    reservoir = (m["kappa_sqz"], m["kappa_int"], m["r"])
+    enough = hybrid.auto_n_max(*reservoir, MAX_N_MAX)
+    if m["n_max"] == "auto":
+        if enough is None:
+            raise ScenarioError(f"{label}model.r: the squeezed reservoir at r = {m['r']:g} fills "
+                                f"more than {MAX_N_MAX} Fock levels (model.n_max); lower model.r")
+        m["n_max"] = enough
+        return
+    tail = hybrid.reservoir_tail(*reservoir, m["n_max"])
+    if tail > hybrid.REFUSE_TOP_WEIGHT:
+        advice = f"n_max >= {enough} or " if enough else ""
+        raise ScenarioError(f"{label}model.n_max: a cut-off at {m['n_max']} photons leaves "
+                            f"{tail:.2g} of the squeezed reservoir's photon distribution "
+                            f"(r = {m['r']:g}) at or beyond it (at most "
+                            f"{hybrid.REFUSE_TOP_WEIGHT:g}); use {advice}n_max: auto")
+
+
 def _check_point(point: dict, label: str) -> None:
     """Physics checks the schema cannot express."""
     model, init = point["model"], point["initial_state"]
@@ -499,6 +574,10 @@ def _check_point(point: dict, label: str) -> None:
         raise ScenarioError(f"{label}model.chi: one-axis twisting (App. G) runs with a diagonal "
                             f"no-jump generator; set model.Gamma to 0 or model.r to 0")
     _check_measurement(point["measurement"], point["time"]["t_end"], label)
+    meas = point["measurement"]
+    if model["kind"] == "hybrid" and meas["kind"] == "none" and meas["shots"]:
+        raise ScenarioError(f"{label}measurement.shots: the Sy2_shots readout is not kept for "
+                            "model.kind: hybrid; use measurement.kind: copies")
     if len(point["loss"]["times"]) > N:
         raise ScenarioError(f"{label}loss.times: {len(point['loss']['times'])} scripted losses "
                             f"but only N = {N} spins")
@@ -708,6 +787,11 @@ def _choose_engine(point: dict, label: str) -> str:
     """``run.engine`` resolved: auto takes the record-level engine for a point with an S_y
     instrument that it can run and that it runs cheaper (``cost_estimate``)."""
     asked = point["run"]["engine"]
+    if point["model"]["kind"] == "hybrid":
+        if asked == "record":
+            raise ScenarioError(f"{label}run.engine: the record-level engine runs the spin model "
+                                "only; use run.engine: jumps for model.kind: hybrid")
+        return "jumps"
     why_not = _record_eligible(point)
     if asked == "record" and why_not:
         raise ScenarioError(f"{label}run.engine: the record-level engine cannot run this point: "
@@ -763,6 +847,7 @@ def resolve(raw, name: str = "scenario") -> Scenario:
     """Validate a raw scenario mapping and expand its sweep."""
     _check_tree(raw, "scenario")
     check_schema(raw)
+    _check_model_kind(raw)
     resolved = _with_defaults(raw)
     resolved.setdefault("name", name)
     sweepable = _sweepable_keys()
@@ -787,6 +872,8 @@ def resolve(raw, name: str = "scenario") -> Scenario:
             check_schema(point)
         except ScenarioError as err:
             raise ScenarioError(f"{label}{err}") from None
+        if point["model"]["kind"] == "hybrid":
+            _resolve_hybrid(point, label)
         _check_point(point, label)
         point["run"]["engine"] = _choose_engine(point, label)
         if point["run"]["unit_size"] == "auto":

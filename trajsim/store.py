@@ -70,7 +70,13 @@ def _atomic(path: Path, write) -> None:
 
 
 def write_parquet(df: pd.DataFrame, path: Path) -> None:
+    """Write df atomically.  A text column with no rows (a unit without events) would be typed
+    null, which the parts with text cannot be read together with: it is written as text."""
     table = pa.Table.from_pandas(df, preserve_index=False)
+    if any(pa.types.is_null(f.type) for f in table.schema):
+        table = table.cast(pa.schema([pa.field(f.name, pa.string()) if pa.types.is_null(f.type)
+                                      else f for f in table.schema],
+                                     metadata=table.schema.metadata))
     _atomic(path, lambda tmp: pq.write_table(table, tmp))
 
 

@@ -1,0 +1,279 @@
+"""The hybrid engine (trajsim.hybrid_engine): exact trajectories of Eq. (9) against exact
+density matrices built independently, the dyadic no-jump propagation against scipy's expm, and
+the scenario keys of model.kind: hybrid."""
+
+import numpy as np
+import pytest
+import qutip as qt
+from scipy.linalg import expm
+from scipy.sparse.linalg import expm_multiply
+
+import trajsim
+from trajsim import dicke, hybrid
+from trajsim.engine.dyadic import advance
+from trajsim.hybrid_engine import build_block, generator
+from trajsim.model import Rates
+from trajsim.scenario import ScenarioError, load
+
+CAVITY = hybrid.Cavity(g=0.5, kappa_sqz=1.0, r=0.4, kappa_int=0.3, Delta_c=0.3, n_max=5)
+LOCAL = Rates(gamma_phi=0.2, gamma_rel=0.1)
+
+
+def sector_generator(block, A):
+    """A in the kernel's sector order."""
+    return A[np.ix_(block.order, block.order)]
+
+
+def test_generator_splits_into_parity_sectors_and_its_decay_is_the_channels():
+    """H_eff keeps the parity of n + k, and -(A + A^dag) = sum_c L_c^dag L_c over the cavity
+    channels and every j-resolved local route: the no-jump decay is the total jump rate."""
+    A, channels = generator(3, 3, CAVITY, LOCAL)
+    parity = (np.arange(6)[:, None] + np.arange(4)[None, :]).ravel() % 2
+    assert not np.any(A[np.ix_(parity == 0, parity == 1)])
+    eye_f, eye_s = np.identity(6), np.identity(4)
+    total = sum(np.kron(F.T @ F, eye_s) if S is None else np.kron(eye_f, S.T @ S)
+                for _, _, F, S in channels)
+    assert np.allclose(total, -(A + A.conj().T), atol=1e-12)
+    assert {name for name, *_ in channels} == {"cavity_sqz", "cavity_int", "dephasing",
+                                               "relaxation"}
+
+
+def test_dyadic_propagation_is_exp_of_the_generator():
+    """No jump (u tiny): advance(tau) x = expm(A tau) x to 1e-12, for spans on and off the
+    step grid."""
+    block = build_block(3, 3, CAVITY, LOCAL, h=0.25)
+    A = sector_generator(block, generator(3, 3, CAVITY, LOCAL)[0])
+    x = np.array([1, 1j]) @ np.random.default_rng(1).normal(size=(2, A.shape[0]))
+    x /= np.linalg.norm(x)
+    for tau in (0.25, 1.0, 1.2345678, 3e-9):
+        xr, xi = x.real.copy(), x.imag.copy()
+        elapsed, jumped = advance(block.Pr, block.Pi, block.dims, 0.25, xr, xi, tau, 1e-300)
+        assert not jumped and elapsed == tau
+        assert np.allclose(xr + 1j * xi, expm(A * tau) @ x, rtol=0, atol=1e-12), tau
+
+
+def test_dyadic_jump_time_is_the_root_of_the_norm():
+    """The returned jump time t solves ||expm(A t) x||^2 = u to 1e-12, and the state is
+    expm(A t) x."""
+    block = build_block(3, 3, CAVITY, LOCAL, h=0.25)
+    A = sector_generator(block, generator(3, 3, CAVITY, LOCAL)[0])
+    x = np.zeros(A.shape[0], complex)
+    x[0] = 1.0
+    for u in (0.9, 0.5, 0.01):
+        xr, xi = x.real.copy(), x.imag.copy()
+        t, jumped = advance(block.Pr, block.Pi, block.dims, 0.25, xr, xi, 100.0, u)
+        exact = expm(A * t) @ x
+        assert jumped and abs(np.vdot(exact, exact).real - u) < 1e-12 * u
+        assert np.allclose(xr + 1j * xi, exact, rtol=0, atol=1e-12)
+
+
+def test_dyadic_propagation_is_exact_at_an_exceptional_point():
+    """One spin, one photon, internal loss only: the one-excitation sector has
+    A = [[-kappa/2, -i g], [-i g, 0]], defective at g = kappa / 4.  There its eigenvectors
+    coincide (an eigen-decomposition fails), yet the dyadic steps reproduce expm to 1e-13."""
+    kappa = 1.0
+    cavity = hybrid.Cavity(g=kappa / 4, kappa_sqz=0.0, r=0.0, kappa_int=kappa, n_max=1)
+    block = build_block(1, 1, cavity, Rates(), h=0.5)
+    A = sector_generator(block, generator(1, 1, cavity, Rates())[0])
+    single = np.ix_([2, 3], [2, 3])  # |0, up> and |1, down>: the odd sector, after the even
+    assert np.allclose(A[single], [[0, -0.25j], [-0.25j, -0.5]])
+    assert np.linalg.cond(np.linalg.eig(A[single])[1]) > 1e6
+    x = np.array([0, 0, 1, 0], complex)
+    for tau in (0.5, 2.75, 10.0):
+        xr, xi = x.real.copy(), x.imag.copy()
+        advance(block.Pr, block.Pi, block.dims, 0.5, xr, xi, tau, 1e-300)
+        assert np.allclose(xr + 1j * xi, expm(A * tau) @ x, rtol=0, atol=1e-13)
+
+
+def test_the_cavity_starts_in_the_reservoir_squeezed_vacuum():
+    """b |psi> = 0 for b = cosh r a + sinh r a^dag, but for the truncation's top row, and
+    <a^dag a> -> sinh^2 r."""
+    c = hybrid.squeezed_vacuum(40, 0.5)
+    a = hybrid.annihilation(40)
+    b = np.cosh(0.5) * a + np.sinh(0.5) * a.T
+    assert np.allclose((b @ c)[:-1], 0, atol=1e-14)
+    assert c @ (a.T @ a) @ c == pytest.approx(np.sinh(0.5) ** 2, rel=1e-9)
+
+
+def test_reservoir_photon_distribution_is_the_truncated_steady_state():
+    """The closed form of hybrid.reservoir_populations against the cavity-only master equation
+    solved at a cut-off far beyond its tail."""
+    kappa_sqz, kappa_int, r = 1.0, 0.3, 0.8
+    cavity = hybrid.Cavity(1e-9, kappa_sqz, r, kappa_int, n_max=60)
+    rho = hybrid.steady_state(1, cavity)
+    numeric = np.real(np.diag(hybrid.cavity_state(rho, 1)))
+    assert np.allclose(hybrid.reservoir_populations(kappa_sqz, kappa_int, r, 30), numeric[:31],
+                       rtol=0, atol=1e-12)
+
+
+HYBRID = {"name": "h", "model": {"kind": "hybrid", "N": 4, "r": 0.5, "g": 0.2},
+          "time": {"t_end": 2.0, "n_samples": 5}, "run": {"trajectories": 8}}
+
+
+def with_model(**changes) -> dict:
+    return {**HYBRID, "model": {**HYBRID["model"], **changes}}
+
+
+def test_hybrid_points_resolve_eqs_12_13_and_a_fock_cut_off():
+    point = load(with_model(kappa_int=0.25)).points[0]
+    m = point["model"]
+    assert m["Gamma"] == pytest.approx(4 * 0.2**2 * 1.0 / 1.25**2)
+    assert m["gamma_coll"] == pytest.approx(4 * 0.2**2 * 0.25 / 1.25**2)
+    assert m["n_max"] == hybrid.auto_n_max(1.0, 0.25, 0.5, 200)
+    assert hybrid.reservoir_tail(1.0, 0.25, 0.5, m["n_max"]) < hybrid.AUTO_TOP_WEIGHT
+    assert hybrid.reservoir_tail(1.0, 0.25, 0.5, m["n_max"] - 1) >= hybrid.AUTO_TOP_WEIGHT
+    assert point["run"]["engine"] == "jumps"
+
+
+@pytest.mark.parametrize("scenario, key", [
+    ({**HYBRID, "model": {"N": 4, "g": 0.2}}, "model.g"),
+    ({**HYBRID, "model": {"N": 4, "n_max": 8}}, "model.n_max"),
+    (with_model(Gamma=1.0), "model.Gamma"),
+    (with_model(chi=0.5), "model.chi"),
+    ({**HYBRID, "model": {"kind": "hybrid", "N": 4}}, "model.g"),
+    (with_model(r=1.5, n_max=8), "model.n_max"),
+    (with_model(r=4.0), "model.r"),
+    (with_model(kappa_sqz=0.0), "model.kappa_sqz"),
+    ({**HYBRID, "run": {"engine": "record"}}, "run.engine"),
+    ({**HYBRID, "sweep": {"model.kind": ["spin", "hybrid"]}}, "sweep.model.kind"),
+    ({**HYBRID, "sweep": {"model.Gamma": [1.0, 2.0]}}, "model.Gamma"),
+    ({**HYBRID, "measurement": {"shots": 10}}, "measurement.shots"),
+    (with_model(n_max=500), "model.n_max"),
+])
+def test_bad_hybrid_input_names_the_key(scenario, key):
+    with pytest.raises(ScenarioError) as err:
+        load(scenario)
+    assert str(err.value).split(":")[0].endswith(key) and "\n" not in str(err.value)
+
+
+def reference_moments(N, cavity, psi_spin, times) -> dict:
+    """Spin and cavity moments from the dense Eq. (9) Liouvillian (hybrid.liouvillian)."""
+    psi = np.kron(hybrid.squeezed_vacuum(cavity.n_max, cavity.r), psi_spin)
+    states = expm_multiply(hybrid.liouvillian(N, cavity), np.outer(psi, psi.conj()).ravel(),
+                           start=times[0], stop=times[-1], num=times.size, endpoint=True)
+    dim = psi.size
+    ops = hybrid.cavity_observables(cavity.n_max)
+    out = {}
+    for vec in states:
+        rho = vec.reshape(dim, dim)
+        values = dict(hybrid.spin_observables(rho, N))
+        rho_c = hybrid.cavity_state(rho, N)
+        values.update({name: np.trace(rho_c @ op).real for name, op in ops.items()})
+        for name, value in values.items():
+            out.setdefault(name, []).append(value)
+    return {name: np.array(v) for name, v in out.items()}
+
+
+SPIN_MOMENTS = ("Sx", "Sy", "Sz", "Sx2", "Sy2", "Sz2", "SxSy", "SxSz", "SySz")
+CAVITY_MOMENTS = ("n_cav", "X_cav", "P_cav", "X2_cav", "P2_cav")
+
+
+@pytest.mark.slow
+def test_trajectories_match_the_eq_9_density_matrix(within_sem):
+    """N = 4, n_max = 8, sqrt(N) g / kappa = 0.67 (beyond the adiabatic limit), a detuned cavity,
+    from a coherent spin state (both parity sectors), with a projective S_y measurement at the
+    end: every spin and cavity moment within 5 SE at every sample, the outcomes within 5
+    binomial SE of Born's rule."""
+    N, cavity = 4, hybrid.Cavity(g=0.4, kappa_sqz=1.0, r=0.5, kappa_int=0.2, Delta_c=0.5, n_max=8)
+    scenario = {"name": "hybrid", "model": {"kind": "hybrid", "N": N, "r": 0.5, "g": 0.4,
+                                            "kappa_sqz": 1.0, "kappa_int": 0.2, "Delta_c": 0.5,
+                                            "n_max": 8},
+                "initial_state": {"kind": "css", "theta": 2.0, "phi": 0.3},
+                "time": {"t_end": 3.0, "n_samples": 7},
+                "measurement": {"kind": "projective", "times": [3.0]},
+                "run": {"trajectories": 3000, "seed": 4}}
+    result = trajsim.run(scenario, threads=2)
+    traj = result.trajectories.sort_values(["trajectory", "t"])
+    times = np.linspace(0, 3.0, 7)
+    psi_spin = dicke.coherent_spin_state(N, 2.0, 0.3)
+    ref = reference_moments(N, cavity, psi_spin, times)
+    for name in SPIN_MOMENTS + CAVITY_MOMENTS:
+        samples = traj[name].to_numpy().reshape(-1, times.size)[:, :-1]  # before the measurement
+        within_sem(samples, ref[name][:-1], name)
+    psi = np.kron(hybrid.squeezed_vacuum(8, 0.5), psi_spin)
+    rho = expm_multiply(hybrid.liouvillian(N, cavity) * 3.0, np.outer(psi, psi.conj()).ravel())
+    rho_spin = hybrid.spin_state(rho.reshape(psi.size, psi.size), N)
+    values, vectors = np.linalg.eigh(dicke.collective_operators(N)["Sy"])
+    born = np.real(np.einsum("km,kl,lm->m", vectors.conj(), rho_spin, vectors))
+    outcomes = result.measurements.outcome.to_numpy()
+    freq = np.array([(np.abs(outcomes - v) < 1e-9).mean() for v in values])
+    assert np.all(np.abs(freq - born) <= 5 * np.sqrt(born * (1 - born) / outcomes.size) + 1e-9)
+
+
+def qubit_model(N: int, cavity: hybrid.Cavity, rates: Rates):
+    """H and the collapse operators of Eq. (9) with local rates in the full space
+    Fock ⊗ (C^2)^N, built with QuTiP from single spins (no Dicke algebra), and the collective
+    spin operators."""
+    fock = cavity.n_max + 1
+    idf, id2 = qt.qeye(fock), qt.qeye(2)
+
+    def spin(op, k):
+        return qt.tensor([idf] + [op if i == k else id2 for i in range(N)])
+
+    a = qt.tensor([qt.destroy(fock)] + [id2] * N)
+    sm = [spin(qt.sigmam(), k) for k in range(N)]  # basis(2, 1) is spin down
+    sz = [spin(qt.sigmaz(), k) for k in range(N)]
+    Sm, Sz = sum(sm), 0.5 * sum(sz)
+    H = cavity.g * (a.dag() * Sm + a * Sm.dag()) + cavity.Delta_c * a.dag() * a
+    c_ops = [np.sqrt(cavity.kappa_sqz) * (np.cosh(cavity.r) * a + np.sinh(cavity.r) * a.dag()),
+             np.sqrt(cavity.kappa_int) * a]
+    c_ops += [np.sqrt(rates.gamma_phi / 2) * op for op in sz]
+    c_ops += [np.sqrt(rates.gamma_rel) * op for op in sm]
+    Sx, Sy = (Sm.dag() + Sm) / 2, (Sm.dag() - Sm) / 2j
+    spins = {"Sx": Sx, "Sy": Sy, "Sz": Sz, "Sx2": Sx * Sx, "Sy2": Sy * Sy, "Sz2": Sz * Sz,
+             "SxSy": (Sx * Sy + Sy * Sx) / 2, "SxSz": (Sx * Sz + Sz * Sx) / 2,
+             "SySz": (Sy * Sz + Sz * Sy) / 2, "n_cav": a.dag() * a,
+             "X2_cav": ((a + a.dag()) / 2) ** 2, "P2_cav": ((a - a.dag()) / 2j) ** 2}
+    return H, c_ops, spins
+
+
+@pytest.mark.slow
+def test_trajectories_with_local_rates_and_a_loss_match_qubit_space_mesolve(within_sem):
+    """N = 3 spins, one at a time (QuTiP mesolve in Fock ⊗ (C^2)^3, the lost spin traced out at
+    t = 1.5): local dephasing and relaxation move j, the loss leaves two spins; spin and cavity
+    moments within 5 SE at every sample."""
+    N, rates = 3, Rates(gamma_phi=0.2, gamma_rel=0.1)
+    cavity = hybrid.Cavity(g=0.5, kappa_sqz=1.0, r=0.4, kappa_int=0.3, Delta_c=0.3, n_max=6)
+    scenario = {"name": "hybrid-local", "model": {"kind": "hybrid", "N": N, "r": 0.4, "g": 0.5,
+                                                  "kappa_sqz": 1.0, "kappa_int": 0.3,
+                                                  "Delta_c": 0.3, "n_max": 6, "gamma_phi": 0.2,
+                                                  "gamma_rel": 0.1},
+                "initial_state": {"kind": "dicke", "m": 0.5},
+                "loss": {"times": [1.5]}, "time": {"t_end": 3.0, "n_samples": 7},
+                "run": {"trajectories": 3000, "seed": 5}}
+    result = trajsim.run(scenario, threads=2)
+    traj = result.trajectories.sort_values(["trajectory", "t"])
+    cav = qt.Qobj(hybrid.squeezed_vacuum(6, 0.4))
+    # |j = 3/2, m = 1/2>: the symmetric state with one spin down (basis(2, 1))
+    up, down = qt.basis(2, 0), qt.basis(2, 1)
+    spins = (qt.tensor(down, up, up) + qt.tensor(up, down, up) + qt.tensor(up, up, down)).unit()
+    options = {"atol": 1e-10, "rtol": 1e-9}
+    H, c_ops, ops = qubit_model(3, cavity, rates)
+    before = qt.mesolve(H, qt.ket2dm(qt.tensor(cav, spins)), [0.0, 0.5, 1.0, 1.5], c_ops,
+                        options=options).states
+    H, c_ops, ops_after = qubit_model(2, cavity, rates)
+    after = qt.mesolve(H, before[-1].ptrace([0, 1, 2]), [1.5, 2.0, 2.5, 3.0], c_ops,
+                       options=options).states  # the third spin is lost at t = 1.5
+    ref = {name: np.array([qt.expect(ops[name], state) for state in before[:-1]]
+                          + [qt.expect(ops_after[name], state) for state in after])
+           for name in ops}
+    for name in ("Sx", "Sz", "Sx2", "Sy2", "Sz2", "SxSz", "n_cav", "X2_cav", "P2_cav"):
+        samples = traj[name].to_numpy().reshape(-1, 7)
+        within_sem(samples, ref[name], name)
+    assert np.all(traj.N.to_numpy().reshape(-1, 7) == [3, 3, 3, 2, 2, 2, 2])
+    assert set(result.events.channel) >= {"cavity_sqz", "dephasing", "relaxation", "lost_up"}
+
+
+@pytest.mark.slow
+def test_hybrid_outputs_are_the_same_for_any_thread_count_and_resume(tmp_path):
+    scenario = {**with_model(gamma_phi=0.1, n_max=8), "loss": {"rate_per_spin": 0.05},
+                "measurement": {"kind": "weak", "period": 0.5, "sigma": 0.7},
+                "run": {"trajectories": 24, "unit_size": 4, "seed": 2}}
+    one = trajsim.run(scenario, tmp_path / "one", threads=1)
+    two = trajsim.run(scenario, tmp_path / "two", threads=2)
+    for unit in sorted((tmp_path / "two" / "units").glob("*.npz"))[1::2]:
+        unit.unlink()  # half the units lost: a resume recomputes them
+    two = trajsim.run(scenario, tmp_path / "two", threads=2, resume=True)
+    for table in ("trajectories", "events", "measurements", "summary"):
+        a, b = getattr(one, table), getattr(two, table)
+        assert a.equals(b), table

@@ -1,0 +1,333 @@
+"""The hybrid engine: exact jump trajectories of Eq. (9), spins + cavity + squeezed reservoir.
+
+A trajectory is (N, j, psi) with psi[n, k] on Fock(n_max) ⊗ V_j (n photons, Dicke index
+k = j + m), in the rotating frame of Eq. (8):
+
+    H = g (a^dag S- + a S+) + Delta_c a^dag a,
+    jumps   sqrt(kappa_sqz) (cosh r a + sinh r a^dag)   'cavity_sqz'  (the squeezed reservoir)
+            sqrt(kappa_int) a                           'cavity_int'  (internal loss)
+            the local dephasing and relaxation of Eq. (11), j-resolved as in the spin engine,
+    no jump d psi/dt = -i H_eff psi,  H_eff = H - (i/2) sum_c L_c^dag L_c.
+
+H and every L_c^dag L_c keep the parity of n + k (a^dag a + S_z up to a constant), so H_eff is
+block-diagonal over two parity sectors; it is not normal, and ``engine.dyadic`` propagates it
+with exact propagators of dyadic steps.  A jump picks channel c with probability ||L_c psi||^2
+over their sum.  Spin losses are those of the spin engine (a Poisson process of rate
+gamma_loss N plus scripted times; ``dicke.loss_kraus`` on the spin factor, the cavity
+untouched), and S_y instruments act on the spin factor as ``engine.kernels._measure_sy`` does.
+The cavity starts in the reservoir's squeezed vacuum (``hybrid.squeezed_vacuum``), the spins in
+the scenario's initial state.  Per sample: the spin OBSERVABLES of the reduced state and the
+cavity's ``hybrid.CAVITY_OBSERVABLES``.  The exact reference is ``hybrid.liouvillian``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from functools import cache
+
+import numpy as np
+import pandas as pd
+from scipy.linalg import expm
+
+from . import dicke, exact, hybrid
+from .engine import COPIES, OBSERVABLES, PROJECTIVE, Instrument, rng_states
+from .engine.dyadic import advance, levels
+from .engine.streams import _gaussian, _uniform
+from .engines import (
+    UnitResult,
+    WorkUnit,
+    initial_ensemble,
+    instrument,
+    measurement_frame,
+    next_poisson_loss,
+    partitioned_tables,
+    trajectory_frame,
+)
+from .instruments import _sy_basis
+from .model import Rates
+from .scenario import Point
+from .stats import UnitStats
+
+COLUMNS = OBSERVABLES + hybrid.CAVITY_OBSERVABLES
+
+
+def cavity_of(point: dict) -> hybrid.Cavity:
+    """The Eq. (9) parameters of a resolved hybrid point (``model``)."""
+    m = point["model"]
+    return hybrid.Cavity(m["g"], m["kappa_sqz"], m["r"], m["kappa_int"], m["Delta_c"], m["n_max"])
+
+
+def step_size(point: dict) -> float:
+    """The longest dyadic step h: the sample spacing divided evenly into steps no longer than
+    the cavity's decay time 1 / (kappa_sqz + kappa_int)."""
+    m, dt = point["model"], point["time"]["t_end"] / (point["time"]["n_samples"] - 1)
+    return dt / max(1, int(np.ceil(dt * (m["kappa_sqz"] + m["kappa_int"]))))
+
+
+@dataclass(frozen=True)
+class HybridBlock:
+    """Block (N, j): the dyadic propagators of its two parity sectors and its jump channels.
+
+    ``order``: the flat indices n (2j+1) + k of psi in sector order (the kernel's vector);
+    ``channels``: (name, 2j after, Fock factor or None, spin factor or None: one of the two),
+    sqrt(rate) folded in; ``losses``: (name, 2j after, spin factor), the loss Kraus operators."""
+
+    N: int
+    two_j: int
+    order: np.ndarray
+    dims: np.ndarray
+    Pr: np.ndarray
+    Pi: np.ndarray
+    channels: list
+    losses: list
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.order.size // (self.two_j + 1), self.two_j + 1
+
+    def matrix(self, xr: np.ndarray, xi: np.ndarray) -> np.ndarray:
+        """psi[n, k] from the kernel's vector."""
+        flat = np.empty(self.order.size, complex)
+        flat[self.order] = xr + 1j * xi
+        return flat.reshape(self.shape)
+
+    def vector(self, psi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = psi.ravel()[self.order].astype(complex)
+        return x.real.copy(), x.imag.copy()
+
+
+def generator(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates):
+    """(A = -i H_eff, channels) of block (N, j) (module docstring), dense on Fock ⊗ V_j."""
+    a = hybrid.annihilation(cavity.n_max)
+    Jp, Jm, Jz = dicke.spin_matrices(two_j)
+    eye_f, eye_s = np.identity(a.shape[0]), np.identity(two_j + 1)
+    H = cavity.g * (np.kron(a.T, Jm) + np.kron(a, Jp)) + cavity.Delta_c * np.kron(a.T @ a, eye_s)
+    spin_decay = rates.gamma_rel * (N / 2 * eye_s + Jz) + 0.5 * rates.gamma_phi * N * eye_s
+    decay = np.kron(eye_f, spin_decay)
+    channels = []
+    squeezed = np.cosh(cavity.r) * a + np.sinh(cavity.r) * a.T
+    for name, rate, L in (("cavity_sqz", cavity.kappa_sqz, squeezed),
+                          ("cavity_int", cavity.kappa_int, a)):
+        if rate > 0:
+            channels.append((name, two_j, np.sqrt(rate) * L, None))
+            decay = decay + rate * np.kron(L.T @ L, eye_s)
+    for name, rate in rates.local().items():
+        for two_j1, two_jp in dicke.local_targets(N, two_j):
+            K = dicke.local_kraus(N, two_j, name, two_j1, two_jp)
+            channels.append((name, two_jp, None, np.sqrt(rate) * K))
+    return -1j * H - 0.5 * decay, channels
+
+
+def build_block(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates, h: float) -> HybridBlock:
+    """Block (N, j): sectors by the parity of n + k, propagators exp(A h 2^-k) per sector."""
+    A, channels = generator(N, two_j, cavity, rates)
+    fock = cavity.n_max + 1
+    parity = (np.arange(fock)[:, None] + np.arange(two_j + 1)[None, :]).ravel() % 2
+    sectors = [np.flatnonzero(parity == s) for s in (0, 1)]
+    if np.any(A[np.ix_(sectors[0], sectors[1])]) or np.any(A[np.ix_(sectors[1], sectors[0])]):
+        raise AssertionError("H_eff couples the parity sectors")
+    count = levels(h, np.abs(A).sum(axis=0).max())
+    parts = [[expm(A[np.ix_(idx, idx)] * (h * 0.5**k)).T.ravel() for idx in sectors]
+             for k in range(count)]
+    P = np.array([np.concatenate(p) for p in parts])
+    losses = [("lost_up" if up else "lost_down", two_j1, dicke.loss_kraus(N, two_j, two_j1, up))
+              for two_j1 in (dicke.loss_targets(N, two_j) if N > 0 else [])
+              for up in (False, True)]
+    return HybridBlock(N, two_j, np.concatenate(sectors),
+                       np.array([idx.size for idx in sectors], np.int64),
+                       np.ascontiguousarray(P.real), np.ascontiguousarray(P.imag), channels, losses)
+
+
+@dataclass
+class HybridSetup:
+    """What the hybrid engine needs for one sweep point (blocks built lazily, shared by threads)."""
+
+    point: Point
+    cavity: hybrid.Cavity
+    rates: Rates
+    h: float
+    two_j: int
+    weights: np.ndarray
+    states: np.ndarray
+    t_grid: np.ndarray
+    script_times: np.ndarray
+    loss_rate: float
+    instrument: Instrument | None
+    blocks: dict = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def block(self, N: int, two_j: int) -> HybridBlock:
+        with self.lock:
+            if (N, two_j) not in self.blocks:
+                self.blocks[N, two_j] = build_block(N, two_j, self.cavity, self.rates, self.h)
+            return self.blocks[N, two_j]
+
+
+@cache
+def _cavity_rows(n_max: int) -> np.ndarray:
+    ops = hybrid.cavity_observables(n_max)
+    return np.stack([ops[name].T.ravel() for name in hybrid.CAVITY_OBSERVABLES])
+
+
+def observables(psi: np.ndarray, N: int, two_j: int) -> np.ndarray:
+    """COLUMNS of the state psi[n, k] (normalised here): Tr(rho O) of the reduced states."""
+    psi = psi / np.linalg.norm(psi)
+    rho_spin, rho_cavity = psi.T @ psi.conj(), psi @ psi.conj().T
+    return np.concatenate(([N, two_j / 2],
+                           (exact.observable_rows(two_j) @ rho_spin.ravel()).real,
+                           (_cavity_rows(psi.shape[0] - 1) @ rho_cavity.ravel()).real))
+
+
+def _pick(weights: list[float], stream: np.ndarray) -> int:
+    """Index drawn with probability proportional to weights."""
+    cumulative = np.cumsum(weights)
+    return min(int(np.searchsorted(cumulative, _uniform(stream) * cumulative[-1])),
+               len(weights) - 1)
+
+
+def _measure(psi: np.ndarray, two_j: int, instrument: Instrument, stream: np.ndarray,
+             out: np.ndarray) -> np.ndarray:
+    """One S_y measurement on the spin factor of psi[n, k] (as ``record_engine._measure`` on a
+    density matrix; psi normalised): outcomes into ``out``, the normalised state after it."""
+    my, U = _sy_basis(two_j)
+    psi_y = psi @ U.conj()  # psi_y[n, m] = <n, m_y|psi>
+    cumulative = np.cumsum((np.abs(psi_y) ** 2).sum(axis=0))
+    for shot in range(out.size):
+        m = min(int(np.searchsorted(cumulative, _uniform(stream) * cumulative[-1])), two_j)
+        out[shot] = my[m]
+    if instrument.kind == COPIES:
+        return psi
+    if instrument.kind == PROJECTIVE:
+        keep = np.zeros(two_j + 1)
+        keep[m] = 1.0
+    else:
+        y = out[0] + instrument.sigma * _gaussian(stream)
+        out[0] = y
+        keep = np.exp(-((y - my) ** 2) / (4.0 * instrument.sigma**2))
+    psi = (psi_y * keep) @ U.T
+    return psi / np.linalg.norm(psi)
+
+
+class HybridEngine:
+    """Exact jump trajectories of Eq. (9) (module docstring)."""
+
+    @staticmethod
+    def columns(point: dict) -> tuple[str, ...]:
+        return COLUMNS
+
+    @staticmethod
+    def tables(point: dict, keep: bool) -> tuple[str, ...]:
+        return partitioned_tables(point, keep)
+
+    @staticmethod
+    def build(point: Point) -> HybridSetup:
+        two_j, weights, states = initial_ensemble(point)
+        return HybridSetup(point, cavity_of(point), point.rates(), step_size(point), two_j,
+                           weights, states, point.time_grid(),
+                           np.sort(np.asarray(point["loss"]["times"], float)),
+                           float(point["loss"]["rate_per_spin"]), instrument(point))
+
+    @staticmethod
+    def run_unit(setup: HybridSetup, unit: WorkUnit, seed: int, keep: bool) -> UnitResult:
+        index = np.arange(unit.first, unit.first + unit.count)
+        rng = rng_states(seed, unit.point, index)
+        rng_meas = rng_states(seed, unit.point, index, stream=1)
+        meas_times = setup.instrument.times if setup.instrument else np.zeros(0)
+        per_time = setup.instrument.per_time if setup.instrument else 1
+        samples = np.zeros((unit.count, setup.t_grid.size, len(COLUMNS)))
+        outcomes = np.zeros((unit.count, meas_times.size * per_time))
+        outcome_N = np.zeros((unit.count, meas_times.size), np.int64)
+        events: list[tuple] = []
+        for row in range(unit.count):
+            _trajectory(setup, row, rng[row], rng_meas[row], samples[row], outcomes[row],
+                        outcome_N[row], events)
+        stats = UnitStats.of(samples, setup.point["model"]["N"])
+        if not keep:
+            return UnitResult(stats)
+        frames = {"trajectories": trajectory_frame(unit.point, index, setup.t_grid, samples,
+                                                   COLUMNS),
+                  "events": _events_frame(unit.point, index, events)}
+        if setup.instrument:
+            times = np.repeat(meas_times, per_time)
+            frames["measurements"] = measurement_frame(
+                unit.point, np.repeat(index, outcomes.shape[1]), np.tile(times, unit.count),
+                outcomes.ravel(), np.repeat(outcome_N, per_time, axis=1).ravel())
+        return UnitResult(stats, frames)
+
+
+def _trajectory(setup: HybridSetup, row: int, rng: np.ndarray, rng_meas: np.ndarray,
+                samples: np.ndarray, outcomes: np.ndarray, outcome_N: np.ndarray,
+                events: list) -> None:
+    """One trajectory: samples[sample, column], its outcomes and events (appended)."""
+    N, two_j = setup.point["model"]["N"], setup.two_j
+    member = _pick(list(setup.weights), rng) if setup.weights.size > 1 else 0
+    block = setup.block(N, two_j)
+    xr, xi = block.vector(np.outer(hybrid.squeezed_vacuum(setup.cavity.n_max, setup.cavity.r),
+                                   setup.states[member]))
+    u, t, scripted = _uniform(rng), 0.0, 0
+    poisson = next_poisson_loss(0.0, setup.loss_rate, N, rng)
+    meas_times, q = (setup.instrument.times if setup.instrument else np.zeros(0)), 0
+    per_time = setup.instrument.per_time if setup.instrument else 1
+    sample = 0
+    for T in np.union1d(setup.t_grid, meas_times):
+        while True:
+            is_scripted = (scripted < setup.script_times.size
+                           and setup.script_times[scripted] <= poisson)
+            t_loss = setup.script_times[scripted] if is_scripted else poisson
+            target = min(T, t_loss)
+            elapsed, jumped = advance(block.Pr, block.Pi, block.dims, setup.h, xr, xi,
+                                      target - t, u)
+            if not jumped and t_loss > T:
+                t = T
+                break
+            psi = block.matrix(xr, xi)
+            before = two_j
+            if jumped:
+                t += elapsed
+                phis = [F @ psi if S is None else psi @ S.T for _, _, F, S in block.channels]
+                c = _pick([np.vdot(phi, phi).real for phi in phis], rng)
+                name, two_j, psi = block.channels[c][0], block.channels[c][1], phis[c]
+                kind = "jump"
+            else:
+                t = t_loss
+                phis = [psi @ K.T for _, _, K in block.losses]
+                c = _pick([np.vdot(phi, phi).real for phi in phis], rng)
+                name, two_j, psi = block.losses[c][0], block.losses[c][1], phis[c]
+                N, kind = N - 1, "loss"
+                scripted += is_scripted
+                if not is_scripted:
+                    poisson = next_poisson_loss(t_loss, setup.loss_rate, N, rng)
+            events.append((row, t, kind, name, N, two_j, before))
+            block = setup.block(N, two_j)
+            xr, xi = block.vector(psi / np.linalg.norm(psi))
+            u = _uniform(rng)
+        if q < meas_times.size and meas_times[q] == T:
+            psi = block.matrix(xr, xi)
+            psi = _measure(psi / np.linalg.norm(psi), two_j, setup.instrument, rng_meas,
+                           outcomes[q * per_time:(q + 1) * per_time])
+            outcome_N[q] = N
+            xr, xi = block.vector(psi)
+            u, q = _uniform(rng), q + 1
+        if sample < setup.t_grid.size and setup.t_grid[sample] == T:
+            samples[sample] = observables(block.matrix(xr, xi), N, two_j)
+            sample += 1
+
+
+def _events_frame(point: int, index: np.ndarray, events: list) -> pd.DataFrame:
+    """The unit's events table (README, "Output directory"), one row per jump or loss, in
+    trajectory and time order (as appended)."""
+    column = list(zip(*events)) if events else [()] * 7
+    return pd.DataFrame({
+        "point": np.full(len(events), point, np.int64),
+        "trajectory": index[np.asarray(column[0], np.int64)].astype(np.int64),
+        "t": np.asarray(column[1], float),
+        "kind": np.asarray(column[2], object),
+        "channel": np.asarray(column[3], object),
+        "N": np.asarray(column[4], np.int64),
+        "j": np.asarray(column[5], float) / 2.0,
+        "j_before": np.asarray(column[6], float) / 2.0,
+    })
+
+
+HYBRID = HybridEngine()
