@@ -40,12 +40,12 @@ def test_generator_splits_into_parity_sectors_and_its_decay_is_the_channels():
 
 def test_dyadic_propagation_is_exp_of_the_generator():
     """No jump (u tiny): advance(tau) x = expm(A tau) x to 1e-12, for spans on and off the
-    step grid."""
+    step grid, and one rounding short of two steps (interpolated backwards)."""
     block = build_block(3, 3, CAVITY, LOCAL, h=0.25)
     A = sector_generator(block, generator(3, 3, CAVITY, LOCAL)[0])
     x = np.array([1, 1j]) @ np.random.default_rng(1).normal(size=(2, A.shape[0]))
     x /= np.linalg.norm(x)
-    for tau in (0.25, 1.0, 1.2345678, 3e-9):
+    for tau in (0.25, 1.0, np.nextafter(0.5, 0), 1.2345678, 3e-9):
         xr, xi = x.real.copy(), x.imag.copy()
         elapsed, jumped = advance(block.Pr, block.Pi, block.dims, 0.25, xr, xi, tau, 1e-300)
         assert not jumped and elapsed == tau

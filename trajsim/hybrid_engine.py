@@ -170,13 +170,14 @@ def _cavity_rows(n_max: int) -> np.ndarray:
     return np.stack([ops[name].T.ravel() for name in hybrid.CAVITY_OBSERVABLES])
 
 
-def observables(psi: np.ndarray, N: int, two_j: int) -> np.ndarray:
-    """COLUMNS of the state psi[n, k] (normalised here): Tr(rho O) of the reduced states."""
-    psi = psi / np.linalg.norm(psi)
-    rho_spin, rho_cavity = psi.T @ psi.conj(), psi @ psi.conj().T
-    return np.concatenate(([N, two_j / 2],
-                           (exact.observable_rows(two_j) @ rho_spin.ravel()).real,
-                           (_cavity_rows(psi.shape[0] - 1) @ rho_cavity.ravel()).real))
+def observables(psis: np.ndarray, two_j: int) -> np.ndarray:
+    """COLUMNS after N and j of the states psis[sample, n, k] of one block (normalised here):
+    Tr(rho O) of the reduced spin and cavity states, all samples in one pass."""
+    psis = psis / np.linalg.norm(psis, axis=(1, 2))[:, None, None]
+    rho_spin = (psis.transpose(0, 2, 1) @ psis.conj()).reshape(len(psis), -1)
+    rho_cavity = (psis @ psis.conj().transpose(0, 2, 1)).reshape(len(psis), -1)
+    return np.concatenate(((rho_spin @ exact.observable_rows(two_j).T).real,
+                           (rho_cavity @ _cavity_rows(psis.shape[1] - 1).T).real), axis=1)
 
 
 def _pick(weights: list[float], stream: np.ndarray) -> int:
@@ -269,7 +270,7 @@ def _trajectory(setup: HybridSetup, row: int, rng: np.ndarray, rng_meas: np.ndar
     poisson = next_poisson_loss(0.0, setup.loss_rate, N, rng)
     meas_times, q = (setup.instrument.times if setup.instrument else np.zeros(0)), 0
     per_time = setup.instrument.per_time if setup.instrument else 1
-    sample = 0
+    sample, states = 0, {}  # states: 2j -> [(sample, psi)]
     for T in np.union1d(setup.t_grid, meas_times):
         while True:
             is_scripted = (scripted < setup.script_times.size
@@ -310,8 +311,12 @@ def _trajectory(setup: HybridSetup, row: int, rng: np.ndarray, rng_meas: np.ndar
             xr, xi = block.vector(psi)
             u, q = _uniform(rng), q + 1
         if sample < setup.t_grid.size and setup.t_grid[sample] == T:
-            samples[sample] = observables(block.matrix(xr, xi), N, two_j)
+            samples[sample, :2] = N, two_j / 2
+            states.setdefault(two_j, []).append((sample, block.matrix(xr, xi)))
             sample += 1
+    for two_j, taken in states.items():  # the observables, one pass per total spin j
+        rows = [s for s, _ in taken]
+        samples[rows, 2:] = observables(np.array([psi for _, psi in taken]), two_j)
 
 
 def _events_frame(point: int, index: np.ndarray, events: list) -> pd.DataFrame:

@@ -463,8 +463,9 @@ def _with_defaults(raw: dict) -> dict:
             out[section] = {**values, **out.get(section, {})}
         else:
             out.setdefault(section, copy.deepcopy(values))
-    if out["model"]["kind"] == "hybrid":
-        out["model"] = {**HYBRID_DEFAULTS, **out["model"]}
+    if out["model"]["kind"] == "hybrid":  # its SPIN_ONLY_KEYS are refused, so these are defaults
+        out["model"] = {**HYBRID_DEFAULTS, **{key: value for key, value in out["model"].items()
+                                              if key not in SPIN_ONLY_KEYS}}
     out["sweep"] = {key: [_as_integers(v, _schema_at(key.split("."))) for v in values]
                     for key, values in out["sweep"].items()}
     return out
@@ -530,14 +531,14 @@ def _check_model_kind(raw: dict) -> None:
 
 def _resolve_hybrid(point: dict, label: str) -> None:
     """A hybrid point's Gamma and gamma_coll (Eqs. 12-13: the spin model it reduces to when
-    sqrt(N) g << kappa) and its Fock cut-off (``hybrid.auto_n_max``, or the given one checked
+    sqrt(N) g << kappa; chi 0) and its Fock cut-off (``hybrid.auto_n_max``, or the given one checked
     against the photons of the squeezed reservoir)."""
     m = point["model"]
     if m["kappa_sqz"] + m["kappa_int"] == 0:
         raise ScenarioError(f"{label}model.kappa_sqz: the cavity needs a decay; give "
                             "kappa_sqz + kappa_int > 0")
     rates = squeezed_reservoir_rates(m["g"], m["kappa_sqz"], m["kappa_int"], m["r"])
-    m["Gamma"], m["gamma_coll"] = rates.Gamma, rates.gamma_coll
+    m["Gamma"], m["gamma_coll"], m["chi"] = rates.Gamma, rates.gamma_coll, 0.0
     reservoir = (m["kappa_sqz"], m["kappa_int"], m["r"])
     enough = hybrid.auto_n_max(*reservoir, MAX_N_MAX)
     if m["n_max"] == "auto":
