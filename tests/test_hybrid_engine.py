@@ -277,3 +277,15 @@ def test_hybrid_outputs_are_the_same_for_any_thread_count_and_resume(tmp_path):
     for table in ("trajectories", "events", "measurements", "summary"):
         a, b = getattr(one, table), getattr(two, table)
         assert a.equals(b), table
+
+
+def test_a_low_fock_cut_off_is_recorded_and_warned_about(caplog):
+    """Excited spins pour photons into a cavity cut at n_max = 6: the trajectories' top_fock
+    column shows it, the manifest records its maximum and the run warns."""
+    scenario = {**with_model(r=0.3, g=1.0, n_max=6), "initial_state": {"kind": "dicke", "m": 2},
+                "time": {"t_end": 4.0, "n_samples": 9}, "run": {"trajectories": 8}}
+    with caplog.at_level("WARNING", logger="trajsim"):
+        result = trajsim.run(scenario, threads=1)
+    top = result.manifest["points"][0]["top_fock_max"]
+    assert top == result.summary.top_fock_mean.max() > hybrid.WARN_TOP_WEIGHT
+    assert "top two Fock levels of model.n_max = 6" in caplog.text

@@ -79,3 +79,15 @@ def test_the_filter_detects_at_least_as_well_at_the_same_false_alarms(filtered):
             assert best >= p_detect - 3 * np.sqrt(p_detect * (1 - p_detect) / losses), \
                 (false_alarms, p_detect, best)
     assert compared >= 4
+
+
+def test_an_outcome_impossible_under_the_filter_model_is_skipped():
+    """A hybrid run's record read with its Eq. (11) reduction can hold outcomes that model
+    forbids; the filter skips them (its posterior is that of the prediction) instead of
+    dividing by zero."""
+    pf = ParityFilter(Rates(r=0.5), 1, np.diag([1.0, 0.0]), 0.1, 0.5, 0.0)  # one spin, down
+    posterior = pf.posteriors(np.array([0.5, 5.0, -0.5]))
+    assert np.all(np.isfinite(posterior))
+    odd, total = pf._weights(pf.step @ pf._measured(pf.step @ pf.start, 0.5))
+    assert posterior[1] == pytest.approx(odd / total)
+    assert 0 < posterior[1] < 1

@@ -46,7 +46,7 @@ from .engines import (
 )
 from .instruments import _sy_basis
 from .model import Rates
-from .scenario import Point
+from .scenario import Point, hybrid_step
 from .stats import UnitStats
 
 COLUMNS = OBSERVABLES + hybrid.CAVITY_OBSERVABLES
@@ -56,13 +56,6 @@ def cavity_of(point: dict) -> hybrid.Cavity:
     """The Eq. (9) parameters of a resolved hybrid point (``model``)."""
     m = point["model"]
     return hybrid.Cavity(m["g"], m["kappa_sqz"], m["r"], m["kappa_int"], m["Delta_c"], m["n_max"])
-
-
-def step_size(point: dict) -> float:
-    """The longest dyadic step h: the sample spacing divided evenly into steps no longer than
-    the cavity's decay time 1 / (kappa_sqz + kappa_int)."""
-    m, dt = point["model"], point["time"]["t_end"] / (point["time"]["n_samples"] - 1)
-    return dt / max(1, int(np.ceil(dt * (m["kappa_sqz"] + m["kappa_int"]))))
 
 
 @dataclass(frozen=True)
@@ -224,7 +217,7 @@ class HybridEngine:
     @staticmethod
     def build(point: Point) -> HybridSetup:
         two_j, weights, states = initial_ensemble(point)
-        return HybridSetup(point, cavity_of(point), point.rates(), step_size(point), two_j,
+        return HybridSetup(point, cavity_of(point), point.rates(), hybrid_step(point), two_j,
                            weights, states, point.time_grid(),
                            np.sort(np.asarray(point["loss"]["times"], float)),
                            float(point["loss"]["rate_per_spin"]), instrument(point))

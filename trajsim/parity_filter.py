@@ -44,24 +44,42 @@ class ParityFilter:
         self.blocks = list(self.propagator.layout.offsets.items())
 
     def posteriors(self, outcomes: np.ndarray) -> np.ndarray:
-        """P(odd | outcomes 1..i) after each outcome i (the first one spacing after t = 0)."""
+        """P(odd | outcomes 1..i) after each outcome i (the first one spacing after t = 0).  An
+        outcome impossible under the filter's model (a hybrid run's record read with its Eq. (11)
+        reduction can hold one) is skipped."""
         vec = self.start.copy()
         out = np.empty(outcomes.size)
         for i, y in enumerate(outcomes):
-            vec = self.step @ vec
-            odd = total = 0.0
-            for (N, two_j), offset in self.blocks:
-                size = (two_j + 1) ** 2
-                rho = vec[offset:offset + size].reshape(two_j + 1, two_j + 1)
-                my, U = _sy_basis(two_j)
-                rho = U @ ((U.conj().T @ rho @ U) * self._kraus(my, y)) @ U.conj().T
-                vec[offset:offset + size] = rho.ravel()
-                weight = np.trace(rho).real
-                total += weight
-                odd += weight if N % 2 else 0.0
+            predicted = self.step @ vec
+            vec = self._measured(predicted, y)
+            odd, total = self._weights(vec)
+            if total <= 0:
+                vec = predicted
+                odd, total = self._weights(vec)
             vec /= total
             out[i] = odd / total
         return out
+
+    def _measured(self, vec: np.ndarray, y: float) -> np.ndarray:
+        """The outcome's Kraus operator applied in every block."""
+        vec = vec.copy()
+        for (_, two_j), offset in self.blocks:
+            size = (two_j + 1) ** 2
+            rho = vec[offset:offset + size].reshape(two_j + 1, two_j + 1)
+            my, U = _sy_basis(two_j)
+            rho = U @ ((U.conj().T @ rho @ U) * self._kraus(my, y)) @ U.conj().T
+            vec[offset:offset + size] = rho.ravel()
+        return vec
+
+    def _weights(self, vec: np.ndarray) -> tuple[float, float]:
+        """(odd, total): the traces of the odd-N blocks and of all blocks."""
+        odd = total = 0.0
+        for (N, two_j), offset in self.blocks:
+            weight = np.trace(vec[offset:offset + (two_j + 1) ** 2].reshape(two_j + 1,
+                                                                           two_j + 1)).real
+            total += weight
+            odd += weight if N % 2 else 0.0
+        return odd, total
 
     def _kraus(self, my: np.ndarray, y: float) -> np.ndarray:
         """The outcome's weights W[m, m'] = M_y(m) M_y(m') in the S_y basis (up to a constant)."""

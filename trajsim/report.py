@@ -24,6 +24,7 @@ from . import detection, detectors, discrimination, exact
 from .detection import Detector
 from .engines import engine_for
 from .errors import TrajsimError
+from .hybrid import WARN_TOP_WEIGHT
 from .scenario import resolve
 from .store import RunDirectory, RunDirectoryError
 
@@ -411,11 +412,18 @@ def write_report(path) -> Path:
 
 
 def _warnings(manifest: dict, events: pd.DataFrame) -> list[str]:
-    """What makes the numbers below meaningless: no spin loss, or no reservoir."""
+    """What makes the numbers below meaningless: no spin loss, a Fock cut-off that is too low,
+    or no reservoir."""
     out = []
     if not (events.kind == "loss").any():
         out.append("This run has no spin loss (loss.rate_per_spin and loss.times are 0/empty): "
                    "there is nothing to detect; detection probabilities are undefined.")
+    for p, record in enumerate(manifest["points"]):
+        if record.get("top_fock_max", 0.0) > WARN_TOP_WEIGHT:
+            out.append(f"Point {p}: the trajectories hold up to {record['top_fock_max']:.2g} of "
+                       "their weight in the top two Fock levels of the cavity: model.n_max is "
+                       "too small and distorts the dynamics (at 2e-4 a steady ⟨Sy²⟩ was 2 % "
+                       "off).")
     if manifest["scenario"]["model"].get("Gamma", 1.0) == 0:
         out.append("Gamma = 0: without the reservoir of Eq. (2) there is no even-odd steady "
                    "state; the automatic settings assume it.")

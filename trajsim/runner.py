@@ -22,6 +22,7 @@ from tqdm import tqdm
 from . import __version__, distribute
 from .engine import OBSERVABLES
 from .engines import WorkUnit, engine_for
+from .hybrid import WARN_TOP_WEIGHT
 from .scenario import SCHEMA_VERSION, Scenario
 from .squeezing import moments_from_columns, wineland_xi2
 from .stats import UnitStats
@@ -277,6 +278,17 @@ def _interruptions(directory, old: dict, units, finished) -> list:
                        "units_missing": len(missing), "in_progress": in_progress}]
 
 
+def _check_truncation(record: dict, p: int, point, top: float) -> None:
+    """A hybrid point's largest mean weight in the top two Fock levels, into its manifest record,
+    with a warning above ``hybrid.WARN_TOP_WEIGHT``."""
+    record["top_fock_max"] = top
+    if top > WARN_TOP_WEIGHT:
+        log.warning("point %d: the trajectories hold up to %.2g of their weight in the top two "
+                    "Fock levels of model.n_max = %d: the cut-off distorts the dynamics (at 2e-4 "
+                    "a steady <Sy^2> was 2 %% off); raise model.n_max", p, top,
+                    point["model"]["n_max"])
+
+
 def _finish(directory, scenario, manifest, scheduler: Scheduler) -> None:
     """Write summary, j_distribution, points and the manifest from the statistics the scheduler
     merged in unit order while the units finished (O(points) here).
@@ -294,7 +306,11 @@ def _finish(directory, scenario, manifest, scheduler: Scheduler) -> None:
                 directory.remove_unit(u.point, u.unit)
         stats = scheduler.totals[p]
         t_grid = point.time_grid()
-        summaries.append(summary_frame(p, t_grid, stats, engine_for(point).columns(point)))
+        columns = engine_for(point).columns(point)
+        summaries.append(summary_frame(p, t_grid, stats, columns))
+        if "top_fock" in columns:
+            _check_truncation(manifest["points"][p], p, point,
+                              float(stats.mean[:, columns.index("top_fock")].max()))
         j_tables.append(j_distribution_frame(p, t_grid, stats))
         manifest["points"][p].update(status="done", trajectories=sum(u.count for u in kept),
                                      target_sem_reached=scheduler.reached[p])

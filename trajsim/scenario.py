@@ -707,6 +707,63 @@ RECORD_MODES_S_PER_N3 = 2.6e-9
 RECORD_EXPM_S_PER_N3 = 5e-10
 
 
+#: Hybrid engine (benchmarks/bench_hybrid.py, 2026-11-25): seconds per complex multiply-add of a
+#: dyadic sector product, of Python work per stop (sample, measurement) or event, and per d^3
+#: and level of a block's propagators (d: the size of a parity sector).
+HYBRID_S_PER_MAC = 6e-10
+HYBRID_STOP_S = 2e-5
+HYBRID_EXPM_S_PER_D3 = 1e-9
+
+
+def hybrid_step(point: dict) -> float:
+    """The hybrid engine's longest dyadic step h (``engine.dyadic``): the sample spacing divided
+    evenly into steps no longer than the cavity's decay time 1 / (kappa_sqz + kappa_int)."""
+    m, dt = point["model"], point["time"]["t_end"] / (point["time"]["n_samples"] - 1)
+    return dt / max(1, math.ceil(dt * (m["kappa_sqz"] + m["kappa_int"])))
+
+
+def hybrid_sizes(point: dict) -> tuple[int, int]:
+    """(d, L + 1) of the hybrid block (N, N/2): its parity-sector size and its dyadic levels
+    (``engine.dyadic.levels`` for a bound on ||A||_1: 2 g sqrt(n_max) (N/2 + 1) from H, and
+    half the decay, kappa_sqz e^(2|r|) n_max + kappa_int n_max + the local rates' N)."""
+    from .engine.dyadic import levels  # numba: only for hybrid points
+
+    m = point["model"]
+    N, n_max = m["N"], m["n_max"]
+    bound = (2 * m["g"] * math.sqrt(n_max) * (N / 2 + 1) + abs(m["Delta_c"]) * n_max
+             + 0.5 * (m["kappa_sqz"] * math.exp(2 * abs(m["r"])) * n_max + m["kappa_int"] * n_max
+                      + (m["gamma_rel"] + m["gamma_phi"] / 2) * N))
+    return math.ceil((n_max + 1) * (N + 1) / 2), levels(hybrid_step(point), bound)
+
+
+def hybrid_block_bytes(point: dict) -> float:
+    """Memory of the largest hybrid block: L + 1 propagators of both sectors, real and imaginary
+    parts (32 (L + 1) d^2 bytes), and the dense generator and exponentials while it is built."""
+    d, count = hybrid_sizes(point)
+    return 32.0 * count * d * d + 6 * 16.0 * (2 * d) ** 2
+
+
+def _hybrid_seconds(point: dict) -> tuple[float, float]:
+    """(CPU seconds per trajectory, once-per-process set-up) of the hybrid engine: each stop
+    (sample or measurement) costs its whole steps and one product, each event (jump, loss) a
+    descent through the levels (~1.5 products per level); a product costs d^2 multiply-adds per
+    occupied sector (both after an S_y measurement, one otherwise)."""
+    m, t_end = point["model"], point["time"]["t_end"]
+    d, count = hybrid_sizes(point)
+    stops = np.union1d(time_grid(point), measurement_times(point)).size
+    kappa = m["kappa_sqz"] + m["kappa_int"]
+    photons = m["kappa_int"] * m["kappa_sqz"] * math.sinh(m["r"]) ** 2 / kappa * t_end
+    losses = point["loss"]["rate_per_spin"] * m["N"] * t_end + len(point["loss"]["times"])
+    events = expected_jumps(point) + photons + losses
+    products = stops + t_end / hybrid_step(point) + 1.5 * count * events
+    sectors = 2 if point["measurement"]["kind"] in ("projective", "weak") else 1
+    per_trajectory = products * sectors * d * d * HYBRID_S_PER_MAC + (stops + events) * HYBRID_STOP_S
+    blocks = 1 + min(m["N"], math.ceil(losses + 3 * math.sqrt(losses)))
+    if m["gamma_phi"] or m["gamma_rel"]:
+        blocks *= 1 + m["N"] // 2  # every j
+    return per_trajectory, blocks * count * 2 * d**3 * HYBRID_EXPM_S_PER_D3
+
+
 def _record_eligible(point: dict) -> str | None:
     """Why the record-level engine cannot run a point (None if it can)."""
     model, init = point["model"], point["initial_state"]
@@ -756,7 +813,9 @@ def cost_estimate(point: dict) -> dict:
     become odd); every work unit UNIT_OVERHEAD_S.  Estimates to a factor of a few."""
     jumps = expected_jumps(point)
     n, size = point["run"]["trajectories"], point["run"]["unit_size"]
-    if point["run"]["engine"] == "record":
+    if point["model"]["kind"] == "hybrid":
+        per_trajectory, setup = _hybrid_seconds(point)
+    elif point["run"]["engine"] == "record":
         per_trajectory, setup = _record_seconds(point)
     else:
         per_trajectory = (jumps + point["time"]["n_samples"]) * seconds_per_jump(point["model"]["N"])
@@ -812,6 +871,13 @@ def _check_cost(point: dict, label: str) -> None:
     """Refuse a point that cannot fit: blocks or a work unit beyond the memory budget, or more
     expected jumps per trajectory than MAX_JUMPS (or events beyond memory when stored)."""
     N, budget = point["model"]["N"], memory_budget()
+    if point["model"]["kind"] == "hybrid":
+        needed = hybrid_block_bytes(point)
+        if needed > budget:
+            raise ScenarioError(f"{label}model.n_max: N = {N} spins with {point['model']['n_max']} "
+                                f"photons need about {needed / 2**30:.3g} GiB per block (memory "
+                                f"grows as (N n_max)^2); at most {budget / 2**30:.0f} GiB is "
+                                "available")
     needed = _block_bytes(N)
     if needed > budget:
         raise ScenarioError(f"{label}model.N: N = {N} needs about {needed / 2**30:.0f} GiB per block "
