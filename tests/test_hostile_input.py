@@ -103,6 +103,14 @@ HOSTILE = {
     "duplicate key": ("model: {N: 4, N: 5}\ntime: {t_end: 1}", "duplicate key 'N'"),
     "duplicate section": ("model: {N: 4}\ntime: {t_end: 1}\nmodel: {N: 5}", "duplicate key 'model'"),
     "a tag PyYAML would run": ("!!python/object/apply:os.system ['true']", "not valid YAML"),
+    # the hybrid model (issue 15)
+    "hybrid, endless time": ("model: {kind: hybrid, N: 4, g: 0.1}\ntime: {t_end: 1.0e300}",
+                             "time.t_end"),
+    "hybrid, 10**6 spins": ("model: {kind: hybrid, N: 1000000, g: 0.1}\ntime: {t_end: 1}",
+                            "model.n_max"),
+    "hybrid, r 5": ("model: {kind: hybrid, N: 4, g: 0.1, r: 5}\ntime: {t_end: 1}", "model.r"),
+    "hybrid key on the spin model": (BASE.replace("N: 4", "N: 4, kappa_sqz: 2"),
+                                     "model.kappa_sqz"),
 }
 
 

@@ -318,11 +318,16 @@ def evolve(rates: Rates, N0: int, two_j0: int, rho0: np.ndarray, t_grid: np.ndar
 
 
 def stationary_observables(rates: Rates, N: int) -> dict:
-    """Steady state of Eq. (11) with one-axis twisting (no spin loss), as observables.
+    """Steady state of Eq. (11) with one-axis twisting (no spin loss), as observables
+    (``stationary_blocks``): the OBSERVABLES, 'xi2' and 'P_two_j'."""
+    return expectations(stationary_blocks(rates, N))
+
+
+def stationary_blocks(rates: Rates, N: int) -> dict[tuple[int, int], np.ndarray]:
+    """Steady state of Eq. (11) with one-axis twisting (no spin loss): {(N, 2j): p_j rho_j}.
 
     Over every j block of N spins when local dephasing or relaxation mix them, otherwise in
     j = N/2 alone.  Solves G x = 0 with one equation replaced by Tr rho = 1 (sparse LU).
-    Returns the OBSERVABLES, 'xi2' and 'P_two_j'.
     """
     layout = _Layout.reachable(N, N, 0, local=bool(rates.local()))
     G = _generator(layout, rates, 0.0).tolil()
@@ -333,7 +338,7 @@ def stationary_observables(rates: Rates, N: int) -> dict:
     rhs = np.zeros(layout.size)
     rhs[0] = 1.0
     vec = spsolve(G.tocsc().astype(complex), rhs.astype(complex))
-    return expectations(layout.split(vec))
+    return layout.split(vec)
 
 
 # ----------------------------------------------------------------------------- steady states

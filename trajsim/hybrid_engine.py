@@ -52,12 +52,6 @@ from .stats import UnitStats
 COLUMNS = OBSERVABLES + hybrid.CAVITY_OBSERVABLES
 
 
-def cavity_of(point: dict) -> hybrid.Cavity:
-    """The Eq. (9) parameters of a resolved hybrid point (``model``)."""
-    m = point["model"]
-    return hybrid.Cavity(m["g"], m["kappa_sqz"], m["r"], m["kappa_int"], m["Delta_c"], m["n_max"])
-
-
 @dataclass(frozen=True)
 class HybridBlock:
     """Block (N, j): the dyadic propagators of its two parity sectors and its jump channels.
@@ -217,7 +211,7 @@ class HybridEngine:
     @staticmethod
     def build(point: Point) -> HybridSetup:
         two_j, weights, states = initial_ensemble(point)
-        return HybridSetup(point, cavity_of(point), point.rates(), hybrid_step(point), two_j,
+        return HybridSetup(point, hybrid.Cavity.of(point["model"]), point.rates(), hybrid_step(point), two_j,
                            weights, states, point.time_grid(),
                            np.sort(np.asarray(point["loss"]["times"], float)),
                            float(point["loss"]["rate_per_spin"]), instrument(point))

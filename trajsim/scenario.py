@@ -228,9 +228,10 @@ NEUTRAL_DEFAULTS = {"model": {"chi": 0.0, "kind": "spin"},
 MAX_NODES = 100_000
 MAX_DEPTH = 32
 #: Refused: more work units than this, or more expected jumps per trajectory than this (about
-#: a day of one core at a microsecond per jump).
+#: a day of one core at a microsecond per jump), or a hybrid trajectory of more CPU seconds.
 MAX_UNITS = 10**6
 MAX_JUMPS = 1e11
+MAX_TRAJECTORY_S = 86400.0
 
 
 class _Loader(yaml.SafeLoader):
@@ -746,16 +747,19 @@ def hybrid_block_bytes(point: dict) -> float:
 def _hybrid_seconds(point: dict) -> tuple[float, float]:
     """(CPU seconds per trajectory, once-per-process set-up) of the hybrid engine: each stop
     (sample or measurement) costs its whole steps and one product, each event (jump, loss) a
-    descent through the levels (~1.5 products per level); a product costs d^2 multiply-adds per
-    occupied sector (both after an S_y measurement, one otherwise)."""
+    descent through the levels (up to 2 products per level); a product costs d^2 multiply-adds
+    per occupied sector (both after an S_y measurement, one otherwise).  Events: the spin model's
+    jumps (``expected_jumps``), the losses, and two cavity jumps per reservoir photon lost
+    internally (kappa_int n_th t_end; the reservoir's jump follows, restoring the squeezed
+    vacuum): measured 100 per trajectory at r = 1, kappa_int = 0.02, t_end = 1735 / kappa."""
     m, t_end = point["model"], point["time"]["t_end"]
     d, count = hybrid_sizes(point)
     stops = np.union1d(time_grid(point), measurement_times(point)).size
     kappa = m["kappa_sqz"] + m["kappa_int"]
     photons = m["kappa_int"] * m["kappa_sqz"] * math.sinh(m["r"]) ** 2 / kappa * t_end
     losses = point["loss"]["rate_per_spin"] * m["N"] * t_end + len(point["loss"]["times"])
-    events = expected_jumps(point) + photons + losses
-    products = stops + t_end / hybrid_step(point) + 1.5 * count * events
+    events = expected_jumps(point) + 2 * photons + losses
+    products = stops + t_end / hybrid_step(point) + 2 * count * events
     sectors = 2 if point["measurement"]["kind"] in ("projective", "weak") else 1
     per_trajectory = products * sectors * d * d * HYBRID_S_PER_MAC + (stops + events) * HYBRID_STOP_S
     blocks = 1 + min(m["N"], math.ceil(losses + 3 * math.sqrt(losses)))
@@ -878,6 +882,12 @@ def _check_cost(point: dict, label: str) -> None:
                                 f"photons need about {needed / 2**30:.3g} GiB per block (memory "
                                 f"grows as (N n_max)^2); at most {budget / 2**30:.0f} GiB is "
                                 "available")
+        seconds = _hybrid_seconds(point)[0]
+        if seconds > MAX_TRAJECTORY_S:
+            raise ScenarioError(f"{label}time.t_end: about {seconds:.2g} CPU s per hybrid "
+                                f"trajectory expected up to t_end = {point['time']['t_end']:g} "
+                                f"(at most {MAX_TRAJECTORY_S:g}: a day of one core); shorten "
+                                "time.t_end or lower N and n_max")
     needed = _block_bytes(N)
     if needed > budget:
         raise ScenarioError(f"{label}model.N: N = {N} needs about {needed / 2**30:.0f} GiB per block "

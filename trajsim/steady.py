@@ -17,16 +17,43 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from . import exact
+from . import exact, hybrid
 from .model import Rates, build_block
 from .scenario import Scenario, ScenarioError
 
 GAP_MAX_N = 300
 LOCAL_MAX_N = 60
+HYBRID_MAX_DIM = 160
+
+
+def hybrid_row(point: dict) -> dict:
+    """The exact steady state of Eq. (9) (``hybrid.steady_state``) of a small hybrid point: the
+    spin columns of ``steady_row`` (purity: of the spins' reduced state), the cavity's
+    <a^dag a> ('n_cav') and top-two-level weight ('top_fock'), and xi2 and <Sy^2> of the Eq. (11)
+    model with Gamma, gamma_coll of Eqs. (12)-(13) ('xi2_eq11', 'Sy2_eq11') beside them."""
+    m = point["model"]
+    N, dim = m["N"], (m["n_max"] + 1) * (m["N"] + 1)
+    if m["gamma_phi"] or m["gamma_rel"]:
+        raise ScenarioError("model.gamma_phi: the exact hybrid steady state has no local rates; "
+                            "run trajectories (trajsim run) instead")
+    if dim > HYBRID_MAX_DIM:
+        raise ScenarioError(f"model.N: the exact hybrid steady state is limited to "
+                            f"(n_max + 1)(N + 1) <= {HYBRID_MAX_DIM} (here {dim}: its LU grows "
+                            "as that to the fourth power); run trajectories (trajsim run) instead")
+    rho = hybrid.steady_state(N, hybrid.Cavity.of(m))
+    o, spins = hybrid.spin_observables(rho, N), hybrid.spin_state(rho, N)
+    reduced = steady_row({**point, "model": {**m, "kind": "spin"}})
+    return {"N": N, "r": m["r"], "xi2": o["xi2"], "purity": np.trace(spins @ spins).real,
+            "Sy2": o["Sy2"], "Sz": o["Sz"], "j": o["j"], "jump_rate": np.nan,
+            "gap": np.nan, "gap_even": np.nan, "n_cav": hybrid.photons(rho, N),
+            "top_fock": float(np.real(np.diag(hybrid.cavity_state(rho, N))[-2:].sum())),
+            "xi2_eq11": reduced["xi2"], "Sy2_eq11": reduced["Sy2"]}
 
 
 def steady_row(point: dict, gaps: bool = False) -> dict:
     m = point["model"]
+    if m.get("kind") == "hybrid":
+        return hybrid_row(point)
     N, r, Gamma = m["N"], m["r"], m["Gamma"]
     local = m["gamma_phi"] > 0 or m["gamma_rel"] > 0
     if not (Gamma > 0 or m["gamma_coll"] > 0 or local):
