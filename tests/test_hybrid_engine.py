@@ -289,3 +289,21 @@ def test_a_low_fock_cut_off_is_recorded_and_warned_about(caplog):
     top = result.manifest["points"][0]["top_fock_max"]
     assert top == result.summary.top_fock_mean.max() > hybrid.WARN_TOP_WEIGHT
     assert "top two Fock levels of model.n_max = 6" in caplog.text
+
+
+def test_steady_gives_the_exact_hybrid_steady_state_beside_its_reduction():
+    """trajsim steady on hybrid points: hybrid.steady_state's spin and cavity values, with the
+    Eq. (11) reduction's xi2 and <Sy^2> beside them (close at sqrt(N) g / kappa = 0.08); too
+    large a Fock ⊗ Dicke space is refused naming the key."""
+    from trajsim.steady import steady_table
+
+    scenario = load({**with_model(g=0.02, kappa_int=0.2, r=0.3, n_max=8),
+                     "sweep": {"model.N": [4, 5]}})
+    table = steady_table(scenario)
+    for row, point in zip(table.itertuples(), scenario.points):
+        rho = hybrid.steady_state(point["model"]["N"], hybrid.Cavity.of(point["model"]))
+        assert row.Sy2 == pytest.approx(hybrid.spin_observables(rho, row.N)["Sy2"], rel=1e-12)
+        assert row.n_cav == pytest.approx(np.sinh(0.3) ** 2 / 1.2, rel=1e-3)
+        assert row.Sy2 == pytest.approx(row.Sy2_eq11, rel=1e-3)
+    with pytest.raises(ScenarioError, match="^model.N: the exact hybrid steady state"):
+        steady_table(load(with_model(N=40)))
