@@ -5,8 +5,8 @@ r = 0.5, kappa_sqz = 1, kappa_int = 0.05, g = 0.3 kappa / sqrt(N) (sqrt(N) g / k
 t in [0, 20/kappa], 41 samples of <Sy^2> and <a^dag a>.  trajsim runs its engine in one thread
 (blocks built beforehand, then timed); QuTiP mcsolve runs the same Hamiltonian and collapse
 operators in Fock(n_max) ⊗ V_{N/2} with its default ODE method (adams) and tolerances
-atol 1e-8, rtol 1e-6, serial map.  Then the largest N at each n_max whose trajectory costs
-at most 1 s.  Prints Markdown tables.
+atol 1e-8, rtol 1e-6, serial map.  Then the cost per trajectory, the block set-up and its memory
+as N and n_max grow (REACH).  Prints Markdown tables.
 
     python benchmarks/bench_hybrid.py [--qutip-trajectories 10] [--skip-reach]
 """
@@ -22,9 +22,12 @@ import numpy as np
 
 from trajsim.engines import WorkUnit
 from trajsim.hybrid_engine import HYBRID
-from trajsim.scenario import load
+from trajsim.scenario import hybrid_block_bytes, hybrid_sizes, load
 
 R, KAPPA_SQZ, KAPPA_INT, T_END, SAMPLES = 0.5, 1.0, 0.05, 20.0, 41
+#: (N, n_max) for the reach table: per-trajectory cost, set-up and memory as the space grows.
+REACH = ((20, 10), (50, 10), (100, 10), (200, 10), (20, 20), (50, 20), (100, 20), (20, 40),
+         (50, 40))
 
 
 def scenario(N: int, n_max: int, trajectories: int) -> dict:
@@ -67,24 +70,6 @@ def qutip_per_trajectory(N: int, n_max: int, n_traj: int) -> float:
     return (time.perf_counter() - start) / n_traj
 
 
-def reach(n_max: int, budget: float = 1.0) -> tuple[int, float]:
-    """The largest N (doubling, then bisecting) whose trajectory costs at most ``budget``."""
-    cost = {}
-
-    def seconds(N):
-        if N not in cost:
-            cost[N] = trajsim_per_trajectory(N, n_max, 3)[0]
-        return cost[N]
-
-    low, high = 1, 2
-    while seconds(high) <= budget:
-        low, high = high, 2 * high
-    while high - low > max(1, low // 10):
-        mid = (low + high) // 2
-        low, high = (mid, high) if seconds(mid) <= budget else (low, mid)
-    return low, cost[low]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--qutip-trajectories", type=int, default=10)
@@ -99,11 +84,14 @@ def main() -> None:
         print(f"| {N} | {n_max} | {ours:.3g} | {built:.3g} | {theirs:.3g} | {theirs / ours:.0f} |")
     if args.skip_reach:
         return
-    print("\n| n_max | largest N in 1 s per trajectory | its s/trajectory |")
-    print("|---|---|---|")
-    for n_max in (4, 10, 20, 40):
-        N, seconds = reach(n_max)
-        print(f"| {n_max} | {N} | {seconds:.3g} |")
+    print("\n| N | n_max | sector size d | levels | s/trajectory | block set-up s | block MB |")
+    print("|---|---|---|---|---|---|---|")
+    for N, n_max in REACH:
+        point = load(scenario(N, n_max, 1)).points[0]
+        d, count = hybrid_sizes(point)
+        ours, built = trajsim_per_trajectory(N, n_max, 10)
+        print(f"| {N} | {n_max} | {d} | {count} | {ours:.3g} | {built:.3g} | "
+              f"{hybrid_block_bytes(point) / 1e6:.0f} |", flush=True)
 
 
 if __name__ == "__main__":
