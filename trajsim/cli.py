@@ -126,6 +126,9 @@ def _validate(args) -> int:
     for p, row in enumerate(cost):
         work = (f"at most ~{row['jumps_per_trajectory']:.3g} jumps per trajectory"
                 if row["engine"] == "jumps" else "record-level engine")
+        model = scenario.points[p]["model"]
+        if model["kind"] == "hybrid":
+            work = f"hybrid engine, n_max = {model['n_max']}, {work}"
         print(f"# point {p}: {work}, ~{_duration(row['cpu_s_per_trajectory'])} CPU per "
               f"trajectory (run.engine: {row['engine']})")
     print(f"# valid: {len(scenario.points)} point(s); estimated cost at most "

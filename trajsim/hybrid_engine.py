@@ -54,7 +54,8 @@ COLUMNS = OBSERVABLES + hybrid.CAVITY_OBSERVABLES
 
 @dataclass(frozen=True)
 class HybridBlock:
-    """Block (N, j): the dyadic propagators of its two parity sectors and its jump channels.
+    """Block (N, j): the dyadic propagators and the generator A of its two parity sectors (in
+    the layout of ``engine.dyadic``), and its jump channels.
 
     ``order``: the flat indices n (2j+1) + k of psi in sector order (the kernel's vector);
     ``channels``: (name, 2j after, Fock factor or None, spin factor or None: one of the two),
@@ -66,6 +67,8 @@ class HybridBlock:
     dims: np.ndarray
     Pr: np.ndarray
     Pi: np.ndarray
+    Ar: np.ndarray
+    Ai: np.ndarray
     channels: list
     losses: list
 
@@ -118,12 +121,15 @@ def build_block(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates, h: floa
     parts = [[expm(A[np.ix_(idx, idx)] * (h * 0.5**k)).T.ravel() for idx in sectors]
              for k in range(count)]
     P = np.array([np.concatenate(p) for p in parts])
+    A_sectors = np.concatenate([A[np.ix_(idx, idx)].T.ravel() for idx in sectors])[None, :]
     losses = [("lost_up" if up else "lost_down", two_j1, dicke.loss_kraus(N, two_j, two_j1, up))
               for two_j1 in (dicke.loss_targets(N, two_j) if N > 0 else [])
               for up in (False, True)]
     return HybridBlock(N, two_j, np.concatenate(sectors),
                        np.array([idx.size for idx in sectors], np.int64),
-                       np.ascontiguousarray(P.real), np.ascontiguousarray(P.imag), channels, losses)
+                       np.ascontiguousarray(P.real), np.ascontiguousarray(P.imag),
+                       np.ascontiguousarray(A_sectors.real), np.ascontiguousarray(A_sectors.imag),
+                       channels, losses)
 
 
 @dataclass
@@ -264,8 +270,8 @@ def _trajectory(setup: HybridSetup, row: int, rng: np.ndarray, rng_meas: np.ndar
                            and setup.script_times[scripted] <= poisson)
             t_loss = setup.script_times[scripted] if is_scripted else poisson
             target = min(T, t_loss)
-            elapsed, jumped = advance(block.Pr, block.Pi, block.dims, setup.h, xr, xi,
-                                      target - t, u)
+            elapsed, jumped = advance(block.Pr, block.Pi, block.Ar, block.Ai, block.dims,
+                                      setup.h, xr, xi, target - t, u)
             if not jumped and t_loss > T:
                 t = T
                 break

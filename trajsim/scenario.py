@@ -738,28 +738,37 @@ def hybrid_sizes(point: dict) -> tuple[int, int]:
 
 
 def hybrid_block_bytes(point: dict) -> float:
-    """Memory of the largest hybrid block: L + 1 propagators of both sectors, real and imaginary
-    parts (32 (L + 1) d^2 bytes), and the dense generator and exponentials while it is built."""
+    """Memory of the largest hybrid block: L + 1 propagators and the generator of both sectors,
+    real and imaginary parts (32 (L + 2) d^2 bytes), and the dense generator and exponentials
+    while it is built."""
     d, count = hybrid_sizes(point)
-    return 32.0 * count * d * d + 6 * 16.0 * (2 * d) ** 2
+    return 32.0 * (count + 1) * d * d + 6 * 16.0 * (2 * d) ** 2
+
+
+def _hybrid_events(point: dict) -> float:
+    """Expected jumps of a hybrid trajectory: the spin model's (``expected_jumps``) and two
+    cavity jumps per reservoir photon lost internally (kappa_int n_th t_end; the reservoir's
+    jump follows, restoring the squeezed vacuum)."""
+    m = point["model"]
+    n_th = m["kappa_sqz"] * math.sinh(m["r"]) ** 2 / (m["kappa_sqz"] + m["kappa_int"])
+    return expected_jumps(point) + 2 * m["kappa_int"] * n_th * point["time"]["t_end"]
 
 
 def _hybrid_seconds(point: dict) -> tuple[float, float]:
     """(CPU seconds per trajectory, once-per-process set-up) of the hybrid engine: each stop
     (sample or measurement) costs its whole steps and one product, each event (jump, loss) a
-    descent through the levels (up to 2 products per level); a product costs d^2 multiply-adds
-    per occupied sector (both after an S_y measurement, one otherwise).  Events: the spin model's
-    jumps (``expected_jumps``), the losses, and two cavity jumps per reservoir photon lost
-    internally (kappa_int n_th t_end; the reservoir's jump follows, restoring the squeezed
-    vacuum): measured 100 per trajectory at r = 1, kappa_int = 0.02, t_end = 1735 / kappa."""
+    descent through the levels (up to 2 products per level) and a Taylor finish; a product costs d^2 multiply-adds
+    per occupied sector (both after an S_y measurement, one otherwise).  Events: the jumps
+    (``_hybrid_events``; measured 100 per trajectory at r = 1, kappa_int = 0.02,
+    t_end = 1735 / kappa) and the losses."""
     m, t_end = point["model"], point["time"]["t_end"]
     d, count = hybrid_sizes(point)
     stops = np.union1d(time_grid(point), measurement_times(point)).size
-    kappa = m["kappa_sqz"] + m["kappa_int"]
-    photons = m["kappa_int"] * m["kappa_sqz"] * math.sinh(m["r"]) ** 2 / kappa * t_end
     losses = point["loss"]["rate_per_spin"] * m["N"] * t_end + len(point["loss"]["times"])
-    events = expected_jumps(point) + 2 * photons + losses
-    products = stops + t_end / hybrid_step(point) + 2 * count * events
+    events = _hybrid_events(point) + losses
+    from .engine.dyadic import TAYLOR
+
+    products = stops + t_end / hybrid_step(point) + (2 * count + TAYLOR) * events
     sectors = 2 if point["measurement"]["kind"] in ("projective", "weak") else 1
     per_trajectory = products * sectors * d * d * HYBRID_S_PER_MAC + (stops + events) * HYBRID_STOP_S
     blocks = 1 + min(m["N"], math.ceil(losses + 3 * math.sqrt(losses)))
@@ -824,6 +833,8 @@ def cost_estimate(point: dict) -> dict:
     else:
         per_trajectory = (jumps + point["time"]["n_samples"]) * seconds_per_jump(point["model"]["N"])
         setup = 0.0
+    if point["model"]["kind"] == "hybrid":
+        jumps = _hybrid_events(point)
     return {"engine": point["run"]["engine"], "jumps_per_trajectory": jumps,
             "cpu_s_per_trajectory": per_trajectory,
             "cpu_s": setup + per_trajectory * n + -(-n // size) * UNIT_OVERHEAD_S}

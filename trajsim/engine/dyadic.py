@@ -8,10 +8,10 @@ So the no-jump evolution uses the propagators P_k = exp(A h 2^-k), k = 0 .. L (e
 backward-stable ``scipy.linalg.expm``, block-diagonal over the symmetry sectors): a span tau is
 covered greedily by steps h (repeated), then h/2, h/4, ..., each taken only if the norm stays
 >= u (and if at most s = h 2^-L of it is left over: a span one rounding short of a step takes
-that step).  What is left is within s either way, and L is chosen so that s ||A|| <= 2^-20:
-across it psi and ||psi||^2 are linear to (s ||A||)^2 / 2 ~ 5e-13, so the jump time is the
-linear root and the state the linear inter- (or extra-)polation.  A span costs tau / h + 2 (L + 1)
-products at most, a span of whole steps tau / h + 1.
+that step).  What is left is within s either way, and L is chosen so that s ||A||_1 <= 2^-7:
+across it psi(t + d) = sum_k d^k A^k psi / k!, k <= 4, to (s ||A||)^5 / 5! ~ 2.4e-13, and
+||psi(t + d)||^2 is a polynomial of degree 8 in d whose root u is found by bisection.  A span
+costs tau / h + L + 4 products at most, a jump about 1.5 L + 4, a span of whole steps tau / h.
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ import numpy as np
 
 from .kernels import FAST
 
-#: Below the finest step, psi is linear to this (s ||A|| <= 2^-20 makes it (s ||A||)^2 / 2).
-FINEST_STEP_NORM = 2.0**-20
+#: Below the finest step s, psi is its Taylor polynomial of degree TAYLOR: s ||A|| <= 2^-7 makes
+#: the remainder (s ||A||)^5 / 5! ~ 2.4e-13.
+FINEST_STEP_NORM = 2.0**-7
+TAYLOR = 4
 
 
 def levels(h: float, norm: float) -> int:
@@ -81,31 +83,77 @@ def _norm2(xr, xi):
 
 
 @nb.njit(cache=True)
-def advance(Pr, Pi, dims, h, xr, xi, tau, u):
+def _dot(ar, ai, br, bi):
+    """Re <a|b>."""
+    total = 0.0
+    for i in range(ar.size):
+        total += ar[i] * br[i] + ai[i] * bi[i]
+    return total
+
+
+@nb.njit(cache=True)
+def _taylor(Ar, Ai, dims, xr, xi, Vr, Vi):
+    """V[k] = A^k x / k!, k = 0 .. TAYLOR (psi(t + d) = sum_k d^k V[k]), and the coefficients
+    c[m] = sum_{k + l = m} Re <V_k|V_l> of ||psi(t + d)||^2 = sum_m c[m] d^m."""
+    Vr[0] = xr
+    Vi[0] = xi
+    for k in range(1, TAYLOR + 1):
+        _product(Ar, Ai, 0, dims, Vr[k - 1], Vi[k - 1], Vr[k], Vi[k])
+        Vr[k] /= k
+        Vi[k] /= k
+    c = np.zeros(2 * TAYLOR + 1)
+    for k in range(TAYLOR + 1):
+        for m in range(TAYLOR + 1):
+            c[k + m] += _dot(Vr[k], Vi[k], Vr[m], Vi[m])
+    return c
+
+
+@nb.njit(cache=True)
+def _polynomial(c, d):
+    total = 0.0
+    for m in range(c.size - 1, -1, -1):
+        total = total * d + c[m]
+    return total
+
+
+@nb.njit(cache=True)
+def advance(Pr, Pi, Ar, Ai, dims, h, xr, xi, tau, u):
     """Evolve x = xr + i xi (unnormalised) by up to tau, stopping where ||x||^2 reaches u
-    (module docstring).  Returns (elapsed, jumped); x holds the state at the stop."""
+    (module docstring; Ar + i Ai is A stored as one level of P).  Returns (elapsed, jumped);
+    x holds the state at the stop."""
     yr, yi = np.empty_like(xr), np.empty_like(xi)
-    n, elapsed = _norm2(xr, xi), 0.0
+    elapsed = 0.0
     top = Pr.shape[0] - 1
     finest = h * 0.5**top
     for k in range(top + 1):
         step, slack = h * 0.5**k, finest if k < top else 0.0
         while tau - elapsed >= step - slack:  # a span of 0.5 - 1 ulp takes one step of 0.5
             _product(Pr, Pi, k, dims, xr, xi, yr, yi)
-            ny = _norm2(yr, yi)
-            if ny < u:
+            if _norm2(yr, yi) < u:
                 break
             xr[:] = yr
             xi[:] = yi
-            n = ny
             elapsed += step
-    rest = tau - elapsed  # in [-finest, finest): interpolated (backwards if negative)
-    _product(Pr, Pi, top, dims, xr, xi, yr, yi)
-    ny = _norm2(yr, yi)
-    theta, jumped = rest / finest, False
-    if ny < u and (n - u) <= theta * (n - ny):  # the norm reaches u first
-        theta, jumped = (n - u) / (n - ny), True
+    rest = tau - elapsed  # in [-finest, finest), or beyond when a finest step crossed u
+    if rest == 0.0:  # every step taken, each keeping the norm >= u: no jump in the span
+        return tau, False
+    Vr, Vi = np.empty((TAYLOR + 1, xr.size)), np.empty((TAYLOR + 1, xr.size))
+    c = _taylor(Ar, Ai, dims, xr, xi, Vr, Vi)
+    reach, d, jumped = min(rest, finest), rest, False
+    if _polynomial(c, reach) < u:  # the root of ||psi(t + d)||^2 = u, by bisection
+        low, high = 0.0, reach
+        for _ in range(64):
+            mid = 0.5 * (low + high)
+            if _polynomial(c, mid) >= u:
+                low = mid
+            else:
+                high = mid
+        d, jumped = high, True
+    elif rest > finest:  # the exact finest step crossed u, its polynomial only by rounding
+        d, jumped = finest, True
     for i in range(xr.size):
-        xr[i] += theta * (yr[i] - xr[i])
-        xi[i] += theta * (yi[i] - xi[i])
-    return (elapsed + theta * finest if jumped else tau), jumped
+        re, im = Vr[TAYLOR, i], Vi[TAYLOR, i]
+        for k in range(TAYLOR - 1, -1, -1):
+            re, im = re * d + Vr[k, i], im * d + Vi[k, i]
+        xr[i], xi[i] = re, im
+    return (elapsed + d if jumped else tau), jumped
