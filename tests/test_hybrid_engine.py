@@ -44,7 +44,7 @@ def test_generator_splits_into_parity_sectors_and_its_decay_is_the_channels():
 
 def test_dyadic_propagation_is_exp_of_the_generator():
     """No jump (u tiny): advance(tau) x = expm(A tau) x to 1e-12, for spans on and off the
-    step grid, and one rounding short of two steps (interpolated backwards)."""
+    step grid, and one rounding short of two steps (the Taylor polynomial goes back)."""
     block = build_block(3, 3, CAVITY, LOCAL, h=0.25)
     A = sector_generator(block, generator(3, 3, CAVITY, LOCAL)[0])
     x = np.array([1, 1j]) @ np.random.default_rng(1).normal(size=(2, A.shape[0]))
