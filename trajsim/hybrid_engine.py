@@ -32,7 +32,7 @@ from scipy.linalg import expm
 
 from . import dicke, exact, hybrid
 from .engine import COPIES, OBSERVABLES, PROJECTIVE, Instrument, rng_states
-from .engine.dyadic import advance, levels
+from .engine.dyadic import advance, advance_through, levels
 from .engine.streams import _gaussian, _uniform
 from .engines import (
     UnitResult,
@@ -78,9 +78,13 @@ class HybridBlock:
 
     def matrix(self, xr: np.ndarray, xi: np.ndarray) -> np.ndarray:
         """psi[n, k] from the kernel's vector."""
-        flat = np.empty(self.order.size, complex)
-        flat[self.order] = xr + 1j * xi
-        return flat.reshape(self.shape)
+        return self.matrices(xr[None], xi[None])[0]
+
+    def matrices(self, Xr: np.ndarray, Xi: np.ndarray) -> np.ndarray:
+        """psi[i, n, k] from the kernel's vectors X[i]."""
+        flat = np.empty((len(Xr), self.order.size), complex)
+        flat[:, self.order] = Xr + 1j * Xi
+        return flat.reshape(len(Xr), *self.shape)
 
     def vector(self, psi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = psi.ravel()[self.order].astype(complex)
@@ -250,66 +254,124 @@ class HybridEngine:
         return UnitResult(stats, frames)
 
 
+@dataclass
+class _Trajectory:
+    """The state of one hybrid trajectory between events (module docstring)."""
+
+    setup: HybridSetup
+    rng: np.ndarray
+    N: int
+    two_j: int
+    block: HybridBlock
+    xr: np.ndarray
+    xi: np.ndarray
+    u: float
+    t: float = 0.0
+    scripted: int = 0
+    poisson: float = np.inf
+
+    def next_loss(self) -> tuple[float, bool]:
+        """(time, scripted?) of the next loss: the Poisson one or the next scripted one."""
+        times = self.setup.script_times
+        if self.scripted < times.size and times[self.scripted] <= self.poisson:
+            return times[self.scripted], True
+        return self.poisson, False
+
+    def advance(self, tau: float) -> bool:
+        """No-jump evolution by up to tau (``engine.dyadic.advance``); True at a jump."""
+        b = self.block
+        elapsed, jumped = advance(b.Pr, b.Pi, b.Ar, b.Ai, b.dims, self.setup.h, self.xr,
+                                  self.xi, tau, self.u)
+        self.t += elapsed
+        return jumped
+
+    def event(self, row: int, loss: bool, is_scripted: bool, events: list) -> None:
+        """A jump (channel drawn with probability ||L_c psi||^2) or a loss (Kraus operator drawn
+        likewise) at self.t, appended to events; the state renormalised, u redrawn."""
+        psi, before = self.block.matrix(self.xr, self.xi), self.two_j
+        if loss:
+            phis = [psi @ K.T for _, _, K in self.block.losses]
+            c = _pick([np.vdot(phi, phi).real for phi in phis], self.rng)
+            name, self.two_j = self.block.losses[c][:2]
+            self.N -= 1
+            self.scripted += is_scripted
+            if not is_scripted:
+                self.poisson = next_poisson_loss(self.t, self.setup.loss_rate, self.N, self.rng)
+        else:
+            phis = [F @ psi if S is None else psi @ S.T for _, _, F, S in self.block.channels]
+            c = _pick([np.vdot(phi, phi).real for phi in phis], self.rng)
+            name, self.two_j = self.block.channels[c][:2]
+        events.append((row, self.t, "loss" if loss else "jump", name, self.N, self.two_j, before))
+        self.block = self.setup.block(self.N, self.two_j)
+        self.set_state(phis[c])
+
+    def set_state(self, psi: np.ndarray) -> None:
+        """psi[n, k] normalised, and a fresh no-jump threshold u."""
+        self.xr, self.xi = self.block.vector(psi / np.linalg.norm(psi))
+        self.u = _uniform(self.rng)
+
+
 def _trajectory(setup: HybridSetup, row: int, rng: np.ndarray, rng_meas: np.ndarray,
                 samples: np.ndarray, outcomes: np.ndarray, outcome_N: np.ndarray,
                 events: list) -> None:
-    """One trajectory: samples[sample, column], its outcomes and events (appended)."""
-    N, two_j = setup.point["model"]["N"], setup.two_j
+    """One trajectory: samples[sample, column], its outcomes and events (appended).  Runs of
+    sample-only stops with no loss due go through the compiled ``advance_through``; at equal
+    times a loss comes first, then a measurement, then a sample."""
+    N = setup.point["model"]["N"]
     member = _pick(list(setup.weights), rng) if setup.weights.size > 1 else 0
-    block = setup.block(N, two_j)
+    block = setup.block(N, setup.two_j)
     xr, xi = block.vector(np.outer(hybrid.squeezed_vacuum(setup.cavity.n_max, setup.cavity.r),
                                    setup.states[member]))
-    u, t, scripted = _uniform(rng), 0.0, 0
-    poisson = next_poisson_loss(0.0, setup.loss_rate, N, rng)
-    meas_times, q = (setup.instrument.times if setup.instrument else np.zeros(0)), 0
+    tr = _Trajectory(setup, rng, N, setup.two_j, block, xr, xi, _uniform(rng))
+    tr.poisson = next_poisson_loss(0.0, setup.loss_rate, N, rng)
+    meas_times = setup.instrument.times if setup.instrument else np.zeros(0)
     per_time = setup.instrument.per_time if setup.instrument else 1
-    sample, states = 0, {}  # states: 2j -> [(sample, psi)]
-    for T in np.union1d(setup.t_grid, meas_times):
-        while True:
-            is_scripted = (scripted < setup.script_times.size
-                           and setup.script_times[scripted] <= poisson)
-            t_loss = setup.script_times[scripted] if is_scripted else poisson
-            target = min(T, t_loss)
-            elapsed, jumped = advance(block.Pr, block.Pi, block.Ar, block.Ai, block.dims,
-                                      setup.h, xr, xi, target - t, u)
-            if not jumped and t_loss > T:
-                t = T
-                break
-            psi = block.matrix(xr, xi)
-            before = two_j
+    stops = np.union1d(setup.t_grid, meas_times)
+    measured = np.flatnonzero(np.isin(stops, meas_times))
+    k, q, sample, states = 0, 0, 0, {}  # states: 2j -> [(samples, psis)]
+    while k < stops.size:
+        t_loss, is_scripted = tr.next_loss()
+        end = min(measured[np.searchsorted(measured, k)] if measured.size and k <= measured[-1]
+                  else stops.size, int(np.searchsorted(stops, t_loss, "left")))
+        if end > k:  # sample-only stops before the next measurement and loss
+            b = tr.block
+            k_new, tr.t, jumped, Xr, Xi = advance_through(
+                b.Pr, b.Pi, b.Ar, b.Ai, b.dims, setup.h, tr.xr, tr.xi, tr.t, tr.u, stops, k, end)
+            if k_new > k:
+                taken = np.arange(sample, sample + k_new - k)
+                samples[taken, 0], samples[taken, 1] = tr.N, tr.two_j / 2
+                states.setdefault(tr.two_j, []).append((taken, b.matrices(Xr[:k_new - k],
+                                                                          Xi[:k_new - k])))
+                sample += k_new - k
+            k = k_new
             if jumped:
-                t += elapsed
-                phis = [F @ psi if S is None else psi @ S.T for _, _, F, S in block.channels]
-                c = _pick([np.vdot(phi, phi).real for phi in phis], rng)
-                name, two_j, psi = block.channels[c][0], block.channels[c][1], phis[c]
-                kind = "jump"
-            else:
-                t = t_loss
-                phis = [psi @ K.T for _, _, K in block.losses]
-                c = _pick([np.vdot(phi, phi).real for phi in phis], rng)
-                name, two_j, psi = block.losses[c][0], block.losses[c][1], phis[c]
-                N, kind = N - 1, "loss"
-                scripted += is_scripted
-                if not is_scripted:
-                    poisson = next_poisson_loss(t_loss, setup.loss_rate, N, rng)
-            events.append((row, t, kind, name, N, two_j, before))
-            block = setup.block(N, two_j)
-            xr, xi = block.vector(psi / np.linalg.norm(psi))
-            u = _uniform(rng)
+                tr.event(row, False, False, events)
+            continue
+        T = stops[k]
+        if t_loss <= T:  # a loss first, unless a jump comes before it
+            jumped = tr.advance(t_loss - tr.t)
+            if not jumped:
+                tr.t = t_loss
+            tr.event(row, not jumped, is_scripted, events)
+            continue
+        if tr.advance(T - tr.t):
+            tr.event(row, False, False, events)
+            continue
+        tr.t = T
         if q < meas_times.size and meas_times[q] == T:
-            psi = block.matrix(xr, xi)
-            psi = _measure(psi / np.linalg.norm(psi), two_j, setup.instrument, rng_meas,
-                           outcomes[q * per_time:(q + 1) * per_time])
-            outcome_N[q] = N
-            xr, xi = block.vector(psi)
-            u, q = _uniform(rng), q + 1
+            psi = tr.block.matrix(tr.xr, tr.xi)
+            tr.set_state(_measure(psi / np.linalg.norm(psi), tr.two_j, setup.instrument,
+                                  rng_meas, outcomes[q * per_time:(q + 1) * per_time]))
+            outcome_N[q], q = tr.N, q + 1
         if sample < setup.t_grid.size and setup.t_grid[sample] == T:
-            samples[sample, :2] = N, two_j / 2
-            states.setdefault(two_j, []).append((sample, block.matrix(xr, xi)))
+            samples[sample, :2] = tr.N, tr.two_j / 2
+            states.setdefault(tr.two_j, []).append(
+                (np.array([sample]), tr.block.matrix(tr.xr, tr.xi)[None]))
             sample += 1
+        k += 1
     for two_j, taken in states.items():  # the observables, one pass per total spin j
-        rows = [s for s, _ in taken]
-        samples[rows, 2:] = observables(np.array([psi for _, psi in taken]), two_j)
+        rows = np.concatenate([r for r, _ in taken])
+        samples[rows, 2:] = observables(np.concatenate([psis for _, psis in taken]), two_j)
 
 
 def _events_frame(point: int, index: np.ndarray, events: list) -> pd.DataFrame:

@@ -157,3 +157,19 @@ def advance(Pr, Pi, Ar, Ai, dims, h, xr, xi, tau, u):
             re, im = re * d + Vr[k, i], im * d + Vi[k, i]
         xr[i], xi[i] = re, im
     return (elapsed + d if jumped else tau), jumped
+
+
+@nb.njit(cache=True)
+def advance_through(Pr, Pi, Ar, Ai, dims, h, xr, xi, t, u, times, first, last):
+    """``advance`` from t through times[first:last] (no event due before times[last - 1]),
+    keeping x at each: returns (k, t, jumped, X_re, X_im) with k the first time not reached
+    and X[i] the state at times[first + i], i < k - first."""
+    Xr, Xi = np.empty((last - first, xr.size)), np.empty((last - first, xr.size))
+    for k in range(first, last):
+        elapsed, jumped = advance(Pr, Pi, Ar, Ai, dims, h, xr, xi, times[k] - t, u)
+        if jumped:
+            return k, t + elapsed, True, Xr, Xi
+        t = times[k]
+        Xr[k - first] = xr
+        Xi[k - first] = xi
+    return last, t, False, Xr, Xi
