@@ -296,16 +296,22 @@ def test_measurement_records_are_identical_for_ranks_and_threads(tmp_path, engin
     path.write_text(SCENARIO.replace("sweep: {model.N: [9, 12]}",
                                      "measurement: {kind: weak, period: 0.4, sigma: 0.8}")
                     .replace("unit_size: 7}", f"unit_size: 7, engine: {engine}}}"))
+    outs = run_ways(path, tmp_path, (("one", None, "1"), ("mpi", 3, None), ("two", None, "2")))
+    assert outs[0] == outs[1]
+    assert any(name.startswith("measurements.parquet/") for name in outs[0])
+
+
+def run_ways(path: Path, tmp_path: Path, ways) -> list[dict[str, bytes]]:
+    """The data files of the scenario run each way (name, ranks or None, threads or None)."""
     outs = []
-    for name, ranks, threads in (("one", None, "1"), ("mpi", 3, None), ("two", None, "2")):
+    for name, ranks, threads in ways:
         extra = ["--threads", threads] if threads else []
         res = subprocess.run(trajsim_cmd("run", path, "--out", tmp_path / name, *extra,
                                          ranks=ranks),
                              capture_output=True, text=True, timeout=300, check=False)
         assert res.returncode == 0, res.stderr
         outs.append(files(tmp_path / name))
-    assert outs[0] == outs[1]
-    assert any(name.startswith("measurements.parquet/") for name in outs[0])
+    return outs
 
 
 HYBRID = """
@@ -325,12 +331,6 @@ def test_hybrid_runs_are_identical_for_ranks_and_threads(tmp_path):
     """The hybrid engine (Eq. 9) under mpirun: the same bytes as one thread."""
     path = tmp_path / "hybrid.yaml"
     path.write_text(HYBRID)
-    outs = []
-    for name, ranks, extra in (("one", None, ["--threads", "1"]), ("mpi", 2, [])):
-        res = subprocess.run(trajsim_cmd("run", path, "--out", tmp_path / name, *extra,
-                                         ranks=ranks),
-                             capture_output=True, text=True, timeout=300, check=False)
-        assert res.returncode == 0, res.stderr
-        outs.append(files(tmp_path / name))
+    outs = run_ways(path, tmp_path, (("one", None, "1"), ("mpi", 2, None)))
     assert outs[0] == outs[1]
     assert any(name.startswith("measurements.parquet/") for name in outs[0])

@@ -90,17 +90,21 @@ class DickeSetup:
     instrument: Instrument | None
 
 
-class DickeEngine:
+class Engine:
+    """What the engines share: their per-unit tables are ``partitioned_tables``."""
+
+    @staticmethod
+    def tables(point: dict, keep: bool) -> tuple[str, ...]:
+        return partitioned_tables(point, keep)
+
+
+class DickeEngine(Engine):
     """Exact jump trajectories of Eq. (2)/(11) with spin loss in the Dicke blocks (N, j)."""
 
     @staticmethod
     def columns(point: dict) -> tuple[str, ...]:
         """The observables, and Sy2_shots with ``measurement.shots`` and no instrument."""
         return OBSERVABLES + (("Sy2_shots",) if _readout_shots(point) else ())
-
-    @staticmethod
-    def tables(point: dict, keep: bool) -> tuple[str, ...]:
-        return partitioned_tables(point, keep)
 
     @staticmethod
     def build(point: Point) -> DickeSetup:
@@ -110,8 +114,7 @@ class DickeEngine:
         shots, measuring = _readout_shots(point), instrument(point)
         table = BlockTable(point.rates(), sy_basis=bool(shots or measuring))
         return DickeSetup(point, table, two_j, weights, states, point.time_grid(),
-                          np.sort(np.asarray(point["loss"]["times"], float)),
-                          float(point["loss"]["rate_per_spin"]), shots, measuring)
+                          *loss_schedule(point), shots, measuring)
 
     @staticmethod
     def run_unit(setup: DickeSetup, unit: WorkUnit, seed: int, keep: bool) -> UnitResult:
@@ -159,6 +162,36 @@ def trajectory_frame(point: int, index: np.ndarray, t_grid: np.ndarray, samples:
         column = samples[:, :, k].ravel()
         traj[name] = column.astype(np.int64) if name == "N" else column
     return traj
+
+
+@dataclass
+class Outcomes:
+    """A unit's S_y outcomes for engines that keep them per trajectory and scheduled time (the
+    record-level and hybrid engines): values[row, time * per_time + shot], N[row, time]."""
+
+    times: np.ndarray
+    per_time: int
+    values: np.ndarray
+    N: np.ndarray
+
+    @classmethod
+    def of(cls, instrument: Instrument | None, rows: int) -> Outcomes:
+        times = instrument.times if instrument else np.zeros(0)
+        per_time = instrument.per_time if instrument else 1
+        return cls(times, per_time, np.zeros((rows, times.size * per_time)),
+                   np.zeros((rows, times.size), np.int64))
+
+    def frame(self, point: int, index: np.ndarray) -> pd.DataFrame:
+        """The measurements table of trajectories ``index`` (the rows)."""
+        return measurement_frame(point, np.repeat(index, self.values.shape[1]),
+                                 np.tile(np.repeat(self.times, self.per_time), len(index)),
+                                 self.values.ravel(),
+                                 np.repeat(self.N, self.per_time, axis=1).ravel())
+
+
+def loss_schedule(point: dict) -> tuple[np.ndarray, float]:
+    """(the scripted loss times, sorted; the Poisson loss rate per spin) of a point."""
+    return np.sort(np.asarray(point["loss"]["times"], float)), float(point["loss"]["rate_per_spin"])
 
 
 def measurement_frame(point: int, trajectory, t, outcome, N) -> pd.DataFrame:

@@ -35,13 +35,14 @@ from .engine import COPIES, OBSERVABLES, PROJECTIVE, Instrument, rng_states
 from .engine.dyadic import advance, advance_through, levels
 from .engine.streams import _gaussian, _uniform
 from .engines import (
+    Engine,
+    Outcomes,
     UnitResult,
     WorkUnit,
     initial_ensemble,
     instrument,
-    measurement_frame,
+    loss_schedule,
     next_poisson_loss,
-    partitioned_tables,
     trajectory_frame,
 )
 from .instruments import _sy_basis
@@ -207,7 +208,7 @@ def _measure(psi: np.ndarray, two_j: int, instrument: Instrument, stream: np.nda
     return psi / np.linalg.norm(psi)
 
 
-class HybridEngine:
+class HybridEngine(Engine):
     """Exact jump trajectories of Eq. (9) (module docstring)."""
 
     @staticmethod
@@ -215,31 +216,22 @@ class HybridEngine:
         return COLUMNS
 
     @staticmethod
-    def tables(point: dict, keep: bool) -> tuple[str, ...]:
-        return partitioned_tables(point, keep)
-
-    @staticmethod
     def build(point: Point) -> HybridSetup:
         two_j, weights, states = initial_ensemble(point)
-        return HybridSetup(point, hybrid.Cavity.of(point["model"]), point.rates(), hybrid_step(point), two_j,
-                           weights, states, point.time_grid(),
-                           np.sort(np.asarray(point["loss"]["times"], float)),
-                           float(point["loss"]["rate_per_spin"]), instrument(point))
+        return HybridSetup(point, hybrid.Cavity.of(point["model"]), point.rates(),
+                           hybrid_step(point), two_j, weights, states, point.time_grid(),
+                           *loss_schedule(point), instrument(point))
 
     @staticmethod
     def run_unit(setup: HybridSetup, unit: WorkUnit, seed: int, keep: bool) -> UnitResult:
         index = np.arange(unit.first, unit.first + unit.count)
         rng = rng_states(seed, unit.point, index)
         rng_meas = rng_states(seed, unit.point, index, stream=1)
-        meas_times = setup.instrument.times if setup.instrument else np.zeros(0)
-        per_time = setup.instrument.per_time if setup.instrument else 1
         samples = np.zeros((unit.count, setup.t_grid.size, len(COLUMNS)))
-        outcomes = np.zeros((unit.count, meas_times.size * per_time))
-        outcome_N = np.zeros((unit.count, meas_times.size), np.int64)
-        events: list[tuple] = []
+        record, events = Outcomes.of(setup.instrument, unit.count), []
         for row in range(unit.count):
-            _trajectory(setup, row, rng[row], rng_meas[row], samples[row], outcomes[row],
-                        outcome_N[row], events)
+            _trajectory(setup, row, rng[row], rng_meas[row], samples[row], record.values[row],
+                        record.N[row], events)
         stats = UnitStats.of(samples, setup.point["model"]["N"])
         if not keep:
             return UnitResult(stats)
@@ -247,10 +239,7 @@ class HybridEngine:
                                                    COLUMNS),
                   "events": _events_frame(unit.point, index, events)}
         if setup.instrument:
-            times = np.repeat(meas_times, per_time)
-            frames["measurements"] = measurement_frame(
-                unit.point, np.repeat(index, outcomes.shape[1]), np.tile(times, unit.count),
-                outcomes.ravel(), np.repeat(outcome_N, per_time, axis=1).ravel())
+            frames["measurements"] = record.frame(unit.point, index)
         return UnitResult(stats, frames)
 
 

@@ -36,13 +36,14 @@ from . import dicke, exact
 from .engine import COPIES, OBSERVABLES, PROJECTIVE, Instrument, rng_states
 from .engine.streams import _gaussian, _uniform
 from .engines import (
+    Engine,
+    Outcomes,
     UnitResult,
     WorkUnit,
     initial_ensemble,
     instrument,
-    measurement_frame,
+    loss_schedule,
     next_poisson_loss,
-    partitioned_tables,
     trajectory_frame,
 )
 from .instruments import _sy_basis
@@ -103,7 +104,7 @@ def _measure(vec: np.ndarray, N: int, instrument: Instrument, stream: np.ndarray
     return (rho / np.trace(rho).real).ravel()
 
 
-class RecordEngine:
+class RecordEngine(Engine):
     """Record-conditioned density matrices of the block j = N/2 (module docstring)."""
 
     @staticmethod
@@ -111,16 +112,11 @@ class RecordEngine:
         return OBSERVABLES
 
     @staticmethod
-    def tables(point: dict, keep: bool) -> tuple[str, ...]:
-        return partitioned_tables(point, keep)
-
-    @staticmethod
     def build(point: Point) -> RecordSetup:
         _, weights, states = initial_ensemble(point)
         rho0 = (states.T * weights) @ states.conj()
         return RecordSetup(point, rho0 / np.trace(rho0).real, point.time_grid(),
-                           np.sort(np.asarray(point["loss"]["times"], float)),
-                           float(point["loss"]["rate_per_spin"]), instrument(point))
+                           *loss_schedule(point), instrument(point))
 
     @staticmethod
     def run_unit(setup: RecordSetup, unit: WorkUnit, seed: int, keep: bool) -> UnitResult:
@@ -128,11 +124,9 @@ class RecordEngine:
         n, N0 = unit.count, setup.point["model"]["N"]
         rng = rng_states(seed, unit.point, index)
         rng_meas = rng_states(seed, unit.point, index, stream=1)
-        instrument = setup.instrument
-        meas_times = instrument.times if instrument else np.zeros(0)
-        per_time = instrument.per_time if instrument else 1
-        outcomes = np.zeros((n, meas_times.size * per_time))
-        outcome_N = np.zeros((n, meas_times.size), np.int64)
+        instrument, record = setup.instrument, Outcomes.of(setup.instrument, n)
+        meas_times, per_time = record.times, record.per_time
+        outcomes, outcome_N = record.values, record.N
         samples = np.zeros((n, setup.t_grid.size, len(OBSERVABLES)))
         N = np.full(n, N0)
         at = np.zeros(n)  # the time each state refers to
@@ -180,11 +174,10 @@ class RecordEngine:
         stats = UnitStats.of(samples, N0)
         if not keep:
             return UnitResult(stats)
-        return UnitResult(stats, _frames(setup, unit, index, samples, events, outcomes,
-                                         outcome_N))
+        return UnitResult(stats, _frames(setup, unit, index, samples, events, record))
 
 
-def _frames(setup, unit, index, samples, events, outcomes, outcome_N) -> dict:
+def _frames(setup, unit, index, samples, events, record: Outcomes) -> dict:
     """The unit's trajectories, events (losses only, channel 'lost') and measurements tables."""
     traj = trajectory_frame(unit.point, index, setup.t_grid, samples, OBSERVABLES)
     events.sort(key=lambda e: (e[0], e[1]))
@@ -202,11 +195,7 @@ def _frames(setup, unit, index, samples, events, outcomes, outcome_N) -> dict:
     })
     frames = {"trajectories": traj, "events": ev}
     if setup.instrument:
-        per_time, times = setup.instrument.per_time, setup.instrument.times
-        frames["measurements"] = measurement_frame(
-            unit.point, np.repeat(index, outcomes.shape[1]), np.tile(np.repeat(times, per_time),
-                                                                     len(index)),
-            outcomes.ravel(), np.repeat(outcome_N, per_time, axis=1).ravel())
+        frames["measurements"] = record.frame(unit.point, index)
     return frames
 
 
