@@ -311,3 +311,22 @@ def test_steady_gives_the_exact_hybrid_steady_state_beside_its_reduction():
         assert row.Sy2 == pytest.approx(row.Sy2_eq11, rel=1e-3)
     with pytest.raises(ScenarioError, match="^model.N: the exact hybrid steady state"):
         steady_table(load(with_model(N=40)))
+
+
+@pytest.mark.slow
+def test_the_report_reads_a_hybrid_record(tmp_path):
+    """trajsim report on a hybrid run: the record detectors and the Bayesian filter (on the
+    Eq. (11) reduction) run, and the report says which model and units it read."""
+    import pandas as pd
+
+    scenario = {**with_model(r=0.5, g=0.15, kappa_int=0.05, n_max=12),
+                "initial_state": {"kind": "steady"}, "loss": {"rate_per_spin": 0.02},
+                "time": {"t_end": 20.0, "n_samples": 41},
+                "measurement": {"kind": "projective", "period": 0.5},
+                "run": {"trajectories": 40, "seed": 3}}
+    folder = trajsim.run(scenario, tmp_path / "run", threads=2).report()
+    text = (folder / "report.md").read_text()
+    assert "model.kind: hybrid" in text
+    detection = pd.read_csv(folder / "record_detection.csv")
+    assert set(detection.detector) >= {"threshold", "cusum", "bayes"}
+    assert detection.losses.min() > 0 and detection.p_detect.notna().all()

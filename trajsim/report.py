@@ -412,12 +412,18 @@ def write_report(path) -> Path:
 
 
 def _warnings(manifest: dict, events: pd.DataFrame) -> list[str]:
-    """What makes the numbers below meaningless: no spin loss, a Fock cut-off that is too low,
-    or no reservoir."""
+    """What makes the numbers below meaningless or needs saying: no spin loss, the hybrid
+    model's units and reduction, a Fock cut-off that is too low, or no reservoir."""
     out = []
     if not (events.kind == "loss").any():
         out.append("This run has no spin loss (loss.rate_per_spin and loss.times are 0/empty): "
                    "there is nothing to detect; detection probabilities are undefined.")
+    if manifest["scenario"]["model"].get("kind") == "hybrid":
+        out.append("This run simulates Eq. (9), spins + cavity + squeezed reservoir (model.kind: "
+                   "hybrid): times, rates and latencies below are in the scenario's time unit "
+                   "where the text says 1/Γ, and the automatic threshold and the Bayesian filter "
+                   "use its Eq. (11) reduction (Γ, γ_coll of Eqs. (12)-(13)), which misses the "
+                   "cavity's delay beyond √N g ~ κ (docs/validation.md).")
     for p, record in enumerate(manifest["points"]):
         if record.get("top_fock_max", 0.0) > WARN_TOP_WEIGHT:
             out.append(f"Point {p}: the trajectories hold up to {record['top_fock_max']:.2g} of "
