@@ -148,3 +148,19 @@ def test_measured_bandwidth_is_the_largest_rate_detected_90_percent():
     row = measured_bandwidth(summary, manifest).iloc[0]
     assert row.bandwidth_rate_per_spin == 0.02 and row.losses_per_unit_time == pytest.approx(0.2)
     assert row.next_rate == 0.04 and row.next_p_detect == 0.6
+
+
+def test_the_bayes_filter_detects_scripted_losses():
+    """Scripted losses only (rate_per_spin 0): the filter's prior expects as many losses over the
+    run (``detectors.loss_prior``) and, with projective outcomes that tell the parity at once,
+    detects every loss at the first outcome after it.  With a prior of no loss it detected none."""
+    result = trajsim.run({"model": {"N": 8, "r": 1.5}, "initial_state": {"kind": "steady"},
+                          "loss": {"times": [5.0]}, "time": {"t_end": 10.0, "n_samples": 21},
+                          "measurement": {"kind": "projective", "period": 0.5},
+                          "run": {"trajectories": 20, "seed": 2}}, progress=False)
+    point = result.manifest["scenario"]
+    assert detectors.loss_prior(point) == pytest.approx(1 / 80)
+    summary, *_ = detectors.analyse_point(result.measurements, result.events, point,
+                                          {**point["detection"], "window": 3.0, "settle": 3.0})
+    bayes = summary.set_index("detector").loc["bayes"]
+    assert bayes.losses == 20 and bayes.p_detect == 1.0

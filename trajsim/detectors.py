@@ -213,12 +213,20 @@ def bayes_posteriors(point: dict, measurements: pd.DataFrame,
         return None
     _, weights, states = initial_ensemble(point)
     rho0 = (states.T * weights) @ states.conj()
-    bayes = ParityFilter(Rates.of(model), model["N"], rho0,
-                         point["loss"]["rate_per_spin"], float(times[0]),
+    bayes = ParityFilter(Rates.of(model), model["N"], rho0, loss_prior(point), float(times[0]),
                          float(meas["sigma"] or 0.0))
     ordered = measurements.sort_values(["trajectory", "t"], kind="stable")
     return [bayes.posteriors(group.outcome.to_numpy())
             for _, group in ordered.groupby("trajectory", sort=True)]
+
+
+def loss_prior(point: dict) -> float:
+    """The Bayesian filter's Poisson loss rate per spin: ``loss.rate_per_spin``, plus, for
+    scripted losses (whose times the observer does not know), the rate that expects as many
+    over the run, len(loss.times) / (N t_end).  Without it a run with scripted losses only
+    gave the filter a prior of no loss at all, and it never declared one."""
+    scripted = len(point["loss"]["times"]) / (point["model"]["N"] * point["time"]["t_end"])
+    return point["loss"]["rate_per_spin"] + scripted
 
 
 def hold_outcomes(hold_time: float, times: np.ndarray) -> int:
