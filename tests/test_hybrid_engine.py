@@ -330,3 +330,21 @@ def test_the_report_reads_a_hybrid_record(tmp_path):
     detection = pd.read_csv(folder / "record_detection.csv")
     assert set(detection.detector) >= {"threshold", "cusum", "bayes"}
     assert detection.losses.min() > 0 and detection.p_detect.notna().all()
+
+
+def test_blocks_past_the_memory_budget_are_dropped_and_rebuilt_bit_for_bit():
+    """With room for one block, local jumps and a loss keep rebuilding blocks: the samples are
+    the same as with every block kept."""
+    from trajsim.engines import WorkUnit
+    from trajsim.hybrid_engine import HYBRID
+
+    point = load({**with_model(gamma_phi=1.0, gamma_rel=1.0, n_max=8),
+                  "initial_state": {"m": 0}, "loss": {"times": [1.0]},
+                  "run": {"trajectories": 6}}).points[0]
+    roomy, tight = HYBRID.build(point), HYBRID.build(point)
+    tight.budget = 1.0
+    unit = WorkUnit(0, 0, 0, 6)
+    a, b = HYBRID.run_unit(roomy, unit, 1, True), HYBRID.run_unit(tight, unit, 1, True)
+    assert len(roomy.blocks) > 2 and len(tight.blocks) == 1
+    assert a.frames["trajectories"].equals(b.frames["trajectories"])
+    assert a.frames["events"].equals(b.frames["events"])

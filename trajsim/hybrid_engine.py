@@ -23,6 +23,7 @@ cavity's ``hybrid.CAVITY_OBSERVABLES``.  The exact reference is ``hybrid.liouvil
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -46,6 +47,7 @@ from .engines import (
     trajectory_frame,
 )
 from .instruments import _sy_basis
+from .memory import memory_budget
 from .model import Rates
 from .scenario import Point, hybrid_step
 from .stats import UnitStats
@@ -72,6 +74,10 @@ class HybridBlock:
     Ai: np.ndarray
     channels: list
     losses: list
+
+    @property
+    def nbytes(self) -> int:
+        return self.Pr.nbytes + self.Pi.nbytes + self.Ar.nbytes + self.Ai.nbytes
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -152,13 +158,21 @@ class HybridSetup:
     script_times: np.ndarray
     loss_rate: float
     instrument: Instrument | None
-    blocks: dict = field(default_factory=dict)
+    budget: float = field(default_factory=memory_budget)
+    blocks: OrderedDict = field(default_factory=OrderedDict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def block(self, N: int, two_j: int) -> HybridBlock:
+        """Block (N, j), built on first use.  Past ``budget`` bytes the least recently used
+        blocks are dropped (a trajectory holding one keeps it alive) and rebuilt when needed:
+        the same bits, as building is deterministic."""
         with self.lock:
             if (N, two_j) not in self.blocks:
                 self.blocks[N, two_j] = build_block(N, two_j, self.cavity, self.rates, self.h)
+                while len(self.blocks) > 1 and sum(b.nbytes for b in self.blocks.values()) \
+                        > self.budget:
+                    self.blocks.popitem(last=False)
+            self.blocks.move_to_end((N, two_j))
             return self.blocks[N, two_j]
 
 
