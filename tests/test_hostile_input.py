@@ -249,3 +249,18 @@ def test_cost_estimate_follows_the_odd_jump_rate(tmp_path):
     bias = np.exp(-2 * kappa)  # E[parity sign] at t = 1, before the scripted flip
     odd = (1 + (1 - bias) / (2 * kappa)) / 2 + 3 * (1 - bias * (1 - np.exp(-6 * kappa)) / (6 * kappa)) / 2
     assert lossy.cost()[0]["jumps_per_trajectory"] == pytest.approx(rate * odd, rel=1e-9)
+
+
+NUMBERS = (st.none() | st.integers(-10**6, 10**9) | st.floats(allow_nan=True, allow_infinity=True)
+           | st.sampled_from([0, 1e-300, 1e300, -0.0, 5.0, "auto"]))
+
+
+@FUZZ
+@given(st.fixed_dictionaries({}, optional={key: NUMBERS for key in (
+    "N", "r", "g", "kappa_sqz", "kappa_int", "Delta_c", "n_max", "gamma_phi", "gamma_rel")}),
+       st.sampled_from([{}, {"rate_per_spin": 0.1}, {"times": [0.5]}]),
+       st.sampled_from([{}, {"kind": "weak", "period": 0.1, "sigma": 0.5}]))
+def test_fuzz_hybrid_models_return_a_scenario_or_a_user_error(model, loss, measurement):
+    """model.kind: hybrid with random and extreme values: a scenario or one line, quickly."""
+    _load_or_refuse({"model": {"kind": "hybrid", "N": 3, "g": 0.1, **model},
+                     "time": {"t_end": 1.0}, "loss": loss, "measurement": measurement})

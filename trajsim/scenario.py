@@ -66,8 +66,9 @@ MAX_TIME = 1e9
 MAX_R = 5.0
 MAX_N = 10**9
 MAX_INT = 2**63 - 1
-#: Largest Fock cut-off of the hybrid model (model.n_max).
+#: Largest Fock cut-off of the hybrid model (model.n_max), and its smallest cavity decay.
 MAX_N_MAX = 200
+MIN_KAPPA = 1e-100
 
 
 def _number(minimum=None, exclusive=False, description="", nullable=False, maximum=None):
@@ -535,9 +536,9 @@ def _resolve_hybrid(point: dict, label: str) -> None:
     sqrt(N) g << kappa; chi 0) and its Fock cut-off (``hybrid.auto_n_max``, or the given one checked
     against the photons of the squeezed reservoir)."""
     m = point["model"]
-    if m["kappa_sqz"] + m["kappa_int"] == 0:
+    if m["kappa_sqz"] + m["kappa_int"] < MIN_KAPPA:  # Eqs. (12)-(13) divide by its square
         raise ScenarioError(f"{label}model.kappa_sqz: the cavity needs a decay; give "
-                            "kappa_sqz + kappa_int > 0")
+                            f"kappa_sqz + kappa_int >= {MIN_KAPPA:g}")
     rates = squeezed_reservoir_rates(m["g"], m["kappa_sqz"], m["kappa_int"], m["r"])
     m["Gamma"], m["gamma_coll"], m["chi"] = rates.Gamma, rates.gamma_coll, 0.0
     reservoir = (m["kappa_sqz"], m["kappa_int"], m["r"])
