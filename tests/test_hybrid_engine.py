@@ -150,18 +150,31 @@ def test_bad_hybrid_input_names_the_key(scenario, key):
     assert str(err.value).split(":")[0].endswith(key) and "\n" not in str(err.value)
 
 
-def reference_moments(N, cavity, psi_spin, times) -> dict:
-    """Spin and cavity moments from the dense Eq. (9) Liouvillian (hybrid.liouvillian)."""
+def reference_states(N, cavity, psi_spin, times, t_loss) -> list:
+    """(N, rho) at each time from the dense Eq. (9) Liouvillian (hybrid.liouvillian), one spin
+    lost at t_loss (on the grid: the sample there sees the state after it) by the loss channel
+    sum_s (1 ⊗ K_s) rho (1 ⊗ K_s)^dag on the spins."""
     psi = np.kron(hybrid.squeezed_vacuum(cavity.n_max, cavity.r), psi_spin)
-    states = expm_multiply(hybrid.liouvillian(N, cavity), np.outer(psi, psi.conj()).ravel(),
-                           start=times[0], stop=times[-1], num=times.size, endpoint=True)
-    dim = psi.size
-    ops = hybrid.cavity_observables(cavity.n_max)
+    rho, out, fock = np.outer(psi, psi.conj()), [], cavity.n_max + 1
+    for k, t in enumerate(times):
+        if k:
+            rho = expm_multiply(hybrid.liouvillian(N, cavity) * (t - times[k - 1]),
+                                rho.ravel()).reshape(rho.shape)
+        if np.isclose(t, t_loss):
+            lost = [np.kron(np.identity(fock), dicke.loss_kraus(N, N, N - 1, up))
+                    for up in (False, True)]
+            rho, N = sum(K @ rho @ K.T for K in lost), N - 1
+        out.append((N, rho))
+    return out
+
+
+def reference_moments(states) -> dict:
+    """Spin and cavity moments of ``reference_states``."""
     out = {}
-    for vec in states:
-        rho = vec.reshape(dim, dim)
-        values = dict(hybrid.spin_observables(rho, N))
+    for N, rho in states:
+        values = {k: v for k, v in hybrid.spin_observables(rho, N).items() if np.ndim(v) == 0}
         rho_c = hybrid.cavity_state(rho, N)
+        ops = hybrid.cavity_observables(rho_c.shape[0] - 1)
         values.update({name: np.trace(rho_c @ op).real for name, op in ops.items()})
         for name, value in values.items():
             out.setdefault(name, []).append(value)
@@ -175,29 +188,29 @@ CAVITY_MOMENTS = ("n_cav", "X_cav", "P_cav", "X2_cav", "P2_cav")
 @pytest.mark.slow
 def test_trajectories_match_the_eq_9_density_matrix(within_sem):
     """N = 4, n_max = 8, sqrt(N) g / kappa = 0.67 (beyond the adiabatic limit), a detuned cavity,
-    from a coherent spin state (both parity sectors), with a projective S_y measurement at the
-    end: every spin and cavity moment within 5 SE at every sample, the outcomes within 5
-    binomial SE of Born's rule."""
+    from a coherent spin state (both parity sectors), a spin lost at t = 1.5 and a projective
+    S_y measurement at the end: every spin and cavity moment within 5 SE at every sample, the
+    outcomes within 5 binomial SE of Born's rule."""
     N, cavity = 4, hybrid.Cavity(g=0.4, kappa_sqz=1.0, r=0.5, kappa_int=0.2, Delta_c=0.5, n_max=8)
     scenario = {"name": "hybrid", "model": {"kind": "hybrid", "N": N, "r": 0.5, "g": 0.4,
                                             "kappa_sqz": 1.0, "kappa_int": 0.2, "Delta_c": 0.5,
                                             "n_max": 8},
                 "initial_state": {"kind": "css", "theta": 2.0, "phi": 0.3},
-                "time": {"t_end": 3.0, "n_samples": 7},
+                "loss": {"times": [1.5]}, "time": {"t_end": 3.0, "n_samples": 7},
                 "measurement": {"kind": "projective", "times": [3.0]},
                 "run": {"trajectories": 3000, "seed": 4}}
     result = trajsim.run(scenario, threads=2)
     traj = result.trajectories.sort_values(["trajectory", "t"])
     times = np.linspace(0, 3.0, 7)
-    psi_spin = dicke.coherent_spin_state(N, 2.0, 0.3)
-    ref = reference_moments(N, cavity, psi_spin, times)
+    states = reference_states(N, cavity, dicke.coherent_spin_state(N, 2.0, 0.3), times, 1.5)
+    ref = reference_moments(states)
     for name in SPIN_MOMENTS + CAVITY_MOMENTS:
         samples = traj[name].to_numpy().reshape(-1, times.size)[:, :-1]  # before the measurement
         within_sem(samples, ref[name][:-1], name)
-    psi = np.kron(hybrid.squeezed_vacuum(8, 0.5), psi_spin)
-    rho = expm_multiply(hybrid.liouvillian(N, cavity) * 3.0, np.outer(psi, psi.conj()).ravel())
-    rho_spin = hybrid.spin_state(rho.reshape(psi.size, psi.size), N)
-    values, vectors = np.linalg.eigh(dicke.collective_operators(N)["Sy"])
+    assert np.all(traj.N.to_numpy().reshape(-1, 7) == [4, 4, 4, 3, 3, 3, 3])
+    N_end, rho = states[-1]
+    rho_spin = hybrid.spin_state(rho, N_end)
+    values, vectors = np.linalg.eigh(dicke.collective_operators(N_end)["Sy"])
     born = np.real(np.einsum("km,kl,lm->m", vectors.conj(), rho_spin, vectors))
     outcomes = result.measurements.outcome.to_numpy()
     freq = np.array([(np.abs(outcomes - v) < 1e-9).mean() for v in values])
