@@ -361,3 +361,21 @@ def test_blocks_past_the_memory_budget_are_dropped_and_rebuilt_bit_for_bit():
     assert len(roomy.blocks) > 2 and len(tight.blocks) == 1
     assert a.frames["trajectories"].equals(b.frames["trajectories"])
     assert a.frames["events"].equals(b.frames["events"])
+
+
+def test_the_local_rate_steady_state_is_that_of_the_qubit_space():
+    """hybrid.steady_blocks (every j of N = 3, j-resolved local jumps) against QuTiP's
+    steadystate in Fock ⊗ (C^2)^3, and trajsim steady on the same point: to 1e-10."""
+    from trajsim.steady import steady_row
+
+    rates = Rates(gamma_phi=0.2, gamma_rel=0.1)
+    cavity = hybrid.Cavity(g=0.5, kappa_sqz=1.0, r=0.4, kappa_int=0.3, Delta_c=0.3, n_max=6)
+    H, c_ops, ops = qubit_model(3, cavity, rates)
+    rho = qt.steadystate(H, c_ops)
+    point = load({"model": {"kind": "hybrid", "N": 3, "r": 0.4, "g": 0.5, "kappa_sqz": 1.0,
+                            "kappa_int": 0.3, "Delta_c": 0.3, "n_max": 6, "gamma_phi": 0.2,
+                            "gamma_rel": 0.1}, "time": {"t_end": 1.0}}).points[0]
+    row = steady_row(point)
+    for name in ("Sy2", "Sz", "n_cav"):
+        assert row[name] == pytest.approx(qt.expect(ops[name], rho), abs=1e-10), name
+    assert set(hybrid.steady_blocks(3, cavity, rates)) == {(3, 3), (3, 1)}

@@ -6,7 +6,8 @@ rotating frame, the cavity coupled to a squeezed reservoir and lossy:
     H = g (a^dag S- + a S+) + Delta_c a^dag a,
     d rho/dt = -i[H, rho] + kappa_sqz D[cosh r a + sinh r a^dag] rho + kappa_int D[a] rho,
 
-on Fock(n_max) ⊗ V_{N/2} (row-major vec, as ``exact._lindblad_terms``).  Eliminating the
+on Fock(n_max) ⊗ V_{N/2} (row-major vec, as ``exact._lindblad_terms``); with the local rates of
+Eq. (11) over every block (N, j), their jumps j-resolved as in the spin engine (``steady_blocks``).  Eliminating the
 cavity when sqrt(N) g << kappa_sqz + kappa_int gives Eq. (11) with Gamma and gamma_coll of
 Eqs. (12)-(13) (``cavity.squeezed_reservoir_rates``): a ≈ -2i g S- / kappa in the
 Bogoliubov frame, so cosh r a + sinh r a^dag ≈ -2i g (cosh r S- - sinh r S+) / kappa.  The
@@ -28,6 +29,7 @@ from scipy.special import gammaln
 
 from . import dicke
 from .exact import expectations
+from .model import Rates
 
 
 @dataclass(frozen=True)
@@ -124,29 +126,77 @@ def cavity_observables(n_max: int) -> dict[str, np.ndarray]:
             "top_fock": np.diag(top)}
 
 
-def operators(N: int, cavity: Cavity) -> dict[str, sp.csr_matrix]:
-    """a, S-, S+, Sz on Fock(n_max) ⊗ V_{N/2} (cavity index first)."""
+def operators(two_j: int, cavity: Cavity) -> dict[str, sp.csr_matrix]:
+    """a, S-, S+, Sz on Fock(n_max) ⊗ V_j (cavity index first)."""
     fock = cavity.n_max + 1
     a = sp.csr_matrix(annihilation(cavity.n_max))
-    Jp, Jm, Jz = dicke.spin_matrices(N)
-    eye_c, eye_s = sp.identity(fock, format="csr"), sp.identity(N + 1, format="csr")
+    Jp, Jm, Jz = dicke.spin_matrices(two_j)
+    eye_c, eye_s = sp.identity(fock, format="csr"), sp.identity(two_j + 1, format="csr")
     return {"a": sp.kron(a, eye_s, format="csr"), "S-": sp.kron(eye_c, sp.csr_matrix(Jm)),
             "S+": sp.kron(eye_c, sp.csr_matrix(Jp)), "Sz": sp.kron(eye_c, sp.csr_matrix(Jz))}
 
 
-def liouvillian(N: int, cavity: Cavity) -> sp.csr_matrix:
-    """The generator of Eq. (9) on row-major vec(rho): vec(A X B) = (A ⊗ B^T) vec X."""
-    ops = operators(N, cavity)
+#: No local dephasing or relaxation (only ``Rates.local()``, gamma_rel and gamma_phi are read).
+NO_LOCAL = Rates()
+
+
+def liouvillian(N: int, cavity: Cavity, two_j: int | None = None,
+                rates: Rates = NO_LOCAL) -> sp.csr_matrix:
+    """The generator of Eq. (9) on row-major vec(rho) in the block (N, j) (j = N/2 unless
+    given): vec(A X B) = (A ⊗ B^T) vec X.  With local rates (``rates.local()``) it holds their
+    decay and the local jumps that stay in j; ``local_jumps`` holds those that leave it."""
+    two_j = N if two_j is None else two_j
+    ops = operators(two_j, cavity)
     a, dim = ops["a"], ops["a"].shape[0]
     H = cavity.g * (a.T @ ops["S-"] + a @ ops["S+"]) + cavity.Delta_c * (a.T @ a)
     eye = sp.identity(dim, format="csr")
     G = -1j * (sp.kron(H, eye) - sp.kron(eye, H.T))
-    for rate, L in ((cavity.kappa_sqz, np.cosh(cavity.r) * a + np.sinh(cavity.r) * a.T),
-                    (cavity.kappa_int, a)):
+    channels = [(cavity.kappa_sqz, np.cosh(cavity.r) * a + np.sinh(cavity.r) * a.T),
+                (cavity.kappa_int, a)]
+    channels += [(1.0, K) for target, K in local_jumps(N, two_j, cavity, rates) if target == two_j]
+    for rate, L in channels:
         if rate > 0:
-            LdL = L.T @ L  # L is real
-            G = G + rate * (sp.kron(L, L) - 0.5 * sp.kron(LdL, eye) - 0.5 * sp.kron(eye, LdL.T))
+            G = G + rate * sp.kron(L, L)  # L is real
+    decay = sum((rate * (L.T @ L) for rate, L in channels[:2] if rate > 0), 0 * eye)
+    decay = decay + rates.gamma_rel * (N / 2 * eye + ops["Sz"]) + 0.5 * rates.gamma_phi * N * eye
+    G = G - 0.5 * (sp.kron(decay, eye) + sp.kron(eye, decay.T))
     return G.tocsr()
+
+
+def local_jumps(N: int, two_j: int, cavity: Cavity, rates: Rates) -> list:
+    """(2j', sqrt(rate) 1 ⊗ K): every j-resolved local jump from block (N, j), as in the spin
+    engine (``dicke.local_kraus``), on Fock ⊗ V_j."""
+    eye_c = sp.identity(cavity.n_max + 1, format="csr")
+    return [(two_jp, np.sqrt(rate) * sp.kron(eye_c, sp.csr_matrix(
+                dicke.local_kraus(N, two_j, name, two_j1, two_jp)), format="csr"))
+            for name, rate in rates.local().items()
+            for two_j1, two_jp in dicke.local_targets(N, two_j)]
+
+
+def steady_blocks(N: int, cavity: Cavity, rates: Rates) -> dict[tuple[int, int], np.ndarray]:
+    """The steady state of Eq. (9) with the local rates of Eq. (11) over every j of N spins:
+    {(N, 2j): p_j rho_j} (sparse LU of the block generator, the first equation replaced by the
+    total trace).  Without local rates see ``steady_state`` (j = N/2 alone)."""
+    keys = [(N, int(t)) for t in dicke.two_j_values(N)[::-1]]
+    index = {key: i for i, key in enumerate(keys)}
+    blocks = [[None] * len(keys) for _ in keys]
+    for i, (_, two_j) in enumerate(keys):
+        blocks[i][i] = liouvillian(N, cavity, two_j, rates)
+        for target, K in local_jumps(N, two_j, cavity, rates):
+            if target != two_j:
+                row = index[(N, target)]
+                term = sp.kron(K, K)
+                blocks[row][i] = term if blocks[row][i] is None else blocks[row][i] + term
+    G = sp.bmat(blocks, format="lil")
+    dims = [(cavity.n_max + 1) * (two_j + 1) for _, two_j in keys]
+    offsets = np.concatenate(([0], np.cumsum(np.square(dims))))
+    G[0, :] = 0.0
+    for offset, dim in zip(offsets, dims):
+        G[0, offset + np.arange(dim) * (dim + 1)] = 1.0
+    rhs = np.zeros(G.shape[0], complex)
+    rhs[0] = 1.0
+    vec = spsolve(G.tocsc(), rhs)
+    return {key: vec[o:o + d * d].reshape(d, d) for key, o, d in zip(keys, offsets, dims)}
 
 
 def steady_state(N: int, cavity: Cavity) -> np.ndarray:

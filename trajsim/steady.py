@@ -27,26 +27,33 @@ HYBRID_MAX_DIM = 160
 
 
 def hybrid_row(point: dict) -> dict:
-    """The exact steady state of Eq. (9) (``hybrid.steady_state``) of a small hybrid point: the
-    spin columns of ``steady_row`` (purity: of the spins' reduced state), the cavity's
+    """The exact steady state of Eq. (9) (``hybrid.steady_state``; with local rates over every j,
+    ``hybrid.steady_blocks``) of a small hybrid point: the spin columns of ``steady_row``
+    (purity: of the spins' reduced state, summed over j blocks), the cavity's
     <a^dag a> ('n_cav') and top-two-level weight ('top_fock'), and xi2 and <Sy^2> of the Eq. (11)
     model with Gamma, gamma_coll of Eqs. (12)-(13) ('xi2_eq11', 'Sy2_eq11') beside them."""
     m = point["model"]
     N, dim = m["N"], (m["n_max"] + 1) * (m["N"] + 1)
-    if m["gamma_phi"] or m["gamma_rel"]:
-        raise ScenarioError("model.gamma_phi: the exact hybrid steady state has no local rates; "
-                            "run trajectories (trajsim run) instead")
     if dim > HYBRID_MAX_DIM:
         raise ScenarioError(f"model.N: the exact hybrid steady state is limited to "
                             f"(n_max + 1)(N + 1) <= {HYBRID_MAX_DIM} (here {dim}: its LU grows "
                             "as that to the fourth power); run trajectories (trajsim run) instead")
-    rho = hybrid.steady_state(N, hybrid.Cavity.of(m))
-    o, spins = hybrid.spin_observables(rho, N), hybrid.spin_state(rho, N)
+    cavity, rates = hybrid.Cavity.of(m), Rates.of(m)
+    if rates.local():  # every j of N spins
+        blocks = hybrid.steady_blocks(N, cavity, rates)
+    else:
+        blocks = {(N, N): hybrid.steady_state(N, cavity)}
+    spins = {key: hybrid.spin_state(rho, key[1]) for key, rho in blocks.items()}
+    cavities = sum(hybrid.cavity_state(rho, key[1]) for key, rho in blocks.items())
+    o = exact.expectations(spins)
+    populations = np.real(np.diag(cavities))
     reduced = steady_row({**point, "model": {**m, "kind": "spin"}})
-    return {"N": N, "r": m["r"], "xi2": o["xi2"], "purity": np.trace(spins @ spins).real,
+    return {"N": N, "r": m["r"], "xi2": o["xi2"],
+            "purity": sum(np.trace(rho @ rho).real for rho in spins.values()),
             "Sy2": o["Sy2"], "Sz": o["Sz"], "j": o["j"], "jump_rate": np.nan,
-            "gap": np.nan, "gap_even": np.nan, "n_cav": hybrid.photons(rho, N),
-            "top_fock": float(np.real(np.diag(hybrid.cavity_state(rho, N))[-2:].sum())),
+            "gap": np.nan, "gap_even": np.nan, "n_cav": float(np.arange(populations.size)
+                                                               @ populations),
+            "top_fock": float(populations[-2:].sum()),
             "xi2_eq11": reduced["xi2"], "Sy2_eq11": reduced["Sy2"]}
 
 
