@@ -6,16 +6,17 @@ rotating frame, the cavity coupled to a squeezed reservoir and lossy:
     H = g (a^dag S- + a S+) + Delta_c a^dag a,
     d rho/dt = -i[H, rho] + kappa_sqz D[cosh r a + sinh r a^dag] rho + kappa_int D[a] rho,
 
-on Fock(n_max) ⊗ V_{N/2} (row-major vec, as ``exact._lindblad_terms``); with the local rates of
-Eq. (11) over every block (N, j), their jumps j-resolved as in the spin engine (``steady_blocks``).  Eliminating the
-cavity when sqrt(N) g << kappa_sqz + kappa_int gives Eq. (11) with Gamma and gamma_coll of
-Eqs. (12)-(13) (``cavity.squeezed_reservoir_rates``): a ≈ -2i g S- / kappa in the
-Bogoliubov frame, so cosh r a + sinh r a^dag ≈ -2i g (cosh r S- - sinh r S+) / kappa.  The
-corrections are of relative order (sqrt(N) g / kappa)^2 (tests/test_hybrid.py measures it).
-The cavity's squeezed vacuum has <a^dag a> = sinh^2 r; ``truncation_weight`` is the population
-of the top Fock level, the check that n_max is large enough.  ``reservoir_populations`` (the
-cavity driven by its reservoirs alone, in closed form) chooses n_max (``auto_n_max``) before a run; the
-trajectories of ``hybrid_engine`` record the weight of the top two levels as they go.
+on Fock(n_max) ⊗ V_{N/2} (row-major vec, as ``exact._lindblad_terms``); with the local rates
+of Eq. (11) over every block (N, j), their jumps j-resolved as in the spin engine
+(``steady_blocks``).  Eliminating the cavity when sqrt(N) g << kappa_sqz + kappa_int gives
+Eq. (11) with Gamma and gamma_coll of Eqs. (12)-(13) (``cavity.squeezed_reservoir_rates``):
+a ≈ -2i g S- / kappa in the Bogoliubov frame, so cosh r a + sinh r a^dag ≈
+-2i g (cosh r S- - sinh r S+) / kappa.  The corrections are of relative order
+(sqrt(N) g / kappa)^2 (tests/test_hybrid.py measures it).  The cavity's squeezed vacuum has
+<a^dag a> = sinh^2 r; ``truncation_weight`` is the population of the top Fock level, the check
+that n_max is large enough.  ``reservoir_populations`` (the cavity driven by its reservoirs
+alone, in closed form) chooses n_max (``auto_n_max``) before a run; the trajectories of
+``hybrid_engine`` record the weight of the top two levels as they go.
 """
 
 from __future__ import annotations
