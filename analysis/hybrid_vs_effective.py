@@ -15,7 +15,7 @@ T_END.  Read off both models the same way:
 - tau_loss: when the mean <Sy^2> has covered 1 - 1/e of its way from before to after, in units
   of 1 / (N Gamma) and of 1 / kappa.
 
-Writes docs/figures/hybrid_vs_effective.png and hybrid_vs_effective.csv (~10 min on 2 cores).
+Writes docs/figures/hybrid_vs_effective.png and hybrid_vs_effective.csv (~4 min on 2 cores).
 
     python analysis/hybrid_vs_effective.py
 """
