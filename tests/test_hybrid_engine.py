@@ -379,3 +379,36 @@ def test_the_local_rate_steady_state_is_that_of_the_qubit_space():
     for name in ("Sy2", "Sz", "n_cav"):
         assert row[name] == pytest.approx(qt.expect(ops[name], rho), abs=1e-10), name
     assert set(hybrid.steady_blocks(3, cavity, rates)) == {(3, 3), (3, 1)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["weak", "projective"])
+def test_unread_measurements_act_on_the_spins_as_the_exact_instrument(kind, within_sem):
+    """An S_y measurement at t = 1 whose outcome nobody reads: the ensemble after it is the exact
+    non-selective instrument (``instruments.non_selective``: rho_y ∘ W in the S_y basis of the
+    spins, the cavity untouched) followed by Eq. (9); spin and cavity moments within 5 SE at
+    every sample, including the one at t = 1 (after the measurement)."""
+    from trajsim.instruments import _sy_basis, non_selective
+
+    N, cavity = 3, hybrid.Cavity(g=0.5, kappa_sqz=1.0, r=0.4, kappa_int=0.3, n_max=6)
+    measurement = {"kind": kind, "times": [1.0]} | ({"sigma": 0.7} if kind == "weak" else {})
+    scenario = {"name": "unread", "model": {"kind": "hybrid", "N": N, "r": 0.4, "g": 0.5,
+                                            "kappa_sqz": 1.0, "kappa_int": 0.3, "n_max": 6},
+                "initial_state": {"kind": "css", "theta": 2.0, "phi": 0.3},
+                "time": {"t_end": 2.0, "n_samples": 5}, "measurement": measurement,
+                "run": {"trajectories": 3000, "seed": 6}}
+    traj = trajsim.run(scenario, threads=2).trajectories.sort_values(["trajectory", "t"])
+    psi = np.kron(hybrid.squeezed_vacuum(6, 0.4), dicke.coherent_spin_state(N, 2.0, 0.3))
+    G, rho = hybrid.liouvillian(N, cavity), np.outer(psi, psi.conj())
+    U = np.kron(np.identity(7), _sy_basis(N)[1])
+    W = np.kron(np.ones((7, 7)), non_selective(kind, 0.7)(N))
+    states = []
+    for k, t in enumerate(np.linspace(0, 2.0, 5)):
+        if k:
+            rho = expm_multiply(G * 0.5, rho.ravel()).reshape(rho.shape)
+        if t == 1.0:
+            rho = U @ ((U.conj().T @ rho @ U) * W) @ U.conj().T
+        states.append((N, rho))
+    ref = reference_moments(states)
+    for name in SPIN_MOMENTS + CAVITY_MOMENTS:
+        within_sem(traj[name].to_numpy().reshape(-1, 5), ref[name], name)
