@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from . import __version__, distribute
@@ -239,10 +240,14 @@ def _compute(scenario, engines, directory, scheduler, comm, threads, keep, ident
             computed.append(unit)
             bar.update(unit.count)
 
-        if comm:
-            distribute.run_mpi(comm, hand_out, work, on_done)
-        else:
-            distribute.run_local(hand_out, work, on_done, threads)
+        # trajsim's threads and ranks are the parallelism; BLAS inside them runs on one thread
+        # (as mpi_jobs/ sets), since a threaded BLAS sums in another order for another thread
+        # count: the hybrid engine's expm differed in its last bits between 1 and 2 threads.
+        with threadpool_limits(limits=1, user_api="blas"):
+            if comm:
+                distribute.run_mpi(comm, hand_out, work, on_done)
+            else:
+                distribute.run_local(hand_out, work, on_done, threads)
     return len(computed), round(time.time() - started, 3)
 
 
