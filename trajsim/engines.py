@@ -37,7 +37,7 @@ from .engine import (
     rng_states,
     simulate,
 )
-from .engine.streams import _uniform
+from .engine.streams import _gaussian, _uniform
 from .scenario import Point, measurement_times
 from .stats import UnitStats
 
@@ -75,19 +75,34 @@ def initial_ensemble(point: dict) -> tuple[int, np.ndarray, np.ndarray]:
 
 
 @dataclass
-class DickeSetup:
+class PointSetup:
+    """What every engine's set-up holds for its point: the sample times, the loss schedule
+    (scripted times, sorted; the Poisson rate per spin) and the S_y instrument."""
+
+    point: Point
+    t_grid: np.ndarray
+    script_times: np.ndarray
+    loss_rate: float
+    instrument: Instrument | None
+
+    @staticmethod
+    def of(point: Point) -> dict:
+        """The fields above for ``point``, to pass on to a subclass's constructor."""
+        return {"point": point, "t_grid": point.time_grid(),
+                "script_times": np.sort(np.asarray(point["loss"]["times"], float)),
+                "loss_rate": float(point["loss"]["rate_per_spin"]),
+                "instrument": instrument(point)}
+
+
+@dataclass
+class DickeSetup(PointSetup):
     """Everything the Dicke-block engine needs for one sweep point."""
 
-    point: dict
     table: BlockTable
     two_j: int
     weights: np.ndarray
     states: np.ndarray
-    t_grid: np.ndarray
-    script_times: np.ndarray
-    loss_rate: float
     shots: int  # the per-sample Sy2_shots readout (measurement.kind none)
-    instrument: Instrument | None
 
 
 class Engine:
@@ -111,10 +126,10 @@ class DickeEngine(Engine):
         two_j, weights, states = initial_ensemble(point)
         if np.all(states.imag == 0):
             states = np.ascontiguousarray(states.real)
-        shots, measuring = _readout_shots(point), instrument(point)
-        table = BlockTable(point.rates(), sy_basis=bool(shots or measuring))
-        return DickeSetup(point, table, two_j, weights, states, point.time_grid(),
-                          *loss_schedule(point), shots, measuring)
+        shots, common = _readout_shots(point), PointSetup.of(point)
+        table = BlockTable(point.rates(), sy_basis=bool(shots or common["instrument"]))
+        return DickeSetup(**common, table=table, two_j=two_j, weights=weights, states=states,
+                          shots=shots)
 
     @staticmethod
     def run_unit(setup: DickeSetup, unit: WorkUnit, seed: int, keep: bool) -> UnitResult:
@@ -189,9 +204,23 @@ class Outcomes:
                                  np.repeat(self.N, self.per_time, axis=1).ravel())
 
 
-def loss_schedule(point: dict) -> tuple[np.ndarray, float]:
-    """(the scripted loss times, sorted; the Poisson loss rate per spin) of a point."""
-    return np.sort(np.asarray(point["loss"]["times"], float)), float(point["loss"]["rate_per_spin"])
+def sy_outcome(probabilities: np.ndarray, my: np.ndarray, instrument: Instrument,
+               stream: np.ndarray, out: np.ndarray) -> np.ndarray | None:
+    """Draw one S_y measurement from the probabilities of the S_y eigenvalues my (the state's
+    weights in the S_y basis, unnormalised) into ``out`` (per_time outcomes), and return the
+    amplitudes a[m] of its Kraus operator in the S_y basis: the indicator of the outcome
+    (projective), exp(-(y - m_y)^2 / (4 sigma^2)) with y = m_y + sigma z (weak), or None
+    (copies: no back-action).  For the engines that keep a state in Python (record, hybrid)."""
+    cumulative = np.cumsum(np.maximum(probabilities, 0.0))
+    for shot in range(out.size):
+        m = min(int(np.searchsorted(cumulative, _uniform(stream) * cumulative[-1])), my.size - 1)
+        out[shot] = my[m]
+    if instrument.kind == COPIES:
+        return None
+    if instrument.kind == PROJECTIVE:
+        return (np.arange(my.size) == m).astype(float)
+    out[0] += instrument.sigma * _gaussian(stream)
+    return np.exp(-((out[0] - my) ** 2) / (4.0 * instrument.sigma**2))
 
 
 def measurement_frame(point: int, trajectory, t, outcome, N) -> pd.DataFrame:

@@ -330,15 +330,21 @@ def stationary_blocks(rates: Rates, N: int) -> dict[tuple[int, int], np.ndarray]
     j = N/2 alone.  Solves G x = 0 with one equation replaced by Tr rho = 1 (sparse LU).
     """
     layout = _Layout.reachable(N, N, 0, local=bool(rates.local()))
-    G = _generator(layout, rates, 0.0).tolil()
-    trace = np.zeros(layout.size)
-    for (_, two_j), offset in layout.offsets.items():
-        trace[offset + np.arange(two_j + 1) * (two_j + 2)] = 1.0
-    G[0, :] = trace
-    rhs = np.zeros(layout.size)
+    diagonals = np.concatenate([offset + np.arange(two_j + 1) * (two_j + 2)
+                                for (_, two_j), offset in layout.offsets.items()])
+    return layout.split(solve_with_trace(_generator(layout, rates, 0.0), diagonals))
+
+
+def solve_with_trace(G: sp.spmatrix, diagonals: np.ndarray) -> np.ndarray:
+    """x with G x = 0 and sum x[diagonals] = 1 (the trace): the first equation replaced by the
+    trace, sparse LU.  Needs the vec entry 0 (rho[0, 0] of the first block) among the
+    diagonals, which makes the system regular for a unique steady state."""
+    G = G.tolil()
+    G[0, :] = 0.0
+    G[0, diagonals] = 1.0
+    rhs = np.zeros(G.shape[0], complex)
     rhs[0] = 1.0
-    vec = spsolve(G.tocsc().astype(complex), rhs.astype(complex))
-    return layout.split(vec)
+    return spsolve(G.tocsc().astype(complex), rhs)
 
 
 # ----------------------------------------------------------------------------- steady states

@@ -25,11 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.linalg import spsolve
 from scipy.special import gammaln
 
 from . import dicke
-from .exact import expectations
+from .exact import expectations, solve_with_trace
 from .model import Rates
 
 
@@ -188,15 +187,10 @@ def steady_blocks(N: int, cavity: Cavity, rates: Rates) -> dict[tuple[int, int],
                 row = index[(N, target)]
                 term = sp.kron(K, K)
                 blocks[row][i] = term if blocks[row][i] is None else blocks[row][i] + term
-    G = sp.bmat(blocks, format="lil")
     dims = [(cavity.n_max + 1) * (two_j + 1) for _, two_j in keys]
     offsets = np.concatenate(([0], np.cumsum(np.square(dims))))
-    G[0, :] = 0.0
-    for offset, dim in zip(offsets, dims):
-        G[0, offset + np.arange(dim) * (dim + 1)] = 1.0
-    rhs = np.zeros(G.shape[0], complex)
-    rhs[0] = 1.0
-    vec = spsolve(G.tocsc(), rhs)
+    diagonals = np.concatenate([o + np.arange(d) * (d + 1) for o, d in zip(offsets, dims)])
+    vec = solve_with_trace(sp.bmat(blocks), diagonals)
     return {key: vec[o:o + d * d].reshape(d, d) for key, o, d in zip(keys, offsets, dims)}
 
 
@@ -209,13 +203,9 @@ def steady_state(N: int, cavity: Cavity) -> np.ndarray:
     dim = (cavity.n_max + 1) * (N + 1)
     parity = (np.arange(cavity.n_max + 1)[:, None] + np.arange(N + 1)[None, :]).ravel() % 2
     kept = np.flatnonzero((parity[:, None] == parity[None, :]).ravel())
-    G = liouvillian(N, cavity)[kept][:, kept].tolil()
-    G[0, :] = 0.0
-    G[0, np.flatnonzero(np.isin(kept, np.arange(dim) * (dim + 1)))] = 1.0  # the trace
-    rhs = np.zeros(kept.size, complex)
-    rhs[0] = 1.0  # kept[0] = 0: rho[0, 0]'s equation replaced
-    rho = np.zeros(dim * dim, complex)
-    rho[kept] = spsolve(G.tocsc(), rhs)
+    rho = np.zeros(dim * dim, complex)  # kept[0] = 0: rho[0, 0] is among the kept entries
+    rho[kept] = solve_with_trace(liouvillian(N, cavity)[kept][:, kept],
+                                 np.flatnonzero(np.isin(kept, np.arange(dim) * (dim + 1))))
     return rho.reshape(dim, dim)
 
 

@@ -32,18 +32,18 @@ import pandas as pd
 from scipy.linalg import expm
 
 from . import dicke, exact, hybrid
-from .engine import COPIES, OBSERVABLES, PROJECTIVE, Instrument, rng_states
+from .engine import OBSERVABLES, Instrument, rng_states
 from .engine.dyadic import advance, advance_through, levels
-from .engine.streams import _gaussian, _uniform
+from .engine.streams import _uniform
 from .engines import (
     Engine,
     Outcomes,
+    PointSetup,
     UnitResult,
     WorkUnit,
     initial_ensemble,
-    instrument,
-    loss_schedule,
     next_poisson_loss,
+    sy_outcome,
     trajectory_frame,
 )
 from .instruments import _sy_basis
@@ -100,19 +100,17 @@ class HybridBlock:
 
 def generator(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates):
     """(A = -i H_eff, channels) of block (N, j) (module docstring), dense on Fock ⊗ V_j."""
-    a = hybrid.annihilation(cavity.n_max)
-    Jp, Jm, Jz = dicke.spin_matrices(two_j)
-    eye_f, eye_s = np.identity(a.shape[0]), np.identity(two_j + 1)
-    H = cavity.g * (np.kron(a.T, Jm) + np.kron(a, Jp)) + cavity.Delta_c * np.kron(a.T @ a, eye_s)
-    spin_decay = rates.gamma_rel * (N / 2 * eye_s + Jz) + 0.5 * rates.gamma_phi * N * eye_s
-    decay = np.kron(eye_f, spin_decay)
-    channels = []
+    ops = {name: op.toarray() for name, op in hybrid.operators(two_j, cavity).items()}
+    a_full, eye = ops["a"], np.identity(ops["a"].shape[0])
+    H = cavity.g * (a_full.T @ ops["S-"] + a_full @ ops["S+"]) + cavity.Delta_c * a_full.T @ a_full
+    decay = rates.gamma_rel * (N / 2 * eye + ops["Sz"]) + 0.5 * rates.gamma_phi * N * eye
+    a, channels = hybrid.annihilation(cavity.n_max), []
     squeezed = np.cosh(cavity.r) * a + np.sinh(cavity.r) * a.T
     for name, rate, L in (("cavity_sqz", cavity.kappa_sqz, squeezed),
                           ("cavity_int", cavity.kappa_int, a)):
         if rate > 0:
             channels.append((name, two_j, np.sqrt(rate) * L, None))
-            decay = decay + rate * np.kron(L.T @ L, eye_s)
+            decay = decay + rate * np.kron(L.T @ L, np.identity(two_j + 1))
     for name, rate in rates.local().items():
         for two_j1, two_jp in dicke.local_targets(N, two_j):
             K = dicke.local_kraus(N, two_j, name, two_j1, two_jp)
@@ -144,20 +142,15 @@ def build_block(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates, h: floa
 
 
 @dataclass
-class HybridSetup:
+class HybridSetup(PointSetup):
     """What the hybrid engine needs for one sweep point (blocks built lazily, shared by threads)."""
 
-    point: Point
     cavity: hybrid.Cavity
     rates: Rates
     h: float
     two_j: int
     weights: np.ndarray
     states: np.ndarray
-    t_grid: np.ndarray
-    script_times: np.ndarray
-    loss_rate: float
-    instrument: Instrument | None
     budget: float = field(default_factory=memory_budget)
     blocks: OrderedDict = field(default_factory=OrderedDict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -201,24 +194,14 @@ def _pick(weights: list[float], stream: np.ndarray) -> int:
 
 def _measure(psi: np.ndarray, two_j: int, instrument: Instrument, stream: np.ndarray,
              out: np.ndarray) -> np.ndarray:
-    """One S_y measurement on the spin factor of psi[n, k] (as ``record_engine._measure`` on a
-    density matrix; psi normalised): outcomes into ``out``, the normalised state after it."""
+    """One S_y measurement on the spin factor of psi[n, k] (``engines.sy_outcome``; psi
+    normalised): outcomes into ``out``, the normalised state after it."""
     my, U = _sy_basis(two_j)
     psi_y = psi @ U.conj()  # psi_y[n, m] = <n, m_y|psi>
-    cumulative = np.cumsum((np.abs(psi_y) ** 2).sum(axis=0))
-    for shot in range(out.size):
-        m = min(int(np.searchsorted(cumulative, _uniform(stream) * cumulative[-1])), two_j)
-        out[shot] = my[m]
-    if instrument.kind == COPIES:
+    a = sy_outcome((np.abs(psi_y) ** 2).sum(axis=0), my, instrument, stream, out)
+    if a is None:
         return psi
-    if instrument.kind == PROJECTIVE:
-        keep = np.zeros(two_j + 1)
-        keep[m] = 1.0
-    else:
-        y = out[0] + instrument.sigma * _gaussian(stream)
-        out[0] = y
-        keep = np.exp(-((y - my) ** 2) / (4.0 * instrument.sigma**2))
-    psi = (psi_y * keep) @ U.T
+    psi = (psi_y * a) @ U.T
     return psi / np.linalg.norm(psi)
 
 
@@ -232,9 +215,9 @@ class HybridEngine(Engine):
     @staticmethod
     def build(point: Point) -> HybridSetup:
         two_j, weights, states = initial_ensemble(point)
-        return HybridSetup(point, hybrid.Cavity.of(point["model"]), point.rates(),
-                           hybrid_step(point), two_j, weights, states, point.time_grid(),
-                           *loss_schedule(point), instrument(point))
+        return HybridSetup(**PointSetup.of(point), cavity=hybrid.Cavity.of(point["model"]),
+                           rates=point.rates(), h=hybrid_step(point), two_j=two_j,
+                           weights=weights, states=states)
 
     @staticmethod
     def run_unit(setup: HybridSetup, unit: WorkUnit, seed: int, keep: bool) -> UnitResult:

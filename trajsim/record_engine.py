@@ -33,17 +33,16 @@ import numpy as np
 import pandas as pd
 
 from . import dicke, exact
-from .engine import COPIES, OBSERVABLES, PROJECTIVE, Instrument, rng_states
-from .engine.streams import _gaussian, _uniform
+from .engine import OBSERVABLES, Instrument, rng_states
 from .engines import (
     Engine,
     Outcomes,
+    PointSetup,
     UnitResult,
     WorkUnit,
     initial_ensemble,
-    instrument,
-    loss_schedule,
     next_poisson_loss,
+    sy_outcome,
     trajectory_frame,
 )
 from .instruments import _sy_basis
@@ -52,15 +51,10 @@ from .stats import UnitStats
 
 
 @dataclass
-class RecordSetup:
+class RecordSetup(PointSetup):
     """What the record-level engine needs for one sweep point (propagators built lazily per N)."""
 
-    point: Point
     rho0: np.ndarray
-    t_grid: np.ndarray
-    script_times: np.ndarray
-    loss_rate: float
-    instrument: Instrument | None
     propagators: dict = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -86,20 +80,13 @@ def _lose_spin(vec: np.ndarray, N: int) -> np.ndarray:
 
 def _measure(vec: np.ndarray, N: int, instrument: Instrument, stream: np.ndarray,
              out: np.ndarray) -> np.ndarray:
-    """One S_y measurement of vec(rho) (module docstring); outcomes into ``out``."""
+    """One S_y measurement of vec(rho) (module docstring, ``engines.sy_outcome``); outcomes
+    into ``out``."""
     my, U = _sy_basis(N)
     rho_y = U.conj().T @ vec.reshape(N + 1, N + 1) @ U
-    cumulative = np.cumsum(np.maximum(rho_y.diagonal().real, 0.0))
-    for shot in range(out.size):
-        m = min(np.searchsorted(cumulative, _uniform(stream) * cumulative[-1]), N)
-        out[shot] = my[m]
-    if instrument.kind == COPIES:
+    a = sy_outcome(rho_y.diagonal().real, my, instrument, stream, out)
+    if a is None:
         return vec
-    if instrument.kind == PROJECTIVE:
-        return np.outer(U[:, m], U[:, m].conj()).ravel()
-    y = out[0] + instrument.sigma * _gaussian(stream)
-    out[0] = y
-    a = np.exp(-((y - my) ** 2) / (4.0 * instrument.sigma**2))
     rho = U @ (rho_y * np.outer(a, a)) @ U.conj().T
     return (rho / np.trace(rho).real).ravel()
 
@@ -115,8 +102,7 @@ class RecordEngine(Engine):
     def build(point: Point) -> RecordSetup:
         _, weights, states = initial_ensemble(point)
         rho0 = (states.T * weights) @ states.conj()
-        return RecordSetup(point, rho0 / np.trace(rho0).real, point.time_grid(),
-                           *loss_schedule(point), instrument(point))
+        return RecordSetup(**PointSetup.of(point), rho0=rho0 / np.trace(rho0).real)
 
     @staticmethod
     def run_unit(setup: RecordSetup, unit: WorkUnit, seed: int, keep: bool) -> UnitResult:

@@ -542,8 +542,8 @@ def _resolve_hybrid(point: dict, label: str) -> None:
     rates = squeezed_reservoir_rates(m["g"], m["kappa_sqz"], m["kappa_int"], m["r"])
     m["Gamma"], m["gamma_coll"], m["chi"] = rates.Gamma, rates.gamma_coll, 0.0
     reservoir = (m["kappa_sqz"], m["kappa_int"], m["r"])
-    enough = hybrid.auto_n_max(*reservoir, MAX_N_MAX)
     if m["n_max"] == "auto":
+        enough = hybrid.auto_n_max(*reservoir, MAX_N_MAX)
         if enough is None:
             raise ScenarioError(f"{label}model.r: the squeezed reservoir at r = {m['r']:g} fills "
                                 f"more than {MAX_N_MAX} Fock levels (model.n_max); lower model.r")
@@ -551,6 +551,7 @@ def _resolve_hybrid(point: dict, label: str) -> None:
         return
     tail = hybrid.reservoir_tail(*reservoir, m["n_max"])
     if tail > hybrid.REFUSE_TOP_WEIGHT:
+        enough = hybrid.auto_n_max(*reservoir, MAX_N_MAX)
         advice = f"n_max >= {enough} or " if enough else ""
         raise ScenarioError(f"{label}model.n_max: a cut-off at {m['n_max']} photons leaves "
                             f"{tail:.2g} of the squeezed reservoir's photon distribution "
