@@ -11,7 +11,7 @@ import stat
 import pandas as pd
 import pytest
 
-from trajsim import cli, runner
+from trajsim import cli, runner, store
 from trajsim.errors import TrajsimError
 from trajsim.scenario import load
 from trajsim.store import RunDirectory, RunDirectoryError
@@ -129,11 +129,12 @@ def test_damaged_units_are_recomputed(finished, reference, damage):
 
 def test_resume_deletes_only_its_own_temporary_files(finished):
     users = [finished / ".notes.tmp", finished / "units" / ".draft.tmp",
-             finished / "mine" / ".x.trajsim-1.tmp"]
+             finished / "mine" / ".x.trajsim-1.tmp",
+             finished / "units" / f".p00000-u000001.npz.trajsim-{'0' * 48}.tmp"]
     for path in users:
         path.parent.mkdir(exist_ok=True)
         path.write_text("mine")
-    own = finished / "units" / ".p00000-u000001.npz.trajsim-0123abcd.tmp"
+    own = store.temporary_name(finished / "units" / "p00000-u000001.npz")
     own.write_text("left by a killed run")
     run(finished, resume=True)
     assert all(path.read_text() == "mine" for path in users)

@@ -159,6 +159,10 @@ def _steady(args) -> int:
         if run_dir is not None:
             raise RunDirectoryError(f"--out {csv}: inside the run directory {run_dir}; "
                                     "write the steady-state table elsewhere")
+        odd = [str(t) for t in targets if t.is_symlink() or (t.exists() and not t.is_file())]
+        if odd:
+            raise RunDirectoryError(f"--out {csv}: {odd[0]} is a directory or not a regular "
+                                    "file; give a file name for the table, e.g. steady.csv")
         existing = [str(t) for t in targets if t.exists()]
         if existing and not args.force:
             raise RunDirectoryError(f"--out {csv}: {', '.join(existing)} already exist; add "

@@ -119,14 +119,14 @@ class DickeEngine(Engine):
     @staticmethod
     def columns(point: dict) -> tuple[str, ...]:
         """The observables, and Sy2_shots with ``measurement.shots`` and no instrument."""
-        return OBSERVABLES + (("Sy2_shots",) if _readout_shots(point) else ())
+        return OBSERVABLES + (("Sy2_shots",) if readout_shots(point) else ())
 
     @staticmethod
     def build(point: Point) -> DickeSetup:
         two_j, weights, states = initial_ensemble(point)
         if np.all(states.imag == 0):
             states = np.ascontiguousarray(states.real)
-        shots, common = _readout_shots(point), PointSetup.of(point)
+        shots, common = readout_shots(point), PointSetup.of(point)
         table = BlockTable(point.rates(), sy_basis=bool(shots or common["instrument"]))
         return DickeSetup(**common, table=table, two_j=two_j, weights=weights, states=states,
                           shots=shots)
@@ -244,7 +244,7 @@ def partitioned_tables(point: dict, keep: bool) -> tuple[str, ...]:
     return ("trajectories", "events") + (("measurements",) if instrument(point) else ())
 
 
-def _readout_shots(point: dict) -> int:
+def readout_shots(point: dict) -> int:
     """Shots of the per-sample Sy2_shots readout (kept from before instruments existed)."""
     meas = point["measurement"]
     return meas["shots"] if meas["kind"] == "none" else 0

@@ -7,13 +7,30 @@ an output directory that cannot be used).  The command line prints those, and fi
 
 from __future__ import annotations
 
+import unicodedata
+
+#: Longest message shown; a longer one (say, quoting a huge value) is cut in the middle.
+MAX_MESSAGE = 400
+
+
+def printable(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` safe for a terminal: control and format characters (NUL, line breaks,
+    right-to-left overrides, ...) shown as escapes, and cut to ``limit`` characters."""
+    text = "".join(c if unicodedata.category(c) not in ("Cc", "Cf", "Cs", "Zl", "Zp")
+                   else c.encode("unicode_escape", "backslashreplace").decode("ascii")
+                   for c in str(text))
+    if len(text) > limit:
+        half = (limit - 5) // 2
+        text = f"{text[:half]} ... {text[-half:]}"
+    return text
+
 
 class TrajsimError(Exception):
-    """Something the user can fix; the message is one line naming what and how (line breaks
-    in it, say from a quoted key, are shown escaped)."""
+    """Something the user can fix; the message is one line naming what and how (control
+    characters in it, say from a quoted key, are shown escaped; ``printable``)."""
 
     def __init__(self, message: str):
-        super().__init__(str(message).replace("\r", "\\r").replace("\n", "\\n"))
+        super().__init__(printable(message))
 
 
 def exit_status(err: BaseException) -> int:

@@ -292,6 +292,8 @@ class BlockPropagator:
 
 def _eigenmodes(G: np.ndarray):
     """(mu, R, R^-1) with G = R diag(mu) R^-1, or None if that is not accurate to 1e-11."""
+    if G.size == 0:  # an empty sector (N = 0 has a single state)
+        return np.zeros(0, complex), np.zeros((0, 0), complex), np.zeros((0, 0), complex)
     mu, R = eig(G)
     R_inv = np.linalg.inv(R)
     if np.abs((R * mu) @ R_inv - G).max() > 1e-11 * np.abs(G).max():

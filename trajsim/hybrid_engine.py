@@ -259,6 +259,8 @@ class _Trajectory:
     def next_loss(self) -> tuple[float, bool]:
         """(time, scripted?) of the next loss: the Poisson one or the next scripted one."""
         times = self.setup.script_times
+        if self.N == 0:  # an empty ensemble: later scripted losses are no-ops
+            return np.inf, False
         if self.scripted < times.size and times[self.scripted] <= self.poisson:
             return times[self.scripted], True
         return self.poisson, False

@@ -129,6 +129,8 @@ def _refine_small(two_j: int, s: int, rates: Rates, lam: np.ndarray, V: np.ndarr
     if small == 0:
         return lam, V
     B = sigma_bidiagonal(two_j, s, rates)
+    if not np.all(np.diagonal(B)):  # B singular (r = 0: Sigma = S-): a true zero mode, which
+        return lam, V               # the tridiagonal solver already has exactly
     with np.errstate(over="ignore", invalid="ignore"):
         B_inv = solve_triangular(B, np.identity(B.shape[0]), lower=bool(s))
     if not np.all(np.isfinite(B_inv)):  # entries beyond the float range: keep the solver's

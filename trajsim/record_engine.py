@@ -124,7 +124,7 @@ class RecordEngine(Engine):
         sample, q, last = 0, 0, 0.0
         for T in grid:
             for i in range(n):  # losses up to and at T (before a measurement or sample at T)
-                while True:
+                while N[i] > 0:  # an empty ensemble: later scripted losses are no-ops
                     is_scripted = (scripted[i] < setup.script_times.size
                                    and setup.script_times[scripted[i]] <= poisson[i])
                     t_loss = setup.script_times[scripted[i]] if is_scripted else poisson[i]

@@ -10,6 +10,7 @@ traces with the loss events marked (Fig. 4(b) style), <Sy^2> histograms for true
 from __future__ import annotations
 
 import base64
+import io
 import json
 from pathlib import Path
 
@@ -22,11 +23,11 @@ import pandas as pd
 
 from . import detection, detectors, discrimination, exact
 from .detection import Detector
-from .engines import engine_for
+from .engines import engine_for, readout_shots
 from .errors import TrajsimError
 from .hybrid import WARN_TOP_WEIGHT
 from .scenario import resolve
-from .store import RunDirectory, RunDirectoryError
+from .store import RunDirectory, RunDirectoryError, write_owned
 
 
 def auto_threshold(N: int, r: float) -> float:
@@ -52,7 +53,7 @@ def load_run(path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     directory.check_finished(
         manifest, [scenario.point_hash(p) for p in range(len(scenario.points))],
         [engine_for(point).tables(point, True) for point in scenario.points])
-    shots = manifest["scenario"]["measurement"]["shots"] > 0
+    shots = any(readout_shots(point) for point in scenario.points)
     traj = directory.read_table("trajectories", columns=["point", "trajectory", "t", "N", "Sy2"]
                                 + ["Sy2_shots"] * shots)
     events = directory.read_table("events")
@@ -121,7 +122,7 @@ def analyse(manifest, traj, events):
     return {key: pd.concat(frames, ignore_index=True) for key, frames in out.items()}
 
 
-def _figures(results, events, folder: Path) -> dict[str, str]:
+def _figures(results, events, files: dict) -> dict[str, str]:
     classified = results["classified"]
     figures = {}
     fig, ax = plt.subplots(figsize=(8, 3.6))
@@ -133,7 +134,7 @@ def _figures(results, events, folder: Path) -> dict[str, str]:
     ax.set(yscale="log", xlabel="Γt", ylabel="⟨Sy²⟩ (conditional)")
     ax.legend(fontsize=7)
     figures["traces.png"] = "Conditional ⟨Sy²⟩ of three trajectories; triangles mark spin losses."
-    _save(fig, folder / "traces.png")
+    _save(fig, files, "traces.png")
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
     log_signal = np.log10(classified.signal.clip(lower=1e-8))
@@ -146,7 +147,7 @@ def _figures(results, events, folder: Path) -> dict[str, str]:
     ax.set(xlabel="log10 ⟨Sy²⟩", ylabel="density per parity")
     ax.legend()
     figures["histogram.png"] = "Distribution of the conditional ⟨Sy²⟩ at all samples, by true parity."
-    _save(fig, folder / "histogram.png")
+    _save(fig, files, "histogram.png")
 
     fig, ax = plt.subplots(figsize=(5, 4))
     for p, roc in results["roc"].groupby("point"):
@@ -157,7 +158,7 @@ def _figures(results, events, folder: Path) -> dict[str, str]:
            ylim=(0, 1.02))
     ax.legend(fontsize=7)
     figures["roc.png"] = "ROC: detection probability vs false-flip rate, thresholds ×0.1…×10."
-    _save(fig, folder / "roc.png")
+    _save(fig, files, "roc.png")
 
     if len(results["summary"]) > 1:
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
@@ -173,14 +174,14 @@ def _figures(results, events, folder: Path) -> dict[str, str]:
         for axis in (ax1, ax2):
             axis.tick_params(axis="x", labelrotation=60, labelsize=7)
         figures["sweep.png"] = "Detection probability and false-flip rate per sweep point."
-        _save(fig, folder / "sweep.png")
+        _save(fig, files, "sweep.png")
 
     fig, ax = plt.subplots(figsize=(5, 3.6))
     latency = results["losses"].latency.dropna()
     ax.hist(latency, bins=30)
     ax.set(xlabel="latency (1/Γ)", ylabel="losses")
     figures["latency.png"] = "Latency from a loss to the detector's correct parity."
-    _save(fig, folder / "latency.png")
+    _save(fig, files, "latency.png")
     return figures
 
 
@@ -190,10 +191,17 @@ def _markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
 
 
-def _save(fig, path: Path) -> None:
+def _save(fig, files: dict, name: str) -> None:
+    """The figure as PNG bytes in files[name]."""
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
+    files[name] = buffer.getvalue()
+
+
+def _csv(df: pd.DataFrame) -> bytes:
+    return df.to_csv(index=False, float_format="%.6g").encode()
 
 
 def record_analysis(manifest: dict, measurements: pd.DataFrame, events: pd.DataFrame) -> dict:
@@ -259,7 +267,7 @@ def _single_shot(point: dict) -> dict:
             "outcomes_for_99pct": needed}
 
 
-def _record_sweep_figure(summary: pd.DataFrame, manifest: dict, folder: Path) -> dict[str, str]:
+def _record_sweep_figure(summary: pd.DataFrame, manifest: dict, files: dict) -> dict[str, str]:
     """Detection probability and median latency of each record detector along the sweep."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.8))
     for detector, group in summary.groupby("detector"):
@@ -275,12 +283,12 @@ def _record_sweep_figure(summary: pd.DataFrame, manifest: dict, folder: Path) ->
     for axis in (ax1, ax2):
         axis.tick_params(axis="x", labelrotation=60, labelsize=7)
     ax1.legend(fontsize=7)
-    _save(fig, folder / "record_sweep.png")
+    _save(fig, files, "record_sweep.png")
     return {"record_sweep.png": "Detection probability (Wilson interval) and median latency "
                                 "(bootstrap interval) of the record detectors per sweep point."}
 
 
-def _record_traces(label: str, recs: list, chosen: dict, path: Path) -> str:
+def _record_traces(label: str, recs: list, chosen: dict, files: dict, name: str) -> str:
     """Three records of one point: squared outcomes, the true parity and the CUSUM declaration."""
     fig, axes = plt.subplots(len(recs), 1, figsize=(8, 2 * len(recs)), sharex=True,
                              squeeze=False)
@@ -295,12 +303,12 @@ def _record_traces(label: str, recs: list, chosen: dict, path: Path) -> str:
         ax.set(ylabel="y²")
     axes[0, 0].legend(fontsize=7, loc="upper left")
     axes[-1, 0].set(xlabel="Γt")
-    _save(fig, path)
+    _save(fig, files, name)
     return (f"Measurement records of {len(recs)} trajectories ({label}): squared outcomes, the "
             "true parity and the CUSUM declaration.")
 
 
-def _record_figures(record: dict, folder: Path) -> dict[str, str]:
+def _record_figures(record: dict, files: dict) -> dict[str, str]:
     figures = {}
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for (point, kind), roc in record["roc"].groupby(["label", "detector"]):
@@ -312,7 +320,7 @@ def _record_figures(record: dict, folder: Path) -> dict[str, str]:
     ax.legend(fontsize=6)
     figures["record_roc.png"] = ("ROC of the record detectors over their parameter (threshold "
                                  "θ ×0.1…×10, CUSUM h 0.5…12), ordered by false-alarm rate.")
-    _save(fig, folder / "record_roc.png")
+    _save(fig, files, "record_roc.png")
     return figures
 
 
@@ -350,32 +358,29 @@ def write_report(path) -> Path:
     name = manifest["scenario"]["name"]
     results = analyse(manifest, traj, events)
     folder = Path(path) / "report"
-    folder.mkdir(exist_ok=True)
-    results["summary"].to_csv(folder / "detection.csv", index=False, float_format="%.6g")
-    results["losses"].to_csv(folder / "losses.csv", index=False, float_format="%.6g")
-    results["roc"].to_csv(folder / "roc.csv", index=False, float_format="%.6g")
+    files = {"detection.csv": _csv(results["summary"]), "losses.csv": _csv(results["losses"]),
+             "roc.csv": _csv(results["roc"])}
     sections = []  # (title, text, table, figures)
     warnings = _warnings(manifest, events)
     if manifest["scenario"]["measurement"].get("kind", "none") != "none":
         record = record_analysis(manifest, RunDirectory(path).read_table("measurements"), events)
-        record["summary"].to_csv(folder / "record_detection.csv", index=False,
-                                 float_format="%.6g")
-        record["roc"].to_csv(folder / "record_roc.csv", index=False, float_format="%.6g")
-        figures = _record_figures(record, folder)
+        files["record_detection.csv"] = _csv(record["summary"])
+        files["record_roc.csv"] = _csv(record["roc"])
+        figures = _record_figures(record, files)
         swept = list(manifest["scenario"].get("sweep", {}))
         if swept:
-            figures.update(_record_sweep_figure(record["summary"], manifest, folder))
+            figures.update(_record_sweep_figure(record["summary"], manifest, files))
         sections.append(("Detection from the measurement record", RECORD_TEXT,
                          record["summary"] if not swept else None, figures))
         if "loss.rate_per_spin" in swept:
             bandwidth = measured_bandwidth(record["summary"], manifest)
-            bandwidth.to_csv(folder / "record_bandwidth.csv", index=False, float_format="%.6g")
+            files["record_bandwidth.csv"] = _csv(bandwidth)
             sections.append(("Bandwidth, measured", BANDWIDTH_TEXT, bandwidth, {}))
         for p, (label, recs, chosen) in enumerate(record["examples"]):
             if not recs:
                 continue
             trace = f"record_traces_p{p:05d}.png"
-            caption = _record_traces(label, recs, chosen, folder / trace)
+            caption = _record_traces(label, recs, chosen, files, trace)
             rows = record["summary"][record["summary"].point == p]
             sections.append((f"Point {p}: {label}" if swept else "Records", "",
                              rows if swept else None, {trace: caption}))
@@ -387,7 +392,7 @@ def write_report(path) -> Path:
     if any(p["run"]["engine"] == "record" for p in resolve(manifest["scenario"], name).points):
         reference += RECORD_ENGINE_NOTE
     sections.append(("Reference: conditional ⟨Sy²⟩ (not measurable)", reference,
-                     results["summary"], _figures(results, events, folder)))
+                     results["summary"], _figures(results, events, files)))
     text = [f"# Parity detection report: {name}", ""] + [f"> **Warning:** {w}\n" for w in warnings]
     html = [f"<h1>Parity detection report: {name}</h1>"] + \
         [f"<p><strong>Warning:</strong> {w}</p>" for w in warnings]
@@ -399,15 +404,16 @@ def write_report(path) -> Path:
             html.append(table.to_html(index=False, float_format="%.4g"))
         text += [f"![{caption}]({file})\n\n{caption}\n" for file, caption in figures.items()]
         for file, caption in figures.items():
-            data = base64.b64encode((folder / file).read_bytes()).decode()
+            data = base64.b64encode(files[file]).decode()
             html.append(f'<figure><img src="data:image/png;base64,{data}" alt="{caption}">'
                         f"<figcaption>{caption}</figcaption></figure>")
-    (folder / "report.md").write_text("\n".join(text))
-    (folder / "report.html").write_text(
+    files["report.md"] = "\n".join(text).encode()
+    files["report.html"] = (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>trajsim report: '
         f"{name}</title><style>{STYLE}</style></head><body>" + "\n".join(html)
-        + "</body></html>", encoding="utf-8")
-    (folder / "settings.json").write_text(json.dumps(manifest["scenario"]["detection"]))
+        + "</body></html>").encode()
+    files["settings.json"] = json.dumps(manifest["scenario"]["detection"]).encode()
+    write_owned(folder, files)
     return folder
 
 

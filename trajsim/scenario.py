@@ -19,6 +19,7 @@ import itertools
 import json
 import math
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -32,7 +33,7 @@ from scipy.linalg import eigvalsh_tridiagonal
 from . import hybrid
 from .cavity import squeezed_reservoir_rates
 from .dicke import OBSERVABLES
-from .errors import TrajsimError
+from .errors import TrajsimError, printable
 from .memory import memory_budget
 from .model import Rates
 
@@ -69,6 +70,9 @@ MAX_INT = 2**63 - 1
 #: Largest Fock cut-off of the hybrid model (model.n_max), and its smallest cavity decay.
 MAX_N_MAX = 200
 MIN_KAPPA = 1e-100
+#: Smallest weak-readout resolution: below it the Gaussians of neighbouring S_y eigenvalues
+#: (spacing 1) overlap by less than Phi(-50) ~ 1e-545, so the instrument is the projective one.
+MIN_SIGMA = 0.01
 
 
 def _number(minimum=None, exclusive=False, description="", nullable=False, maximum=None):
@@ -98,7 +102,9 @@ def _obj(properties: dict, required=()):
 
 SCHEMA = _obj(
     {
-        "name": {"type": "string", "minLength": 1, "description": "a name for the run"},
+        "name": {"type": "string", "minLength": 1, "maxLength": 200,
+                 "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f\\u200b-\\u200f\\u202a-\\u202e\\u2066-\\u2069]*$",
+                 "description": "a name for the run: 1 to 200 printable characters"},
         "model": _obj(
             {
                 "N": _integer(1, MAX_N, f"an integer from 1 to {MAX_N}"),
@@ -181,7 +187,8 @@ SCHEMA = _obj(
                           "items": _number(0, True, f"times from 0 to {MAX_TIME:g}",
                                            maximum=MAX_TIME),
                           "description": "a list of measurement times > 0"},
-                "sigma": _number(0, True, "null or a resolution > 0 (weak S_y measurement)",
+                "sigma": _number(MIN_SIGMA, False, f"null or a resolution >= {MIN_SIGMA:g} (weak "
+                                 "S_y measurement; below it, use kind: projective)",
                                  nullable=True, maximum=1e6),
                 "shots": _integer(0, 10**6, "an integer from 0 to 1000000"),
             }
@@ -272,6 +279,9 @@ def parse_yaml(text: str, where: str):
         raise ScenarioError(f"{where}: {err}") from None
     except RecursionError:
         raise ScenarioError(f"{where}: nested too deeply (at most {MAX_DEPTH} levels)") from None
+    except ValueError:  # Python refuses to read integers of more than 4300 digits
+        raise ScenarioError(f"{where}: a number with more than {sys.get_int_max_str_digits()} "
+                            "digits; no key takes one") from None
     _check_tree(document, where)
     return document
 
@@ -417,9 +427,34 @@ def _explain(error: jsonschema.ValidationError) -> str:
                 f"(allowed keys: {', '.join(allowed)})")
     if error.validator == "required":
         return f"{_path(parts)}: {error.message}"
-    description = _schema_at(parts).get("description", "")
-    shown = "value" if isinstance(error.instance, (dict, list)) else json.dumps(error.instance)
-    return f"{_path(parts)}: {shown} is not allowed; expected {description or error.message}"
+    description = _schema_at(parts).get("description") or _expected(error)
+    big = isinstance(error.instance, (dict, list)) and error.instance
+    shown = "value" if big else json.dumps(error.instance)
+    return f"{_path(parts)}: {printable(shown, 60)} is not allowed; expected {description}"
+
+
+_TYPE_WORDS = {"object": "a section of keys", "array": "a list", "number": "a number",
+               "integer": "a whole number", "string": "text", "boolean": "true or false",
+               "null": "nothing (null)"}
+
+
+def _expected(error: jsonschema.ValidationError) -> str:
+    """What a key takes, in words, for schema nodes without a description."""
+    value = error.validator_value
+    if error.validator == "type":
+        kinds = [value] if isinstance(value, str) else list(value)
+        return " or ".join(_TYPE_WORDS.get(k, k) for k in kinds)
+    if error.validator == "enum":
+        return "one of " + ", ".join(map(str, value))
+    if error.validator == "minItems":
+        return f"a list of at least {value} value{'s' * (value != 1)}"
+    if error.validator == "maxItems":
+        return f"a list of at most {value} values"
+    if error.validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        sign = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=",
+                "exclusiveMaximum": "<"}[error.validator]
+        return f"a number {sign} {value:g}"
+    return "a value the scenario reference (README) allows"
 
 
 def _non_finite(node, parts=()):
@@ -596,6 +631,13 @@ def _check_measurement(meas: dict, t_end: float, label: str) -> None:
         return
     if not scheduled:
         raise ScenarioError(f"{label}measurement: kind '{kind}' needs a period or times")
+    late = [t for t in meas["times"] if t > t_end]
+    if late:
+        raise ScenarioError(f"{label}measurement.times: {late[0]:g} is after time.t_end = "
+                            f"{t_end:g}; measure within the run")
+    if not meas["times"] and meas["period"] > t_end:
+        raise ScenarioError(f"{label}measurement.period: {meas['period']:g} schedules no "
+                            f"measurement up to time.t_end = {t_end:g}; choose a shorter period")
     if meas["period"] is not None and t_end / meas["period"] > MAX_MEASUREMENTS:
         raise ScenarioError(f"{label}measurement.period: more than {MAX_MEASUREMENTS} "
                             "measurements up to time.t_end; choose a longer period")
@@ -991,8 +1033,11 @@ def load(source, overrides=()) -> Scenario:
         raw, name = copy.deepcopy(source), "scenario"
     else:
         path = Path(source)
+        if not path.exists():
+            raise ScenarioError(f"{printable(path, 200)}: no such scenario file")
         if not path.is_file():
-            raise ScenarioError(f"{path}: no such scenario file")
+            raise ScenarioError(f"{printable(path, 200)}: not a regular file (a directory, pipe "
+                                "or device); give a scenario YAML file")
         if path.stat().st_size > 1 << 20:
             raise ScenarioError(f"{path}: larger than 1 MiB; not a scenario file")
         try:
@@ -1000,7 +1045,7 @@ def load(source, overrides=()) -> Scenario:
         except UnicodeDecodeError:
             raise ScenarioError(f"{path}: not a UTF-8 text file; scenario files are YAML "
                                 "text") from None
-        raw, name = parse_yaml(text, str(path)), path.stem
+        raw, name = parse_yaml(text, str(path)), printable(path.stem, 200)
         if raw is None:
             raise ScenarioError(f"{path}: the file is empty; see scenarios/quickstart.yaml")
         if not isinstance(raw, dict):

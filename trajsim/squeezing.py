@@ -14,7 +14,9 @@ def wineland_xi2(N, mean, second) -> np.ndarray:
     mean = np.asarray(mean, float)
     cov = np.asarray(second, float) - mean[..., :, None] * mean[..., None, :]
     norm2 = np.einsum("...a,...a->...", mean, mean)
-    n = mean / np.sqrt(norm2)[..., None]
+    polarised = norm2 > 0
+    n = np.where(polarised[..., None], mean, [0.0, 0.0, 1.0])
+    n = n / np.linalg.norm(n, axis=-1, keepdims=True)
     # Orthonormal pair spanning the plane ⊥ n: project the covariance and take its smaller eigenvalue.
     helper = np.where(np.abs(n[..., 2:3]) < 0.9, [0.0, 0.0, 1.0], [1.0, 0.0, 0.0])
     e1 = np.cross(n, helper)
@@ -23,7 +25,8 @@ def wineland_xi2(N, mean, second) -> np.ndarray:
     P = np.stack([e1, e2], axis=-2)  # (..., 2, 3)
     C2 = P @ cov @ np.swapaxes(P, -1, -2)
     var_min = np.linalg.eigvalsh(C2)[..., 0]
-    return np.asarray(N, float) * var_min / norm2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(polarised, np.asarray(N, float) * var_min / norm2, np.inf)
 
 
 def moments_from_columns(table) -> tuple[np.ndarray, np.ndarray]:

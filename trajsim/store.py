@@ -27,12 +27,14 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import uuid
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from .errors import TrajsimError
@@ -53,6 +55,25 @@ class RunDirectoryError(TrajsimError):
     """The output directory cannot be used as asked; the message is one line for the user."""
 
 
+def _tag(target: str, nonce: str) -> str:
+    return hashlib.sha256(f"trajsim temporary file {target} {nonce}".encode()).hexdigest()[:16]
+
+
+def temporary_name(path: Path) -> Path:
+    """A fresh temporary file name for ``path``: .<name>.trajsim-<nonce><tag>.tmp, whose tag (a
+    hash of the name and nonce) marks it as trajsim's (``is_own_temporary``)."""
+    nonce = uuid.uuid4().hex
+    return path.parent / f".{path.name}{_TMP_MARK}{nonce}{_tag(path.name, nonce)}.tmp"
+
+
+def is_own_temporary(path: Path) -> bool:
+    """Whether ``path`` is a temporary file trajsim made: a user's file of a similar name lacks
+    the tag, so resume never deletes it."""
+    match = re.fullmatch(rf"\.(.+){re.escape(_TMP_MARK)}([0-9a-f]{{32}})([0-9a-f]{{16}})\.tmp",
+                         path.name)
+    return bool(match) and _tag(match[1], match[2]) == match[3]
+
+
 def _atomic(path: Path, write) -> None:
     """Write through ``write(tmp)`` to a temporary file next to ``path``, then rename it.
 
@@ -60,7 +81,7 @@ def _atomic(path: Path, write) -> None:
     for any file the user creates), and its name follows trajsim's own pattern.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}{_TMP_MARK}{uuid.uuid4().hex}.tmp"
+    tmp = temporary_name(path)
     os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:
         write(tmp)
@@ -90,6 +111,42 @@ def sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _read_parts(parts: list[Path], columns) -> pd.DataFrame:
+    """The rows of the given Parquet parts, in order, as one table."""
+    if not parts:
+        raise OSError("no committed part")
+    dataset = ds.dataset([str(p) for p in parts], format="parquet")
+    return dataset.to_table(columns=columns).to_pandas()
+
+
+#: In a folder of whole files trajsim writes (DIR/report/): the names and SHA-256 it wrote.
+OWNED_RECORD = ".trajsim-files.json"
+
+
+def write_owned(folder: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` (name -> content) into ``folder``, each atomically, and record their
+    checksums in OWNED_RECORD.  A file already there that trajsim did not write (not in the
+    record, or changed since) is the user's: nothing is written and a one-line
+    RunDirectoryError names it."""
+    folder.mkdir(exist_ok=True)
+    try:
+        owned = json.loads((folder / OWNED_RECORD).read_text())
+        owned = {str(k): str(v) for k, v in owned.items()} if isinstance(owned, dict) else {}
+    except (OSError, ValueError):
+        owned = {}
+    for name in files:
+        target = folder / name
+        if target.is_symlink() or (target.exists() and (
+                not target.is_file() or owned.get(name) != sha256(target))):
+            raise RunDirectoryError(f"{target}: not written by this trajsim (or changed "
+                                    "since); trajsim never replaces your files: move it (or an "
+                                    "older trajsim's report folder) away and run again")
+    for name, content in files.items():
+        _atomic(folder / name, lambda tmp, content=content: Path(tmp).write_bytes(content))
+        owned[name] = hashlib.sha256(content).hexdigest()
+        write_text(folder / OWNED_RECORD, json.dumps(owned, indent=1, sort_keys=True))
 
 
 def run_directory_above(path: Path) -> Path | None:
@@ -197,7 +254,8 @@ class RunDirectory:
                        *(self.path / f"{name}.parquet" for name in PARTITIONED)):
             if folder.is_dir():
                 for stale in folder.glob(f".*{_TMP_MARK}*.tmp"):
-                    stale.unlink(missing_ok=True)
+                    if is_own_temporary(stale):
+                        stale.unlink(missing_ok=True)
         return old
 
     # ------------------------------------------------------------------ work units
@@ -279,6 +337,22 @@ class RunDirectory:
                         f"{self.path}: work unit {u} of point {p} is missing or damaged; repair "
                         f"the run with 'trajsim run SCENARIO.yaml --out {self.path} --resume'")
 
+    def committed_parts(self, name: str) -> list[Path]:
+        """The parts of partitioned table ``name`` that the units' commit records name, in
+        (point, unit) order (the checksums are checked by ``check_finished``)."""
+        parts = []
+        for record_path in sorted((self.path / "units").glob("p*-u*.json")):
+            unit = re.fullmatch(r"p(\d{5})-u(\d{6})", record_path.stem)
+            try:
+                record = json.loads(record_path.read_text())
+                names = list(record["sha256"]) if unit and isinstance(record, dict) else []
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # a damaged record commits nothing
+            part = f"{name}.parquet/{self._part_name(int(unit[1]), int(unit[2]))}" if unit else ""
+            if part in names:
+                parts.append(self.path / part)
+        return parts
+
     # ------------------------------------------------------------------ hand-out log
 
     def log_handout(self, point: int, unit: int, worker: str) -> None:
@@ -315,6 +389,8 @@ class RunDirectory:
                                     + ("run with run.store: trajectories to keep it"
                                        if name in PARTITIONED else "is the run finished?"))
         try:
+            if name in PARTITIONED:  # only the parts a commit record names: never a stray file
+                return _read_parts(self.committed_parts(name), columns)
             return pd.read_parquet(path, columns=columns)
         except (OSError, ValueError, pa.ArrowException) as err:
             reason = str(err).splitlines()[0] if str(err) else type(err).__name__

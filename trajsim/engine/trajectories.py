@@ -87,6 +87,8 @@ def _run(blk_int, blk_f, ch_int, lam, E, V, A, loc_int, loc_f, my, Ry, t_grid, s
     per_time = outcomes.shape[0] // max(meas_times.shape[0], 1)  # outcomes per measurement
     while True:
         b, mask = si[I_BLOCK], si[I_MASK]
+        if blk_int[b, B_N] == 0:  # the ensemble is empty: later scripted losses are no-ops
+            si[I_SCRIPT] = script_times.shape[0]
         t = sf[T_TIME]
         tau = waiting_time(blk_int, lam, b, c, mask, sf[T_U], w)
         t_loss = sf[T_NEXT_POISSON]

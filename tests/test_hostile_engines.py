@@ -1,0 +1,236 @@
+"""Hostile input against the newer engines and the report (issue #24): every case either runs
+with correct values or is refused with one line naming the key; no NaN in a summary; the
+report never replaces a file it did not write and reads only committed parts."""
+
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import trajsim
+from trajsim import cli
+from trajsim.model import Rates, build_block
+from trajsim.scenario import MIN_SIGMA, ScenarioError
+from trajsim.squeezing import wineland_xi2
+from trajsim.store import OWNED_RECORD, RunDirectory
+
+
+def run_dict(tmp_path, scenario: dict, name="run"):
+    return trajsim.run(trajsim.load_scenario(scenario), tmp_path / name, threads=1,
+                       progress=False)
+
+
+def assert_no_nan(result):
+    """No NaN in any summary column (xi2 is +inf where the mean spin vanishes: documented)."""
+    summary = result.summary
+    bad = [c for c in summary.columns if summary[c].isna().any()]
+    assert not bad, f"NaN in {bad}"
+
+
+# ---------------------------------------------------------------- 1: r = 0 with spin loss
+
+def test_r_zero_with_a_loss_stays_in_the_dark_state(tmp_path):
+    """At r = 0, Sigma = S-: |j, -j> is dark, and losing one of its (down) spins leaves the
+    all-down state of N - 1 spins: Sz = -(N - 1)/2 and <Sy^2> = (N - 1)/4 exactly."""
+    result = run_dict(tmp_path, {"model": {"N": 4}, "loss": {"times": [0.5]},
+                                 "time": {"t_end": 1, "n_samples": 11},
+                                 "run": {"trajectories": 4}})
+    late = result.summary[result.summary.t >= 0.5]
+    assert np.allclose(late.N_mean, 3) and np.allclose(late.Sz_mean, -1.5)
+    assert np.allclose(late.Sy2_mean, 0.75)
+    assert_no_nan(result)
+
+
+@pytest.mark.parametrize("N", [3, 4, 5, 6])
+def test_r_zero_blocks_have_the_exact_spectrum(N):
+    """K = Gamma S+ S- is diagonal at r = 0: eigenvalues j(j+1) - m(m-1), including the zero
+    mode the small-eigenvalue refinement (which assumes none) must leave alone."""
+    block = build_block(N, N, Rates(r=0.0))
+    lam = np.sort(np.concatenate(block.lam))
+    j, m = N / 2, np.arange(-N / 2, N / 2 + 1)
+    assert np.allclose(lam, np.sort(j * (j + 1) - m * (m - 1)), atol=1e-12)
+
+
+def test_r_zero_with_random_losses_runs(tmp_path):
+    result = run_dict(tmp_path, {"model": {"N": 5}, "loss": {"rate_per_spin": 0.5},
+                                 "time": {"t_end": 2}, "run": {"trajectories": 8}})
+    assert result.summary.N_mean.iloc[-1] < 5
+    assert_no_nan(result)
+
+
+# ---------------------------------------------------------------- 2: an emptied ensemble
+
+EMPTIED = {"model": {"N": 1, "r": 0.5}, "loss": {"rate_per_spin": 100, "times": [0.5]},
+           "time": {"t_end": 1, "n_samples": 11}, "run": {"trajectories": 4}}
+
+
+@pytest.mark.parametrize("variant", [
+    {},
+    {"measurement": {"kind": "projective", "period": 0.2}, "run": {"engine": "record"}},
+    {"measurement": {"kind": "weak", "sigma": 0.5, "period": 0.2}, "run": {"engine": "jumps"}},
+    {"model": {"kind": "hybrid", "g": 0.1}},
+])
+def test_losses_that_empty_the_ensemble_leave_N_zero(tmp_path, variant):
+    """An empty ensemble is a valid state: later samples have N = 0, no spin moments, xi2 =
+    +inf; the scripted loss after the Poisson ones is a no-op."""
+    scenario = {key: dict(value) for key, value in EMPTIED.items()}
+    for section, values in variant.items():
+        scenario.setdefault(section, {}).update(values)
+    result = run_dict(tmp_path, scenario)
+    last = result.summary.iloc[-1]
+    assert last.N_mean == 0 and last.Sy2_mean == 0 and last.Sz_mean == 0
+    assert last.xi2 == np.inf
+    assert_no_nan(result)
+    losses = result.events[result.events.kind == "loss"]
+    assert (losses.groupby("trajectory").size() == 1).all()  # one spin, one loss
+
+
+def test_xi2_is_infinite_without_a_mean_spin():
+    mean = np.zeros((2, 3))
+    second = np.zeros((2, 3, 3))
+    with np.errstate(all="raise"):
+        assert np.all(wineland_xi2(np.array([0.0, 2.0]), mean, second) == np.inf)
+
+
+# ---------------------------------------------------------------- 3, 4: schedules and sigma
+
+@pytest.mark.parametrize("measurement, key", [
+    ({"kind": "projective", "period": 5}, "measurement.period"),
+    ({"kind": "projective", "times": [1.0, 5.0]}, "measurement.times"),
+    ({"kind": "weak", "period": 0.5, "sigma": 1e-170}, "measurement.sigma"),
+    ({"kind": "weak", "period": 0.5, "sigma": MIN_SIGMA / 2}, "measurement.sigma"),
+])
+def test_impossible_instruments_are_refused_naming_the_key(measurement, key):
+    with pytest.raises(ScenarioError, match=f"^{key}:"):
+        trajsim.load_scenario({"model": {"N": 4}, "time": {"t_end": 2},
+                               "measurement": measurement})
+
+
+@pytest.mark.parametrize("engine", ["jumps", "record"])
+def test_the_sharpest_weak_readout_runs_and_reports(tmp_path, engine):
+    result = run_dict(tmp_path, {"model": {"N": 4, "r": 1.0}, "loss": {"times": [1.0]},
+                                 "time": {"t_end": 2}, "run": {"trajectories": 4,
+                                                               "engine": engine},
+                                 "measurement": {"kind": "weak", "sigma": MIN_SIGMA,
+                                                 "period": 0.5}})
+    assert_no_nan(result)
+    twice = 2 * result.measurements.outcome  # y = m_y + sigma z: 2 m_y has the parity of N
+    assert np.all(np.abs(twice - np.round(twice)) < 20 * MIN_SIGMA)
+    assert np.all(np.round(twice) % 2 == result.measurements.N % 2)
+    assert result.report().is_dir()
+
+
+# ---------------------------------------------------------------- 6, 7: reports that crashed
+
+def test_a_copies_run_can_be_reported(tmp_path):
+    result = run_dict(tmp_path, {"model": {"N": 4, "r": 1.0}, "loss": {"times": [1.0]},
+                                 "time": {"t_end": 2}, "run": {"trajectories": 4},
+                                 "measurement": {"kind": "copies", "shots": 3, "period": 0.5}})
+    assert (result.report() / "record_detection.csv").is_file()
+
+
+def test_the_shipped_twisting_scenario_can_be_reported(tmp_path):
+    scenario = trajsim.load_scenario("scenarios/oat_twisting.yaml", {"run.trajectories": 4})
+    folder = trajsim.run(scenario, tmp_path / "oat", threads=1, progress=False).report()
+    assert "Gamma = 0" in (folder / "report.md").read_text()
+
+
+# ---------------------------------------------------------------- 8, 9: the report's files
+
+@pytest.fixture
+def reported(tmp_path):
+    result = run_dict(tmp_path, {"model": {"N": 4, "r": 1.0}, "loss": {"rate_per_spin": 0.3},
+                                 "time": {"t_end": 3}, "run": {"trajectories": 8,
+                                                               "unit_size": 4},
+                                 "measurement": {"kind": "projective", "period": 0.5}})
+    result.report()
+    return result
+
+
+def test_the_report_never_replaces_a_users_file(reported, capsys):
+    folder = reported.path / "report"
+    (folder / "notes.txt").write_text("mine")  # not a name the report writes: untouched
+    assert cli.main(["report", str(reported.path)]) == 0  # its own files: replaced
+    assert (folder / "notes.txt").read_text() == "mine"
+    for name in ("report.md", "roc.csv"):
+        original = (folder / name).read_bytes()
+        (folder / name).write_text("mine")
+        before = {p.name: p.read_bytes() for p in folder.iterdir()}
+        assert cli.main(["report", str(reported.path)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and name in err[0]
+        assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+        (folder / name).write_bytes(original)
+
+
+def test_the_report_records_what_it_wrote(reported):
+    folder = reported.path / "report"
+    owned = set(pd.read_json(folder / OWNED_RECORD, typ="series").index)
+    assert owned == {p.name for p in folder.iterdir()} - {OWNED_RECORD}
+
+
+def _stray(reported, table):
+    folder = reported.path / f"{table}.parquet"
+    shutil.copy(sorted(folder.iterdir())[0], folder / "part-p00000-u000099.parquet")
+    (folder / "zz-junk.parquet").write_bytes(b"not parquet")
+
+
+@pytest.mark.parametrize("table", ["events", "measurements", "trajectories"])
+def test_stray_part_files_are_never_read(reported, table):
+    before = RunDirectory(reported.path).read_table(table)
+    _stray(reported, table)
+    pd.testing.assert_frame_equal(RunDirectory(reported.path).read_table(table), before)
+
+
+def test_stray_part_files_leave_the_report_unchanged(reported):
+    before = (reported.path / "report" / "record_detection.csv").read_bytes()
+    for table in ("events", "measurements"):
+        _stray(reported, table)
+    shutil.rmtree(reported.path / "report")
+    reported.report()
+    assert (reported.path / "report" / "record_detection.csv").read_bytes() == before
+
+
+# ---------------------------------------------------------------- 10: odd input
+
+
+@pytest.mark.parametrize("text, key", [
+    ("model: {N: %s}\ntime: {t_end: 1}\n" % ("9" * 5000), "4300 digits"),
+    ("model: {N: 4, kind: %s}\ntime: {t_end: 1}\n" % ("x" * 100_000), "model.kind"),
+    ('name: "ab\\0c\\u202ed"\nmodel: {N: 4}\ntime: {t_end: 1}\n', "name"),
+    ("model: 5\ntime: {t_end: 1}\n", "model: 5 is not allowed; expected a section of keys"),
+    ("model: {N: 4}\ntime: {t_end: 1}\nsweep: {model.r: []}\n", "expected a list of at least"),
+])
+def test_odd_values_give_one_short_escaped_line(tmp_path, capsys, text, key):
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    assert cli.main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and key in err and len(err) < 500
+    assert "\x00" not in err and "\u202e" not in err and "is not of type" not in err
+
+
+def test_a_huge_integer_in_set_is_one_line(tmp_path, capsys):
+    path = tmp_path / "s.yaml"
+    path.write_text("model: {N: 4}\ntime: {t_end: 1}\n")
+    assert cli.main(["validate", str(path), "--set", "model.N=" + "9" * 5000]) == 2
+    assert "--set model.N" in capsys.readouterr().err
+
+
+def test_scenario_paths_that_are_not_files(tmp_path, capsys):
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    for path in (fifo, tmp_path, "/dev/zero"):
+        assert cli.main(["validate", str(path)]) == 2
+        assert "not a regular file" in capsys.readouterr().err
+
+
+def test_steady_out_on_a_directory_is_refused(tmp_path, capsys):
+    path = tmp_path / "s.yaml"
+    path.write_text("model: {N: 4, r: 0.5}\ntime: {t_end: 1}\n")
+    (tmp_path / "table").mkdir()
+    assert cli.main(["steady", str(path), "--out", str(tmp_path / "table"), "--force"]) == 2
+    err = capsys.readouterr().err
+    assert "is a directory" in err and "Errno" not in err
