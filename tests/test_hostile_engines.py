@@ -4,10 +4,15 @@ report never replaces a file it did not write and reads only committed parts."""
 
 import os
 import shutil
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 import trajsim
 from trajsim import cli
@@ -234,3 +239,76 @@ def test_steady_out_on_a_directory_is_refused(tmp_path, capsys):
     assert cli.main(["steady", str(path), "--out", str(tmp_path / "table"), "--force"]) == 2
     err = capsys.readouterr().err
     assert "is a directory" in err and "Errno" not in err
+
+
+# ---------------------------------------------------------------- end to end fuzz
+
+SMALL = st.sampled_from([0, 1e-300, 1e-3, 0.3, 1.0, 2.5, 5.0])
+MEASUREMENTS = st.one_of(
+    st.just({}),
+    st.fixed_dictionaries({"kind": st.sampled_from(["projective", "weak", "copies"])},
+                          optional={"period": st.sampled_from([0.1, 0.5, 1.0, 3.0]),
+                                    "times": st.lists(st.sampled_from([0.25, 0.5, 1.0, 1.5,
+                                                                       2.0, 9.0]), max_size=3),
+                                    "sigma": st.sampled_from([1e-300, 0.005, 0.01, 0.5, 3.0,
+                                                              1e6]),
+                                    "shots": st.sampled_from([0, 1, 3])}))
+DETECTION = st.fixed_dictionaries({}, optional={
+    "threshold": st.sampled_from(["auto", 1e-9, 0.5, 1e6]), "hold": st.sampled_from([0, 0.5, 5]),
+    "smooth": st.sampled_from([0, 0.3, 10]), "window": st.sampled_from([1e-3, 3]),
+    "settle": st.sampled_from([0, 3])})
+SPIN = st.fixed_dictionaries({"N": st.integers(1, 6)}, optional={
+    "r": SMALL, "Gamma": st.sampled_from([0.0, 1.0, 1e3]), "gamma_phi": SMALL,
+    "gamma_rel": SMALL, "gamma_coll": SMALL})
+HYBRID = st.fixed_dictionaries({"kind": st.just("hybrid"), "N": st.integers(1, 4),
+                                "g": st.sampled_from([0.0, 0.05, 0.3])},
+                               optional={"r": st.sampled_from([0, 0.5]),
+                                         "kappa_sqz": st.sampled_from([1.0, 5.0]),
+                                         "kappa_int": st.sampled_from([0.0, 0.5]),
+                                         "Delta_c": st.sampled_from([0.0, 1.0])})
+SCENARIOS = st.fixed_dictionaries({
+    "model": SPIN | HYBRID,
+    "time": st.fixed_dictionaries({"t_end": st.sampled_from([0.5, 2.0]),
+                                   "n_samples": st.sampled_from([2, 11])}),
+    "loss": st.fixed_dictionaries({}, optional={
+        "rate_per_spin": st.sampled_from([0, 0.2, 50]),
+        "times": st.lists(st.sampled_from([0.0, 0.3, 0.5, 1.0]), max_size=3)}),
+    "measurement": MEASUREMENTS, "detection": DETECTION,
+    "run": st.fixed_dictionaries({"trajectories": st.just(2)}, optional={
+        "engine": st.sampled_from(["auto", "jumps", "record"]),
+        "store": st.sampled_from(["trajectories", "summary"])}),
+}, optional={"initial_state": st.sampled_from([{"kind": "steady"}, {"kind": "css"},
+                                               {"kind": "dicke", "m": 0}])})
+
+
+def _one_line(status, err):
+    """Exit 0, or exit 2 with exactly one line: never a traceback (exit 1)."""
+    assert status in (0, 2), err
+    if status == 2:
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+
+
+@pytest.mark.slow
+@settings(max_examples=int(os.environ.get("TRAJSIM_E2E_FUZZ_EXAMPLES", "12")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(SCENARIOS)
+def test_fuzz_validate_run_report(capsys, scenario):
+    """validate -> a 2-trajectory run -> report on the newer keys: exit 0 or one line with exit
+    2, and no NaN in a summary (TRAJSIM_E2E_FUZZ_EXAMPLES=500 for a longer search)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "s.yaml"
+        path.write_text(yaml.safe_dump(scenario))
+        capsys.readouterr()
+        status = cli.main(["validate", str(path)])
+        _one_line(status, capsys.readouterr().err)
+        if status:
+            return
+        cost = sum(c["cpu_s"] for c in trajsim.load_scenario(str(path)).cost())
+        assume(cost < 20)
+        status = cli.main(["run", str(path), "--out", f"{tmp}/run", "--threads", "1"])
+        _one_line(status, capsys.readouterr().err)
+        if status:
+            return
+        summary = pd.read_parquet(f"{tmp}/run/summary.parquet")
+        assert not summary.isna().any().any(), summary.columns[summary.isna().any()].tolist()
+        _one_line(cli.main(["report", f"{tmp}/run"]), capsys.readouterr().err)

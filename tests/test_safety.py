@@ -125,6 +125,37 @@ def test_damaged_units_are_recomputed(finished, reference, damage):
     assert json.loads((finished / "manifest.json").read_text())["timings"]["units_computed"] == 1
 
 
+# ---------------------------------------------------------------- extending a run
+
+def test_a_run_extended_with_resume_equals_a_direct_run(tmp_path, reference, capsys):
+    """20 trajectories (units of 6: the last one holds 2), then 24 with --resume: every Parquet
+    file equals the direct 24-trajectory run's; only the short unit and the new ones run."""
+    out = tmp_path / "grown"
+    run(out, run={**SMALL["run"], "trajectories": 20})
+    with pytest.raises(RunDirectoryError, match="add --resume to continue or extend"):
+        run(out)
+    run(out, resume=True)
+    assert data_files(out) == reference
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["timings"]["units_computed"] == 1 and manifest["interruptions"] == []
+    with pytest.raises(RunDirectoryError, match="^run.trajectories: .* cannot shrink"):
+        run(out, resume=True, run={**SMALL["run"], "trajectories": 12})
+    with pytest.raises(RunDirectoryError, match="different scenario"):
+        run(out, resume=True, run={**SMALL["run"], "trajectories": 30, "seed": 5})
+
+
+def test_a_run_of_an_older_trajsim_still_resumes(finished, reference):
+    """Commit records before runs could be extended name only the full hashes: still whole."""
+    for record in (finished / "units").glob("*.json"):
+        data = json.loads(record.read_text())
+        scenario = load(SMALL)
+        data["identity"] = {"scenario": scenario.hash(), "point": scenario.point_hash(0)}
+        record.write_text(json.dumps(data, sort_keys=True))
+    run(finished, resume=True)
+    manifest = json.loads((finished / "manifest.json").read_text())
+    assert manifest["timings"]["units_computed"] == 0 and data_files(finished) == reference
+
+
 # ---------------------------------------------------------------- 4: temporary files
 
 def test_resume_deletes_only_its_own_temporary_files(finished):

@@ -25,7 +25,7 @@ def load_scenario(source, overrides: Mapping | Iterable | None = None) -> Scenar
         A scenario YAML file, the same content as a mapping, or a loaded scenario.
     overrides : mapping or iterable, optional
         Values to change, as ``{"model.r": 2.0, "sweep.model.N": [40, 41]}``, ``(key, value)``
-        pairs or ``"key=value"`` strings (the command line's ``--set``). A value for a swept key
+        pairs, ``"key=value"`` strings (the command line's ``--set``) or one such string. A value for a swept key
         replaces its sweep axis.
 
     Returns
@@ -39,6 +39,8 @@ def load_scenario(source, overrides: Mapping | Iterable | None = None) -> Scenar
     trajsim.TrajsimError
         Bad input; the message is one line naming the key and what is allowed.
     """
+    if isinstance(overrides, str):  # one "key=value" string
+        overrides = [overrides]
     pairs = overrides.items() if isinstance(overrides, Mapping) else overrides or ()
     parsed = [scenario.parse_override(item) if isinstance(item, str) else tuple(item)
               for item in pairs]

@@ -26,6 +26,7 @@ from .detection import Detector
 from .engines import engine_for, readout_shots
 from .errors import TrajsimError
 from .hybrid import WARN_TOP_WEIGHT
+from .runner import unit_identities
 from .scenario import resolve
 from .store import RunDirectory, RunDirectoryError, write_owned
 
@@ -51,7 +52,7 @@ def load_run(path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     except TrajsimError as err:
         raise RunDirectoryError(f"{directory.manifest_path}: damaged scenario ({err})") from None
     directory.check_finished(
-        manifest, [scenario.point_hash(p) for p in range(len(scenario.points))],
+        manifest, unit_identities(scenario),
         [engine_for(point).tables(point, True) for point in scenario.points])
     shots = any(readout_shots(point) for point in scenario.points)
     traj = directory.read_table("trajectories", columns=["point", "trajectory", "t", "N", "Sy2"]

@@ -41,6 +41,22 @@ def work_units(scenario: Scenario) -> list[WorkUnit]:
     return units
 
 
+def unit_identities(scenario: Scenario):
+    """identities(p, u): what unit u of point p is committed as (first), and what an older
+    trajsim committed it as (the full hashes, before runs could be extended)."""
+    units = {(u.point, u.unit): u for u in work_units(scenario)}
+    family = scenario.family_hash()
+    points = [(scenario.point_family_hash(p), scenario.point_hash(p))
+              for p in range(len(scenario.points))]
+
+    def identities(p: int, u: int) -> list[dict]:
+        unit = units[p, u]
+        return [unit_identity(family, points[p][0], unit.first, unit.count),
+                unit_identity(scenario.hash(), points[p][1])]
+
+    return identities
+
+
 def j_distribution_frame(point_index: int, t_grid: np.ndarray, stats: UnitStats) -> pd.DataFrame:
     """Long table of P(j) per sample with its binomial standard error, for the j that occur."""
     counts, n = stats.j_counts, stats.n
@@ -157,8 +173,7 @@ def run(scenario: Scenario, out, resume: bool = False, threads: int | None = Non
     directory = RunDirectory(out)
     units = work_units(scenario)
     keep = scenario.resolved["run"]["store"] == "trajectories"
-    identities = [unit_identity(scenario.hash(), scenario.point_hash(p))
-                  for p in range(len(scenario.points))]
+    identities = unit_identities(scenario)
     engines = [engine_for(point) for point in scenario.points]
     parts = [engine.tables(point, keep) for engine, point in zip(engines, scenario.points,
                                                                   strict=True)]
@@ -170,15 +185,21 @@ def run(scenario: Scenario, out, resume: bool = False, threads: int | None = Non
         scenario.check_resources()
         directory.lock()
         try:
-            old = directory.prepare(scenario.hash(), resume)
+            old = directory.prepare(scenario.hash(), scenario.family_hash(),
+                                    scenario.resolved["run"]["trajectories"], resume)
             log.info("%s: estimated cost at most ~%.3g CPU s (from the measured costs per "
                      "jump or per record event; 'trajsim validate' shows each point)", scenario.name,
                      sum(row["cpu_s"] for row in scenario.cost()))
             finished = {(u.point, u.unit) for u in units
-                        if directory.unit_finished(u.point, u.unit, identities[u.point],
+                        if directory.unit_finished(u.point, u.unit, identities(u.point, u.unit),
                                                    parts[u.point])}
             manifest.update(_start_manifest(scenario, ranks, threads, units))
-            if old is not None:
+            if old is not None and old["scenario_hash"] != scenario.hash():
+                log.info("%s: extending the run from %d to %d trajectories per point",
+                         directory.path, old["scenario"]["run"]["trajectories"],
+                         scenario.resolved["run"]["trajectories"])
+                manifest["interruptions"] = old.get("interruptions", [])
+            elif old is not None:
                 manifest["interruptions"] = _interruptions(directory, old, units, finished)
             directory.write_manifest(manifest)
             scheduler = Scheduler(scenario, units, finished)
@@ -219,7 +240,7 @@ def _compute(scenario, engines, directory, scheduler, comm, threads, keep, ident
             if unit.point not in setups:
                 setups[unit.point] = engines[unit.point].build(scenario.points[unit.point])
         result = engines[unit.point].run_unit(setups[unit.point], unit, seed, keep)
-        directory.write_unit(unit.point, unit.unit, identities[unit.point],
+        directory.write_unit(unit.point, unit.unit, identities(unit.point, unit.unit)[0],
                              result.stats.to_arrays(), result.frames)
         return unit
 
@@ -255,7 +276,8 @@ def _start_manifest(scenario, ranks, threads, units) -> dict:
     return {
         "trajsim_version": __version__, "schema_version": SCHEMA_VERSION,
         "scenario": scenario.resolved,
-        "scenario_hash": scenario.hash(), "seed": scenario.resolved["run"]["seed"],
+        "scenario_hash": scenario.hash(), "scenario_family": scenario.family_hash(),
+        "seed": scenario.resolved["run"]["seed"],
         "ranks": ranks, "threads_per_rank": threads, "status": "running",
         "points": [{"point": p, "units": sum(u.point == p for u in units),
                     "unit_size": point["run"]["unit_size"], "status": "running"}

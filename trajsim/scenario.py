@@ -372,6 +372,16 @@ class Scenario:
         """SHA-256 of the resolved scenario, to recognise a run directory on --resume."""
         return _digest(self.resolved, swept=self.resolved["sweep"])
 
+    def family_hash(self) -> str:
+        """SHA-256 of the resolved scenario without run.trajectories: the runs one directory
+        can grow through (trajectory i of point p draws only from its stream (seed, p, i))."""
+        return _digest(_without_trajectories(self.resolved), swept=self.resolved["sweep"])
+
+    def point_family_hash(self, index: int) -> str:
+        """``point_hash`` without run.trajectories (with a unit's first trajectory and count,
+        what a work unit's commit record names)."""
+        return _digest(_without_trajectories(self.points[index].values), swept={})
+
     def cost(self) -> list[dict]:
         """``cost_estimate`` of every point."""
         return [cost_estimate(point) for point in self.points]
@@ -379,6 +389,10 @@ class Scenario:
     def point_hash(self, index: int) -> str:
         """SHA-256 of one resolved point: what a work unit's commit record names."""
         return _digest(self.points[index].values, swept={})
+
+
+def _without_trajectories(tree: dict) -> dict:
+    return {**tree, "run": {k: v for k, v in tree["run"].items() if k != "trajectories"}}
 
 
 def _digest(tree: dict, swept: dict) -> str:

@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from .errors import TrajsimError
+from .errors import TrajsimError, printable
 
 MANIFEST = "manifest.json"
 #: The tables of the output contract: DIR/<name>.parquet (a file, or a partitioned directory).
@@ -157,9 +157,13 @@ def run_directory_above(path: Path) -> Path | None:
     return None
 
 
-def unit_identity(scenario_hash: str, point_hash: str) -> dict:
-    """What a unit's commit record names: the hashes of its scenario and of its point."""
-    return {"scenario": scenario_hash, "point": point_hash}
+def unit_identity(scenario_hash: str, point_hash: str, first: int | None = None,
+                  count: int | None = None) -> dict:
+    """What a unit's commit record names: the hashes of its scenario and of its point, and
+    (since runs can be extended) its first trajectory and count, with hashes that leave out
+    run.trajectories.  Records of older runs name the full hashes only."""
+    identity = {"scenario": scenario_hash, "point": point_hash}
+    return identity if first is None else {**identity, "first": first, "count": count}
 
 
 class RunDirectory:
@@ -233,8 +237,10 @@ class RunDirectory:
             os.close(self._lock_fd)  # releases the flock; the file stays (it is trajsim's)
             self._lock_fd = None
 
-    def prepare(self, scenario_hash: str, resume: bool) -> dict | None:
-        """Check, holding the lock, that the directory may take this run.
+    def prepare(self, scenario_hash: str, family_hash: str, trajectories: int,
+                resume: bool) -> dict | None:
+        """Check, holding the lock, that the directory may take this run: the same scenario,
+        or (with resume) the same one with more trajectories (``Scenario.family_hash``).
 
         Returns the old manifest when resuming (None for a new run), after deleting the temporary
         files of an interrupted run.
@@ -243,13 +249,20 @@ class RunDirectory:
         if not self.manifest_path.exists():
             return None
         old = self.read_manifest()
+        before = old["scenario"].get("run", {}).get("trajectories")
         if old["scenario_hash"] != scenario_hash:
-            name = old["scenario"].get("name", "?")
-            raise RunDirectoryError(f"{self.path}: holds a run of a different scenario "
-                                    f"('{name}'); choose a new --out directory")
+            name = printable(old["scenario"].get("name", "?"), 80)
+            if old.get("scenario_family") != family_hash:
+                raise RunDirectoryError(f"{self.path}: holds a run of a different scenario "
+                                        f"('{name}'); choose a new --out directory")
+            if trajectories < before:
+                raise RunDirectoryError(f"run.trajectories: {self.path} holds {before} "
+                                        f"trajectories per point; a run cannot shrink (give "
+                                        f"at least {before}, or choose a new --out directory)")
         if not resume:
-            raise RunDirectoryError(f"{self.path}: already holds this run; add --resume to "
-                                    "continue it, or choose a new --out directory")
+            more = f" (it has {before} trajectories per point)" if trajectories > before else ""
+            raise RunDirectoryError(f"{self.path}: already holds this run{more}; add --resume "
+                                    "to continue or extend it, or choose a new --out directory")
         for folder in (self.path, self.path / "units",
                        *(self.path / f"{name}.parquet" for name in PARTITIONED)):
             if folder.is_dir():
@@ -277,15 +290,16 @@ class RunDirectory:
         with np.load(self._unit_path(point, unit, ".npz")) as data:
             return {key: data[key] for key in data.files}
 
-    def unit_finished(self, point: int, unit: int, identity: dict, parts) -> bool:
-        """Whether the unit's commit record names this ``identity`` (scenario and point hashes),
+    def unit_finished(self, point: int, unit: int, identities: list[dict], parts) -> bool:
+        """Whether the unit's commit record names one of ``identities`` (scenario and point
+        hashes, first trajectory and count),
         and the unit's statistics and a part of each table in ``parts`` have the checksums the
         record gives: whatever the damage to a unit (missing, truncated, bit-flipped, from
         another scenario), it is not finished."""
         try:
             record = json.loads(self._unit_path(point, unit, ".json").read_text())
             files = self._unit_files(point, unit, parts)
-            if not isinstance(record, dict) or record.get("identity") != identity \
+            if not isinstance(record, dict) or record.get("identity") not in identities \
                     or set(record.get("sha256", {})) != {self._relative(f) for f in files}:
                 return False
             return all(sha256(f) == record["sha256"][self._relative(f)] for f in files)
@@ -318,10 +332,11 @@ class RunDirectory:
                   "sha256": {self._relative(f): sha256(f) for f in files}}
         write_text(self._unit_path(point, unit, ".json"), json.dumps(record, sort_keys=True))
 
-    def check_finished(self, manifest: dict, point_hashes: list[str], parts: list) -> None:
+    def check_finished(self, manifest: dict, identities, parts: list) -> None:
         """Refuse, in one line, a finished run whose units are not all whole (a unit's file
         deleted, truncated or changed since the run): the tables would be incomplete.
-        ``parts[p]`` names the partitioned tables the units of point p write."""
+        ``identities(p, u)`` lists what unit u of point p may be committed as, ``parts[p]``
+        names the partitioned tables the units of point p write."""
         try:
             default = manifest["scenario"]["run"]["unit_size"]  # manifests before unit_size: auto
             kept = [-(-int(entry["trajectories"]) // int(entry.get("unit_size", default)))
@@ -329,10 +344,9 @@ class RunDirectory:
         except (KeyError, TypeError, ValueError):
             raise RunDirectoryError(f"{self.manifest_path}: damaged (its points or run settings "
                                     "are unreadable)") from None
-        for p, (point_hash, units) in enumerate(zip(point_hashes, kept, strict=True)):
-            identity = unit_identity(manifest["scenario_hash"], point_hash)
+        for p, units in enumerate(kept):
             for u in range(units):
-                if not self.unit_finished(p, u, identity, parts[p]):
+                if not self.unit_finished(p, u, identities(p, u), parts[p]):
                     raise RunDirectoryError(
                         f"{self.path}: work unit {u} of point {p} is missing or damaged; repair "
                         f"the run with 'trajsim run SCENARIO.yaml --out {self.path} --resume'")
@@ -385,9 +399,11 @@ class RunDirectory:
             raise ValueError(f"{name!r} is not one of the tables {TABLES}")
         path = self.path / f"{name}.parquet"
         if not path.exists():
-            raise RunDirectoryError(f"{path}: missing; "
-                                    + ("run with run.store: trajectories to keep it"
-                                       if name in PARTITIONED else "is the run finished?"))
+            why = {"measurements": "the run has no S_y instrument (measurement.kind: none) "
+                                   "or kept only its summary (run.store: summary)"}.get(
+                name, "run with run.store: trajectories to keep it" if name in PARTITIONED
+                else "is the run finished?")
+            raise RunDirectoryError(f"{path}: missing; {why}")
         try:
             if name in PARTITIONED:  # only the parts a commit record names: never a stray file
                 return _read_parts(self.committed_parts(name), columns)
