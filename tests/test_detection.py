@@ -132,3 +132,45 @@ def test_trailing_mean_smooths_causally():
     t = np.arange(6.0)
     assert detection.trailing_mean(t, np.array([0, 0, 3, 3, 3, 3.0]), 1.5).tolist() == [
         0, 0, 1.5, 3, 3, 3]
+
+
+def test_the_roc_is_the_monotone_envelope_of_the_settings():
+    from trajsim.report import roc_envelope
+
+    x, y, envelope = roc_envelope([0.3, 0.0, 0.2, np.inf, 0.1], [0.5, 0.2, 0.8, 1.0, 0.1])
+    assert x.tolist() == [0.0, 0.1, 0.2, 0.3]  # sorted, the setting without an ARL dropped
+    assert y.tolist() == [0.2, 0.1, 0.8, 0.5] and envelope.tolist() == [0.2, 0.2, 0.8, 0.8]
+
+
+def test_a_summary_only_run_gets_the_headline_and_the_ensemble(tmp_path):
+    import trajsim
+
+    result = trajsim.run({"model": {"N": 6, "r": 1.0}, "loss": {"times": [1.0]},
+                          "time": {"t_end": 2.0, "n_samples": 21},
+                          "run": {"trajectories": 8, "store": "summary"},
+                          "sweep": {"loss.rate_per_spin": [0.0, 0.1]}},
+                         tmp_path / "run", threads=1, progress=False)
+    folder = result.report()
+    text = (folder / "report.md").read_text()
+    assert "N = 6 spins at r = 1" in text and "run.store: summary" in text
+    assert "ensemble.png" in text and (folder / "ensemble.png").stat().st_size > 0
+    assert not (folder / "detection.csv").exists()
+
+
+def test_the_report_answers_first_with_a_compact_table(tmp_path):
+    import trajsim
+    from trajsim.report import detector_table
+
+    result = trajsim.run({"model": {"N": 6, "r": 1.0}, "loss": {"times": [1.0]},
+                          "time": {"t_end": 6.0, "n_samples": 31},
+                          "measurement": {"kind": "weak", "sigma": 0.5, "period": 0.25},
+                          "run": {"trajectories": 16}}, tmp_path / "run", threads=1,
+                         progress=False)
+    text = (result.report() / "report.md").read_text()
+    headline = text.split("## ")[0]
+    assert "weakly (σ = 0.5) every 0.25/Γ" in headline and "16 trajectories" in headline
+    assert "detects" in headline and "Warning" not in headline
+    summary = pd.read_csv(result.path / "report" / "record_detection.csv")
+    table = detector_table(summary, "1/Γ", swept=False)
+    assert 5 <= len(table.columns) <= 8 and len(table) == summary.detector.nunique()
+    assert "| detector | detected [95 %] | median latency (1/Γ) |" in text

@@ -124,15 +124,16 @@ def _validate(args) -> int:
     print(yaml.safe_dump(scenario.resolved, sort_keys=False).rstrip())
     cost = scenario.cost()
     for p, row in enumerate(cost):
-        work = (f"at most ~{row['jumps_per_trajectory']:.3g} jumps per trajectory"
+        work = (f"estimated ~{row['jumps_per_trajectory']:.3g} jumps per trajectory"
                 if row["engine"] == "jumps" else "record-level engine")
         model = scenario.points[p]["model"]
         if model["kind"] == "hybrid":
             work = f"hybrid engine, n_max = {model['n_max']}, {work}"
         print(f"# point {p}: {work}, ~{_duration(row['cpu_s_per_trajectory'])} CPU per "
               f"trajectory (run.engine: {row['engine']})")
-    print(f"# valid: {len(scenario.points)} point(s); estimated cost at most "
-          f"~{_duration(sum(row['cpu_s'] for row in cost))} of one core")
+    print(f"# valid: {len(scenario.points)} point(s); estimated cost "
+          f"~{_duration(sum(row['cpu_s'] for row in cost))} of one core (an estimate from the "
+          "exact steady jump rate and the measured cost of a jump, not a bound)")
     return 0
 
 

@@ -18,7 +18,7 @@ least half a spin, where only the variance contrast is left.
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 from scipy.special import ndtr
@@ -44,8 +44,10 @@ def outcome_probabilities(N: int, r: float, sigma: float, edges: np.ndarray) -> 
     return np.diff(cdf)
 
 
+@lru_cache(maxsize=16)
 def _pair(N: int, r: float, sigma: float) -> tuple[np.ndarray, np.ndarray]:
-    """Outcome probabilities of the N and N - 1 steady states on a common fine grid."""
+    """Outcome probabilities of the N and N - 1 steady states on a common fine grid (cached:
+    the search for the outcomes needed asks for them at every trial n; read-only)."""
     if sigma == 0:
         values = np.arange(-N, N + 1) / 2
         pe, po = (np.zeros(values.size) for _ in range(2))

@@ -18,13 +18,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 import pandas as pd
 
 from . import detection, detectors, discrimination, exact
 from .detection import Detector
 from .engines import engine_for, readout_shots
-from .errors import TrajsimError
+from .errors import TrajsimError, printable
 from .hybrid import WARN_TOP_WEIGHT
 from .runner import unit_identities
 from .scenario import resolve
@@ -37,24 +38,33 @@ def auto_threshold(N: int, r: float) -> float:
                          * exact.steady_observables(N - 1, r)["Sy2"]))
 
 
-def load_run(path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-    """Manifest, trajectories and events of a finished run, or a one-line RunDirectoryError."""
+def load_finished(path) -> tuple[dict, RunDirectory]:
+    """Manifest and directory of a finished run whose every unit is whole, or a one-line
+    RunDirectoryError."""
     directory = RunDirectory(path)
     manifest = directory.read_manifest()
     if manifest.get("status") != "done":
         raise RunDirectoryError(f"{path}: the run is not finished; complete it with "
                                 "'trajsim run ... --resume' first")
-    if manifest["scenario"].get("run", {}).get("store") != "trajectories":
-        raise RunDirectoryError(f"{path}: the report needs per-trajectory data; run with "
-                                "run.store: trajectories")
     try:
         scenario = resolve(manifest["scenario"], manifest["scenario"].get("name", "scenario"))
     except TrajsimError as err:
         raise RunDirectoryError(f"{directory.manifest_path}: damaged scenario ({err})") from None
+    keep = manifest["scenario"].get("run", {}).get("store") == "trajectories"
     directory.check_finished(
         manifest, unit_identities(scenario),
-        [engine_for(point).tables(point, True) for point in scenario.points])
-    shots = any(readout_shots(point) for point in scenario.points)
+        [engine_for(point).tables(point, keep) for point in scenario.points])
+    return manifest, directory
+
+
+def load_run(path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """Manifest, trajectories and events of a finished run, or a one-line RunDirectoryError."""
+    manifest, directory = load_finished(path)
+    if manifest["scenario"].get("run", {}).get("store") != "trajectories":
+        raise RunDirectoryError(f"{path}: the detection statistics need per-trajectory data; "
+                                "run with run.store: trajectories")
+    points = _points(manifest)
+    shots = any(readout_shots(point) for point in points)
     traj = directory.read_table("trajectories", columns=["point", "trajectory", "t", "N", "Sy2"]
                                 + ["Sy2_shots"] * shots)
     events = directory.read_table("events")
@@ -123,66 +133,73 @@ def analyse(manifest, traj, events):
     return {key: pd.concat(frames, ignore_index=True) for key, frames in out.items()}
 
 
-def _figures(results, events, files: dict) -> dict[str, str]:
+def _figures(results, events, files: dict, manifest: dict) -> dict[str, str]:
+    """The conditional reference: traces, histograms by parity, ROC, sweep and latency."""
+    label, unit = _time_unit(manifest)
     classified = results["classified"]
     figures = {}
     fig, ax = plt.subplots(figsize=(8, 3.6))
     for (p, k), track in list(classified.groupby(["point", "trajectory"]))[:3]:
         line, = ax.plot(track.t, track.signal.clip(lower=1e-6), lw=0.7, label=f"point {p}, traj {k}")
         lost = events[(events.point == p) & (events.trajectory == k) & (events.kind == "loss")]
-        ax.plot(lost.t, np.full(len(lost), track.signal.max() * 1.5), "v", color=line.get_color())
+        ax.plot(lost.t, np.full(len(lost), max(track.signal.max(), 1e-6) * 1.5), "v",
+                color=line.get_color())
     ax.axhline(results["summary"].threshold.iloc[0], color="k", ls="--", lw=0.8, label="threshold")
-    ax.set(yscale="log", xlabel="Γt", ylabel="⟨Sy²⟩ (conditional)")
+    ax.set(yscale="log", xlabel=label, ylabel="⟨Sy²⟩ (conditional)")
     ax.legend(fontsize=7)
     figures["traces.png"] = "Conditional ⟨Sy²⟩ of three trajectories; triangles mark spin losses."
     _save(fig, files, "traces.png")
 
-    fig, ax = plt.subplots(figsize=(6, 3.6))
     log_signal = np.log10(classified.signal.clip(lower=1e-8))
-    bins = np.linspace(log_signal.min(), log_signal.max() + 1e-9, 60)
-    for odd, label in ((False, "true N even"), (True, "true N odd")):
-        values = log_signal[classified.odd_true == odd]
-        if len(values):
-            ax.hist(values, bins=bins, alpha=0.6, density=True, label=label)
-    ax.axvline(np.log10(results["summary"].threshold.iloc[0]), color="k", ls="--", lw=0.8)
-    ax.set(xlabel="log10 ⟨Sy²⟩", ylabel="density per parity")
-    ax.legend()
-    figures["histogram.png"] = "Distribution of the conditional ⟨Sy²⟩ at all samples, by true parity."
-    _save(fig, files, "histogram.png")
+    if log_signal.max() > log_signal.min():
+        fig, ax = plt.subplots(figsize=(6, 3.6))
+        bins = np.linspace(log_signal.min(), log_signal.max(), 60)
+        for odd, name in ((False, "true N even"), (True, "true N odd")):
+            values = log_signal[classified.odd_true == odd]
+            if len(values):
+                ax.hist(values, bins=bins, alpha=0.6, density=True, label=name)
+        ax.axvline(np.log10(results["summary"].threshold.iloc[0]), color="k", ls="--", lw=0.8)
+        ax.set(xlabel="log10 ⟨Sy²⟩", ylabel="density per parity")
+        ax.legend()
+        figures["histogram.png"] = ("Distribution of the conditional ⟨Sy²⟩ at all samples, by "
+                                    "true parity.")
+        _save(fig, files, "histogram.png")
 
     fig, ax = plt.subplots(figsize=(5, 4))
     for p, roc in results["roc"].groupby("point"):
-        ax.plot(roc.rate, roc.p_detect, "o-", label=f"point {p}")
+        _roc_line(ax, roc.rate, roc.p_detect, f"point {p}")
     chosen = results["summary"]
     ax.plot(chosen.rate, chosen.p_detect, "k*", ms=12, label="chosen threshold")
-    ax.set(xlabel="false parity flips per 1/Γ", ylabel="detection probability",
+    ax.set(xlabel=f"false parity flips per {unit}", ylabel="detection probability",
            ylim=(0, 1.02))
+    ax.set_xlim(left=0)
     ax.legend(fontsize=7)
-    figures["roc.png"] = "ROC: detection probability vs false-flip rate, thresholds ×0.1…×10."
+    figures["roc.png"] = ("ROC: detection probability vs false-flip rate over thresholds "
+                          "×0.1…×10 (dots); line, the best detection at or below each rate.")
     _save(fig, files, "roc.png")
 
     if len(results["summary"]) > 1:
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
         summary = results["summary"]
-        ax1.errorbar(summary.label, summary.p_detect,
-                     yerr=[summary.p_detect - summary.p_detect_low,
-                           summary.p_detect_high - summary.p_detect], fmt="o")
+        x = _sweep_axis(ax1, manifest, summary.point)
+        _sweep_axis(ax2, manifest, summary.point)
+        ax1.errorbar(x, summary.p_detect, yerr=[summary.p_detect - summary.p_detect_low,
+                                                summary.p_detect_high - summary.p_detect], fmt="o")
         ax1.set(ylabel="detection probability", ylim=(0, 1.02))
-        ax2.errorbar(summary.label, summary.rate,
-                     yerr=[summary.rate - summary.rate_low, summary.rate_high - summary.rate],
-                     fmt="o")
-        ax2.set(ylabel="false flips per 1/Γ")
-        for axis in (ax1, ax2):
-            axis.tick_params(axis="x", labelrotation=60, labelsize=7)
+        ax2.errorbar(x, summary.rate, yerr=[summary.rate - summary.rate_low,
+                                            summary.rate_high - summary.rate], fmt="o")
+        ax2.set(ylabel=f"false flips per {unit}")
         figures["sweep.png"] = "Detection probability and false-flip rate per sweep point."
         _save(fig, files, "sweep.png")
 
-    fig, ax = plt.subplots(figsize=(5, 3.6))
     latency = results["losses"].latency.dropna()
-    ax.hist(latency, bins=30)
-    ax.set(xlabel="latency (1/Γ)", ylabel="losses")
-    figures["latency.png"] = "Latency from a loss to the detector's correct parity."
-    _save(fig, files, "latency.png")
+    if len(latency):
+        fig, ax = plt.subplots(figsize=(5, 3.6))
+        ax.hist(latency, bins=30)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set(xlabel=f"latency ({unit})", ylabel="losses")
+        figures["latency.png"] = "Latency from a loss to the detector's correct parity."
+        _save(fig, files, "latency.png")
     return figures
 
 
@@ -268,28 +285,52 @@ def _single_shot(point: dict) -> dict:
             "outcomes_for_99pct": needed}
 
 
-def _record_sweep_figure(summary: pd.DataFrame, manifest: dict, files: dict) -> dict[str, str]:
-    """Detection probability and median latency of each record detector along the sweep."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.8))
+def _sweep_axis(ax, manifest: dict, values: pd.Series) -> pd.Series:
+    """x positions of sweep points: the swept value for a single numeric axis (log scale for
+    a positive rate), else the point index; sets the axis label."""
+    keys = list(manifest["scenario"]["sweep"])
+    points = _points(manifest)
+    if len(keys) == 1:
+        section, key = keys[0].split(".")
+        x = values.map(lambda p: points[p][section][key])
+        if pd.api.types.is_numeric_dtype(x):
+            if (x > 0).all() and ("rate" in key or "gamma" in key or x.max() > 20 * x.min()):
+                ax.set_xscale("log")
+            ax.set_xlabel(keys[0])
+            return x
+    ax.set_xlabel("sweep point (see the table)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return values
+
+
+def _record_sweep_figure(summary: pd.DataFrame, manifest: dict, files: dict,
+                         unit: str) -> dict[str, str]:
+    """Detection probability, median latency and false alarms of each record detector along
+    the sweep."""
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
     for detector, group in summary.groupby("detector"):
-        ax1.errorbar(group.label, group.p_detect,
-                     yerr=[group.p_detect - group.p_detect_low,
-                           group.p_detect_high - group.p_detect], fmt="o-", label=detector)
-        ax2.errorbar(group.label, group.latency_median,
-                     yerr=[group.latency_median - group.latency_median_low,
-                           group.latency_median_high - group.latency_median], fmt="o-",
-                     label=detector)
-    ax1.set(ylabel="detection probability", ylim=(0, 1.02))
-    ax2.set(ylabel="median latency (1/Γ)")
-    for axis in (ax1, ax2):
-        axis.tick_params(axis="x", labelrotation=60, labelsize=7)
-    ax1.legend(fontsize=7)
+        x = {ax: _sweep_axis(ax, manifest, group.point) for ax in axes}
+        axes[0].errorbar(x[axes[0]], group.p_detect,
+                         yerr=[group.p_detect - group.p_detect_low,
+                               group.p_detect_high - group.p_detect], fmt="o-", label=detector)
+        axes[1].errorbar(x[axes[1]], group.latency_median,
+                         yerr=[group.latency_median - group.latency_median_low,
+                               group.latency_median_high - group.latency_median], fmt="o-",
+                         label=detector)
+        axes[2].plot(x[axes[2]], 100 / group.arl, "o-", label=detector)
+    axes[0].set(ylabel="detection probability", ylim=(0, 1.02))
+    axes[1].set(ylabel=f"median latency ({unit})")
+    axes[2].set(ylabel=f"false alarms per {_per(100, unit)}")
+    axes[2].set_ylim(bottom=0)
+    axes[0].legend(fontsize=7)
     _save(fig, files, "record_sweep.png")
-    return {"record_sweep.png": "Detection probability (Wilson interval) and median latency "
-                                "(bootstrap interval) of the record detectors per sweep point."}
+    return {"record_sweep.png": "Detection probability (Wilson interval), median latency "
+                                "(bootstrap interval) and false-alarm rate of the record "
+                                "detectors per sweep point."}
 
 
-def _record_traces(label: str, recs: list, chosen: dict, files: dict, name: str) -> str:
+def _record_traces(label: str, recs: list, chosen: dict, files: dict, name: str,
+                   time_label: str) -> str:
     """Three records of one point: squared outcomes, the true parity and the CUSUM declaration."""
     fig, axes = plt.subplots(len(recs), 1, figsize=(8, 2 * len(recs)), sharex=True,
                              squeeze=False)
@@ -303,26 +344,46 @@ def _record_traces(label: str, recs: list, chosen: dict, files: dict, name: str)
                 color="tab:blue", lw=1, label="CUSUM declaration")
         ax.set(ylabel="y²")
     axes[0, 0].legend(fontsize=7, loc="upper left")
-    axes[-1, 0].set(xlabel="Γt")
+    axes[-1, 0].set(xlabel=time_label)
     _save(fig, files, name)
     return (f"Measurement records of {len(recs)} trajectories ({label}): squared outcomes, the "
             "true parity and the CUSUM declaration.")
 
 
-def _record_figures(record: dict, files: dict) -> dict[str, str]:
-    figures = {}
+def roc_envelope(alarms, detected) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(alarm rates sorted, detection there, the ROC: the best detection at or below each
+    false-alarm rate; a setting beaten by one with fewer false alarms is not on it)."""
+    x, y = np.asarray(alarms, float), np.asarray(detected, float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    order = np.lexsort((-y[keep], x[keep]))
+    x, y = x[keep][order], y[keep][order]
+    return x, y, np.maximum.accumulate(y) if y.size else y
+
+
+def _roc_line(ax, alarms: pd.Series, detected: pd.Series, label: str) -> None:
+    """Every setting as a dot, and the ROC (``roc_envelope``) through them."""
+    x, y, envelope = roc_envelope(alarms, detected)
+    dots, = ax.plot(x, y, "o", ms=3, alpha=0.5)
+    ax.step(x, envelope, where="post", color=dots.get_color(), label=label)
+
+
+def _record_figures(record: dict, files: dict, unit: str) -> dict[str, str]:
+    """The ROC of each record detector: detection against false alarms per 100 time units,
+    sorted along the false-alarm axis, operating points starred."""
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for (point, kind), roc in record["roc"].groupby(["label", "detector"]):
-        ax.plot(roc.false_alarm_rate, roc.p_detect, "o-", ms=3, label=f"{kind}, {point}")
-    chosen_rows = record["summary"]
-    ax.plot(1 / chosen_rows.arl, chosen_rows.p_detect, "k*", ms=11, label="operating points")
-    ax.set(xscale="symlog", xlabel="false alarms per 1/Γ (1 / average run length)",
-           ylabel="detection probability", ylim=(0, 1.02))
+        _roc_line(ax, 100 * roc.false_alarm_rate, roc.p_detect, f"{kind}, {point}")
+    chosen = record["summary"]
+    ax.plot(100 / chosen.arl, chosen.p_detect, "k*", ms=11, label="operating points")
+    ax.set(xlabel=f"false alarms per {_per(100, unit)}", ylabel="detection probability",
+           ylim=(0, 1.02))
+    ax.set_xlim(left=0)
     ax.legend(fontsize=6)
-    figures["record_roc.png"] = ("ROC of the record detectors over their parameter (threshold "
-                                 "θ ×0.1…×10, CUSUM h 0.5…12), ordered by false-alarm rate.")
     _save(fig, files, "record_roc.png")
-    return figures
+    return {"record_roc.png": "ROC of the record detectors over their parameter (threshold θ "
+                              "×0.1…×10, CUSUM h 0.5…12): dots, each setting; line, the best "
+                              "detection at or below each false-alarm rate; stars: the operating "
+                              "points of the table."}
 
 
 RECORD_TEXT = (
@@ -331,9 +392,9 @@ RECORD_TEXT = (
     "Page's CUSUM on the exact log-likelihood ratio of the even and odd steady-state outcome "
     "laws, and (for j = N/2 models up to N = 16) the exact Bayesian parity filter, the best any "
     "detector can do with the record (parameter: the posterior level to declare). "
-    "`single_shot_error` and `outcomes_for_99pct` are the exact discrimination of the N and "
-    "N − 1 steady states by one outcome, and the independent outcomes needed for 99 % "
-    "confidence, at this readout's resolution. A loss counts as detected only if the declaration changes to the new parity at a "
+    "The single-outcome error and the outcomes for 99 % are the exact discrimination of the N "
+    "and N − 1 steady states by one outcome, and the independent outcomes needed for 99 % "
+    "confidence, at this readout's resolution; every column is in record_detection.csv. A loss counts as detected only if the declaration changes to the new parity at a "
     "post-loss outcome within `window` and before the next loss; false alarms are changes away "
     "from the truth in quiet time, reported as the average run length (ARL, in 1/Γ). "
     "Intervals: Wilson (detection), bootstrap (median latency), exact Poisson (ARL).")
@@ -348,74 +409,263 @@ RECORD_ENGINE_NOTE = (
     "the measurement record and on the true loss times instead: a Bayesian estimate that also "
     "knows when the losses happened, which the record alone does not tell.")
 STYLE = ("body{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1em}"
-         "table{border-collapse:collapse;font-size:80%;display:block;overflow-x:auto}"
+         "table{border-collapse:collapse;font-size:80%;display:block;overflow-x:auto;"
+         "width:max-content;max-width:100%}"
          "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
          "figure{margin:1em 0}img{max-width:100%}")
 
 
-def write_report(path) -> Path:
-    """Compute the detection statistics of a run and write DIR/report/; returns that folder."""
-    manifest, traj, events = load_run(path)
-    name = manifest["scenario"]["name"]
-    results = analyse(manifest, traj, events)
-    folder = Path(path) / "report"
-    files = {"detection.csv": _csv(results["summary"]), "losses.csv": _csv(results["losses"]),
-             "roc.csv": _csv(results["roc"])}
-    sections = []  # (title, text, table, figures)
-    warnings = _warnings(manifest, events)
-    if manifest["scenario"]["measurement"].get("kind", "none") != "none":
-        record = record_analysis(manifest, RunDirectory(path).read_table("measurements"), events)
-        files["record_detection.csv"] = _csv(record["summary"])
-        files["record_roc.csv"] = _csv(record["roc"])
-        figures = _record_figures(record, files)
-        swept = list(manifest["scenario"].get("sweep", {}))
-        if swept:
-            figures.update(_record_sweep_figure(record["summary"], manifest, files))
-        sections.append(("Detection from the measurement record", RECORD_TEXT,
-                         record["summary"] if not swept else None, figures))
-        if "loss.rate_per_spin" in swept:
-            bandwidth = measured_bandwidth(record["summary"], manifest)
-            files["record_bandwidth.csv"] = _csv(bandwidth)
-            sections.append(("Bandwidth, measured", BANDWIDTH_TEXT, bandwidth, {}))
-        for p, (label, recs, chosen) in enumerate(record["examples"]):
-            if not recs:
-                continue
-            trace = f"record_traces_p{p:05d}.png"
-            caption = _record_traces(label, recs, chosen, files, trace)
-            rows = record["summary"][record["summary"].point == p]
-            sections.append((f"Point {p}: {label}" if swept else "Records", "",
-                             rows if swept else None, {trace: caption}))
+#: Most points drawn as lines in one figure.
+MAX_LINES = 8
+
+
+def _time_unit(manifest: dict) -> tuple[str, str]:
+    """(axis label of time, its unit in words): Γt in 1/Γ for the spin model with Γ = 1, the
+    scenario's own unit otherwise (hybrid: the unit of κ_sqz, κ_int and g)."""
+    model = manifest["scenario"]["model"]
+    if model.get("kind") == "hybrid":
+        return ("κ_sqz t" if model.get("kappa_sqz", 1.0) == 1.0 else "t"), "1/κ_sqz"
+    return ("Γt" if model.get("Gamma", 1.0) == 1.0 else "t"), "1/Γ"
+
+
+def _per(value: float, unit: str) -> str:
+    """'0.25/Γ' for value 0.25 in unit '1/Γ'."""
+    return f"{value:.3g}{unit[1:]}"
+
+
+def _what_was_run(manifest: dict) -> str:
+    """The scenario in one sentence with its parameters."""
+    s, points = manifest["scenario"], manifest["points"]
+    model, loss, meas = s["model"], s["loss"], s["measurement"]
+    unit = _time_unit(manifest)[1]
+    parts = [f"N = {model['N']} spins at r = {model.get('r', 0):g}"]
+    if model.get("kind") == "hybrid":
+        parts.append(f"coupled (g = {model['g']:g}) to a cavity with κ_sqz = "
+                     f"{model.get('kappa_sqz', 1.0):g}, κ_int = {model.get('kappa_int', 0.0):g} "
+                     "(Eq. 9)")
     else:
-        warnings.append("No measurement instrument (measurement.kind: none): there is no "
-                        "record, so only the non-physical reference below can be computed; add "
-                        "measurement: {kind: weak, period: ..., sigma: ...}.")
-    reference = REFERENCE_TEXT
-    if any(p["run"]["engine"] == "record" for p in resolve(manifest["scenario"], name).points):
-        reference += RECORD_ENGINE_NOTE
-    sections.append(("Reference: conditional ⟨Sy²⟩ (not measurable)", reference,
-                     results["summary"], _figures(results, events, files)))
-    text = [f"# Parity detection report: {name}", ""] + [f"> **Warning:** {w}\n" for w in warnings]
-    html = [f"<h1>Parity detection report: {name}</h1>"] + \
-        [f"<p><strong>Warning:</strong> {w}</p>" for w in warnings]
-    for title, explanation, table, figures in sections:
-        text += [f"## {title}", "", explanation, ""]
-        html += [f"<h2>{title}</h2>", f"<p>{explanation}</p>"]
+        parts.append(f"Γ = {model.get('Gamma', 1.0):g}")
+    locals_ = [f"{k} = {model[k]:g}" for k in ("gamma_coll", "gamma_phi", "gamma_rel")
+               if model.get(k)]
+    parts += locals_
+    losses = []
+    if loss.get("rate_per_spin"):
+        losses.append(f"Poisson losses at {loss['rate_per_spin']:g} per spin and unit time")
+    if loss.get("times"):
+        losses.append("scripted losses at t = " + ", ".join(f"{t:g}" for t in loss["times"]))
+    parts.append(" and ".join(losses) if losses else "no spin loss")
+    if meas.get("kind", "none") != "none":
+        every = f"every {_per(meas['period'], unit)}" if meas.get("period") else \
+            f"at {len(meas.get('times', []))} listed times"
+        how = {"projective": "projectively", "weak": f"weakly (σ = {meas.get('sigma')})",
+               "copies": f"on {meas.get('shots')} copies"}[meas["kind"]]
+        parts.append(f"S_y measured {how} {every}")
+    else:
+        parts.append("no S_y instrument")
+    n = sorted({int(p["trajectories"]) for p in points})
+    swept = ", ".join(s.get("sweep", {}))
+    sweep = f"; {len(points)} sweep points over {swept}" if swept else ""
+    return (f"{'; '.join(parts)}; up to t = {_per(s['time']['t_end'], unit)}, "
+            f"{'–'.join(map(str, n))} trajectories per point{sweep}.")
+
+
+def _percent(p: float, low: float, high: float) -> str:
+    if not np.isfinite(p):
+        return "—"
+    return f"{100 * p:.0f} % [{100 * low:.0f}–{100 * high:.0f}]"
+
+
+def _alarms(row) -> str:
+    """False alarms per 100 time units, with the 95 % upper bound when none was seen."""
+    if row.false_alarms == 0:
+        return f"0 (< {100 / row.arl_low:.2g})" if np.isfinite(row.arl_low) else "0"
+    return f"{100 / row.arl:.3g}"
+
+
+def detector_table(summary: pd.DataFrame, unit: str, swept: bool) -> pd.DataFrame:
+    """The record detectors in 5-8 columns: what each detects, how fast, how often it errs."""
+    table = pd.DataFrame({
+        "detector": summary.detector,
+        "detected [95 %]": [_percent(*r) for r in
+                            summary[["p_detect", "p_detect_low", "p_detect_high"]].to_numpy()],
+        f"median latency ({unit})": summary.latency_median.map(
+            lambda x: f"{x:.3g}" if np.isfinite(x) else "—"),
+        f"false alarms per {_per(100, unit)}": [_alarms(r) for r in summary.itertuples()],
+        "single-outcome error": summary.single_shot_error.map(
+            lambda x: f"{x:.3g}" if np.isfinite(x) else "—"),
+        "outcomes for 99 %": summary.outcomes_for_99pct.map(
+            lambda x: f"{x:.0f}" if np.isfinite(x) else "—"),
+    })
+    if swept:
+        table.insert(0, "point", summary.label.to_numpy())
+    return table
+
+
+def _answer(summary: pd.DataFrame, unit: str, lost: bool) -> str:
+    """One sentence on what the numbers mean: the best record detector, or why there is none."""
+    rows = summary[np.isfinite(summary.p_detect)]
+    if not lost:
+        return "No spin was lost, so there is nothing to detect."
+    if summary.losses.sum() == 0 or rows.empty:
+        return ("No loss can be judged: each came within detection.window of the end of the "
+                "run (or of an earlier loss); run longer to measure detection.")
+    best = rows.loc[rows.p_detect.idxmax()]
+    alarm = ("no false alarm" if best.false_alarms == 0
+             else f"a false alarm every {_per(best.arl, unit)}")
+    verdict = (f"The best record detector, {best.detector}, detects "
+               f"{_percent(best.p_detect, best.p_detect_low, best.p_detect_high)} of the losses "
+               f"with a median latency of {_per(best.latency_median, unit)} and {alarm}")
+    if best.p_detect < 0.5:
+        verdict += (f"; below 50 %: at this readout no record detector is usable within "
+                    f"its detection window")
+    return verdict + "."
+
+
+def _ensemble_figure(manifest: dict, summary: pd.DataFrame, files: dict) -> str:
+    """⟨Sy²⟩(t), ⟨Sz⟩(t) and ξ²(t) with SEM bands, against the exact Eq. (2) steady values of
+    N and N − 1 (spin model, Γ the only rate, N ≤ 300)."""
+    label, unit = _time_unit(manifest)
+    points = _points(manifest)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    shown = list(enumerate(points))[:MAX_LINES]
+    for p, point in shown:
+        rows = summary[summary.point == p]
+        name = _label(manifest, point, p)
+        for ax, col in zip(axes, ("Sy2", "Sz"), strict=False):
+            line, = ax.plot(rows.t, rows[f"{col}_mean"], lw=1, label=name)
+            ax.fill_between(rows.t, rows[f"{col}_mean"] - rows[f"{col}_sem"],
+                            rows[f"{col}_mean"] + rows[f"{col}_sem"], alpha=0.25,
+                            color=line.get_color(), lw=0)
+        axes[2].plot(rows.t, rows.xi2.where(np.isfinite(rows.xi2)), lw=1, label=name)
+        for N, style in ((point["model"]["N"], "--"), (point["model"]["N"] - 1, ":")):
+            steady = _steady(point, N)
+            if steady is None:
+                continue
+            for ax, key in zip(axes, ("Sy2", "Sz", "xi2"), strict=True):
+                ax.axhline(steady[key], color="0.3", ls=style, lw=0.8,
+                           label=f"steady, N = {N}" if p == shown[0][0] else None)
+    axes[0].set(yscale="log", ylabel="⟨Sy²⟩")
+    axes[1].set(ylabel="⟨Sz⟩")
+    axes[2].set(yscale="log", ylabel="ξ² (Eq. 1)")
+    for ax in axes:
+        ax.set(xlabel=f"{label} ({unit})" if label == "t" else label)
+    axes[0].legend(fontsize=7)
+    _save(fig, files, "ensemble.png")
+    more = f" (the first {MAX_LINES} of {len(points)} points)" if len(points) > MAX_LINES else ""
+    return (f"Ensemble means with their standard-error bands{more}; dashed and dotted lines: the "
+            "exact Eq. (2) steady states of N and N − 1 spins where they apply (spin model, "
+            "Γ > 0 the only rate, N ≤ 300).")
+
+
+def _steady(point, N: int) -> dict | None:
+    m = point["model"]
+    if (m["kind"] != "spin" or not m["Gamma"] > 0 or N < 1 or N > 300
+            or any(m[k] for k in ("gamma_coll", "gamma_phi", "gamma_rel", "chi"))):
+        return None
+    return exact.steady_observables(N, m["r"])
+
+
+def write_report(path) -> Path:
+    """The answer first (what was run, what the record detectors achieve), then the ensemble
+    against the exact steady states, the records and the conditional reference: DIR/report/
+    (report.md, report.html, CSVs, PNGs); returns that folder.  Runs with run.store: summary
+    get the headline and the ensemble section."""
+    manifest, directory = load_finished(path)
+    name = printable(manifest["scenario"]["name"], 200)
+    label, unit = _time_unit(manifest)
+    swept = bool(manifest["scenario"].get("sweep"))
+    files: dict[str, bytes] = {}
+    sections = []  # (title, text, table, figures)
+    warnings: list[str] = []
+    if manifest["scenario"]["run"].get("store") != "trajectories":
+        answer = ("This run kept only its ensemble statistics (run.store: summary): there are "
+                  "no measurement records to detect losses from; run with run.store: "
+                  "trajectories for the detection statistics.")
+        events = None
+    else:
+        manifest, traj, events = load_run(path)
+        results = analyse(manifest, traj, events)
+        files.update({"detection.csv": _csv(results["summary"]),
+                      "losses.csv": _csv(results["losses"]), "roc.csv": _csv(results["roc"])})
+        warnings = _warnings(manifest, events)
+        if manifest["scenario"]["measurement"].get("kind", "none") != "none":
+            record = record_analysis(manifest, directory.read_table("measurements"), events)
+            files["record_detection.csv"] = _csv(record["summary"])
+            files["record_roc.csv"] = _csv(record["roc"])
+            answer = _answer(record["summary"], unit, bool((events.kind == "loss").any()))
+            figures = _record_figures(record, files, unit)
+            if swept:
+                figures.update(_record_sweep_figure(record["summary"], manifest, files, unit))
+            sections.append(("Detection from the measurement record", RECORD_TEXT,
+                             detector_table(record["summary"], unit, swept), figures))
+            if "loss.rate_per_spin" in manifest["scenario"]["sweep"]:
+                bandwidth = measured_bandwidth(record["summary"], manifest)
+                files["record_bandwidth.csv"] = _csv(bandwidth)
+                text = BANDWIDTH_TEXT
+                if bandwidth.bandwidth_rate_per_spin.isna().all():
+                    text += (" No detector reached 90 % at any swept rate here, so there is no "
+                             "bandwidth to state (NaN).")
+                sections.append(("Bandwidth, measured", text, bandwidth, {}))
+        else:
+            answer = ("This run has no S_y instrument (measurement.kind: none), so there is no "
+                      "measurement record to detect a loss from; the ensemble below shows the "
+                      "even-odd effect itself. Add measurement: {kind: weak, period: 0.25, "
+                      "sigma: 1} for detection statistics.")
+    summary = directory.read_table("summary")
+    sections.append(("Ensemble", "", None,
+                     {"ensemble.png": _ensemble_figure(manifest, summary, files)}))
+    if events is not None:
+        if manifest["scenario"]["measurement"].get("kind", "none") != "none":
+            for p, (point_label, recs, chosen) in enumerate(record["examples"]):
+                if recs:
+                    trace = f"record_traces_p{p:05d}.png"
+                    caption = _record_traces(point_label, recs, chosen, files, trace, label)
+                    sections.append((f"Records: {point_label}", "", None, {trace: caption}))
+        reference = REFERENCE_TEXT
+        if any(p["run"]["engine"] == "record" for p in _points(manifest)):
+            reference += RECORD_ENGINE_NOTE
+        sections.append(("Reference: conditional ⟨Sy²⟩ (not measurable)", reference,
+                         results["summary"][REFERENCE_COLUMNS],
+                         _figures(results, events, files, manifest)))
+    files.update(_documents(name, [_what_was_run(manifest), answer], warnings, sections, files))
+    files["settings.json"] = json.dumps(manifest["scenario"]["detection"]).encode()
+    write_owned(Path(path) / "report", files)
+    return Path(path) / "report"
+
+
+#: The reference detector's table in the report (all columns are in detection.csv).
+REFERENCE_COLUMNS = ["label", "losses", "detected", "p_detect", "latency_median", "false_flips",
+                     "rate", "threshold"]
+
+
+def _documents(name: str, headline: list[str], warnings: list[str], sections: list,
+               files: dict) -> dict[str, bytes]:
+    """report.md and report.html: the headline, warnings, then each section's text, table
+    and figures (embedded in the HTML)."""
+    text = [f"# Parity detection report: {name}", ""] + [f"**{headline[0]}**", "",
+                                                          headline[1], ""]
+    text += [f"> **Warning:** {w}\n" for w in warnings]
+    html = [f"<h1>Parity detection report: {name}</h1>",
+            f'<p class="what"><strong>{headline[0]}</strong></p>',
+            f'<p class="answer">{headline[1]}</p>']
+    html += [f'<p class="warning"><strong>Warning:</strong> {w}</p>' for w in warnings]
+    for title, explanation, table, figures in sections:  # the table first, then what it means
+        text += [f"## {title}", ""]
+        html += [f"<h2>{title}</h2>"]
         if table is not None:
             text += [_markdown(table), ""]
-            html.append(table.to_html(index=False, float_format="%.4g"))
+            html.append(table.to_html(index=False, float_format="%.4g", na_rep="—"))
+        text += [explanation, ""] if explanation else []
+        html += [f"<p>{explanation}</p>"] if explanation else []
         text += [f"![{caption}]({file})\n\n{caption}\n" for file, caption in figures.items()]
         for file, caption in figures.items():
             data = base64.b64encode(files[file]).decode()
             html.append(f'<figure><img src="data:image/png;base64,{data}" alt="{caption}">'
                         f"<figcaption>{caption}</figcaption></figure>")
-    files["report.md"] = "\n".join(text).encode()
-    files["report.html"] = (
-        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>trajsim report: '
-        f"{name}</title><style>{STYLE}</style></head><body>" + "\n".join(html)
-        + "</body></html>").encode()
-    files["settings.json"] = json.dumps(manifest["scenario"]["detection"]).encode()
-    write_owned(folder, files)
-    return folder
+    page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>trajsim report: '
+            f"{name}</title><style>{STYLE}</style></head><body>" + "\n".join(html)
+            + "</body></html>")
+    return {"report.md": "\n".join(text).encode(), "report.html": page.encode()}
 
 
 def _warnings(manifest: dict, events: pd.DataFrame) -> list[str]:

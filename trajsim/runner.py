@@ -187,7 +187,7 @@ def run(scenario: Scenario, out, resume: bool = False, threads: int | None = Non
         try:
             old = directory.prepare(scenario.hash(), scenario.family_hash(),
                                     scenario.resolved["run"]["trajectories"], resume)
-            log.info("%s: estimated cost at most ~%.3g CPU s (from the measured costs per "
+            log.info("%s: estimated cost ~%.3g CPU s (from the measured costs per "
                      "jump or per record event; 'trajsim validate' shows each point)", scenario.name,
                      sum(row["cpu_s"] for row in scenario.cost()))
             finished = {(u.point, u.unit) for u in units
