@@ -5,6 +5,7 @@ report never replaces a file it did not write and reads only committed parts."""
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,7 @@ EMPTIED = {"model": {"N": 1, "r": 0.5}, "loss": {"rate_per_spin": 100, "times": 
            "time": {"t_end": 1, "n_samples": 11}, "run": {"trajectories": 4}}
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # numpy's 0/0 used to reach the user
 @pytest.mark.parametrize("variant", [
     {},
     {"measurement": {"kind": "projective", "period": 0.2}, "run": {"engine": "record"}},
@@ -113,6 +115,7 @@ def test_impossible_instruments_are_refused_naming_the_key(measurement, key):
                                "measurement": measurement})
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")
 @pytest.mark.parametrize("engine", ["jumps", "record"])
 def test_the_sharpest_weak_readout_runs_and_reports(tmp_path, engine):
     result = run_dict(tmp_path, {"model": {"N": 4, "r": 1.0}, "loss": {"times": [1.0]},
@@ -295,7 +298,8 @@ def _one_line(status, err):
 def test_fuzz_validate_run_report(capsys, scenario):
     """validate -> a 2-trajectory run -> report on the newer keys: exit 0 or one line with exit
     2, and no NaN in a summary (TRAJSIM_E2E_FUZZ_EXAMPLES=500 for a longer search)."""
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a user would see it: a bug here
         path = Path(tmp) / "s.yaml"
         path.write_text(yaml.safe_dump(scenario))
         capsys.readouterr()

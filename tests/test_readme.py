@@ -1,0 +1,71 @@
+"""The README is tested: its python blocks run in a fresh copy of the scenarios, and the numbers
+it quotes about the quick start hold."""
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+
+from trajsim import cli, exact
+
+matplotlib.use("Agg")
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text()
+BLOCKS = re.findall(r"^```python\n(.*?)^```", README, flags=re.S | re.M)
+#: Blocks that run a long simulation (the Fig. 3 sweep from Python): the slow tier.
+SLOW = ("fig3_even_odd",)
+
+
+@pytest.fixture(scope="module")
+def fresh_copy(tmp_path_factory):
+    """A fresh directory with the scenarios and the quick-start run, as the README's first
+    command leaves it."""
+    root = tmp_path_factory.mktemp("readme")
+    shutil.copytree(REPO / "scenarios", root / "scenarios")
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        assert cli.main(["run", "scenarios/quickstart.yaml", "--out", "runs/quickstart",
+                         "--resume"]) == 0
+        assert cli.main(["report", "runs/quickstart"]) == 0
+        yield root
+    finally:
+        os.chdir(cwd)
+
+
+def test_the_readme_has_python_blocks():
+    assert len(BLOCKS) >= 4
+
+
+@pytest.mark.parametrize("index", [pytest.param(i, marks=pytest.mark.slow)
+                                   if any(s in b for s in SLOW) else i
+                                   for i, b in enumerate(BLOCKS)])
+def test_a_readme_python_block_runs(fresh_copy, index):
+    namespace: dict = {}
+    for block in BLOCKS[:index]:  # earlier blocks define what later ones use (fast ones only)
+        if not any(s in block for s in SLOW):
+            exec(compile(block, f"README block {BLOCKS.index(block)}", "exec"), namespace)
+    os.chdir(fresh_copy)
+    exec(compile(BLOCKS[index], f"README block {index}", "exec"), namespace)
+
+
+def test_the_quoted_quick_start_numbers_hold(fresh_copy):
+    """'the even-N dark state (N = 24) has <Sy^2> ~ 0.16 ... the odd-N state an order of
+    magnitude higher', and the report's first screen."""
+    assert "`⟨Sy²⟩ ≈ 0.16`" in README
+    assert exact.steady_observables(24, 1.5)["Sy2"] == pytest.approx(0.16, abs=0.005)
+    assert exact.steady_observables(23, 1.5)["Sy2"] > 8 * exact.steady_observables(24, 1.5)["Sy2"]
+    import trajsim
+
+    summary = trajsim.open_run(fresh_copy / "runs/quickstart").summary
+    before = summary[(summary.t > 2) & (summary.t < 4)].Sy2_mean.mean()
+    after = summary[summary.t > 5].Sy2_mean.mean()
+    assert after > 3 * before
+    text = (fresh_copy / "runs/quickstart/report/report.md").read_text()
+    assert "N = 24 spins at r = 1.5" in text.split("##")[0]
+    assert np.isfinite(float(re.search(r"detects (\d+) %", text)[1]))
