@@ -78,7 +78,8 @@ def test_mpirun_is_available():
     assert MPIRUN, "the test extra installs mpich, which provides mpirun"
 
 
-@pytest.mark.parametrize("ranks", [1, 2, 3])
+@pytest.mark.parametrize("ranks", [2, pytest.param(1, marks=pytest.mark.slow),
+                                   pytest.param(3, marks=pytest.mark.slow)])
 def test_any_rank_count_gives_identical_files(scenario, serial, ranks, tmp_path):
     out = tmp_path / f"n{ranks}"
     res = subprocess.run(trajsim_cmd("run", scenario, "--out", out, ranks=ranks),
@@ -111,6 +112,7 @@ def test_kill_then_resume_is_identical_with_nothing_lost_or_doubled(tmp_path):
     assert sorted(counts.index) == list(range(240)) and set(counts) == {51}
 
 
+@pytest.mark.slow
 def test_resume_with_a_changed_scenario_is_refused(scenario, tmp_path):
     out = tmp_path / "run"
     subprocess.run(trajsim_cmd("run", scenario, "--out", out, ranks=2), check=True,
@@ -124,6 +126,7 @@ def test_resume_with_a_changed_scenario_is_refused(scenario, tmp_path):
     assert files(out) == before
 
 
+@pytest.mark.slow
 def test_damaged_unit_is_detected_and_recomputed(scenario, serial, tmp_path):
     out = tmp_path / "run"
     subprocess.run(trajsim_cmd("run", scenario, "--out", out), check=True, capture_output=True)
@@ -137,6 +140,7 @@ def test_damaged_unit_is_detected_and_recomputed(scenario, serial, tmp_path):
     assert '"units_computed": 2' in (out / "manifest.json").read_text()
 
 
+@pytest.mark.slow
 def test_failing_rank_stops_the_job_naming_rank_and_cause(scenario, tmp_path):
     out = tmp_path / "run"
     subprocess.run(trajsim_cmd("run", scenario, "--out", out), check=True, capture_output=True)
@@ -221,6 +225,7 @@ def _one_error_line(stderr: str) -> str:
     return errors[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["out under a file", "damaged manifest"])
 def test_a_set_up_failure_on_rank_0_ends_every_rank(scenario, tmp_path, case):
     """Rank 0 alone takes the directory; its failure must not leave the other ranks waiting."""
@@ -288,6 +293,7 @@ def test_a_rank_killed_by_a_signal_is_named_on_resume(tmp_path):
     assert sorted(traj.trajectory.unique()) == list(range(240))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["jumps", "record"])
 def test_measurement_records_are_identical_for_ranks_and_threads(tmp_path, engine):
     """Outcomes come from their own per-trajectory stream: the same bytes for any split, with

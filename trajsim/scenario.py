@@ -733,13 +733,15 @@ def expected_jumps(point: dict) -> float:
     """A rough expected number of jumps of one trajectory over the run: the steady odd-N rate
     of Eq. (2) over the expected odd time (``odd_time``), about 0.7 N jumps back to the steady
     state after each projective S_y outcome (measured at N = 40 and 200), collective decay at
-    most gamma_coll N(N+2)/4 and the local channels N (gamma_phi + gamma_rel) over t_end."""
+    most gamma_coll N(N+2)/4 and the local channels N (gamma_phi / 2 + gamma_rel) over t_end
+    ((gamma_phi / 2) D[sigma_z] jumps at gamma_phi / 2 per spin; relaxation at most gamma_rel)."""
     m = point["model"]
     N, t_end = m["N"], point["time"]["t_end"]
     jumps = m["Gamma"] * _odd_jump_rate(N, m["r"]) * odd_time(point) if m["Gamma"] > 0 else 0.0
     if point["measurement"]["kind"] == "projective":
         jumps += 0.7 * N * measurement_times(point).size
-    return jumps + (m["gamma_coll"] * N * (N + 2) / 4 + N * (m["gamma_phi"] + m["gamma_rel"])) * t_end
+    return jumps + (m["gamma_coll"] * N * (N + 2) / 4
+                    + N * (m["gamma_phi"] / 2 + m["gamma_rel"])) * t_end
 
 
 def seconds_per_jump(N: int) -> float:
@@ -751,9 +753,17 @@ def seconds_per_jump(N: int) -> float:
     return 1e-6 * (max(small, 7.8e-5 * N * N) if N > 500 else small)
 
 
+#: The jump trajectories of a point with an S_y instrument or one-axis twisting carry complex
+#: amplitudes: a jump costs this much more (fitted to one-thread runs of the shipped N = 40
+#: scenarios with a weak or projective readout, 2026-12-04, docs/benchmarks.md).
+COMPLEX_FACTOR = 1.8
 #: CPU seconds a work unit costs besides its trajectories (tables, Parquet, checksums): the quick
-#: start's 13 units take 1.3 CPU s for 200 trajectories of ~110 jumps (2026-11-25).
+#: start's 13 units take 1.3 CPU s for 200 trajectories of ~110 jumps (2026-11-25); with
+#: COMPLEX_FACTOR within 30 % of one-thread runs of most shipped scenarios (2026-12-04,
+#: docs/benchmarks.md).
 UNIT_OVERHEAD_S = 0.05
+
+
 #: Record-level engine (benchmarks/bench_record_engine.py, 2026-11-25), n = (N + 1)^2 / 2 the
 #: size of a coherence sector: seconds per trajectory and time step per n^2 (the batched sector
 #: products), per trajectory and event of Python work, per random loss time per n^2 (two
@@ -881,7 +891,8 @@ def cost_estimate(point: dict) -> dict:
     """Expected jumps and CPU seconds of one trajectory and of the point with its engine
     (``run.engine`` as resolved): for jump trajectories every jump and every sample costs about
     ``seconds_per_jump`` (``expected_jumps`` counts odd-N jumping for the whole run when N can
-    become odd); every work unit UNIT_OVERHEAD_S.  Estimates to a factor of a few."""
+    become odd); every work unit UNIT_OVERHEAD_S.  Within ~30 % on most shipped scenarios
+    (docs/benchmarks.md)."""
     jumps = expected_jumps(point)
     n, size = point["run"]["trajectories"], point["run"]["unit_size"]
     if point["model"]["kind"] == "hybrid":
@@ -890,6 +901,8 @@ def cost_estimate(point: dict) -> dict:
         per_trajectory, setup = _record_seconds(point)
     else:
         per_trajectory = (jumps + point["time"]["n_samples"]) * seconds_per_jump(point["model"]["N"])
+        if point["measurement"]["kind"] != "none" or point["model"]["chi"] != 0:
+            per_trajectory *= COMPLEX_FACTOR  # the state is complex (S_y basis, twisting phases)
         setup = 0.0
     if point["model"]["kind"] == "hybrid":
         jumps = _hybrid_events(point)
