@@ -259,7 +259,11 @@ def analyse_point(measurements: pd.DataFrame, events: pd.DataFrame, point: dict,
 
     window, settle = float(settings["window"]), float(settings["settle"])
     summary, roc, chosen = [], [], {}
-    detectors = [("threshold", theta, theta * np.geomspace(0.1, 10, 13)),
+    # a projective readout's automatic theta is 0 (any y != 0 says odd): its ROC runs over
+    # the lattice of y^2 from 0 up, around the smallest nonzero value 1/4
+    thetas = theta * np.geomspace(0.1, 10, 13) if theta > 0 else \
+        np.concatenate(([0.0], 0.25 * np.geomspace(0.1, 10, 12)))
+    detectors = [("threshold", theta, thetas),
                  ("cusum", CUSUM_H, np.linspace(0.5, 12, 13))]
     posteriors = bayes_posteriors(point, measurements, times)
     if posteriors is not None:

@@ -510,14 +510,19 @@ def _answer(summary: pd.DataFrame, unit: str, lost: bool) -> str:
         return ("No loss can be judged: each came within detection.window of the end of the "
                 "run (or of an earlier loss); run longer to measure detection.")
     best = rows.loc[rows.p_detect.idxmax()]
+    where = f" (at {best.label})" if rows.label.nunique() > 1 else ""
     alarm = ("no false alarm" if best.false_alarms == 0
              else f"a false alarm every {_per(best.arl, unit)}")
-    verdict = (f"The best record detector, {best.detector}, detects "
+    verdict = (f"The best record detector{where}, {best.detector}, detects "
                f"{_percent(best.p_detect, best.p_detect_low, best.p_detect_high)} of the losses "
                f"with a median latency of {_per(best.latency_median, unit)} and {alarm}")
+    between = best.quiet_time / max(best.losses, 1)  # about the time between two losses
     if best.p_detect < 0.5:
-        verdict += (f"; below 50 %: at this readout no record detector is usable within "
-                    f"its detection window")
+        verdict += ("; below 50 %: at this readout no record detector is usable within its "
+                    "detection window")
+    elif best.false_alarms and best.arl < between:
+        verdict += (f" — more often than a loss happens (about every {_per(between, unit)}), "
+                    "so its declarations are mostly false at this readout")
     return verdict + "."
 
 
@@ -677,8 +682,8 @@ def _warnings(manifest: dict, events: pd.DataFrame) -> list[str]:
                    "there is nothing to detect; detection probabilities are undefined.")
     if manifest["scenario"]["model"].get("kind") == "hybrid":
         out.append("This run simulates Eq. (9), spins + cavity + squeezed reservoir (model.kind: "
-                   "hybrid): times, rates and latencies below are in the scenario's time unit "
-                   "where the text says 1/Γ, and the automatic threshold and the Bayesian filter "
+                   "hybrid): times, rates and latencies below are in the unit of its rates "
+                   "(1/κ_sqz when κ_sqz = 1), and the automatic threshold and the Bayesian filter "
                    "use its Eq. (11) reduction (Γ, γ_coll of Eqs. (12)-(13)), which misses the "
                    "cavity's delay beyond √N g ~ κ (docs/validation.md).")
     for p, record in enumerate(manifest["points"]):
