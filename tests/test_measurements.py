@@ -12,6 +12,7 @@ from conftest import assert_frequency_matches
 
 import trajsim
 from trajsim import dicke, exact, instruments
+from trajsim.scenario import MIN_SIGMA
 from trajsim.model import Rates
 
 T1, T_LOSS, T2 = 0.4, 0.7, 1.0
@@ -118,7 +119,7 @@ def test_the_ensemble_after_measurements_is_the_non_selective_instrument(kind, s
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sigma, limit", [(1e3, "unmeasured"), (1e-3, "projective")])
+@pytest.mark.parametrize("sigma, limit", [(1e3, "unmeasured"), (MIN_SIGMA, "projective")])
 def test_weak_limits(sigma, limit):
     """sigma -> infinity leaves the ensemble unmeasured; sigma -> 0 is projective."""
     times = np.array([0.3, 0.6, 0.9])
