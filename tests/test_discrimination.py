@@ -39,3 +39,11 @@ def test_decision_error_matches_sampled_decisions(n):
     rate = wrong / (2 * draws)
     expected = discrimination.decision_error(N, r, sigma, n)
     assert abs(rate - expected) < 5 * np.sqrt(expected * (1 - expected) / (2 * draws))
+
+
+def test_integer_power_by_squaring_equals_numpys():
+    from trajsim.discrimination import _power
+
+    z = np.exp(1j * np.linspace(0, 3, 7)) * np.linspace(0.5, 1.0, 7)
+    for n in (1, 2, 7, 64, 195):
+        assert np.allclose(_power(z, n), z**n, rtol=1e-12, atol=1e-300)

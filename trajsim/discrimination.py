@@ -68,26 +68,61 @@ def single_shot_error(N: int, r: float, sigma: float = 0.0) -> float:
 def decision_error(N: int, r: float, sigma: float, n: int) -> float:
     """Error probability of the likelihood-ratio decision between the N and N - 1 steady states
     from n independent outcomes (equal priors; ties split evenly)."""
+    histograms = _llr_histograms(N, r, sigma)
+    if histograms is None:  # every outcome decides at once
+        return 0.0
+    offset, width, _, undecided = histograms
+    size = 1 << int(np.ceil(np.log2(n * width)))
+    total = 0.0
+    for side, wrong_side in ((0, 1), (1, -1)):
+        spectrum = _llr_spectrum(N, r, sigma, size)[side]
+        pmf = np.fft.irfft(_power(spectrum, n), size)[: n * (width - 1) + 1]
+        sums = np.arange(pmf.size) + n * offset  # in units of step
+        wrong = pmf[sums * wrong_side > 0].sum() + 0.5 * pmf[sums == 0].sum()
+        total += 0.5 * undecided[side] ** n * max(wrong, 0.0)
+    return total
+
+
+def _power(z: np.ndarray, n: int) -> np.ndarray:
+    """z**n for an integer n >= 1 by repeated squaring (numpy's complex power goes through
+    exp and log, several times slower on the long spectra here)."""
+    result, base = None, z
+    while n:
+        if n & 1:
+            result = base.copy() if result is None else result * base
+        n >>= 1
+        if n:
+            base = base * base
+    return result
+
+
+@lru_cache(maxsize=16)
+def _llr_histograms(N: int, r: float, sigma: float):
+    """The single-outcome log-likelihood ratio log p_odd/p_even on a grid of ``step``: (offset,
+    width, (hist_even, hist_odd), (undecided_even, undecided_odd)), the histograms conditioned
+    on an undecisive outcome; None if every outcome decides alone (cached: read-only)."""
     pe, po = _pair(N, r, sigma)
     keep = (pe > 0) & (po > 0)  # an outcome possible under one hypothesis only decides at once
     if not keep.any():
-        return 0.0
+        return None
     # beyond |20| one outcome outweighs the rest of any record this short (error change <= e^-20)
     llr = np.clip(np.log(po[keep]) - np.log(pe[keep]), -20.0, 20.0)
     # the grid resolves the LLR's spread 200-fold, with at most 4000 points over its range
     step = max(np.sqrt(pe[keep] @ llr**2) / 200, np.ptp(llr) / 4000, 1e-12)
     index = np.round(llr / step).astype(int)
     offset, width = index.min(), index.max() - index.min() + 1
-    size = 1 << int(np.ceil(np.log2(n * width)))
-    total = 0.0
-    for p, wrong_side in ((pe, 1), (po, -1)):
-        undecided = p[keep].sum()  # the chance that one outcome is not decisive
-        hist = np.bincount(index - offset, weights=p[keep], minlength=width) / undecided
-        pmf = np.fft.irfft(np.fft.rfft(hist, size) ** n, size)[: n * (width - 1) + 1]
-        sums = np.arange(pmf.size) + n * offset  # in units of step
-        wrong = pmf[sums * wrong_side > 0].sum() + 0.5 * pmf[sums == 0].sum()
-        total += 0.5 * undecided**n * max(wrong, 0.0)
-    return total
+    undecided = (pe[keep].sum(), po[keep].sum())  # the chance that one outcome is not decisive
+    hists = tuple(np.bincount(index - offset, weights=p[keep], minlength=width) / u
+                  for p, u in zip((pe, po), undecided, strict=True))
+    return offset, width, hists, undecided
+
+
+@lru_cache(maxsize=8)
+def _llr_spectrum(N: int, r: float, sigma: float, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """rfft of the two LLR histograms zero-padded to ``size`` (cached: the search for the
+    outcomes needed raises it to several powers n at the same size)."""
+    hists = _llr_histograms(N, r, sigma)[2]
+    return tuple(np.fft.rfft(h, size) for h in hists)
 
 
 def outcomes_for_confidence(N: int, r: float, sigma: float, confidence: float = 0.99,
