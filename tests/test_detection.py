@@ -167,6 +167,9 @@ def test_the_report_answers_first_with_a_compact_table(tmp_path):
                           "run": {"trajectories": 16}}, tmp_path / "run", threads=1,
                          progress=False)
     text = (result.report() / "report.md").read_text()
+    import matplotlib.pyplot as plt
+
+    assert plt.get_fignums() == []  # no figure left open (a long session once hit pyplot's 20)
     headline = text.split("## ")[0]
     assert "weakly (σ = 0.5) every 0.25/Γ" in headline and "16 trajectories" in headline
     assert "detects" in headline and "Warning" not in headline

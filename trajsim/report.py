@@ -17,7 +17,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 import numpy as np
 import pandas as pd
@@ -138,7 +138,7 @@ def _figures(results, events, files: dict, manifest: dict) -> dict[str, str]:
     label, unit = _time_unit(manifest)
     classified = results["classified"]
     figures = {}
-    fig, ax = plt.subplots(figsize=(8, 3.6))
+    fig, ax = _figure(figsize=(8, 3.6))
     for (p, k), track in list(classified.groupby(["point", "trajectory"]))[:3]:
         line, = ax.plot(track.t, track.signal.clip(lower=1e-6), lw=0.7, label=f"point {p}, traj {k}")
         lost = events[(events.point == p) & (events.trajectory == k) & (events.kind == "loss")]
@@ -152,7 +152,7 @@ def _figures(results, events, files: dict, manifest: dict) -> dict[str, str]:
 
     log_signal = np.log10(classified.signal.clip(lower=1e-8))
     if log_signal.max() > log_signal.min():
-        fig, ax = plt.subplots(figsize=(6, 3.6))
+        fig, ax = _figure(figsize=(6, 3.6))
         bins = np.linspace(log_signal.min(), log_signal.max(), 60)
         for odd, name in ((False, "true N even"), (True, "true N odd")):
             values = log_signal[classified.odd_true == odd]
@@ -165,7 +165,7 @@ def _figures(results, events, files: dict, manifest: dict) -> dict[str, str]:
                                     "true parity.")
         _save(fig, files, "histogram.png")
 
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig, ax = _figure(figsize=(5, 4))
     for p, roc in results["roc"].groupby("point"):
         _roc_line(ax, roc.rate, roc.p_detect, f"point {p}")
     chosen = results["summary"]
@@ -179,7 +179,7 @@ def _figures(results, events, files: dict, manifest: dict) -> dict[str, str]:
     _save(fig, files, "roc.png")
 
     if len(results["summary"]) > 1:
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
+        fig, (ax1, ax2) = _figure(1, 2, figsize=(9, 3.6))
         summary = results["summary"]
         x = _sweep_axis(ax1, manifest, summary.point)
         _sweep_axis(ax2, manifest, summary.point)
@@ -194,7 +194,7 @@ def _figures(results, events, files: dict, manifest: dict) -> dict[str, str]:
 
     latency = results["losses"].latency.dropna()
     if len(latency):
-        fig, ax = plt.subplots(figsize=(5, 3.6))
+        fig, ax = _figure(figsize=(5, 3.6))
         ax.hist(latency, bins=30)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set(xlabel=f"latency ({unit})", ylabel="losses")
@@ -209,12 +209,18 @@ def _markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
 
 
+def _figure(*grid, **options):
+    """(figure, axes) like ``pyplot.subplots``, but a plain ``Figure`` that pyplot does not
+    keep: nothing leaks, whatever happens before it is saved."""
+    fig = Figure(**{"figsize": options.pop("figsize", None)})
+    return fig, fig.subplots(*grid, **options)
+
+
 def _save(fig, files: dict, name: str) -> None:
     """The figure as PNG bytes in files[name]."""
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
     files[name] = buffer.getvalue()
 
 
@@ -307,7 +313,7 @@ def _record_sweep_figure(summary: pd.DataFrame, manifest: dict, files: dict,
                          unit: str) -> dict[str, str]:
     """Detection probability, median latency and false alarms of each record detector along
     the sweep."""
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+    fig, axes = _figure(1, 3, figsize=(12, 3.8))
     for detector, group in summary.groupby("detector"):
         x = {ax: _sweep_axis(ax, manifest, group.point) for ax in axes}
         axes[0].errorbar(x[axes[0]], group.p_detect,
@@ -332,7 +338,7 @@ def _record_sweep_figure(summary: pd.DataFrame, manifest: dict, files: dict,
 def _record_traces(label: str, recs: list, chosen: dict, files: dict, name: str,
                    time_label: str) -> str:
     """Three records of one point: squared outcomes, the true parity and the CUSUM declaration."""
-    fig, axes = plt.subplots(len(recs), 1, figsize=(8, 2 * len(recs)), sharex=True,
+    fig, axes = _figure(len(recs), 1, figsize=(8, 2 * len(recs)), sharex=True,
                              squeeze=False)
     for ax, rec, declared in zip(axes[:, 0], recs, chosen["cusum"], strict=True):
         ax.plot(rec.times, rec.signal, ".", ms=3, color="0.4", label="outcome y²")
@@ -370,7 +376,7 @@ def _roc_line(ax, alarms: pd.Series, detected: pd.Series, label: str) -> None:
 def _record_figures(record: dict, files: dict, unit: str) -> dict[str, str]:
     """The ROC of each record detector: detection against false alarms per 100 time units,
     sorted along the false-alarm axis, operating points starred."""
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig, ax = _figure(figsize=(5.5, 4))
     for (point, kind), roc in record["roc"].groupby(["label", "detector"]):
         _roc_line(ax, 100 * roc.false_alarm_rate, roc.p_detect, f"{kind}, {point}")
     chosen = record["summary"]
@@ -531,7 +537,7 @@ def _ensemble_figure(manifest: dict, summary: pd.DataFrame, files: dict) -> str:
     N and N − 1 (spin model, Γ the only rate, N ≤ 300)."""
     label, unit = _time_unit(manifest)
     points = _points(manifest)
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    fig, axes = _figure(1, 3, figsize=(12, 3.6))
     shown = list(enumerate(points))[:MAX_LINES]
     for p, point in shown:
         rows = summary[summary.point == p]
