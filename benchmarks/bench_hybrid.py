@@ -21,8 +21,9 @@ import time
 import numpy as np
 
 from trajsim.engines import WorkUnit
-from trajsim.hybrid_engine import HYBRID
-from trajsim.scenario import hybrid_block_bytes, hybrid_sizes, load
+from trajsim.engines.hybrid import HYBRID
+from trajsim.engines.hybrid import hybrid_block_bytes, hybrid_sizes
+from trajsim.scenario import load
 
 R, KAPPA_SQZ, KAPPA_INT, T_END, SAMPLES = 0.5, 1.0, 0.05, 20.0, 41
 #: (N, n_max) for the reach table: per-trajectory cost, set-up and memory as the space grows.

@@ -21,7 +21,7 @@ from trajsim import dicke, engine, exact
 from trajsim.engine.kernels import _apply_channel
 from trajsim.engine.layout import B_D0
 from trajsim.model import Rates
-from trajsim.scenario import _odd_jump_rate
+from trajsim.engines.jumps import _odd_jump_rate
 
 R = 2.5
 

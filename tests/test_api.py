@@ -125,7 +125,7 @@ def test_unit_stats_add_up_to_the_statistics_of_all_samples():
 def test_a_run_made_on_a_bigger_machine_can_be_read_and_reported(tmp_path, monkeypatch):
     """Memory is checked when a run starts, not when its directory is read."""
     result = trajsim.run(SCENARIO, tmp_path / "run", trajectories=8, progress=False)
-    monkeypatch.setattr("trajsim.scenario.memory_budget", lambda: 1.0)  # a tiny machine
+    monkeypatch.setattr("trajsim.engines.jumps.memory_budget", lambda: 1.0)  # a tiny machine
     with pytest.raises(trajsim.TrajsimError, match="GiB"):
         trajsim.run(SCENARIO, tmp_path / "other", trajectories=8, progress=False)
     from trajsim.report import load_run
@@ -162,7 +162,7 @@ def test_points_are_typed_and_read_like_mappings():
 def test_auto_unit_size_resolves_per_point_and_resumes(tmp_path):
     """run.unit_size: auto becomes a number per point (units of ~10 CPU s, at least 40 per
     point), recorded in the manifest; a finished run of it checks as whole on --resume."""
-    from trajsim.scenario import AUTO_MIN_UNITS
+    from trajsim.engines import AUTO_MIN_UNITS
 
     scenario = trajsim.load_scenario(SCENARIO, {"run.unit_size": "auto", "run.trajectories": 120,
                                                 "sweep.model.N": [4, 5]})

@@ -299,7 +299,8 @@ def test_fuzz_validate_run_report(capsys, scenario):
     """validate -> a 2-trajectory run -> report on the newer keys: exit 0 or one line with exit
     2, and no NaN in a summary (TRAJSIM_E2E_FUZZ_EXAMPLES=500 for a longer search)."""
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        warnings.simplefilter("error", RuntimeWarning)  # a user would see it: a bug here
+        warnings.simplefilter("error", RuntimeWarning)  # a user would see them: a bug here
+        warnings.simplefilter("error", UserWarning)
         path = Path(tmp) / "s.yaml"
         path.write_text(yaml.safe_dump(scenario))
         capsys.readouterr()

@@ -232,7 +232,8 @@ def test_cost_estimate_follows_the_odd_jump_rate(tmp_path):
     """Odd N in the sensing regime jumps at the exact steady rate (2j+1)/sum 1/lambda; the
     estimate is that rate times t_end, times the fitted cost of a jump."""
     from trajsim import exact
-    from trajsim.scenario import UNIT_OVERHEAD_S, seconds_per_jump
+    from trajsim.engines import UNIT_OVERHEAD_S
+    from trajsim.engines.jumps import seconds_per_jump
 
     scenario = load_text(tmp_path, "model: {N: 21, r: 2.5}\ntime: {t_end: 4}\n"
                                    "run: {trajectories: 10}\n")

@@ -1,4 +1,4 @@
-"""The hybrid engine (trajsim.hybrid_engine): exact trajectories of Eq. (9) against exact
+"""The hybrid engine (trajsim.engines.hybrid): exact trajectories of Eq. (9) against exact
 density matrices built independently, the dyadic no-jump propagation against scipy's expm, and
 the scenario keys of model.kind: hybrid."""
 
@@ -11,7 +11,7 @@ from scipy.sparse.linalg import expm_multiply
 import trajsim
 from trajsim import dicke, hybrid
 from trajsim.engine.dyadic import advance
-from trajsim.hybrid_engine import build_block, generator
+from trajsim.engines.hybrid import build_block, generator
 from trajsim.model import Rates
 from trajsim.scenario import ScenarioError, load
 
@@ -349,7 +349,7 @@ def test_blocks_past_the_memory_budget_are_dropped_and_rebuilt_bit_for_bit():
     """With room for one block, local jumps and a loss keep rebuilding blocks: the samples are
     the same as with every block kept."""
     from trajsim.engines import WorkUnit
-    from trajsim.hybrid_engine import HYBRID
+    from trajsim.engines.hybrid import HYBRID
 
     point = load({**with_model(gamma_phi=1.0, gamma_rel=1.0, n_max=8),
                   "initial_state": {"m": 0}, "loss": {"times": [1.0]},

@@ -33,6 +33,10 @@ class TrajsimError(Exception):
         super().__init__(printable(message))
 
 
+class ScenarioError(TrajsimError):
+    """Bad scenario input; the message is one line for the user."""
+
+
 def exit_status(err: BaseException) -> int:
     """2 for the user's errors (and the file system's), 130 for an interrupt, 1 for a bug."""
     if isinstance(err, KeyboardInterrupt):

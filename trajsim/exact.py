@@ -1,7 +1,7 @@
 """Exact references: block density-matrix evolution, closed-form steady states, Liouvillian gaps.
 
 - ``BlockPropagator``: the same generator inside one block without local rates, as dense
-  propagators of its two coherence sectors (the record-level engine, ``record_engine``).
+  propagators of its two coherence sectors (the record-level engine, ``engines.record``).
 - ``evolve``: block master equation of Eq. (11) (Gamma, gamma_coll, local dephasing and
   relaxation) with Poisson and scripted spin loss, over every block (N, j) the dynamics reaches.  Blocks are p_j rho_j
   (trace = probability), the generator is assembled as a sparse superoperator and propagated with

@@ -16,7 +16,7 @@ a ≈ -2i g S- / kappa in the Bogoliubov frame, so cosh r a + sinh r a^dag ≈
 <a^dag a> = sinh^2 r; ``truncation_weight`` is the population of the top Fock level, the check
 that n_max is large enough.  ``reservoir_populations`` (the cavity driven by its reservoirs
 alone, in closed form) chooses n_max (``auto_n_max``) before a run; the trajectories of
-``hybrid_engine`` record the weight of the top two levels as they go.
+``engines.hybrid`` record the weight of the top two levels as they go.
 """
 
 from __future__ import annotations

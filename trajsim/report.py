@@ -144,21 +144,25 @@ def _figures(results, events, files: dict, manifest: dict) -> dict[str, str]:
         lost = events[(events.point == p) & (events.trajectory == k) & (events.kind == "loss")]
         ax.plot(lost.t, np.full(len(lost), max(track.signal.max(), 1e-6) * 1.5), "v",
                 color=line.get_color())
-    ax.axhline(results["summary"].threshold.iloc[0], color="k", ls="--", lw=0.8, label="threshold")
+    if results["summary"].threshold.iloc[0] > 0:  # log axis
+        ax.axhline(results["summary"].threshold.iloc[0], color="k", ls="--", lw=0.8,
+                   label="threshold")
     ax.set(yscale="log", xlabel=label, ylabel="⟨Sy²⟩ (conditional)")
     ax.legend(fontsize=7)
     figures["traces.png"] = "Conditional ⟨Sy²⟩ of three trajectories; triangles mark spin losses."
     _save(fig, files, "traces.png")
 
     log_signal = np.log10(classified.signal.clip(lower=1e-8))
-    if log_signal.max() > log_signal.min():
+    threshold = results["summary"].threshold.iloc[0]
+    if log_signal.max() - log_signal.min() > 1e-3:  # a spread a histogram can show
         fig, ax = _figure(figsize=(6, 3.6))
         bins = np.linspace(log_signal.min(), log_signal.max(), 60)
         for odd, name in ((False, "true N even"), (True, "true N odd")):
             values = log_signal[classified.odd_true == odd]
             if len(values):
                 ax.hist(values, bins=bins, alpha=0.6, density=True, label=name)
-        ax.axvline(np.log10(results["summary"].threshold.iloc[0]), color="k", ls="--", lw=0.8)
+        if threshold > 0:
+            ax.axvline(np.log10(threshold), color="k", ls="--", lw=0.8)
         ax.set(xlabel="log10 ⟨Sy²⟩", ylabel="density per parity")
         ax.legend()
         figures["histogram.png"] = ("Distribution of the conditional ⟨Sy²⟩ at all samples, by "
@@ -555,9 +559,12 @@ def _ensemble_figure(manifest: dict, summary: pd.DataFrame, files: dict) -> str:
             for ax, key in zip(axes, ("Sy2", "Sz", "xi2"), strict=True):
                 ax.axhline(steady[key], color="0.3", ls=style, lw=0.8,
                            label=f"steady, N = {N}" if p == shown[0][0] else None)
-    axes[0].set(yscale="log", ylabel="⟨Sy²⟩")
+    axes[0].set(ylabel="⟨Sy²⟩")
     axes[1].set(ylabel="⟨Sz⟩")
-    axes[2].set(yscale="log", ylabel="ξ² (Eq. 1)")
+    axes[2].set(ylabel="ξ² (Eq. 1)")
+    for ax, column in ((axes[0], summary.Sy2_mean), (axes[2], summary.xi2)):
+        if (np.isfinite(column) & (column > 0)).any():  # a log axis needs positive values
+            ax.set_yscale("log")
     for ax in axes:
         ax.set(xlabel=f"{label} ({unit})" if label == "t" else label)
     axes[0].legend(fontsize=7)

@@ -20,42 +20,39 @@ import json
 import math
 import re
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import jsonschema
-import numpy as np
 import yaml
-from scipy.linalg import eigvalsh_tridiagonal
 
-from . import hybrid
+from . import engines, hybrid
 from .cavity import squeezed_reservoir_rates
 from .dicke import OBSERVABLES
-from .errors import TrajsimError, printable
-from .memory import memory_budget
-from .model import Rates
+from .errors import ScenarioError, TrajsimError, printable  # noqa: F401  (re-exported)
+from .point import (  # noqa: F401  (measurement_times, time_grid: re-exported)
+    DETECTION_DEFAULTS,
+    UNIT_SIZE_DEFAULT,
+    Point,
+    measurement_times,
+    time_grid,
+)
 
 SCHEMA_VERSION = 1
-
-
-class ScenarioError(TrajsimError):
-    """Bad scenario input; the message is one line for the user."""
 
 
 #: S_y measurement instruments (README, "Measurements"): none, a projective S_y measurement, a
 #: Gaussian (weak) one of resolution sigma, or k outcomes from k copies without back-action.
 INSTRUMENTS = ("none", "projective", "weak", "copies")
 #: Models (``model.kind``): the spins of Eq. (2)/(11), or the hybrid implementation of Eq. (9)
-#: (hybrid_engine.py) with the keys HYBRID_DEFAULTS, whose Gamma and gamma_coll come from the
+#: (engines/hybrid.py) with the keys HYBRID_DEFAULTS, whose Gamma and gamma_coll come from the
 #: cavity (Eqs. 12-13) instead of SPIN_ONLY_KEYS.
 MODEL_KINDS = ("spin", "hybrid")
 HYBRID_DEFAULTS = {"kappa_sqz": 1.0, "kappa_int": 0.0, "Delta_c": 0.0, "n_max": "auto"}
 HYBRID_KEYS = ("g",) + tuple(HYBRID_DEFAULTS)
 SPIN_ONLY_KEYS = ("Gamma", "gamma_coll", "chi")
 #: Simulation engines (``run.engine``): jump trajectories of every Sigma jump, or the record-level
-#: engine (record_engine.py); auto takes the record-level one where it is eligible and cheaper.
+#: engine (engines/record.py); auto takes the record-level one where it is eligible and cheaper.
 ENGINES = ("auto", "jumps", "record")
 #: Most measurement times one point may schedule.
 MAX_MEASUREMENTS = 10**6
@@ -218,10 +215,10 @@ DEFAULTS = {
     "initial_state": {"kind": "dicke", "j": None, "m": None, "theta": math.pi, "phi": 0.0},
     "loss": {"rate_per_spin": 0.0, "times": []},
     "time": {"n_samples": 101},
-    "run": {"trajectories": 100, "seed": 0, "store": "trajectories", "unit_size": 16,
+    "run": {"trajectories": 100, "seed": 0, "store": "trajectories", "unit_size": UNIT_SIZE_DEFAULT,
             "target_sem": None, "engine": "auto"},
     "measurement": {"kind": "none", "period": None, "times": [], "sigma": None, "shots": 0},
-    "detection": {"threshold": "auto", "hold": 0.5, "smooth": 0.0, "window": 3.0, "settle": 3.0},
+    "detection": dict(DETECTION_DEFAULTS),
     "sweep": {},
 }
 
@@ -235,11 +232,9 @@ NEUTRAL_DEFAULTS = {"model": {"chi": 0.0, "kind": "spin"},
 #: nest this deep: far beyond any real scenario, far below what would hang validation.
 MAX_NODES = 100_000
 MAX_DEPTH = 32
-#: Refused: more work units than this, or more expected jumps per trajectory than this (about
-#: a day of one core at a microsecond per jump), or a hybrid trajectory of more CPU seconds.
+#: Refused: more work units than this (the engines refuse more jumps or CPU per trajectory:
+#: ``engines.check_point``).
 MAX_UNITS = 10**6
-MAX_JUMPS = 1e11
-MAX_TRAJECTORY_S = 86400.0
 
 
 class _Loader(yaml.SafeLoader):
@@ -320,35 +315,6 @@ def _check_tree(document, where: str) -> None:
     size(document, ())
 
 
-@dataclass(frozen=True, eq=False)
-class Point(Mapping):
-    """One resolved sweep point: read like the mapping it is (``point["model"]["N"]``), with
-    the physics it defines."""
-
-    values: dict
-
-    def __getitem__(self, section: str):
-        return self.values[section]
-
-    def __iter__(self):
-        return iter(self.values)
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def rates(self) -> Rates:
-        """The rates of Eq. (11) and the twisting chi (``model``)."""
-        return Rates.of(self.values["model"])
-
-    def time_grid(self) -> np.ndarray:
-        """The sample times: time.n_samples from 0 to time.t_end inclusive."""
-        return time_grid(self.values)
-
-    def detection(self) -> dict:
-        """The detector settings (``detection``, defaults filled for older manifests)."""
-        return {**DEFAULTS["detection"], **self.values["detection"]}
-
-
 @dataclass
 class Scenario:
     """A resolved scenario: ``resolved`` (defaults filled, sweep kept) and its sweep ``points``."""
@@ -366,7 +332,7 @@ class Scenario:
         beyond the memory budget, more than MAX_JUMPS expected jumps per trajectory, or stored
         events beyond memory (one ScenarioError line saying what would fit)."""
         for index, point in enumerate(self.points):
-            _check_cost(point, _label(index, point, self.swept))
+            engines.check_point(point, _label(index, point, self.swept))
 
     def hash(self) -> str:
         """SHA-256 of the resolved scenario, to recognise a run directory on --resume."""
@@ -384,7 +350,7 @@ class Scenario:
 
     def cost(self) -> list[dict]:
         """``cost_estimate`` of every point."""
-        return [cost_estimate(point) for point in self.points]
+        return [engines.cost_estimate(point) for point in self.points]
 
     def point_hash(self, index: int) -> str:
         """SHA-256 of one resolved point: what a work unit's commit record names."""
@@ -407,11 +373,6 @@ def _digest(tree: dict, swept: dict) -> str:
                 del hashed[section][key]
     text = json.dumps(hashed, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def time_grid(point: dict) -> np.ndarray:
-    """The sample times of a point: time.n_samples from 0 to time.t_end inclusive."""
-    return np.linspace(0.0, point["time"]["t_end"], point["time"]["n_samples"])
 
 
 def _path(parts) -> str:
@@ -663,339 +624,6 @@ def _check_measurement(meas: dict, t_end: float, label: str) -> None:
                             "number of copies); projective and weak take no shots")
 
 
-def measurement_times(point: dict) -> np.ndarray:
-    """The scheduled S_y measurement times of a point up to time.t_end: period, 2 period, ...
-    and the listed times, sorted, without repeats (empty without an instrument)."""
-    meas, t_end = point["measurement"], point["time"]["t_end"]
-    if meas["kind"] == "none":
-        return np.zeros(0)
-    times = list(meas["times"])
-    if meas["period"] is not None:
-        times += list(meas["period"] * np.arange(1, int(t_end / meas["period"]) + 1))
-    times = np.unique(np.asarray(times, float))
-    return times[times <= t_end]
-
-
-def _block_bytes(N: int) -> float:
-    """Memory of the largest block and its loss neighbours: V and two channel matrices."""
-    return 3 * 3 * 8 * (N + 1) ** 2 / 2
-
-
-def _unit_bytes(point: dict, unit_size: int) -> float:
-    """Memory of one work unit's per-sample arrays (observables, their table copies, the j
-    histogram) and of its measurement outcomes (with their table: ~6 numbers each)."""
-    columns = len(OBSERVABLES) + 1
-    samples = point["time"]["n_samples"] * (4 * columns + point["model"]["N"] + 1)
-    meas = point["measurement"]
-    outcomes = measurement_times(point).size * (meas["shots"] if meas["kind"] == "copies" else 1)
-    return 8.0 * unit_size * (samples + 6 * outcomes)
-
-
-@cache
-def _odd_jump_rate(N: int, r: float) -> float:
-    """Steady Eq. (2) jump rate per Gamma of an odd-N ensemble in j = N/2, (2j+1)/sum 1/lambda_k
-    (Eq. 16: rho ∝ (Sigma^dag Sigma)^-1), the largest steady jump rate a trajectory meets."""
-    two_j = N if N % 2 else N - 1
-    if two_j < 1:
-        return 0.0
-    k = np.arange(two_j + 1)
-    m = k - two_j / 2
-    a = np.sqrt((two_j / 2 - m[:-1]) * (two_j / 2 + m[:-1] + 1))  # <m+1|J+|m>
-    below, above = np.concatenate(([0.0], a)), np.concatenate((a, [0.0]))
-    diag = np.cosh(r) ** 2 * below**2 + np.sinh(r) ** 2 * above**2
-    off2 = -np.cosh(r) * np.sinh(r) * a[1:] * a[:-1]
-    inverse_sum = 0.0
-    for sector in (k[0::2], k[1::2]):
-        lam = diag[sector] if sector.size < 2 else eigvalsh_tridiagonal(diag[sector],
-                                                                        off2[sector[:-1]])
-        inverse_sum += np.sum(1.0 / np.maximum(lam, 1e-300))
-    return (two_j + 1) / inverse_sum
-
-
-def odd_time(point: dict) -> float:
-    """Expected time the spin number is odd up to t_end.  Losses flip the parity: Poisson ones
-    at rate kappa = gamma_loss N (N taken constant) make E[(-1)^(N(t)+1)] decay as
-    exp(-2 kappa t), scripted ones flip its sign; the odd time is the integral of
-    (1 + E[...]) / 2."""
-    N, t_end = point["model"]["N"], point["time"]["t_end"]
-    kappa = point["loss"]["rate_per_spin"] * N
-    bias, total, t = (1.0 if N % 2 else -1.0), 0.0, 0.0
-    for t_next in sorted(min(x, t_end) for x in point["loss"]["times"]) + [t_end]:
-        span = t_next - t
-        decay = np.exp(-2 * kappa * span)
-        mean_bias = bias * ((1 - decay) / (2 * kappa * span) if kappa * span > 1e-12 else 1.0)
-        total += span * (1 + mean_bias) / 2 if span > 0 else 0.0
-        bias, t = -bias * decay, t_next
-    return total
-
-
-def expected_jumps(point: dict) -> float:
-    """A rough expected number of jumps of one trajectory over the run: the steady odd-N rate
-    of Eq. (2) over the expected odd time (``odd_time``), about 0.7 N jumps back to the steady
-    state after each projective S_y outcome (measured at N = 40 and 200), collective decay at
-    most gamma_coll N(N+2)/4 and the local channels N (gamma_phi / 2 + gamma_rel) over t_end
-    ((gamma_phi / 2) D[sigma_z] jumps at gamma_phi / 2 per spin; relaxation at most gamma_rel)."""
-    m = point["model"]
-    N, t_end = m["N"], point["time"]["t_end"]
-    jumps = m["Gamma"] * _odd_jump_rate(N, m["r"]) * odd_time(point) if m["Gamma"] > 0 else 0.0
-    if point["measurement"]["kind"] == "projective":
-        jumps += 0.7 * N * measurement_times(point).size
-    return jumps + (m["gamma_coll"] * N * (N + 2) / 4
-                    + N * (m["gamma_phi"] / 2 + m["gamma_rel"])) * t_end
-
-
-def seconds_per_jump(N: int) -> float:
-    """One core's time per jump, 0.9 + 0.006 N + 1.6e-5 N^2 µs, and 7.8e-5 N^2 µs past N = 500,
-    where the block's matrices leave the cache and the product runs at memory bandwidth: a fit
-    to the costs measured at N = 21 ... 2001 (benchmarks/bench_per_jump.py, docs/benchmarks.md:
-    1.19, 1.48, 1.72, 2.83, 6.33, 47, 312 µs), within ~15 %."""
-    small = 0.9 + 0.006 * N + 1.6e-5 * N * N
-    return 1e-6 * (max(small, 7.8e-5 * N * N) if N > 500 else small)
-
-
-#: The jump trajectories of a point with an S_y instrument or one-axis twisting carry complex
-#: amplitudes: a jump costs this much more (fitted to one-thread runs of the shipped N = 40
-#: scenarios with a weak or projective readout, 2026-12-04, docs/benchmarks.md).
-COMPLEX_FACTOR = 1.8
-#: CPU seconds a work unit costs besides its trajectories (tables, Parquet, checksums): the quick
-#: start's 13 units take 1.3 CPU s for 200 trajectories of ~110 jumps (2026-11-25); with
-#: COMPLEX_FACTOR within 30 % of one-thread runs of most shipped scenarios (2026-12-04,
-#: docs/benchmarks.md).
-UNIT_OVERHEAD_S = 0.05
-
-
-#: Record-level engine (benchmarks/bench_record_engine.py, 2026-11-25), n = (N + 1)^2 / 2 the
-#: size of a coherence sector: seconds per trajectory and time step per n^2 (the batched sector
-#: products), per trajectory and event of Python work, per random loss time per n^2 (two
-#: products through the eigenmodes), and per block per n^3 (eigenmodes) and per grid step per
-#: n^3 (matrix exponentials), all for both sectors.
-RECORD_STEP_S_PER_N2 = 1.2e-9
-RECORD_EVENT_S = 4e-5
-RECORD_LOSS_S_PER_N2 = 8e-9
-RECORD_MODES_S_PER_N3 = 2.6e-9
-RECORD_EXPM_S_PER_N3 = 5e-10
-
-
-#: Hybrid engine (benchmarks/bench_hybrid.py, 2026-11-25): seconds per complex multiply-add of a
-#: dyadic sector product, of Python work per stop (sample, measurement) or event, and per d^3
-#: and level of a block's propagators (d: the size of a parity sector).
-HYBRID_S_PER_MAC = 6e-10
-HYBRID_STOP_S = 2e-5
-HYBRID_EXPM_S_PER_D3 = 1e-9
-
-
-def hybrid_step(point: dict) -> float:
-    """The hybrid engine's longest dyadic step h (``engine.dyadic``): the sample spacing divided
-    evenly into steps no longer than the cavity's decay time 1 / (kappa_sqz + kappa_int)."""
-    m, dt = point["model"], point["time"]["t_end"] / (point["time"]["n_samples"] - 1)
-    return dt / max(1, math.ceil(dt * (m["kappa_sqz"] + m["kappa_int"])))
-
-
-def hybrid_sizes(point: dict) -> tuple[int, int]:
-    """(d, L + 1) of the hybrid block (N, N/2): its parity-sector size and its dyadic levels
-    (``engine.dyadic.levels`` for a bound on ||A||_1: 2 g sqrt(n_max) (N/2 + 1) from H, and
-    half the decay, kappa_sqz e^(2|r|) n_max + kappa_int n_max + the local rates' N)."""
-    from .engine.dyadic import levels  # numba: only for hybrid points
-
-    m = point["model"]
-    N, n_max = m["N"], m["n_max"]
-    bound = (2 * m["g"] * math.sqrt(n_max) * (N / 2 + 1) + abs(m["Delta_c"]) * n_max
-             + 0.5 * (m["kappa_sqz"] * math.exp(2 * abs(m["r"])) * n_max + m["kappa_int"] * n_max
-                      + (m["gamma_rel"] + m["gamma_phi"] / 2) * N))
-    return math.ceil((n_max + 1) * (N + 1) / 2), levels(hybrid_step(point), bound)
-
-
-def hybrid_block_bytes(point: dict) -> float:
-    """Memory of the largest hybrid block: L + 1 propagators and the generator of both sectors,
-    real and imaginary parts (32 (L + 2) d^2 bytes), and the dense generator and exponentials
-    while it is built."""
-    d, count = hybrid_sizes(point)
-    return 32.0 * (count + 1) * d * d + 6 * 16.0 * (2 * d) ** 2
-
-
-def _hybrid_events(point: dict) -> float:
-    """Expected jumps of a hybrid trajectory: the spin model's (``expected_jumps``) and two
-    cavity jumps per reservoir photon lost internally (kappa_int n_th t_end; the reservoir's
-    jump follows, restoring the squeezed vacuum)."""
-    m = point["model"]
-    n_th = m["kappa_sqz"] * math.sinh(m["r"]) ** 2 / (m["kappa_sqz"] + m["kappa_int"])
-    return expected_jumps(point) + 2 * m["kappa_int"] * n_th * point["time"]["t_end"]
-
-
-def _hybrid_seconds(point: dict) -> tuple[float, float]:
-    """(CPU seconds per trajectory, once-per-process set-up) of the hybrid engine: each stop
-    (sample or measurement) costs its whole steps and one product, each event (jump, loss) a
-    descent through the levels (up to 2 products per level) and a Taylor finish; a product costs d^2 multiply-adds
-    per occupied sector (both after an S_y measurement, one otherwise).  Events: the jumps
-    (``_hybrid_events``; measured 100 per trajectory at r = 1, kappa_int = 0.02,
-    t_end = 1735 / kappa) and the losses."""
-    m, t_end = point["model"], point["time"]["t_end"]
-    d, count = hybrid_sizes(point)
-    stops = np.union1d(time_grid(point), measurement_times(point)).size
-    losses = point["loss"]["rate_per_spin"] * m["N"] * t_end + len(point["loss"]["times"])
-    events = _hybrid_events(point) + losses
-    from .engine.dyadic import TAYLOR
-
-    products = stops + t_end / hybrid_step(point) + (2 * count + TAYLOR) * events
-    sectors = 2 if point["measurement"]["kind"] in ("projective", "weak") else 1
-    per_trajectory = products * sectors * d * d * HYBRID_S_PER_MAC + (stops + events) * HYBRID_STOP_S
-    blocks = 1 + min(m["N"], math.ceil(losses + 3 * math.sqrt(losses)))
-    if m["gamma_phi"] or m["gamma_rel"]:
-        blocks *= 1 + m["N"] // 2  # every j
-    return per_trajectory, blocks * count * 2 * d**3 * HYBRID_EXPM_S_PER_D3
-
-
-def _record_eligible(point: dict) -> str | None:
-    """Why the record-level engine cannot run a point (None if it can)."""
-    model, init = point["model"], point["initial_state"]
-    if model["gamma_phi"] or model["gamma_rel"]:
-        return "local dephasing or relaxation moves j away from N/2"
-    if init["kind"] == "dicke" and init["j"] is not None and 2 * init["j"] != model["N"]:
-        return "the initial state is not in j = N/2"
-    if point["measurement"]["kind"] == "none" and point["measurement"]["shots"]:
-        return "the Sy2_shots readout samples the wave function of one unravelling"
-    needed, budget = record_bytes(model["N"]), memory_budget()
-    if needed > budget:
-        return (f"its dense propagators at N = {model['N']} need about {needed / 2**30:.3g} GiB "
-                f"(memory grows as N^4); at most {budget / 2**30:.0f} GiB is available")
-    return None
-
-
-def record_bytes(N: int) -> float:
-    """Memory of the record-level engine's block at N: per coherence sector (n = (N+1)^2/2)
-    the generator and up to 16 cached propagators (real, 8 n^2 bytes each) and the eigenmodes
-    R and R^-1 (complex, 16 n^2 each)."""
-    n = (N + 1) ** 2 / 2
-    return 2 * (17 * 8 + 2 * 16) * n * n
-
-
-def _record_seconds(point: dict) -> tuple[float, float]:
-    """(CPU seconds per trajectory, once-per-process set-up) of the record-level engine."""
-    N, t_end = point["model"]["N"], point["time"]["t_end"]
-    n = (N + 1) ** 2 / 2
-    grid = np.union1d(time_grid(point), measurement_times(point))
-    steps = np.unique([float(f"{tau:.12g}") for tau in np.diff(grid)]).size
-    poisson = point["loss"]["rate_per_spin"] * N * t_end
-    losses = poisson + len(point["loss"]["times"])
-    per_trajectory = (grid.size * (RECORD_STEP_S_PER_N2 * n * n + RECORD_EVENT_S)
-                      + poisson * RECORD_LOSS_S_PER_N2 * n * n)
-    if steps > 16:  # more grid spacings than BlockPropagator caches: one exponential each
-        per_trajectory += grid.size * RECORD_EXPM_S_PER_N3 * n**3
-    blocks = 1 + min(N, np.ceil(losses + 3 * np.sqrt(losses)))  # N0 down to the most losses
-    setup = blocks * n**3 * (min(steps, 16) * RECORD_EXPM_S_PER_N3
-                             + (RECORD_MODES_S_PER_N3 if poisson else 0.0))
-    return per_trajectory, setup
-
-
-def cost_estimate(point: dict) -> dict:
-    """Expected jumps and CPU seconds of one trajectory and of the point with its engine
-    (``run.engine`` as resolved): for jump trajectories every jump and every sample costs about
-    ``seconds_per_jump`` (``expected_jumps`` counts odd-N jumping for the whole run when N can
-    become odd); every work unit UNIT_OVERHEAD_S.  Within ~30 % on most shipped scenarios
-    (docs/benchmarks.md)."""
-    jumps = expected_jumps(point)
-    n, size = point["run"]["trajectories"], point["run"]["unit_size"]
-    if point["model"]["kind"] == "hybrid":
-        per_trajectory, setup = _hybrid_seconds(point)
-    elif point["run"]["engine"] == "record":
-        per_trajectory, setup = _record_seconds(point)
-    else:
-        per_trajectory = (jumps + point["time"]["n_samples"]) * seconds_per_jump(point["model"]["N"])
-        if point["measurement"]["kind"] != "none" or point["model"]["chi"] != 0:
-            per_trajectory *= COMPLEX_FACTOR  # the state is complex (S_y basis, twisting phases)
-        setup = 0.0
-    if point["model"]["kind"] == "hybrid":
-        jumps = _hybrid_events(point)
-    return {"engine": point["run"]["engine"], "jumps_per_trajectory": jumps,
-            "cpu_s_per_trajectory": per_trajectory,
-            "cpu_s": setup + per_trajectory * n + -(-n // size) * UNIT_OVERHEAD_S}
-
-
-#: run.unit_size: auto aims at units of this many CPU seconds, and at least AUTO_MIN_UNITS units
-#: per point (docs/benchmarks.md, "MPI scaling").
-AUTO_UNIT_S = 10.0
-AUTO_MIN_UNITS = 40
-
-
-def auto_unit_size(point: dict) -> int:
-    """``run.unit_size: auto``: trajectories per unit for units of ~AUTO_UNIT_S CPU seconds
-    (``cost_estimate``; a unit's fixed cost is ~UNIT_OVERHEAD_S), but at least AUTO_MIN_UNITS
-    units per point, so that ranks and threads share the work.  It depends on the scenario only,
-    never on the rank count, so outputs stay the same for any number of ranks."""
-    per_trajectory = cost_estimate({**point, "run": {**point["run"], "unit_size": 1}})[
-        "cpu_s_per_trajectory"]
-    by_cost = max(1, int(AUTO_UNIT_S / max(per_trajectory, 1e-9)))
-    by_count = max(1, point["run"]["trajectories"] // AUTO_MIN_UNITS)
-    return min(by_cost, by_count)
-
-
-def _choose_engine(point: dict, label: str) -> str:
-    """``run.engine`` resolved: auto takes the record-level engine for a point with an S_y
-    instrument that it can run and that it runs cheaper (``cost_estimate``)."""
-    asked = point["run"]["engine"]
-    if point["model"]["kind"] == "hybrid":
-        if asked == "record":
-            raise ScenarioError(f"{label}run.engine: the record-level engine runs the spin model "
-                                "only; use run.engine: jumps for model.kind: hybrid")
-        return "jumps"
-    why_not = _record_eligible(point)
-    if asked == "record" and why_not:
-        raise ScenarioError(f"{label}run.engine: the record-level engine cannot run this point: "
-                            f"{why_not}; use run.engine: jumps")
-    if asked != "auto":
-        return asked
-    if why_not or point["measurement"]["kind"] == "none":
-        return "jumps"
-    size = point["run"]["unit_size"]
-    run = {**point["run"], "unit_size": DEFAULTS["run"]["unit_size"] if size == "auto" else size}
-    costs = {engine: cost_estimate({**point, "run": {**run, "engine": engine}})["cpu_s"]
-             for engine in ("jumps", "record")}
-    return "record" if costs["record"] < costs["jumps"] else "jumps"
-
-
-def _check_cost(point: dict, label: str) -> None:
-    """Refuse a point that cannot fit: blocks or a work unit beyond the memory budget, or more
-    expected jumps per trajectory than MAX_JUMPS (or events beyond memory when stored)."""
-    N, budget = point["model"]["N"], memory_budget()
-    if point["model"]["kind"] == "hybrid":
-        needed = hybrid_block_bytes(point)
-        if needed > budget:
-            raise ScenarioError(f"{label}model.n_max: N = {N} spins with {point['model']['n_max']} "
-                                f"photons need about {needed / 2**30:.3g} GiB per block (memory "
-                                f"grows as (N n_max)^2); at most {budget / 2**30:.0f} GiB is "
-                                "available")
-        seconds = _hybrid_seconds(point)[0]
-        if seconds > MAX_TRAJECTORY_S:
-            raise ScenarioError(f"{label}time.t_end: about {seconds:.2g} CPU s per hybrid "
-                                f"trajectory expected up to t_end = {point['time']['t_end']:g} "
-                                f"(at most {MAX_TRAJECTORY_S:g}: a day of one core); shorten "
-                                "time.t_end or lower N and n_max")
-    needed = _block_bytes(N)
-    if needed > budget:
-        raise ScenarioError(f"{label}model.N: N = {N} needs about {needed / 2**30:.0f} GiB per block "
-                            f"(memory grows as N^2); at most {budget / 2**30:.0f} GiB is available")
-    unit_size = min(point["run"]["unit_size"], point["run"]["trajectories"])
-    needed = _unit_bytes(point, unit_size)
-    if needed > budget:
-        raise ScenarioError(f"{label}time.n_samples: {point['time']['n_samples']} samples and "
-                            f"{measurement_times(point).size} measurement times need about "
-                            f"{needed / 2**30:.3g} GiB per work unit of {unit_size} "
-                            f"trajectories; at most {budget / 2**30:.0f} GiB is available "
-                            "(fewer samples or measurements, or a smaller run.unit_size)")
-    if point["run"]["engine"] == "record":
-        return
-    jumps = expected_jumps(point)
-    if jumps > MAX_JUMPS:
-        raise ScenarioError(f"{label}time.t_end: about {jumps:.2g} jumps per trajectory expected "
-                            f"up to t_end = {point['time']['t_end']:g} (at most {MAX_JUMPS:.0e}: "
-                            "about a day of one core); shorten time.t_end or lower the rates")
-    events = 41.0 * jumps * unit_size
-    if point["run"]["store"] == "trajectories" and events > budget:
-        raise ScenarioError(f"{label}run.store: recording about {jumps:.2g} jumps per trajectory "
-                            f"needs about {events / 2**30:.3g} GiB per work unit; use "
-                            "run.store: summary, a smaller run.unit_size or a shorter time.t_end")
-
-
 def _label(index: int, point: dict, keys) -> str:
     """'sweep point 3 (model.N=41, model.r=2.5): ' for messages about one point of a sweep."""
     values = ", ".join(f"{k}={point[k.split('.')[0]][k.split('.')[1]]}" for k in keys)
@@ -1034,9 +662,9 @@ def resolve(raw, name: str = "scenario") -> Scenario:
         if point["model"]["kind"] == "hybrid":
             _resolve_hybrid(point, label)
         _check_point(point, label)
-        point["run"]["engine"] = _choose_engine(point, label)
+        point["run"]["engine"] = engines.resolve_engine(point, label)
         if point["run"]["unit_size"] == "auto":
-            point["run"]["unit_size"] = auto_unit_size(point)
+            point["run"]["unit_size"] = engines.auto_unit_size(point)
         units += -(-point["run"]["trajectories"] // point["run"]["unit_size"])
         if units > MAX_UNITS:
             raise ScenarioError(f"run.trajectories: more than {MAX_UNITS} work units of "

@@ -34,7 +34,7 @@ ROWS = [
      'one-axis twisting Hamiltonian χ(S² − S_z²) of Eq. (G1) (App. G; with γ_coll it is the detuned-cavity model, see `trajsim.cavity`); needs Γ = 0 or r = 0',
      'real', None),
     (('model.kind',),
-     '`spin`: the spins of Eq. (2)/(11); `hybrid`: the implementation of Eq. (9), spins coupled (g) to a cavity mode that a squeezed reservoir (κ_sqz, r) drives and that leaks (κ_int), as exact trajectories in Fock ⊗ Dicke (`trajsim.hybrid_engine`); its Γ and γ_coll are not given but resolved to Eqs. (12)-(13), the spin model it reduces to for √N g ≪ κ_sqz + κ_int; local rates, losses and instruments as for `spin`; the cavity starts in the reservoir\'s squeezed vacuum',
+     '`spin`: the spins of Eq. (2)/(11); `hybrid`: the implementation of Eq. (9), spins coupled (g) to a cavity mode that a squeezed reservoir (κ_sqz, r) drives and that leaks (κ_int), as exact trajectories in Fock ⊗ Dicke (`trajsim.engines.hybrid`); its Γ and γ_coll are not given but resolved to Eqs. (12)-(13), the spin model it reduces to for √N g ≪ κ_sqz + κ_int; local rates, losses and instruments as for `spin`; the cavity starts in the reservoir\'s squeezed vacuum',
      '`spin`, `hybrid`', None),
     (('model.g', 'model.kappa_sqz', 'model.kappa_int'),
      '`hybrid` only: coupling g (Eq. 8), squeezed-reservoir rate κ_sqz, internal loss κ_int (Eq. 9)',

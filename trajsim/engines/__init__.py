@@ -1,6 +1,8 @@
-"""The engine seam: how the runner asks a simulation engine for one sweep point's work.
+"""The engine seam: how the runner and the scenario ask a simulation engine for one sweep
+point's work and its price.
 
-An engine is a module-level object with
+An engine is a module-level object (``DICKE`` in ``jumps``, ``RECORD`` in ``record``,
+``HYBRID`` in ``hybrid``) with
 
     build(point) -> setup            once per point, shared by the threads of a process
     columns(point) -> names          the per-sample columns it produces (OBSERVABLES first)
@@ -8,13 +10,15 @@ An engine is a module-level object with
     run_unit(setup, unit, seed, keep) -> UnitResult
                                      trajectories unit.first .. unit.first + unit.count - 1,
                                      each from the random stream (seed, point, trajectory) only
+    why_not(point) -> reason | None  whether it can run the point (the record engine may not)
+    seconds(point) -> (per trajectory, set-up)   its CPU cost model
+    events(point) -> jumps           expected jumps (events) per trajectory
+    check(point, label, unit_size)   its memory and time limits: one ScenarioError line
 
 ``UnitResult`` holds the unit's ``UnitStats`` and, when ``keep``, its ``trajectories``,
-``events`` and (with an S_y instrument) ``measurements`` tables (README, "Output directory").  ``engine_for(point)`` picks the engine of a
-point's model; today that is ``DICKE``, the exact jump trajectories of Eq. (2)/(11) in the
-Dicke blocks (N, j) of ``trajsim.engine``.  A new engine (say, the hybrid cavity model of Eq. 9)
-is a sibling implementation with the same three calls and the same output layout (the
-record-level engine and the hybrid engine of Eq. (9) are).
+``events`` and (with an S_y instrument) ``measurements`` tables (README, "Output directory").
+``engine_for(point)`` picks a point's engine; ``resolve_engine``, ``cost_estimate``,
+``auto_unit_size`` and ``check_point`` are what ``scenario`` and ``trajsim validate`` ask.
 """
 
 from __future__ import annotations
@@ -24,22 +28,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import dicke, exact
-from .engine import (
-    CHANNELS,
-    COPIES,
-    LOSS_CODE,
-    OBSERVABLES,
-    PROJECTIVE,
-    WEAK,
-    BlockTable,
-    Instrument,
-    rng_states,
-    simulate,
-)
-from .engine.streams import _gaussian, _uniform
-from .scenario import Point, measurement_times
-from .stats import UnitStats
+from .. import dicke, exact
+from ..engine import COPIES, OBSERVABLES, PROJECTIVE, WEAK, Instrument
+from ..engine.streams import _gaussian, _uniform
+from ..errors import ScenarioError
+from ..memory import memory_budget
+from ..point import UNIT_SIZE_DEFAULT, Point, measurement_times
+from ..stats import UnitStats
 
 
 @dataclass(frozen=True)
@@ -94,77 +89,17 @@ class PointSetup:
                 "instrument": instrument(point)}
 
 
-@dataclass
-class DickeSetup(PointSetup):
-    """Everything the Dicke-block engine needs for one sweep point."""
-
-    table: BlockTable
-    two_j: int
-    weights: np.ndarray
-    states: np.ndarray
-    shots: int  # the per-sample Sy2_shots readout (measurement.kind none)
-
-
 class Engine:
-    """What the engines share: their per-unit tables are ``partitioned_tables``."""
+    """What the engines share: their per-unit tables are ``partitioned_tables``; every engine
+    can run every point of its model unless its ``why_not`` says why."""
+
+    @staticmethod
+    def why_not(point: dict) -> str | None:
+        return None
 
     @staticmethod
     def tables(point: dict, keep: bool) -> tuple[str, ...]:
         return partitioned_tables(point, keep)
-
-
-class DickeEngine(Engine):
-    """Exact jump trajectories of Eq. (2)/(11) with spin loss in the Dicke blocks (N, j)."""
-
-    @staticmethod
-    def columns(point: dict) -> tuple[str, ...]:
-        """The observables, and Sy2_shots with ``measurement.shots`` and no instrument."""
-        return OBSERVABLES + (("Sy2_shots",) if readout_shots(point) else ())
-
-    @staticmethod
-    def build(point: Point) -> DickeSetup:
-        two_j, weights, states = initial_ensemble(point)
-        if np.all(states.imag == 0):
-            states = np.ascontiguousarray(states.real)
-        shots, common = readout_shots(point), PointSetup.of(point)
-        table = BlockTable(point.rates(), sy_basis=bool(shots or common["instrument"]))
-        return DickeSetup(**common, table=table, two_j=two_j, weights=weights, states=states,
-                          shots=shots)
-
-    @staticmethod
-    def run_unit(setup: DickeSetup, unit: WorkUnit, seed: int, keep: bool) -> UnitResult:
-        index = np.arange(unit.first, unit.first + unit.count)
-        samples, events = simulate(setup.table, setup.point["model"]["N"], setup.two_j,
-                                   setup.weights, setup.states, setup.t_grid,
-                                   setup.script_times, setup.loss_rate,
-                                   rng_states(seed, unit.point, index), record_events=keep,
-                                   shots=setup.shots,
-                                   rng_meas=rng_states(seed, unit.point, index, stream=1)
-                                   if setup.shots or setup.instrument else None,
-                                   instrument=setup.instrument)
-        stats = UnitStats.of(samples, setup.point["model"]["N"])
-        if not keep:
-            return UnitResult(stats)
-        traj = trajectory_frame(unit.point, index, setup.t_grid, samples,
-                                DickeEngine.columns(setup.point))
-        codes = events["channel"]
-        ev = pd.DataFrame({
-            "point": np.full(codes.size, unit.point, np.int64),
-            "trajectory": index[events["row"]].astype(np.int64),
-            "t": events["t"],
-            "kind": np.where(codes >= LOSS_CODE, "loss", "jump").astype(object),
-            "channel": np.asarray(CHANNELS, dtype=object)[codes],
-            "N": events["N"].astype(np.int64),
-            "j": events["two_j"] / 2.0,
-            "j_before": events["two_j_before"] / 2.0,
-        })
-        frames = {"trajectories": traj, "events": ev}
-        if setup.instrument:
-            outcomes = events["outcomes"]
-            frames["measurements"] = measurement_frame(
-                unit.point, index[outcomes["row"]], outcomes["t"], outcomes["outcome"],
-                outcomes["N"])
-        return UnitResult(stats, frames)
 
 
 def trajectory_frame(point: int, index: np.ndarray, t_grid: np.ndarray, samples: np.ndarray,
@@ -260,18 +195,99 @@ def instrument(point: dict) -> Instrument | None:
                       meas["shots"] if kind == COPIES else 1)
 
 
-DICKE = DickeEngine()
-
-
 def engine_for(point: dict):
     """The engine of a point: the hybrid engine for ``model.kind: hybrid``, else ``run.engine``
-    as resolved by the scenario (jumps or record)."""
+    as resolved (jumps or record)."""
     if point["model"].get("kind") == "hybrid":
-        from .hybrid_engine import HYBRID  # imports this module
-
         return HYBRID
-    if point["run"].get("engine") == "record":
-        from .record_engine import RECORD  # imports this module
+    return RECORD if point["run"].get("engine") == "record" else DICKE
 
-        return RECORD
-    return DICKE
+
+#: CPU seconds a work unit costs besides its trajectories (tables, Parquet, checksums): the quick
+#: start's 13 units take 1.3 CPU s for 200 trajectories of ~110 jumps (2026-11-25); with
+#: COMPLEX_FACTOR within 30 % of one-thread runs of most shipped scenarios (2026-12-04,
+#: docs/benchmarks.md).
+UNIT_OVERHEAD_S = 0.05
+
+
+def cost_estimate(point: dict) -> dict:
+    """Expected jumps (events) and CPU seconds of one trajectory and of the point with its
+    engine (``run.engine`` as resolved; each engine's ``seconds`` and ``events``), and every work
+    unit UNIT_OVERHEAD_S.  Within ~30 % on most shipped scenarios (docs/benchmarks.md)."""
+    engine = engine_for(point)
+    per_trajectory, setup = engine.seconds(point)
+    n, size = point["run"]["trajectories"], point["run"]["unit_size"]
+    return {"engine": point["run"]["engine"], "jumps_per_trajectory": engine.events(point),
+            "cpu_s_per_trajectory": per_trajectory,
+            "cpu_s": setup + per_trajectory * n + -(-n // size) * UNIT_OVERHEAD_S}
+
+
+#: run.unit_size: auto aims at units of this many CPU seconds, and at least AUTO_MIN_UNITS units
+#: per point (docs/benchmarks.md, "MPI scaling").
+AUTO_UNIT_S = 10.0
+AUTO_MIN_UNITS = 40
+
+
+def auto_unit_size(point: dict) -> int:
+    """``run.unit_size: auto``: trajectories per unit for units of ~AUTO_UNIT_S CPU seconds
+    (``cost_estimate``; a unit's fixed cost is ~UNIT_OVERHEAD_S), but at least AUTO_MIN_UNITS
+    units per point, so that ranks and threads share the work.  It depends on the scenario only,
+    never on the rank count, so outputs stay the same for any number of ranks."""
+    per_trajectory = engine_for(point).seconds(point)[0]
+    by_cost = max(1, int(AUTO_UNIT_S / max(per_trajectory, 1e-9)))
+    by_count = max(1, point["run"]["trajectories"] // AUTO_MIN_UNITS)
+    return min(by_cost, by_count)
+
+
+def resolve_engine(point: dict, label: str) -> str:
+    """``run.engine`` resolved: auto takes the record-level engine for a point with an S_y
+    instrument that it can run (``RECORD.why_not``) and that it runs cheaper
+    (``cost_estimate``)."""
+    asked = point["run"]["engine"]
+    if point["model"]["kind"] == "hybrid":
+        if asked == "record":
+            raise ScenarioError(f"{label}run.engine: the record-level engine runs the spin model "
+                                "only; use run.engine: jumps for model.kind: hybrid")
+        return "jumps"
+    why_not = RECORD.why_not(point)
+    if asked == "record" and why_not:
+        raise ScenarioError(f"{label}run.engine: the record-level engine cannot run this point: "
+                            f"{why_not}; use run.engine: jumps")
+    if asked != "auto":
+        return asked
+    if why_not or point["measurement"]["kind"] == "none":
+        return "jumps"
+    size = point["run"]["unit_size"]
+    run = {**point["run"], "unit_size": UNIT_SIZE_DEFAULT if size == "auto" else size}
+    costs = {engine: cost_estimate({**point, "run": {**run, "engine": engine}})["cpu_s"]
+             for engine in ("jumps", "record")}
+    return "record" if costs["record"] < costs["jumps"] else "jumps"
+
+
+def check_point(point: dict, label: str) -> None:
+    """Refuse a point that cannot fit: its engine's limits (``check``: blocks beyond the memory
+    budget, too many jumps, a trajectory beyond a day) and a work unit beyond memory."""
+    unit_size = min(point["run"]["unit_size"], point["run"]["trajectories"])
+    engine_for(point).check(point, label, unit_size)
+    needed, budget = _unit_bytes(point, unit_size), memory_budget()
+    if needed > budget:
+        raise ScenarioError(f"{label}time.n_samples: {point['time']['n_samples']} samples and "
+                            f"{measurement_times(point).size} measurement times need about "
+                            f"{needed / 2**30:.3g} GiB per work unit of {unit_size} "
+                            f"trajectories; at most {budget / 2**30:.0f} GiB is available "
+                            "(fewer samples or measurements, or a smaller run.unit_size)")
+
+
+def _unit_bytes(point: dict, unit_size: int) -> float:
+    """Memory of one work unit's per-sample arrays (observables, their table copies, the j
+    histogram) and of its measurement outcomes (with their table: ~6 numbers each)."""
+    columns = len(OBSERVABLES) + 1
+    samples = point["time"]["n_samples"] * (4 * columns + point["model"]["N"] + 1)
+    meas = point["measurement"]
+    outcomes = measurement_times(point).size * (meas["shots"] if meas["kind"] == "copies" else 1)
+    return 8.0 * unit_size * (samples + 6 * outcomes)
+
+
+from .hybrid import HYBRID  # noqa: E402  (the engines import the seam above)
+from .jumps import DICKE  # noqa: E402
+from .record import RECORD  # noqa: E402

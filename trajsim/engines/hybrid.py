@@ -22,6 +22,7 @@ cavity's ``hybrid.CAVITY_OBSERVABLES``.  The exact reference is ``hybrid.liouvil
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -31,11 +32,17 @@ import numpy as np
 import pandas as pd
 from scipy.linalg import expm
 
-from . import dicke, exact, hybrid
-from .engine import OBSERVABLES, Instrument, rng_states
-from .engine.dyadic import advance, advance_through, levels
-from .engine.streams import _uniform
-from .engines import (
+from .. import dicke, exact, hybrid
+from ..engine import OBSERVABLES, Instrument, rng_states
+from ..engine.dyadic import TAYLOR, advance, advance_through, levels
+from ..engine.streams import _uniform
+from ..errors import ScenarioError
+from ..instruments import _sy_basis
+from ..memory import memory_budget
+from ..model import Rates
+from ..point import Point, measurement_times, time_grid
+from ..stats import UnitStats
+from . import (
     Engine,
     Outcomes,
     PointSetup,
@@ -46,11 +53,16 @@ from .engines import (
     sy_outcome,
     trajectory_frame,
 )
-from .instruments import _sy_basis
-from .memory import memory_budget
-from .model import Rates
-from .scenario import Point, hybrid_step
-from .stats import UnitStats
+from .jumps import DICKE, expected_jumps
+
+#: Most CPU seconds one hybrid trajectory may be expected to take (a day of one core).
+MAX_TRAJECTORY_S = 86400.0
+#: Hybrid engine (benchmarks/bench_hybrid.py, 2026-11-25): seconds per complex multiply-add of a
+#: dyadic sector product, of Python work per stop (sample, measurement) or event, and per d^3
+#: and level of a block's propagators (d: the size of a parity sector).
+HYBRID_S_PER_MAC = 6e-10
+HYBRID_STOP_S = 2e-5
+HYBRID_EXPM_S_PER_D3 = 1e-9
 
 COLUMNS = OBSERVABLES + hybrid.CAVITY_OBSERVABLES
 
@@ -207,6 +219,33 @@ def _measure(psi: np.ndarray, two_j: int, instrument: Instrument, stream: np.nda
 
 class HybridEngine(Engine):
     """Exact jump trajectories of Eq. (9) (module docstring)."""
+
+    @staticmethod
+    def seconds(point: dict) -> tuple[float, float]:
+        return _hybrid_seconds(point)
+
+    @staticmethod
+    def events(point: dict) -> float:
+        return _hybrid_events(point)
+
+    @staticmethod
+    def check(point: dict, label: str, unit_size: int) -> None:
+        """Refuse a block beyond the memory budget or a trajectory beyond a day of one core,
+        then the jump engine's limits on the spins."""
+        N, budget = point["model"]["N"], memory_budget()
+        needed = hybrid_block_bytes(point)
+        if needed > budget:
+            raise ScenarioError(f"{label}model.n_max: N = {N} spins with "
+                                f"{point['model']['n_max']} photons need about "
+                                f"{needed / 2**30:.3g} GiB per block (memory grows as "
+                                f"(N n_max)^2); at most {budget / 2**30:.0f} GiB is available")
+        seconds = _hybrid_seconds(point)[0]
+        if seconds > MAX_TRAJECTORY_S:
+            raise ScenarioError(f"{label}time.t_end: about {seconds:.2g} CPU s per hybrid "
+                                f"trajectory expected up to t_end = {point['time']['t_end']:g} "
+                                f"(at most {MAX_TRAJECTORY_S:g}: a day of one core); shorten "
+                                "time.t_end or lower N and n_max")
+        DICKE.check(point, label, unit_size)
 
     @staticmethod
     def columns(point: dict) -> tuple[str, ...]:
@@ -376,6 +415,63 @@ def _events_frame(point: int, index: np.ndarray, events: list) -> pd.DataFrame:
         "j": np.asarray(column[5], float) / 2.0,
         "j_before": np.asarray(column[6], float) / 2.0,
     })
+
+
+def hybrid_step(point: dict) -> float:
+    """The hybrid engine's longest dyadic step h (``engine.dyadic``): the sample spacing divided
+    evenly into steps no longer than the cavity's decay time 1 / (kappa_sqz + kappa_int)."""
+    m, dt = point["model"], point["time"]["t_end"] / (point["time"]["n_samples"] - 1)
+    return dt / max(1, math.ceil(dt * (m["kappa_sqz"] + m["kappa_int"])))
+
+
+def hybrid_sizes(point: dict) -> tuple[int, int]:
+    """(d, L + 1) of the hybrid block (N, N/2): its parity-sector size and its dyadic levels
+    (``engine.dyadic.levels`` for a bound on ||A||_1: 2 g sqrt(n_max) (N/2 + 1) from H, and
+    half the decay, kappa_sqz e^(2|r|) n_max + kappa_int n_max + the local rates' N)."""
+    m = point["model"]
+    N, n_max = m["N"], m["n_max"]
+    bound = (2 * m["g"] * math.sqrt(n_max) * (N / 2 + 1) + abs(m["Delta_c"]) * n_max
+             + 0.5 * (m["kappa_sqz"] * math.exp(2 * abs(m["r"])) * n_max + m["kappa_int"] * n_max
+                      + (m["gamma_rel"] + m["gamma_phi"] / 2) * N))
+    return math.ceil((n_max + 1) * (N + 1) / 2), levels(hybrid_step(point), bound)
+
+
+def hybrid_block_bytes(point: dict) -> float:
+    """Memory of the largest hybrid block: L + 1 propagators and the generator of both sectors,
+    real and imaginary parts (32 (L + 2) d^2 bytes), and the dense generator and exponentials
+    while it is built."""
+    d, count = hybrid_sizes(point)
+    return 32.0 * (count + 1) * d * d + 6 * 16.0 * (2 * d) ** 2
+
+
+def _hybrid_events(point: dict) -> float:
+    """Expected jumps of a hybrid trajectory: the spin model's (``expected_jumps``) and two
+    cavity jumps per reservoir photon lost internally (kappa_int n_th t_end; the reservoir's
+    jump follows, restoring the squeezed vacuum)."""
+    m = point["model"]
+    n_th = m["kappa_sqz"] * math.sinh(m["r"]) ** 2 / (m["kappa_sqz"] + m["kappa_int"])
+    return expected_jumps(point) + 2 * m["kappa_int"] * n_th * point["time"]["t_end"]
+
+
+def _hybrid_seconds(point: dict) -> tuple[float, float]:
+    """(CPU seconds per trajectory, once-per-process set-up) of the hybrid engine: each stop
+    (sample or measurement) costs its whole steps and one product, each event (jump, loss) a
+    descent through the levels (up to 2 products per level) and a Taylor finish; a product costs d^2 multiply-adds
+    per occupied sector (both after an S_y measurement, one otherwise).  Events: the jumps
+    (``_hybrid_events``; measured 100 per trajectory at r = 1, kappa_int = 0.02,
+    t_end = 1735 / kappa) and the losses."""
+    m, t_end = point["model"], point["time"]["t_end"]
+    d, count = hybrid_sizes(point)
+    stops = np.union1d(time_grid(point), measurement_times(point)).size
+    losses = point["loss"]["rate_per_spin"] * m["N"] * t_end + len(point["loss"]["times"])
+    events = _hybrid_events(point) + losses
+    products = stops + t_end / hybrid_step(point) + (2 * count + TAYLOR) * events
+    sectors = 2 if point["measurement"]["kind"] in ("projective", "weak") else 1
+    per_trajectory = products * sectors * d * d * HYBRID_S_PER_MAC + (stops + events) * HYBRID_STOP_S
+    blocks = 1 + min(m["N"], math.ceil(losses + 3 * math.sqrt(losses)))
+    if m["gamma_phi"] or m["gamma_rel"]:
+        blocks *= 1 + m["N"] // 2  # every j
+    return per_trajectory, blocks * count * 2 * d**3 * HYBRID_EXPM_S_PER_D3
 
 
 HYBRID = HybridEngine()

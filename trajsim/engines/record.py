@@ -32,9 +32,13 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
-from . import dicke, exact
-from .engine import OBSERVABLES, Instrument, rng_states
-from .engines import (
+from .. import dicke, exact
+from ..engine import OBSERVABLES, Instrument, rng_states
+from ..instruments import _sy_basis
+from ..memory import memory_budget
+from ..point import Point, measurement_times, time_grid
+from ..stats import UnitStats
+from . import (
     Engine,
     Outcomes,
     PointSetup,
@@ -45,9 +49,18 @@ from .engines import (
     sy_outcome,
     trajectory_frame,
 )
-from .instruments import _sy_basis
-from .scenario import Point
-from .stats import UnitStats
+from .jumps import check_blocks, expected_jumps
+
+#: Record-level engine (benchmarks/bench_record_engine.py, 2026-11-25), n = (N + 1)^2 / 2 the
+#: size of a coherence sector: seconds per trajectory and time step per n^2 (the batched sector
+#: products), per trajectory and event of Python work, per random loss time per n^2 (two
+#: products through the eigenmodes), and per block per n^3 (eigenmodes) and per grid step per
+#: n^3 (matrix exponentials), all for both sectors.
+RECORD_STEP_S_PER_N2 = 1.2e-9
+RECORD_EVENT_S = 4e-5
+RECORD_LOSS_S_PER_N2 = 8e-9
+RECORD_MODES_S_PER_N3 = 2.6e-9
+RECORD_EXPM_S_PER_N3 = 5e-10
 
 
 @dataclass
@@ -93,6 +106,22 @@ def _measure(vec: np.ndarray, N: int, instrument: Instrument, stream: np.ndarray
 
 class RecordEngine(Engine):
     """Record-conditioned density matrices of the block j = N/2 (module docstring)."""
+
+    @staticmethod
+    def why_not(point: dict) -> str | None:
+        return record_why_not(point)
+
+    @staticmethod
+    def seconds(point: dict) -> tuple[float, float]:
+        return record_seconds(point)
+
+    @staticmethod
+    def events(point: dict) -> float:
+        return expected_jumps(point)  # the Sigma jumps it does not draw
+
+    @staticmethod
+    def check(point: dict, label: str, unit_size: int) -> None:
+        check_blocks(point, label)
 
     @staticmethod
     def columns(point: dict) -> tuple[str, ...]:
@@ -183,6 +212,48 @@ def _frames(setup, unit, index, samples, events, record: Outcomes) -> dict:
     if setup.instrument:
         frames["measurements"] = record.frame(unit.point, index)
     return frames
+
+
+def record_why_not(point: dict) -> str | None:
+    """Why the record-level engine cannot run a point (None if it can)."""
+    model, init = point["model"], point["initial_state"]
+    if model["gamma_phi"] or model["gamma_rel"]:
+        return "local dephasing or relaxation moves j away from N/2"
+    if init["kind"] == "dicke" and init["j"] is not None and 2 * init["j"] != model["N"]:
+        return "the initial state is not in j = N/2"
+    if point["measurement"]["kind"] == "none" and point["measurement"]["shots"]:
+        return "the Sy2_shots readout samples the wave function of one unravelling"
+    needed, budget = record_bytes(model["N"]), memory_budget()
+    if needed > budget:
+        return (f"its dense propagators at N = {model['N']} need about {needed / 2**30:.3g} GiB "
+                f"(memory grows as N^4); at most {budget / 2**30:.0f} GiB is available")
+    return None
+
+
+def record_bytes(N: int) -> float:
+    """Memory of the record-level engine's block at N: per coherence sector (n = (N+1)^2/2)
+    the generator and up to 16 cached propagators (real, 8 n^2 bytes each) and the eigenmodes
+    R and R^-1 (complex, 16 n^2 each)."""
+    n = (N + 1) ** 2 / 2
+    return 2 * (17 * 8 + 2 * 16) * n * n
+
+
+def record_seconds(point: dict) -> tuple[float, float]:
+    """(CPU seconds per trajectory, once-per-process set-up) of the record-level engine."""
+    N, t_end = point["model"]["N"], point["time"]["t_end"]
+    n = (N + 1) ** 2 / 2
+    grid = np.union1d(time_grid(point), measurement_times(point))
+    steps = np.unique([float(f"{tau:.12g}") for tau in np.diff(grid)]).size
+    poisson = point["loss"]["rate_per_spin"] * N * t_end
+    losses = poisson + len(point["loss"]["times"])
+    per_trajectory = (grid.size * (RECORD_STEP_S_PER_N2 * n * n + RECORD_EVENT_S)
+                      + poisson * RECORD_LOSS_S_PER_N2 * n * n)
+    if steps > 16:  # more grid spacings than BlockPropagator caches: one exponential each
+        per_trajectory += grid.size * RECORD_EXPM_S_PER_N3 * n**3
+    blocks = 1 + min(N, np.ceil(losses + 3 * np.sqrt(losses)))  # N0 down to the most losses
+    setup = blocks * n**3 * (min(steps, 16) * RECORD_EXPM_S_PER_N3
+                             + (RECORD_MODES_S_PER_N3 if poisson else 0.0))
+    return per_trajectory, setup
 
 
 RECORD = RecordEngine()
