@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from trajsim import dicke, engine
+from trajsim import compiled, dicke
 from trajsim.model import Rates
 
 
@@ -26,12 +26,12 @@ def rates_for(N):
 
 
 def trajsim_run(N, t_end, n_traj, n_samples=21):
-    table = engine.BlockTable(rates_for(N))
+    table = compiled.BlockTable(rates_for(N))
     psi = dicke.dicke_state(N, -N)[None, :]
     t = np.linspace(0, t_end, n_samples)
     start = time.perf_counter()
-    samples, _events = engine.simulate(table, N, N, np.ones(1), psi, t, np.zeros(0), 0.0,
-                                      engine.rng_states(1, 0, np.arange(n_traj)))
+    samples, _events = compiled.simulate(table, N, N, np.ones(1), psi, t, np.zeros(0), 0.0,
+                                      compiled.rng_states(1, 0, np.arange(n_traj)))
     return (time.perf_counter() - start) / n_traj, table, samples
 
 

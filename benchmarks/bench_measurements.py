@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from trajsim import engine, exact
+from trajsim import compiled, exact
 from trajsim.model import Rates
 
 R, T_END, PERIOD = 2.5, 10.0, 0.5
@@ -21,15 +21,15 @@ R, T_END, PERIOD = 2.5, 10.0, 0.5
 
 def per_trajectory(N: int, instrument, n_traj: int) -> tuple[float, float]:
     """(seconds, jumps) per trajectory on one thread, blocks built and kernels loaded first."""
-    table = engine.BlockTable(Rates(r=R), sy_basis=True)
+    table = compiled.BlockTable(Rates(r=R), sy_basis=True)
     table.ensure(N, N)
     weights, states = exact.steady_ensemble(N, N, R)
     t = np.linspace(0, T_END, 21)
 
     def go(seed, n):
-        return engine.simulate(table, N, N, weights, states, t, np.zeros(0), 0.0,
-                               engine.rng_states(seed, 0, np.arange(n)),
-                               rng_meas=engine.rng_states(seed, 0, np.arange(n), stream=1),
+        return compiled.simulate(table, N, N, weights, states, t, np.zeros(0), 0.0,
+                               compiled.rng_states(seed, 0, np.arange(n)),
+                               rng_meas=compiled.rng_states(seed, 0, np.arange(n), stream=1),
                                instrument=instrument)
 
     go(0, 1)
@@ -41,9 +41,9 @@ def per_trajectory(N: int, instrument, n_traj: int) -> tuple[float, float]:
 def main():
     times = PERIOD * np.arange(1, int(T_END / PERIOD) + 1)
     setups = {"none": None,
-              "copies (1)": engine.Instrument(engine.COPIES, times),
-              "projective": engine.Instrument(engine.PROJECTIVE, times),
-              "weak, sigma 1": engine.Instrument(engine.WEAK, times, 1.0)}
+              "copies (1)": compiled.Instrument(compiled.COPIES, times),
+              "projective": compiled.Instrument(compiled.PROJECTIVE, times),
+              "weak, sigma 1": compiled.Instrument(compiled.WEAK, times, 1.0)}
     print(f"# {platform.processor() or platform.machine()}, {datetime.date.today()}, one thread")
     print("| N | instrument | ms per trajectory | jumps per trajectory | µs per outcome "
           "(vs none) |")

@@ -17,9 +17,9 @@ import time
 import numba as nb
 import numpy as np
 
-from trajsim import dicke, engine, exact
-from trajsim.engine.kernels import _apply_channel
-from trajsim.engine.layout import B_D0
+from trajsim import compiled, dicke, exact
+from trajsim.compiled.kernels import _apply_channel
+from trajsim.compiled.layout import B_D0
 from trajsim.model import Rates
 from trajsim.engines.jumps import _odd_jump_rate
 
@@ -40,7 +40,7 @@ def per_jump(N: int, jumps: int) -> tuple[float, float]:
     From the odd-N steady state over the time that gives ``jumps`` in 4 trajectories where its
     jump rate is >= 10 Gamma; at larger N (the steady state is nearly dark) from |N/2, -N/2>
     over 1/Gamma, with as many trajectories as give ``jumps`` (~40-100 jumps each)."""
-    table = engine.BlockTable(Rates(r=R))
+    table = compiled.BlockTable(Rates(r=R))
     table.ensure(N, N)
     rate = _odd_jump_rate(N, R)
     if rate >= 10:
@@ -52,8 +52,8 @@ def per_jump(N: int, jumps: int) -> tuple[float, float]:
 
     def run(seed, n):
         start = time.perf_counter()
-        _, events = engine.simulate(table, N, N, weights, states, np.array([0.0, t_end]),
-                                    np.zeros(0), 0.0, engine.rng_states(seed, 0, np.arange(n)))
+        _, events = compiled.simulate(table, N, N, weights, states, np.array([0.0, t_end]),
+                                    np.zeros(0), 0.0, compiled.rng_states(seed, 0, np.arange(n)))
         return time.perf_counter() - start, events["t"].size
 
     jumps_one = run(0, 1)[1]  # also the warm-up (compiled kernels loaded)
@@ -65,7 +65,7 @@ def per_jump(N: int, jumps: int) -> tuple[float, float]:
 
 def matvec_gflops(N: int) -> float:
     """GFLOP/s of the in-block product A_Sigma c for the larger sector of block (N, N/2)."""
-    table = engine.BlockTable(Rates(r=R))
+    table = compiled.BlockTable(Rates(r=R))
     b = table.ensure(N, N)
     packed = table.packed()
     blk_int, ch_int, A = packed[0], packed[2], packed[5]

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from trajsim import dicke, engine
+from trajsim import compiled, dicke
 from trajsim.model import Rates
 
 R = 2.5
@@ -34,15 +34,15 @@ MEAN_OVER = 4000
 
 def trajsim_per_trajectory(N, t_end, n_samples, n_traj, r=R):
     """Seconds per trajectory (one thread, blocks built beforehand) and mean jumps per trajectory."""
-    table = engine.BlockTable(Rates(r=r))
+    table = compiled.BlockTable(Rates(r=r))
     table.ensure(N, N)
     psi = dicke.dicke_state(N, -N)[None, :]
     t = np.linspace(0, t_end, n_samples)
-    engine.simulate(table, N, N, np.ones(1), psi, t, np.zeros(0), 0.0,
-                    engine.rng_states(0, 0, np.arange(1)))  # warm-up: load compiled kernels
+    compiled.simulate(table, N, N, np.ones(1), psi, t, np.zeros(0), 0.0,
+                    compiled.rng_states(0, 0, np.arange(1)))  # warm-up: load compiled kernels
     start = time.perf_counter()
-    _, events = engine.simulate(table, N, N, np.ones(1), psi, t, np.zeros(0), 0.0,
-                                engine.rng_states(1, 0, np.arange(n_traj)))
+    _, events = compiled.simulate(table, N, N, np.ones(1), psi, t, np.zeros(0), 0.0,
+                                compiled.rng_states(1, 0, np.arange(n_traj)))
     return (time.perf_counter() - start) / n_traj, events["t"].size / n_traj
 
 

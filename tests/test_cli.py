@@ -188,7 +188,7 @@ def test_second_run_does_not_recompile(small_run, tmp_path):
     code = f"""
 import sys
 from trajsim import runner, scenario
-from trajsim.engine import kernels, streams, trajectories
+from trajsim.compiled import kernels, streams, trajectories
 runner.run(scenario.load({str(scenario)!r}), {str(tmp_path / 'again')!r}, threads=1)
 compiled = [f for module in (kernels, streams, trajectories) for f in vars(module).values()
             if hasattr(f, 'stats')]

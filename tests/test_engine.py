@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from conftest import assert_frequency_matches
 
-from trajsim import dicke, engine, exact
-from trajsim.engine import kernels, layout
-from trajsim.engine.vexp import X_MIN, exp_nonpositive
+from trajsim import compiled, dicke, exact
+from trajsim.compiled import kernels, layout
+from trajsim.compiled.vexp import X_MIN, exp_nonpositive
 from trajsim.model import Rates
 
 T = np.linspace(0.0, 3.0, 16)
@@ -16,9 +16,9 @@ T = np.linspace(0.0, 3.0, 16)
 def run(rates, N, two_j, psi, n, loss_rate=0.0, loss_times=(), seed=7, t=T):
     psi = np.asarray(psi)
     states = psi[None, :] if psi.ndim == 1 else psi
-    return engine.simulate(engine.BlockTable(rates), N, two_j, np.ones(len(states)), states, t,
+    return compiled.simulate(compiled.BlockTable(rates), N, two_j, np.ones(len(states)), states, t,
                            np.asarray(loss_times, float), loss_rate,
-                           engine.rng_states(seed, 0, np.arange(n)))
+                           compiled.rng_states(seed, 0, np.arange(n)))
 
 
 # The symmetrised cross moments (SxSy, SxSz, SySz) are left out of the 5-SE comparisons: at late
@@ -30,7 +30,7 @@ COMPARED = ("N", "j", "Sx", "Sy", "Sz", "Sx2", "Sy2", "Sz2")
 
 def compare(samples, reference, within_sem, names=COMPARED):
     for name in names:
-        k = engine.OBSERVABLES.index(name)
+        k = compiled.OBSERVABLES.index(name)
         within_sem(samples[:, :, k], reference[name], name)
 
 
@@ -50,7 +50,7 @@ def test_scripted_losses_even_odd_even(within_sem):
     reference = exact.evolve(rates, 8, 8, np.outer(psi, psi.conj()), T, loss_times=[1.0, 2.0])
     compare(samples, reference, within_sem)
     assert np.all(samples[:, T < 1.0, 0] == 8) and np.all(samples[:, T >= 2.0, 0] == 6)
-    losses = events["channel"] >= engine.LOSS_CODE
+    losses = events["channel"] >= compiled.LOSS_CODE
     assert np.sum(losses) == 2 * 3000 and set(events["t"][losses]) == {1.0, 2.0}
 
 
@@ -65,11 +65,11 @@ def test_poisson_and_scripted_loss_with_collective_decay(within_sem):
 def test_odd_steady_state_ensemble_is_stationary(within_sem):
     """Sampling the mixed steady state (Eq. 16) as an ensemble of eigenvectors stays steady."""
     weights, states = exact.steady_ensemble(9, 9, 1.5)
-    samples, _ = engine.simulate(engine.BlockTable(Rates(r=1.5)), 9, 9, weights, states, T,
-                                 np.zeros(0), 0.0, engine.rng_states(3, 0, np.arange(3000)))
+    samples, _ = compiled.simulate(compiled.BlockTable(Rates(r=1.5)), 9, 9, weights, states, T,
+                                 np.zeros(0), 0.0, compiled.rng_states(3, 0, np.arange(3000)))
     steady = exact.steady_observables(9, 1.5)
     for name in ("Sz", "Sx2", "Sy2", "Sz2"):
-        within_sem(samples[:, :, engine.OBSERVABLES.index(name)], np.full(T.size, steady[name]), name)
+        within_sem(samples[:, :, compiled.OBSERVABLES.index(name)], np.full(T.size, steady[name]), name)
 
 
 @pytest.mark.parametrize("N, r, t_end", [pytest.param(2000, 5.0, 2e-4, marks=pytest.mark.slow),
@@ -79,7 +79,7 @@ def test_numerically_stable_at_large_N_and_r(N, r, t_end):
     t = np.linspace(0, t_end, 5)
     samples, events = run(Rates(r=r), N, N, dicke.dicke_state(N, -N), 3, t=t)
     assert np.all(np.isfinite(samples))
-    o = {name: samples[:, :, k] for k, name in enumerate(engine.OBSERVABLES)}
+    o = {name: samples[:, :, k] for k, name in enumerate(compiled.OBSERVABLES)}
     j = o["j"]
     casimir = o["Sx2"] + o["Sy2"] + o["Sz2"]
     assert np.allclose(casimir / (j * (j + 1)), 1.0, atol=1e-10, rtol=0)
@@ -87,7 +87,7 @@ def test_numerically_stable_at_large_N_and_r(N, r, t_end):
 
 
 def test_waiting_time_solves_no_jump_probability():
-    table = engine.BlockTable(Rates(r=1.3, gamma_coll=0.1))
+    table = compiled.BlockTable(Rates(r=1.3, gamma_coll=0.1))
     b = table.ensure(11, 11)
     packed = table.packed()
     blk_int, lam = packed[0], packed[3]
@@ -95,19 +95,19 @@ def test_waiting_time_solves_no_jump_probability():
     for u in (0.9, 0.3, 1e-6):
         c = rng.normal(size=12)
         c /= np.linalg.norm(c)
-        tau = engine.waiting_time(blk_int, lam, b, c, 3, u, np.zeros(12))
+        tau = compiled.waiting_time(blk_int, lam, b, c, 3, u, np.zeros(12))
         n = np.sum(c**2 * np.exp(-lam[b] * tau))
         assert n == pytest.approx(u, rel=1e-12)
 
 
 def test_dark_component_never_jumps():
-    table = engine.BlockTable(Rates(r=1.0))
+    table = compiled.BlockTable(Rates(r=1.0))
     b = table.ensure(6, 6)
     packed = table.packed()
     blk_int, lam = packed[0], packed[3]
     c = np.zeros(7)
     c[np.argmin(lam[b])] = 1.0
-    assert engine.waiting_time(blk_int, lam, b, c, 1, 1e-9, np.zeros(7)) == np.inf
+    assert compiled.waiting_time(blk_int, lam, b, c, 1, 1e-9, np.zeros(7)) == np.inf
 
 
 def test_tiny_eigenvalues_of_K_have_relative_accuracy():
@@ -150,11 +150,11 @@ def test_vectorisable_exp_is_within_two_ulp_and_zero_below_its_floor():
 
 
 def test_random_streams_depend_only_on_seed_point_trajectory():
-    a = engine.rng_states(5, 2, np.arange(10, 20))
-    b = engine.rng_states(5, 2, np.arange(0, 30))[10:20]
+    a = compiled.rng_states(5, 2, np.arange(10, 20))
+    b = compiled.rng_states(5, 2, np.arange(0, 30))[10:20]
     assert np.array_equal(a, b)
-    assert len({tuple(row) for row in engine.rng_states(5, 0, np.arange(1000))}) == 1000
-    assert not np.array_equal(engine.rng_states(5, 0, [1]), engine.rng_states(5, 1, [1]))
+    assert len({tuple(row) for row in compiled.rng_states(5, 0, np.arange(1000))}) == 1000
+    assert not np.array_equal(compiled.rng_states(5, 0, [1]), compiled.rng_states(5, 1, [1]))
 
 
 def test_mean_number_of_jumps_is_integrated_jump_rate():
@@ -184,10 +184,10 @@ def test_local_dissipation_all_rates_and_a_loss(N, within_sem):
     reference = exact.evolve(rates, N, N, np.outer(psi, psi), T, loss_rate=0.05,
                              loss_times=[1.5])
     compare(samples, reference, within_sem, names=("N", "j", "Sz", "Sx2", "Sy2", "Sz2"))
-    two_j = np.rint(2 * samples[:, :, engine.OBSERVABLES.index("j")]).astype(int)
+    two_j = np.rint(2 * samples[:, :, compiled.OBSERVABLES.index("j")]).astype(int)
     for value in range(N + 1):
         assert_frequency_matches(two_j == value, reference["P_two_j"][:, value], f"P(2j={value})")
-    local = (events["channel"] >= engine.LOCAL_CODE) & (events["channel"] < engine.LOSS_CODE)
+    local = (events["channel"] >= compiled.LOCAL_CODE) & (events["channel"] < compiled.LOSS_CODE)
     moved = events["two_j"][local] - events["two_j_before"][local]
     assert set(np.unique(moved)) == {-2, 0, 2}  # local jumps move j by -1, 0, +1
 
@@ -195,7 +195,7 @@ def test_local_dissipation_all_rates_and_a_loss(N, within_sem):
 def test_local_jump_weights_sum_to_no_jump_part():
     """For every block, sum of local-channel weights = <gamma_rel (N/2 + Jz) + gamma_phi N / 2>."""
     rates = Rates(r=0.5, gamma_phi=0.4, gamma_rel=0.3)
-    table = engine.BlockTable(rates)
+    table = compiled.BlockTable(rates)
     rng = np.random.default_rng(2)
     for N, two_j in [(8, 8), (8, 4), (9, 3), (10, 0)]:
         b = table.ensure(N, two_j)
@@ -215,11 +215,11 @@ def test_block_budget_evicts_and_rebuilds_without_changing_results():
     psi = dicke.dicke_state(12, -12)
     t = np.linspace(0, 4.0, 9)
     args = (12, 12, np.ones(1), psi[None, :], t, np.array([2.0]), 0.0,
-            engine.rng_states(4, 0, np.arange(60)))
-    roomy = engine.BlockTable(rates)
-    small = engine.BlockTable(rates, budget_bytes=2 * 8 * 13**2)
-    s1, e1 = engine.simulate(roomy, *args)
-    s2, e2 = engine.simulate(small, *args)
+            compiled.rng_states(4, 0, np.arange(60)))
+    roomy = compiled.BlockTable(rates)
+    small = compiled.BlockTable(rates, budget_bytes=2 * 8 * 13**2)
+    s1, e1 = compiled.simulate(roomy, *args)
+    s2, e2 = compiled.simulate(small, *args)
     assert np.array_equal(s1, s2)
     assert all(np.array_equal(e1[k], e2[k]) for k in e1)
     assert small.builds > len(small.keys) and roomy.builds == len(roomy.keys)
@@ -229,10 +229,10 @@ def test_block_budget_evicts_and_rebuilds_without_changing_results():
 def test_events_can_be_switched_off_without_changing_samples():
     rates = Rates(r=1.2, gamma_phi=0.2)
     psi = dicke.dicke_state(7, -7)
-    args = (engine.BlockTable(rates), 7, 7, np.ones(1), psi[None, :], T, np.array([1.0]), 0.1,
-            engine.rng_states(8, 0, np.arange(50)))
-    with_events, events = engine.simulate(*args)
-    without, none = engine.simulate(*args, record_events=False)
+    args = (compiled.BlockTable(rates), 7, 7, np.ones(1), psi[None, :], T, np.array([1.0]), 0.1,
+            compiled.rng_states(8, 0, np.arange(50)))
+    with_events, events = compiled.simulate(*args)
+    without, none = compiled.simulate(*args, record_events=False)
     assert np.array_equal(with_events, without)
     assert events["t"].size > 0 and none["t"].size == 0
 
@@ -241,10 +241,10 @@ def test_shot_signal_is_unbiased_and_leaves_the_trajectory_alone(within_sem):
     """E[mean of m_y^2 over shots] = <Sy^2>: the shot average matches the exact value within 5 SE;
     the quantum trajectory is the same with and without the readout."""
     weights, states = exact.steady_ensemble(9, 9, 1.0)
-    args = (9, 9, weights, states, T, np.zeros(0), 0.0, engine.rng_states(1, 0, np.arange(3000)))
-    with_shots, _ = engine.simulate(engine.BlockTable(Rates(r=1.0), sy_basis=True), *args,
-                                    shots=5, rng_meas=engine.rng_states(1, 0, np.arange(3000), 1))
-    without, _ = engine.simulate(engine.BlockTable(Rates(r=1.0)), *args)
+    args = (9, 9, weights, states, T, np.zeros(0), 0.0, compiled.rng_states(1, 0, np.arange(3000)))
+    with_shots, _ = compiled.simulate(compiled.BlockTable(Rates(r=1.0), sy_basis=True), *args,
+                                    shots=5, rng_meas=compiled.rng_states(1, 0, np.arange(3000), 1))
+    without, _ = compiled.simulate(compiled.BlockTable(Rates(r=1.0)), *args)
     assert np.array_equal(with_shots[:, :, :-1], without)
     steady = exact.steady_observables(9, 1.0)["Sy2"]
     within_sem(with_shots[:, :, -1], np.full(T.size, steady), "Sy2_shots")
@@ -257,10 +257,10 @@ def test_single_shots_follow_the_exact_sy_distribution():
     exact distribution (Fig. S2) within 5 binomial standard errors."""
     n = 6000
     weights, states = exact.steady_ensemble(9, 9, 1.5)
-    samples, _ = engine.simulate(engine.BlockTable(Rates(r=1.5), sy_basis=True), 9, 9, weights,
+    samples, _ = compiled.simulate(compiled.BlockTable(Rates(r=1.5), sy_basis=True), 9, 9, weights,
                                  states, np.array([0.0, 0.1]), np.zeros(0), 0.0,
-                                 engine.rng_states(2, 0, np.arange(n)), shots=1,
-                                 rng_meas=engine.rng_states(2, 0, np.arange(n), 1))
+                                 compiled.rng_states(2, 0, np.arange(n)), shots=1,
+                                 rng_meas=compiled.rng_states(2, 0, np.arange(n), 1))
     my, p = exact.sy_distribution(9, 1.5)
     squares = np.rint(4 * samples[:, 0, -1]).astype(int)  # 4 m_y^2 of the single shot
     for value in np.unique(np.rint(4 * my**2).astype(int)):
@@ -277,7 +277,7 @@ def test_one_axis_twisting_without_decay_is_exact_unitary_evolution():
     samples, events = run(rates, 9, 9, psi, 2)
     reference = exact.evolve(rates, 9, 9, np.outer(psi, psi.conj()), T)
     assert events["t"].size == 0
-    for k, name in enumerate(engine.OBSERVABLES):
+    for k, name in enumerate(compiled.OBSERVABLES):
         np.testing.assert_allclose(samples[:, :, k], np.broadcast_to(reference[name], (2, T.size)),
                                    atol=1e-10, err_msg=name)
     assert reference["SySz"][-1] != pytest.approx(0.0, abs=0.1)
@@ -295,16 +295,16 @@ def test_one_axis_twisting_with_collective_decay_relaxation_and_loss(within_sem)
 
 def test_one_axis_twisting_needs_a_diagonal_no_jump_generator():
     with pytest.raises(ValueError, match="Gamma sinh"):
-        engine.BlockTable(Rates(Gamma=1.0, r=0.5, chi=1.0)).ensure(4, 4)
+        compiled.BlockTable(Rates(Gamma=1.0, r=0.5, chi=1.0)).ensure(4, 4)
 
 
 def test_every_engine_kernel_is_cached_under_the_digest_of_all_engine_sources():
     """A compiled function carries the code of what it calls, so the cache stamp of each engine
-    kernel is the digest of every engine source and dicke.py (engine/cache.py), not of its own
+    kernel is the digest of every engine source and dicke.py (compiled/cache.py), not of its own
     file: a change to kernels.py alone recompiles trajectories.advance too."""
     import inspect
 
-    from trajsim.engine import cache, fpenv, streams, trajectories, vexp
+    from trajsim.compiled import cache, fpenv, streams, trajectories, vexp
 
     modules = (kernels, trajectories, vexp, fpenv, streams)
     dispatchers = [obj for module in modules for _, obj in inspect.getmembers(module)
@@ -315,5 +315,5 @@ def test_every_engine_kernel_is_cached_under_the_digest_of_all_engine_sources():
         locator = dispatcher._cache._impl.locator
         assert isinstance(locator, cache.EngineInTreeLocator | cache.EngineUserDirLocator), \
             dispatcher
-        assert locator.get_source_stamp() == ("trajsim.engine", cache.DIGEST)
+        assert locator.get_source_stamp() == ("trajsim.compiled", cache.DIGEST)
     assert {p.name for p in cache.SOURCES} >= {"kernels.py", "trajectories.py", "dicke.py"}

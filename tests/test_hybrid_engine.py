@@ -10,7 +10,7 @@ from scipy.sparse.linalg import expm_multiply
 
 import trajsim
 from trajsim import dicke, hybrid
-from trajsim.engine.dyadic import advance
+from trajsim.compiled.dyadic import advance
 from trajsim.engines.hybrid import build_block, generator
 from trajsim.model import Rates
 from trajsim.scenario import ScenarioError, load

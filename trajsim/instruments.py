@@ -2,7 +2,7 @@
 
 In a block of spin j the S_y eigenbasis is |j, m_y> = sum_k i^k R[k, m] |j, k>
 (``dicke.sy_eigenbasis``, m_y = m - j).  Every outcome of the instruments of the trajectory
-engine (``engine.kernels._measure_sy``) acts on a block as
+engine (``compiled.kernels._measure_sy``) acts on a block as
 
     rho -> U (U^dag rho U  ∘  W) U^dag,        U[k, m] = i^k R[k, m],
 

@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from . import __version__, distribute
-from .engine import OBSERVABLES
+from .compiled import OBSERVABLES
 from .engines import WorkUnit, engine_for
 from .hybrid import WARN_TOP_WEIGHT
 from .scenario import SCHEMA_VERSION, Scenario

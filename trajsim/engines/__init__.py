@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 
 from .. import dicke, exact
-from ..engine import COPIES, OBSERVABLES, PROJECTIVE, WEAK, Instrument
-from ..engine.streams import _gaussian, _uniform
+from ..compiled import COPIES, OBSERVABLES, PROJECTIVE, WEAK, Instrument
+from ..compiled.streams import _gaussian, _uniform
 from ..errors import ScenarioError
 from ..memory import memory_budget
 from ..point import UNIT_SIZE_DEFAULT, Point, measurement_times

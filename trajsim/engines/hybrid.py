@@ -10,11 +10,11 @@ k = j + m), in the rotating frame of Eq. (8):
     no jump d psi/dt = -i H_eff psi,  H_eff = H - (i/2) sum_c L_c^dag L_c.
 
 H and every L_c^dag L_c keep the parity of n + k (a^dag a + S_z up to a constant), so H_eff is
-block-diagonal over two parity sectors; it is not normal, and ``engine.dyadic`` propagates it
+block-diagonal over two parity sectors; it is not normal, and ``compiled.dyadic`` propagates it
 with exact propagators of dyadic steps.  A jump picks channel c with probability ||L_c psi||^2
 over their sum.  Spin losses are those of the spin engine (a Poisson process of rate
 gamma_loss N plus scripted times; ``dicke.loss_kraus`` on the spin factor, the cavity
-untouched), and S_y instruments act on the spin factor as ``engine.kernels._measure_sy`` does.
+untouched), and S_y instruments act on the spin factor as ``compiled.kernels._measure_sy`` does.
 The cavity starts in the reservoir's squeezed vacuum (``hybrid.squeezed_vacuum``), the spins in
 the scenario's initial state.  Per sample: the spin OBSERVABLES of the reduced state and the
 cavity's ``hybrid.CAVITY_OBSERVABLES``.  The exact reference is ``hybrid.liouvillian``.
@@ -33,9 +33,9 @@ import pandas as pd
 from scipy.linalg import expm
 
 from .. import dicke, exact, hybrid
-from ..engine import OBSERVABLES, Instrument, rng_states
-from ..engine.dyadic import TAYLOR, advance, advance_through, levels
-from ..engine.streams import _uniform
+from ..compiled import OBSERVABLES, Instrument, rng_states
+from ..compiled.dyadic import TAYLOR, advance, advance_through, levels
+from ..compiled.streams import _uniform
 from ..errors import ScenarioError
 from ..instruments import _sy_basis
 from ..memory import memory_budget
@@ -70,7 +70,7 @@ COLUMNS = OBSERVABLES + hybrid.CAVITY_OBSERVABLES
 @dataclass(frozen=True)
 class HybridBlock:
     """Block (N, j): the dyadic propagators and the generator A of its two parity sectors (in
-    the layout of ``engine.dyadic``), and its jump channels.
+    the layout of ``compiled.dyadic``), and its jump channels.
 
     ``order``: the flat indices n (2j+1) + k of psi in sector order (the kernel's vector);
     ``channels``: (name, 2j after, Fock factor or None, spin factor or None: one of the two),
@@ -305,7 +305,7 @@ class _Trajectory:
         return self.poisson, False
 
     def advance(self, tau: float) -> bool:
-        """No-jump evolution by up to tau (``engine.dyadic.advance``); True at a jump."""
+        """No-jump evolution by up to tau (``compiled.dyadic.advance``); True at a jump."""
         b = self.block
         elapsed, jumped = advance(b.Pr, b.Pi, b.Ar, b.Ai, b.dims, self.setup.h, self.xr,
                                   self.xi, tau, self.u)
@@ -418,7 +418,7 @@ def _events_frame(point: int, index: np.ndarray, events: list) -> pd.DataFrame:
 
 
 def hybrid_step(point: dict) -> float:
-    """The hybrid engine's longest dyadic step h (``engine.dyadic``): the sample spacing divided
+    """The hybrid engine's longest dyadic step h (``compiled.dyadic``): the sample spacing divided
     evenly into steps no longer than the cavity's decay time 1 / (kappa_sqz + kappa_int)."""
     m, dt = point["model"], point["time"]["t_end"] / (point["time"]["n_samples"] - 1)
     return dt / max(1, math.ceil(dt * (m["kappa_sqz"] + m["kappa_int"])))
@@ -426,7 +426,7 @@ def hybrid_step(point: dict) -> float:
 
 def hybrid_sizes(point: dict) -> tuple[int, int]:
     """(d, L + 1) of the hybrid block (N, N/2): its parity-sector size and its dyadic levels
-    (``engine.dyadic.levels`` for a bound on ||A||_1: 2 g sqrt(n_max) (N/2 + 1) from H, and
+    (``compiled.dyadic.levels`` for a bound on ||A||_1: 2 g sqrt(n_max) (N/2 + 1) from H, and
     half the decay, kappa_sqz e^(2|r|) n_max + kappa_int n_max + the local rates' N)."""
     m = point["model"]
     N, n_max = m["N"], m["n_max"]

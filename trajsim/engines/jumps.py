@@ -1,5 +1,5 @@
 """The exact jump trajectories of Eq. (2)/(11) with spin loss in the Dicke blocks (N, j)
-(``trajsim.engine``: compiled kernels), with their cost and memory models."""
+(``trajsim.compiled``: compiled kernels), with their cost and memory models."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy.linalg import eigvalsh_tridiagonal
 
-from ..engine import CHANNELS, LOSS_CODE, OBSERVABLES, BlockTable, rng_states, simulate
+from ..compiled import CHANNELS, LOSS_CODE, OBSERVABLES, BlockTable, rng_states, simulate
 from ..errors import ScenarioError
 from ..memory import memory_budget
 from ..point import Point, measurement_times

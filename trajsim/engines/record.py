@@ -7,7 +7,7 @@ Between events rho evolves by the exact propagator of Eq. (2)/(11) (``exact.Bloc
 losses are a Poisson process of rate gamma_loss N plus the scripted times, independent of the
 state, and act with the whole loss channel rho -> sum_s K_s rho K_s^dag (``dicke.loss_kraus``;
 which spin state was lost is not recorded); an S_y outcome is drawn from rho and applied with
-its Kraus operator, as ``engine.kernels._measure_sy`` does for a wave function
+its Kraus operator, as ``compiled.kernels._measure_sy`` does for a wave function
 (rho_y = U^dag rho U in the S_y eigenbasis, p_m = rho_y[m, m]):
 
     projective:  m drawn from p_m, outcome m_y, rho -> |j, m_y><j, m_y|;
@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from .. import dicke, exact
-from ..engine import OBSERVABLES, Instrument, rng_states
+from ..compiled import OBSERVABLES, Instrument, rng_states
 from ..instruments import _sy_basis
 from ..memory import memory_budget
 from ..point import Point, measurement_times, time_grid

@@ -4,7 +4,7 @@ Numba keys a cached function on the SHA-256 of its own source file only, yet a c
 carries the code of everything it calls: after an edit to ``kernels.py`` alone (an editable
 install and a ``git pull``), ``trajectories.advance`` would load from its cache with the old
 kernels inside.  This session's column-major channel matrices would then have met the old
-row-major product.  The locators below give every function of ``trajsim.engine`` one stamp,
+row-major product.  The locators below give every function of ``trajsim.compiled`` one stamp,
 the SHA-256 of all of the engine's modules and ``dicke.py`` (whose ``clebsch_gordan`` is
 compiled too), so that any change to any of them recompiles everything.  Cache files stay where
 Numba puts them (``__pycache__``, or ``NUMBA_CACHE_DIR``).
@@ -26,7 +26,7 @@ class _EngineStamp:
     """The stamp of every engine function: the digest of all the sources (module docstring)."""
 
     def get_source_stamp(self):
-        return ("trajsim.engine", DIGEST)
+        return ("trajsim.compiled", DIGEST)
 
     @classmethod
     def from_function(cls, py_func, py_file):
