@@ -93,7 +93,7 @@ def test_report_end_to_end(tmp_path):
     assert res.returncode == 0, res.stderr
     folder = out / "report"
     for name in ("report.md", "report.html", "detection.csv", "losses.csv", "roc.csv",
-                 "traces.png", "histogram.png", "roc.png", "latency.png"):
+                 "traces.png", "histogram.png", "roc.png"):
         assert (folder / name).stat().st_size > 0, name
     summary = pd.read_csv(folder / "detection.csv")
     events = pd.read_parquet(out / "events.parquet")

@@ -268,6 +268,19 @@ def _rank_pid(out: Path, rank: int) -> int | None:
     return None
 
 
+def _wait_until_rank_1_holds_a_unit(out: Path, timeout: float = 60.0) -> None:
+    """Return once the last unit handed to rank 1 (units/handout.log) has no commit record."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        lines = (out / "units" / "handout.log").read_text().splitlines()
+        mine = [line.split() for line in lines if line.endswith(" rank 1")]
+        if mine and not (out / "units" / f"p{int(mine[-1][0]):05d}-u{int(mine[-1][1]):06d}"
+                                          ".json").exists():
+            return
+        time.sleep(0.005)
+    raise AssertionError("rank 1 never held an unfinished unit")
+
+
 @pytest.mark.slow
 def test_a_rank_killed_by_a_signal_is_named_on_resume(tmp_path):
     """MPICH ends the job; the resume says which units were missing and which rank had them,
@@ -278,6 +291,7 @@ def test_a_rank_killed_by_a_signal_is_named_on_resume(tmp_path):
     job = start_and_wait(scenario, out, "*.json", 6)
     pid = _rank_pid(out, 1)
     assert pid is not None
+    _wait_until_rank_1_holds_a_unit(out)  # not between two units: the resume must name it
     os.kill(pid, signal.SIGKILL)
     assert job.wait(timeout=60) != 0
     res = subprocess.run(trajsim_cmd("run", scenario, "--out", out, "--resume"),

@@ -196,14 +196,6 @@ def _figures(results, events, files: dict, manifest: dict) -> dict[str, str]:
         figures["sweep.png"] = "Detection probability and false-flip rate per sweep point."
         _save(fig, files, "sweep.png")
 
-    latency = results["losses"].latency.dropna()
-    if len(latency):
-        fig, ax = _figure(figsize=(5, 3.6))
-        ax.hist(latency, bins=30)
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set(xlabel=f"latency ({unit})", ylabel="losses")
-        figures["latency.png"] = "Latency from a loss to the detector's correct parity."
-        _save(fig, files, "latency.png")
     return figures
 
 
