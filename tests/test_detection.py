@@ -76,6 +76,7 @@ def test_missed_loss_when_the_signal_never_follows():
     assert found.detected.tolist() == [False, True] and found.latency.iloc[1] == 0.0
 
 
+@pytest.mark.slow
 def test_report_end_to_end(tmp_path):
     """A small sensing run: report files exist, every loss is accounted for, and the automatic
     threshold separates the exact even and odd steady <Sy^2> (odd N: <Sy^2> >= 1/4)."""

@@ -122,6 +122,7 @@ def test_latency_is_never_below_the_time_to_the_next_outcome(projective_run):
     assert result["latency_min"] >= 0
 
 
+@pytest.mark.slow
 def test_report_has_the_record_section_and_warns_without_losses(projective_run, tmp_path):
     folder = projective_run.report()
     table = pd.read_csv(folder / "record_detection.csv")

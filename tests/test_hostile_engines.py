@@ -210,6 +210,7 @@ def test_stray_part_files_leave_the_report_unchanged(reported):
     ('name: "ab\\0c\\u202ed"\nmodel: {N: 4}\ntime: {t_end: 1}\n', "name"),
     ("model: 5\ntime: {t_end: 1}\n", "model: 5 is not allowed; expected a section of keys"),
     ("model: {N: 4}\ntime: {t_end: 1}\nsweep: {model.r: []}\n", "expected a list of at least"),
+    ("model: {N: 4}\ntime: {t_end: 2021-13-45}\n", "a value YAML cannot read"),
 ])
 def test_odd_values_give_one_short_escaped_line(tmp_path, capsys, text, key):
     path = tmp_path / "s.yaml"

@@ -45,14 +45,14 @@ def unit_identities(scenario: Scenario):
     """identities(p, u): what unit u of point p is committed as (first), and what an older
     trajsim committed it as (the full hashes, before runs could be extended)."""
     units = {(u.point, u.unit): u for u in work_units(scenario)}
-    family = scenario.family_hash()
+    family, full = scenario.family_hash(), scenario.hash()
     points = [(scenario.point_family_hash(p), scenario.point_hash(p))
               for p in range(len(scenario.points))]
 
     def identities(p: int, u: int) -> list[dict]:
         unit = units[p, u]
         return [unit_identity(family, points[p][0], unit.first, unit.count),
-                unit_identity(scenario.hash(), points[p][1])]
+                unit_identity(full, points[p][1])]
 
     return identities
 

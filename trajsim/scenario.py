@@ -274,9 +274,11 @@ def parse_yaml(text: str, where: str):
         raise ScenarioError(f"{where}: {err}") from None
     except RecursionError:
         raise ScenarioError(f"{where}: nested too deeply (at most {MAX_DEPTH} levels)") from None
-    except ValueError:  # Python refuses to read integers of more than 4300 digits
-        raise ScenarioError(f"{where}: a number with more than {sys.get_int_max_str_digits()} "
-                            "digits; no key takes one") from None
+    except ValueError as err:  # a value the loader cannot build, e.g. a 5000-digit integer
+        if "digits" in str(err):
+            raise ScenarioError(f"{where}: a number with more than "
+                                f"{sys.get_int_max_str_digits()} digits; no key takes one") from None
+        raise ScenarioError(f"{where}: a value YAML cannot read ({err})") from None
     _check_tree(document, where)
     return document
 

@@ -260,7 +260,8 @@ class RunDirectory:
                                         f"trajectories per point; a run cannot shrink (give "
                                         f"at least {before}, or choose a new --out directory)")
         if not resume:
-            more = f" (it has {before} trajectories per point)" if trajectories > before else ""
+            more = (f" (it has {before} trajectories per point)"
+                    if before is not None and trajectories > before else "")
             raise RunDirectoryError(f"{self.path}: already holds this run{more}; add --resume "
                                     "to continue or extend it, or choose a new --out directory")
         for folder in (self.path, self.path / "units",
