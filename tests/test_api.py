@@ -192,11 +192,11 @@ def test_units_without_events_read_together_with_units_with_events():
 def test_the_import_paths_from_before_the_engines_package_still_work():
     """trajsim.engine (now trajsim.compiled), trajsim.record_engine and trajsim.hybrid_engine
     (now in trajsim.engines): the same module objects, not second copies."""
-    import trajsim.compiled.dyadic
-    import trajsim.engine.dyadic
+    import trajsim.compiled.kernels
+    import trajsim.engine.kernels
     from trajsim import engines
     from trajsim.hybrid_engine import HYBRID
     from trajsim.record_engine import RECORD
 
-    assert trajsim.engine.dyadic is trajsim.compiled.dyadic
+    assert trajsim.engine.kernels is trajsim.compiled.kernels
     assert HYBRID is engines.hybrid.HYBRID and RECORD is engines.record.RECORD

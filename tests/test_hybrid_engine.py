@@ -1,17 +1,15 @@
 """The hybrid engine (trajsim.engines.hybrid): exact trajectories of Eq. (9) against exact
-density matrices built independently, the dyadic no-jump propagation against scipy's expm, and
-the scenario keys of model.kind: hybrid."""
+density matrices built independently, and the scenario keys of model.kind: hybrid (the
+Krylov no-jump propagation: test_krylov.py)."""
 
 import numpy as np
 import pytest
 import qutip as qt
-from scipy.linalg import expm
 from scipy.sparse.linalg import expm_multiply
 
 import trajsim
 from trajsim import dicke, hybrid
-from trajsim.compiled.dyadic import advance
-from trajsim.engines.hybrid import build_block, generator
+from trajsim.engines.hybrid import generator
 from trajsim.model import Rates
 from trajsim.scenario import ScenarioError, load
 
@@ -19,19 +17,11 @@ CAVITY = hybrid.Cavity(g=0.5, kappa_sqz=1.0, r=0.4, kappa_int=0.3, Delta_c=0.3, 
 LOCAL = Rates(gamma_phi=0.2, gamma_rel=0.1)
 
 
-def kernel_arrays(block):
-    return block.Pr, block.Pi, block.Ar, block.Ai, block.dims
-
-
-def sector_generator(block, A):
-    """A in the kernel's sector order."""
-    return A[np.ix_(block.order, block.order)]
-
-
 def test_generator_splits_into_parity_sectors_and_its_decay_is_the_channels():
     """H_eff keeps the parity of n + k, and -(A + A^dag) = sum_c L_c^dag L_c over the cavity
     channels and every j-resolved local route: the no-jump decay is the total jump rate."""
     A, channels = generator(3, 3, CAVITY, LOCAL)
+    A = A.toarray()
     parity = (np.arange(6)[:, None] + np.arange(4)[None, :]).ravel() % 2
     assert not np.any(A[np.ix_(parity == 0, parity == 1)])
     eye_f, eye_s = np.identity(6), np.identity(4)
@@ -40,53 +30,6 @@ def test_generator_splits_into_parity_sectors_and_its_decay_is_the_channels():
     assert np.allclose(total, -(A + A.conj().T), atol=1e-12)
     assert {name for name, *_ in channels} == {"cavity_sqz", "cavity_int", "dephasing",
                                                "relaxation"}
-
-
-def test_dyadic_propagation_is_exp_of_the_generator():
-    """No jump (u tiny): advance(tau) x = expm(A tau) x to 1e-12, for spans on and off the
-    step grid, and one rounding short of two steps (the Taylor polynomial goes back)."""
-    block = build_block(3, 3, CAVITY, LOCAL, h=0.25)
-    A = sector_generator(block, generator(3, 3, CAVITY, LOCAL)[0])
-    x = np.array([1, 1j]) @ np.random.default_rng(1).normal(size=(2, A.shape[0]))
-    x /= np.linalg.norm(x)
-    for tau in (0.25, 1.0, np.nextafter(0.5, 0), 1.2345678, 3e-9):
-        xr, xi = x.real.copy(), x.imag.copy()
-        elapsed, jumped = advance(*kernel_arrays(block), 0.25, xr, xi, tau, 1e-300)
-        assert not jumped and elapsed == tau
-        assert np.allclose(xr + 1j * xi, expm(A * tau) @ x, rtol=0, atol=1e-12), tau
-
-
-def test_dyadic_jump_time_is_the_root_of_the_norm():
-    """The returned jump time t solves ||expm(A t) x||^2 = u to 1e-12, and the state is
-    expm(A t) x."""
-    block = build_block(3, 3, CAVITY, LOCAL, h=0.25)
-    A = sector_generator(block, generator(3, 3, CAVITY, LOCAL)[0])
-    x = np.zeros(A.shape[0], complex)
-    x[0] = 1.0
-    for u in (0.9, 0.5, 0.01):
-        xr, xi = x.real.copy(), x.imag.copy()
-        t, jumped = advance(*kernel_arrays(block), 0.25, xr, xi, 100.0, u)
-        exact = expm(A * t) @ x
-        assert jumped and abs(np.vdot(exact, exact).real - u) < 1e-12 * u
-        assert np.allclose(xr + 1j * xi, exact, rtol=0, atol=1e-12)
-
-
-def test_dyadic_propagation_is_exact_at_an_exceptional_point():
-    """One spin, one photon, internal loss only: the one-excitation sector has
-    A = [[-kappa/2, -i g], [-i g, 0]], defective at g = kappa / 4.  There its eigenvectors
-    coincide (an eigen-decomposition fails), yet the dyadic steps reproduce expm to 1e-13."""
-    kappa = 1.0
-    cavity = hybrid.Cavity(g=kappa / 4, kappa_sqz=0.0, r=0.0, kappa_int=kappa, n_max=1)
-    block = build_block(1, 1, cavity, Rates(), h=0.5)
-    A = sector_generator(block, generator(1, 1, cavity, Rates())[0])
-    single = np.ix_([2, 3], [2, 3])  # |0, up> and |1, down>: the odd sector, after the even
-    assert np.allclose(A[single], [[0, -0.25j], [-0.25j, -0.5]])
-    assert np.linalg.cond(np.linalg.eig(A[single])[1]) > 1e6
-    x = np.array([0, 0, 1, 0], complex)
-    for tau in (0.5, 2.75, 10.0):
-        xr, xi = x.real.copy(), x.imag.copy()
-        advance(*kernel_arrays(block), 0.5, xr, xi, tau, 1e-300)
-        assert np.allclose(xr + 1j * xi, expm(A * tau) @ x, rtol=0, atol=1e-13)
 
 
 def test_the_cavity_starts_in_the_reservoir_squeezed_vacuum():

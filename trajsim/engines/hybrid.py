@@ -30,11 +30,11 @@ from functools import cache
 
 import numpy as np
 import pandas as pd
-from scipy.linalg import expm
+import scipy.sparse as sp
 
 from .. import dicke, exact, hybrid
 from ..compiled import OBSERVABLES, Instrument, rng_states
-from ..compiled.dyadic import TAYLOR, advance, advance_through, levels
+from ..compiled import krylov
 from ..compiled.streams import _uniform
 from ..errors import ScenarioError
 from ..instruments import _sy_basis
@@ -57,63 +57,53 @@ from .jumps import DICKE, expected_jumps
 
 #: Most CPU seconds one hybrid trajectory may be expected to take (a day of one core).
 MAX_TRAJECTORY_S = 86400.0
-#: Hybrid engine (benchmarks/bench_hybrid.py, 2026-11-25): seconds per complex multiply-add of a
-#: dyadic sector product, of Python work per stop (sample, measurement) or event, and per d^3
-#: and level of a block's propagators (d: the size of a parity sector).
-HYBRID_S_PER_MAC = 6e-10
+#: Hybrid engine cost model (``_hybrid_seconds``; benchmarks/bench_hybrid.py): time reached by
+#: one Krylov step per unit of ``hybrid_norm``, seconds per non-zero of a sparse product, per
+#: Gram-Schmidt multiply-add, of Python work per stop or event, and per non-zero built.
+HYBRID_REACH = 4.0
+HYBRID_S_PER_NNZ = 2e-9
+HYBRID_S_PER_GS = 1e-9
 HYBRID_STOP_S = 2e-5
-HYBRID_EXPM_S_PER_D3 = 1e-9
+HYBRID_S_PER_NNZ_BUILD = 1e-6
 
 COLUMNS = OBSERVABLES + hybrid.CAVITY_OBSERVABLES
 
 
 @dataclass(frozen=True)
 class HybridBlock:
-    """Block (N, j): the dyadic propagators and the generator A of its two parity sectors (in
-    the layout of ``compiled.dyadic``), and its jump channels.
+    """Block (N, j): A = -i H_eff in CSR on psi.ravel() (index n (2j+1) + k) with its max row
+    sum ``anorm``, and its jump channels.
 
-    ``order``: the flat indices n (2j+1) + k of psi in sector order (the kernel's vector);
     ``channels``: (name, 2j after, Fock factor or None, spin factor or None: one of the two),
     sqrt(rate) folded in; ``losses``: (name, 2j after, spin factor), the loss Kraus operators."""
 
     N: int
     two_j: int
-    order: np.ndarray
-    dims: np.ndarray
-    Pr: np.ndarray
-    Pi: np.ndarray
-    Ar: np.ndarray
-    Ai: np.ndarray
+    fock: int
+    A: sp.csr_matrix
+    anorm: float
     channels: list
     losses: list
 
     @property
     def nbytes(self) -> int:
-        return self.Pr.nbytes + self.Pi.nbytes + self.Ar.nbytes + self.Ai.nbytes
+        return self.A.data.nbytes + self.A.indices.nbytes + self.A.indptr.nbytes
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.order.size // (self.two_j + 1), self.two_j + 1
+        return self.fock, self.two_j + 1
 
-    def matrix(self, xr: np.ndarray, xi: np.ndarray) -> np.ndarray:
-        """psi[n, k] from the kernel's vector."""
-        return self.matrices(xr[None], xi[None])[0]
-
-    def matrices(self, Xr: np.ndarray, Xi: np.ndarray) -> np.ndarray:
-        """psi[i, n, k] from the kernel's vectors X[i]."""
-        flat = np.empty((len(Xr), self.order.size), complex)
-        flat[:, self.order] = Xr + 1j * Xi
-        return flat.reshape(len(Xr), *self.shape)
-
-    def vector(self, psi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = psi.ravel()[self.order].astype(complex)
-        return x.real.copy(), x.imag.copy()
+    def advance_through(self, x: np.ndarray, t: float, u: float, times: np.ndarray, first: int,
+                        last: int, step: np.ndarray):
+        """``compiled.krylov.advance_through`` with this block's generator."""
+        return krylov.advance_through(self.A.indptr, self.A.indices, self.A.data, self.anorm, x,
+                                      t, u, times, first, last, step)
 
 
 def generator(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates):
-    """(A = -i H_eff, channels) of block (N, j) (module docstring), dense on Fock ⊗ V_j."""
-    ops = {name: op.toarray() for name, op in hybrid.operators(two_j, cavity).items()}
-    a_full, eye = ops["a"], np.identity(ops["a"].shape[0])
+    """(A = -i H_eff as CSR, channels) of block (N, j) (module docstring), on Fock ⊗ V_j."""
+    ops = hybrid.operators(two_j, cavity)
+    a_full, eye = ops["a"], sp.identity(ops["a"].shape[0], format="csr")
     H = cavity.g * (a_full.T @ ops["S-"] + a_full @ ops["S+"]) + cavity.Delta_c * a_full.T @ a_full
     decay = rates.gamma_rel * (N / 2 * eye + ops["Sz"]) + 0.5 * rates.gamma_phi * N * eye
     a, channels = hybrid.annihilation(cavity.n_max), []
@@ -122,35 +112,26 @@ def generator(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates):
                           ("cavity_int", cavity.kappa_int, a)):
         if rate > 0:
             channels.append((name, two_j, np.sqrt(rate) * L, None))
-            decay = decay + rate * np.kron(L.T @ L, np.identity(two_j + 1))
+            decay = decay + rate * sp.kron(sp.csr_matrix(L.T @ L), sp.identity(two_j + 1))
     for name, rate in rates.local().items():
         for two_j1, two_jp in dicke.local_targets(N, two_j):
             K = dicke.local_kraus(N, two_j, name, two_j1, two_jp)
             channels.append((name, two_jp, None, np.sqrt(rate) * K))
-    return -1j * H - 0.5 * decay, channels
+    A = (-1j * H - 0.5 * decay).tocsr()
+    A.sort_indices()
+    return A, channels
 
 
-def build_block(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates, h: float) -> HybridBlock:
-    """Block (N, j): sectors by the parity of n + k, propagators exp(A h 2^-k) per sector."""
+def build_block(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates) -> HybridBlock:
+    """Block (N, j): its sparse generator, channels and loss Kraus operators."""
     A, channels = generator(N, two_j, cavity, rates)
-    fock = cavity.n_max + 1
-    parity = (np.arange(fock)[:, None] + np.arange(two_j + 1)[None, :]).ravel() % 2
-    sectors = [np.flatnonzero(parity == s) for s in (0, 1)]
-    if np.any(A[np.ix_(sectors[0], sectors[1])]) or np.any(A[np.ix_(sectors[1], sectors[0])]):
-        raise AssertionError("H_eff couples the parity sectors")
-    count = levels(h, np.abs(A).sum(axis=0).max())
-    parts = [[expm(A[np.ix_(idx, idx)] * (h * 0.5**k)).T.ravel() for idx in sectors]
-             for k in range(count)]
-    P = np.array([np.concatenate(p) for p in parts])
-    A_sectors = np.concatenate([A[np.ix_(idx, idx)].T.ravel() for idx in sectors])[None, :]
     losses = [("lost_up" if up else "lost_down", two_j1, dicke.loss_kraus(N, two_j, two_j1, up))
               for two_j1 in (dicke.loss_targets(N, two_j) if N > 0 else [])
               for up in (False, True)]
-    return HybridBlock(N, two_j, np.concatenate(sectors),
-                       np.array([idx.size for idx in sectors], np.int64),
-                       np.ascontiguousarray(P.real), np.ascontiguousarray(P.imag),
-                       np.ascontiguousarray(A_sectors.real), np.ascontiguousarray(A_sectors.imag),
-                       channels, losses)
+    A = sp.csr_matrix((A.data.astype(np.complex128), A.indices.astype(np.int64),
+                       A.indptr.astype(np.int64)), shape=A.shape)
+    anorm = float(abs(A).sum(axis=1).max()) if A.nnz else 0.0
+    return HybridBlock(N, two_j, cavity.n_max + 1, A, anorm, channels, losses)
 
 
 @dataclass
@@ -159,7 +140,6 @@ class HybridSetup(PointSetup):
 
     cavity: hybrid.Cavity
     rates: Rates
-    h: float
     two_j: int
     weights: np.ndarray
     states: np.ndarray
@@ -173,7 +153,7 @@ class HybridSetup(PointSetup):
         the same bits, as building is deterministic."""
         with self.lock:
             if (N, two_j) not in self.blocks:
-                self.blocks[N, two_j] = build_block(N, two_j, self.cavity, self.rates, self.h)
+                self.blocks[N, two_j] = build_block(N, two_j, self.cavity, self.rates)
                 while len(self.blocks) > 1 and sum(b.nbytes for b in self.blocks.values()) \
                         > self.budget:
                     self.blocks.popitem(last=False)
@@ -255,7 +235,7 @@ class HybridEngine(Engine):
     def build(point: Point) -> HybridSetup:
         two_j, weights, states = initial_ensemble(point)
         return HybridSetup(**PointSetup.of(point), cavity=hybrid.Cavity.of(point["model"]),
-                           rates=point.rates(), h=hybrid_step(point), two_j=two_j,
+                           rates=point.rates(), two_j=two_j,
                            weights=weights, states=states)
 
     @staticmethod
@@ -281,16 +261,17 @@ class HybridEngine(Engine):
 
 @dataclass
 class _Trajectory:
-    """The state of one hybrid trajectory between events (module docstring)."""
+    """The state of one hybrid trajectory between events (module docstring): x = psi.ravel(),
+    u the no-jump threshold, step the Krylov step carried between calls."""
 
     setup: HybridSetup
     rng: np.ndarray
     N: int
     two_j: int
     block: HybridBlock
-    xr: np.ndarray
-    xi: np.ndarray
+    x: np.ndarray
     u: float
+    step: np.ndarray
     t: float = 0.0
     scripted: int = 0
     poisson: float = np.inf
@@ -304,18 +285,20 @@ class _Trajectory:
             return times[self.scripted], True
         return self.poisson, False
 
-    def advance(self, tau: float) -> bool:
-        """No-jump evolution by up to tau (``compiled.dyadic.advance``); True at a jump."""
-        b = self.block
-        elapsed, jumped = advance(b.Pr, b.Pi, b.Ar, b.Ai, b.dims, self.setup.h, self.xr,
-                                  self.xi, tau, self.u)
-        self.t += elapsed
-        return jumped
+    def advance_through(self, times: np.ndarray, first: int, last: int):
+        """No-jump evolution through times[first:last] (``compiled.krylov``): (k, jumped,
+        states at times[first:k])."""
+        k, self.t, jumped, X = self.block.advance_through(self.x, self.t, self.u, times, first,
+                                                          last, self.step)
+        return k, jumped, X[:k - first].reshape(-1, *self.block.shape)
+
+    def psi(self) -> np.ndarray:
+        return self.x.reshape(self.block.shape)
 
     def event(self, row: int, loss: bool, is_scripted: bool, events: list) -> None:
         """A jump (channel drawn with probability ||L_c psi||^2) or a loss (Kraus operator drawn
         likewise) at self.t, appended to events; the state renormalised, u redrawn."""
-        psi, before = self.block.matrix(self.xr, self.xi), self.two_j
+        psi, before = self.psi(), self.two_j
         if loss:
             phis = [psi @ K.T for _, _, K in self.block.losses]
             c = _pick([np.vdot(phi, phi).real for phi in phis], self.rng)
@@ -334,68 +317,63 @@ class _Trajectory:
 
     def set_state(self, psi: np.ndarray) -> None:
         """psi[n, k] normalised, and a fresh no-jump threshold u."""
-        self.xr, self.xi = self.block.vector(psi / np.linalg.norm(psi))
+        self.x = (psi / np.linalg.norm(psi)).astype(complex).ravel()
         self.u = _uniform(self.rng)
 
 
 def _trajectory(setup: HybridSetup, row: int, rng: np.ndarray, rng_meas: np.ndarray,
                 samples: np.ndarray, outcomes: np.ndarray, outcome_N: np.ndarray,
                 events: list) -> None:
-    """One trajectory: samples[sample, column], its outcomes and events (appended).  Runs of
-    sample-only stops with no loss due go through the compiled ``advance_through``; at equal
-    times a loss comes first, then a measurement, then a sample."""
+    """One trajectory: samples[sample, column], its outcomes and events (appended).  The stops
+    up to the next measurement or loss go through one compiled call; at equal times a loss
+    comes first, then a measurement, then a sample."""
     N = setup.point["model"]["N"]
     member = _pick(list(setup.weights), rng) if setup.weights.size > 1 else 0
     block = setup.block(N, setup.two_j)
-    xr, xi = block.vector(np.outer(hybrid.squeezed_vacuum(setup.cavity.n_max, setup.cavity.r),
-                                   setup.states[member]))
-    tr = _Trajectory(setup, rng, N, setup.two_j, block, xr, xi, _uniform(rng))
+    psi = np.outer(hybrid.squeezed_vacuum(setup.cavity.n_max, setup.cavity.r),
+                   setup.states[member])
+    tr = _Trajectory(setup, rng, N, setup.two_j, block, psi.astype(complex).ravel(),
+                     _uniform(rng), np.array([krylov.initial_step(block.anorm)]))
     tr.poisson = next_poisson_loss(0.0, setup.loss_rate, N, rng)
     meas_times = setup.instrument.times if setup.instrument else np.zeros(0)
     per_time = setup.instrument.per_time if setup.instrument else 1
     stops = np.union1d(setup.t_grid, meas_times)
     measured = np.flatnonzero(np.isin(stops, meas_times))
-    k, q, sample, states = 0, 0, 0, {}  # states: 2j -> [(samples, psis)]
+    sample_of = np.searchsorted(setup.t_grid, stops)  # the sample index of a stop that is one
+    is_sample = np.isin(stops, setup.t_grid)
+    k, q, states = 0, 0, {}  # states: 2j -> [(samples, psis)]
+
+    def keep(first: int, psis: np.ndarray) -> None:
+        taken = np.arange(first, first + len(psis))[is_sample[first:first + len(psis)]]
+        if taken.size:
+            samples[sample_of[taken], 0], samples[sample_of[taken], 1] = tr.N, tr.two_j / 2
+            states.setdefault(tr.two_j, []).append(
+                (sample_of[taken], psis[is_sample[first:first + len(psis)]]))
+
     while k < stops.size:
         t_loss, is_scripted = tr.next_loss()
-        end = min(measured[np.searchsorted(measured, k)] if measured.size and k <= measured[-1]
-                  else stops.size, int(np.searchsorted(stops, t_loss, "left")))
-        if end > k:  # sample-only stops before the next measurement and loss
-            b = tr.block
-            k_new, tr.t, jumped, Xr, Xi = advance_through(
-                b.Pr, b.Pi, b.Ar, b.Ai, b.dims, setup.h, tr.xr, tr.xi, tr.t, tr.u, stops, k, end)
-            if k_new > k:
-                taken = np.arange(sample, sample + k_new - k)
-                samples[taken, 0], samples[taken, 1] = tr.N, tr.two_j / 2
-                states.setdefault(tr.two_j, []).append((taken, b.matrices(Xr[:k_new - k],
-                                                                          Xi[:k_new - k])))
-                sample += k_new - k
+        later = measured[measured >= k]
+        last = int(later[0]) + 1 if later.size else stops.size
+        cut = min(last, int(np.searchsorted(stops, t_loss, "left")))
+        if cut > k:  # the stops before the next measurement (inclusive) or loss
+            k_new, jumped, psis = tr.advance_through(stops, k, cut)
+            at_measurement = k_new == last and q < meas_times.size and stops[last - 1] == \
+                meas_times[q]
+            keep(k, psis[:len(psis) - at_measurement])
+            if at_measurement:
+                tr.set_state(_measure(tr.psi() / np.linalg.norm(tr.x), tr.two_j,
+                                      setup.instrument, rng_meas,
+                                      outcomes[q * per_time:(q + 1) * per_time]))
+                outcome_N[q], q = tr.N, q + 1
+                keep(last - 1, tr.psi()[None])
             k = k_new
             if jumped:
                 tr.event(row, False, False, events)
             continue
-        T = stops[k]
-        if t_loss <= T:  # a loss first, unless a jump comes before it
-            jumped = tr.advance(t_loss - tr.t)
-            if not jumped:
-                tr.t = t_loss
-            tr.event(row, not jumped, is_scripted, events)
-            continue
-        if tr.advance(T - tr.t):
-            tr.event(row, False, False, events)
-            continue
-        tr.t = T
-        if q < meas_times.size and meas_times[q] == T:
-            psi = tr.block.matrix(tr.xr, tr.xi)
-            tr.set_state(_measure(psi / np.linalg.norm(psi), tr.two_j, setup.instrument,
-                                  rng_meas, outcomes[q * per_time:(q + 1) * per_time]))
-            outcome_N[q], q = tr.N, q + 1
-        if sample < setup.t_grid.size and setup.t_grid[sample] == T:
-            samples[sample, :2] = tr.N, tr.two_j / 2
-            states.setdefault(tr.two_j, []).append(
-                (np.array([sample]), tr.block.matrix(tr.xr, tr.xi)[None]))
-            sample += 1
-        k += 1
+        _, jumped, _ = tr.advance_through(np.array([t_loss]), 0, 1)  # the loss is due first
+        if not jumped:
+            tr.t = t_loss
+        tr.event(row, not jumped, is_scripted, events)
     for two_j, taken in states.items():  # the observables, one pass per total spin j
         rows = np.concatenate([r for r, _ in taken])
         samples[rows, 2:] = observables(np.concatenate([psis for _, psis in taken]), two_j)
@@ -417,31 +395,19 @@ def _events_frame(point: int, index: np.ndarray, events: list) -> pd.DataFrame:
     })
 
 
-def hybrid_step(point: dict) -> float:
-    """The hybrid engine's longest dyadic step h (``compiled.dyadic``): the sample spacing divided
-    evenly into steps no longer than the cavity's decay time 1 / (kappa_sqz + kappa_int)."""
-    m, dt = point["model"], point["time"]["t_end"] / (point["time"]["n_samples"] - 1)
-    return dt / max(1, math.ceil(dt * (m["kappa_sqz"] + m["kappa_int"])))
-
-
 def hybrid_sizes(point: dict) -> tuple[int, int]:
-    """(d, L + 1) of the hybrid block (N, N/2): its parity-sector size and its dyadic levels
-    (``compiled.dyadic.levels`` for a bound on ||A||_1: 2 g sqrt(n_max) (N/2 + 1) from H, and
-    half the decay, kappa_sqz e^(2|r|) n_max + kappa_int n_max + the local rates' N)."""
+    """(d, nnz) of the generator of the hybrid block (N, N/2): d = (n_max + 1)(N + 1), and its
+    non-zeros (the diagonal, a^dag S- and a S+, a^2 and a^dag^2 of the squeezed reservoir)."""
     m = point["model"]
-    N, n_max = m["N"], m["n_max"]
-    bound = (2 * m["g"] * math.sqrt(n_max) * (N / 2 + 1) + abs(m["Delta_c"]) * n_max
-             + 0.5 * (m["kappa_sqz"] * math.exp(2 * abs(m["r"])) * n_max + m["kappa_int"] * n_max
-                      + (m["gamma_rel"] + m["gamma_phi"] / 2) * N))
-    return math.ceil((n_max + 1) * (N + 1) / 2), levels(hybrid_step(point), bound)
+    fock, spins = m["n_max"] + 1, m["N"] + 1
+    return fock * spins, fock * spins + 2 * (fock - 1) * (spins - 1) + 2 * (fock - 2) * spins
 
 
 def hybrid_block_bytes(point: dict) -> float:
-    """Memory of the largest hybrid block: L + 1 propagators and the generator of both sectors,
-    real and imaginary parts (32 (L + 2) d^2 bytes), and the dense generator and exponentials
-    while it is built."""
-    d, count = hybrid_sizes(point)
-    return 32.0 * (count + 1) * d * d + 6 * 16.0 * (2 * d) ** 2
+    """Memory of the largest hybrid block: its CSR generator (complex data, 64-bit indices) and
+    a trajectory's Krylov basis (m + 2 vectors of d)."""
+    d, nnz = hybrid_sizes(point)
+    return 24.0 * nnz + 8.0 * d + 16.0 * (krylov.KRYLOV_DIM + 2) * d
 
 
 def _hybrid_events(point: dict) -> float:
@@ -454,24 +420,37 @@ def _hybrid_events(point: dict) -> float:
 
 
 def _hybrid_seconds(point: dict) -> tuple[float, float]:
-    """(CPU seconds per trajectory, once-per-process set-up) of the hybrid engine: each stop
-    (sample or measurement) costs its whole steps and one product, each event (jump, loss) a
-    descent through the levels (up to 2 products per level) and a Taylor finish; a product costs d^2 multiply-adds
-    per occupied sector (both after an S_y measurement, one otherwise).  Events: the jumps
-    (``_hybrid_events``; measured 100 per trajectory at r = 1, kappa_int = 0.02,
-    t_end = 1735 / kappa) and the losses."""
+    """(CPU seconds per trajectory, once-per-process set-up) of the hybrid engine.  A trajectory
+    takes a Krylov step per HYBRID_REACH / ||A|| of time (||A||: the bound of
+    ``hybrid_norm``), and one more at each measurement and event (jump, loss), each costing
+    m + 1 sparse products (nnz each) and m^2 d of Gram-Schmidt; each stop and event costs
+    HYBRID_STOP_S of Python.  Events: the jumps (``_hybrid_events``) and the losses.  Set-up:
+    each block's CSR generator, HYBRID_S_PER_NNZ_BUILD per non-zero."""
     m, t_end = point["model"], point["time"]["t_end"]
-    d, count = hybrid_sizes(point)
+    d, nnz = hybrid_sizes(point)
     stops = np.union1d(time_grid(point), measurement_times(point)).size
+    measurements = measurement_times(point).size
     losses = point["loss"]["rate_per_spin"] * m["N"] * t_end + len(point["loss"]["times"])
     events = _hybrid_events(point) + losses
-    products = stops + t_end / hybrid_step(point) + (2 * count + TAYLOR) * events
-    sectors = 2 if point["measurement"]["kind"] in ("projective", "weak") else 1
-    per_trajectory = products * sectors * d * d * HYBRID_S_PER_MAC + (stops + events) * HYBRID_STOP_S
+    steps = t_end * hybrid_norm(point) / HYBRID_REACH + measurements + events
+    dim = krylov.KRYLOV_DIM
+    per_step = (dim + 1) * nnz * HYBRID_S_PER_NNZ + dim * dim * d * HYBRID_S_PER_GS
+    per_trajectory = steps * per_step + (stops + events) * HYBRID_STOP_S
     blocks = 1 + min(m["N"], math.ceil(losses + 3 * math.sqrt(losses)))
     if m["gamma_phi"] or m["gamma_rel"]:
         blocks *= 1 + m["N"] // 2  # every j
-    return per_trajectory, blocks * count * 2 * d**3 * HYBRID_EXPM_S_PER_D3
+    return per_trajectory, blocks * nnz * HYBRID_S_PER_NNZ_BUILD
+
+
+def hybrid_norm(point: dict) -> float:
+    """A bound on ||A|| of the hybrid block (N, N/2) where its states live: 2 g sqrt(n_max)
+    (N/2 + 1) from H, and half the decay, kappa_sqz e^(2|r|) n_max + kappa_int n_max + the
+    local rates' N."""
+    m = point["model"]
+    N, n_max = m["N"], m["n_max"]
+    return (2 * m["g"] * math.sqrt(n_max) * (N / 2 + 1) + abs(m["Delta_c"]) * n_max
+            + 0.5 * (m["kappa_sqz"] * math.exp(2 * abs(m["r"])) * n_max
+                     + m["kappa_int"] * n_max + (m["gamma_rel"] + m["gamma_phi"] / 2) * N))
 
 
 HYBRID = HybridEngine()

@@ -1,0 +1,117 @@
+"""The Krylov no-jump propagation (trajsim.compiled.krylov) against scipy's expm: hybrid
+generators with random parameters, stops inside and across steps, the jump time as the root of
+the norm, an exceptional point, and a sector small enough for the Krylov space to close."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.linalg import expm
+
+from trajsim import hybrid
+from trajsim.compiled import krylov
+from trajsim.engines.hybrid import build_block
+from trajsim.model import Rates
+
+#: Each step errs by at most TOL ||x||; the spans below take at most a few hundred steps.
+STEPS_BOUND = 500
+
+
+def evolve(block, x, u, times, t=0.0):
+    """advance_through from t with a fresh step size: (k, t, jumped, X, x after)."""
+    x = x.astype(complex).copy()
+    step = np.array([krylov.initial_step(block.anorm)])
+    k, t, jumped, X = block.advance_through(x, t, u, np.asarray(times, float), 0, len(times), step)
+    return k, t, jumped, X, x
+
+
+def random_block(seed, N=12, n_max=10):
+    rng = np.random.default_rng(seed)
+    cavity = hybrid.Cavity(g=rng.uniform(0.05, 1.0), kappa_sqz=rng.uniform(0.2, 2.0),
+                           r=rng.uniform(0.0, 1.2), kappa_int=rng.uniform(0.0, 0.5),
+                           Delta_c=rng.uniform(-1.0, 1.0), n_max=n_max)
+    rates = Rates(gamma_phi=rng.uniform(0, 0.3), gamma_rel=rng.uniform(0, 0.3))
+    return build_block(N, N, cavity, rates), rng
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_no_jump_evolution_is_expm_of_the_generator_at_every_stop(seed):
+    """Stops on a random grid (several per step and steps between stops): X[i] = expm(A t_i) x
+    within the stated tolerance, relative to ||x||."""
+    block, rng = random_block(seed)
+    A = block.A.toarray()
+    assert block.A.shape[0] > 4 * krylov.KRYLOV_DIM  # the space does not close
+    x = rng.normal(size=A.shape[0]) + 1j * rng.normal(size=A.shape[0])
+    x /= np.linalg.norm(x)
+    times = np.sort(rng.uniform(0, 6.0, 15))
+    k, t, jumped, X, after = evolve(block, x, 1e-300, times)
+    assert (k, t, jumped) == (times.size, times[-1], False)
+    for i, ti in enumerate(times):
+        assert np.linalg.norm(X[i] - expm(A * ti) @ x) < STEPS_BOUND * krylov.TOL, ti
+    assert np.array_equal(after, X[-1])
+
+
+def test_a_call_from_a_later_time_and_a_stop_at_that_time():
+    """times before t + 0 are the state itself; evolution is from t (times are absolute)."""
+    block, rng = random_block(7)
+    A = block.A.toarray()
+    x = rng.normal(size=A.shape[0]) + 0j
+    x /= np.linalg.norm(x)
+    k, t, jumped, X, _ = evolve(block, x, 1e-300, [2.0, 2.5], t=2.0)
+    assert np.array_equal(X[0], x)
+    assert np.linalg.norm(X[1] - expm(A * 0.5) @ x) < STEPS_BOUND * krylov.TOL
+
+
+@pytest.mark.parametrize("u", [0.999, 0.5, 0.01])
+def test_the_jump_time_is_the_root_of_the_norm(u):
+    """The returned time t solves ||expm(A t) x||^2 = u to 1e-10 relative, the state is
+    expm(A t) x, and only the stops before t are reached."""
+    block, rng = random_block(11)
+    A = block.A.toarray()
+    x = np.zeros(A.shape[0], complex)
+    x[0] = 1.0  # no photon, all spins down: decays only through the reservoir's a a^dag term
+    times = np.linspace(0.5, 200.0, 400)
+    k, t, jumped, X, after = evolve(block, x, u, times)
+    exact = expm(A * t) @ x
+    assert jumped and abs(np.vdot(exact, exact).real - u) < 1e-10 * u
+    assert np.linalg.norm(after - exact) < STEPS_BOUND * krylov.TOL
+    assert t <= times[k] and (k == 0 or times[k - 1] < t)
+    for i in range(k):
+        assert np.linalg.norm(X[i] - expm(A * times[i]) @ x) < STEPS_BOUND * krylov.TOL
+
+
+def test_propagation_is_exact_at_an_exceptional_point():
+    """One spin, one photon, internal loss only: the one-excitation sector has
+    A = [[0, -i g], [-i g, -kappa/2]], defective at g = kappa / 4 (its eigenvectors coincide:
+    an eigen-decomposition fails).  The Krylov space closes after two vectors, and the step
+    reproduces expm to 1e-13 however long it is."""
+    kappa = 1.0
+    cavity = hybrid.Cavity(g=kappa / 4, kappa_sqz=0.0, r=0.0, kappa_int=kappa, n_max=1)
+    block = build_block(1, 1, cavity, Rates())
+    A = block.A.toarray()
+    single = np.ix_([1, 2], [1, 2])  # |0, up> and |1, down>
+    assert np.allclose(A[single], [[0, -0.25j], [-0.25j, -0.5]])
+    assert np.linalg.cond(np.linalg.eig(A[single])[1]) > 1e6
+    x = np.array([0, 1, 0, 0], complex)
+    k, t, jumped, X, _ = evolve(block, x, 1e-300, [0.5, 2.75, 10.0, 40.0])
+    for i, tau in enumerate((0.5, 2.75, 10.0, 40.0)):
+        assert np.allclose(X[i], expm(A * tau) @ x, rtol=0, atol=1e-13)
+
+
+def test_near_an_exceptional_point_in_a_large_sector():
+    """A Jordan chain larger than the Krylov dimension: the bidiagonal generator
+    (-1 + 0.1 i) + the shift (all eigenvalues equal, a single eigenvector: an exceptional point
+    of order d; A + A^dag <= 0, so the norm never grows, as for any no-jump generator)."""
+    d = 120
+    A = sp.diags([np.full(d, -1.0 + 0.1j), np.full(d - 1, 1.0)], [0, -1], format="csr")
+    A = sp.csr_matrix((A.data.astype(complex), A.indices.astype(np.int64),
+                       A.indptr.astype(np.int64)), shape=A.shape)
+    x = np.zeros(d, complex)
+    x[0] = 1.0
+    step = np.array([krylov.initial_step(2.0)])
+    times = np.array([1.0, 7.5, 30.0])
+    y = x.copy()
+    k, t, jumped, X = krylov.advance_through(A.indptr, A.indices, A.data, 2.0, y, 0.0, 1e-300,
+                                             times, 0, 3, step)
+    for i, tau in enumerate(times):
+        exact = expm(A.toarray() * tau) @ x
+        assert np.linalg.norm(X[i] - exact) < STEPS_BOUND * krylov.TOL * np.linalg.norm(x)

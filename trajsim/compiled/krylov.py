@@ -1,0 +1,265 @@
+"""No-jump evolution of a large sparse non-normal generator by Krylov (Arnoldi) steps.
+
+Between jumps a trajectory evolves as psi(t + s) = exp(A s) psi(t), A = -i H_eff (CSR), and it
+jumps where ||psi||^2 falls to the uniform u drawn after the last jump.  From x = beta v_1 the
+Arnoldi process (modified Gram-Schmidt) builds an orthonormal basis v_1 .. v_{m+1} of the Krylov
+space of A and x and the Hessenberg H_m = V_m^dag A V_m; then for 0 <= s <= h
+
+    psi(t + s) ~ beta V_{m+1} z(s)[:m+1],   z(s) = exp(s Hbar) e_1,
+
+with Hbar the (m+2) x (m+2) matrix of H_m, h_{m+1,m} below it and a 1 at (m+2, m+1): the
+corrected scheme of Saad (1992) as in Expokit (Sidje 1998), whose a-posteriori estimate of the
+error at s = h from the last two entries of z is accepted when at most TOL beta, otherwise h
+shrinks (and the next step's h is chosen from the error, as Expokit does).  A step costs m + 1
+sparse products and O(m^2 d); set-up is only the CSR matrix.  If the Krylov space closes
+(h_{j+1,j} <= BREAKDOWN ||A||_inf: a small sector) the step is exact for any h.
+
+Inside a step everything is (m+2)-dimensional: z is carried across sub-steps of
+||delta Hbar||_1 <= 1/2 by its Taylor polynomial of degree SUB_DEGREE (remainder below 1e-17),
+which gives the state at every stop inside the step, and ||psi(t + s)||^2 =
+beta^2 ||z(s)[:m+1]||^2 (V orthonormal), a polynomial in s inside each sub-step whose root u is
+found by bisection.  The estimate at s = h bounds the error at every s < h (it grows with s).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+from .kernels import FAST
+
+#: Estimated error of each step, relative to ||psi||: a trajectory of S steps is within S TOL.
+TOL = 1e-10
+#: Krylov dimension m (benchmarks/bench_hybrid.py chose it).
+KRYLOV_DIM = 12
+#: The Krylov space counts as closed (exact) when h_{j+1,j} <= BREAKDOWN ||A||_inf.
+BREAKDOWN = 1e-12
+#: Sub-steps in the small space: ||delta Hbar||_1 <= SUB_NORM, Taylor degree SUB_DEGREE
+#: (remainder SUB_NORM^15 / 15! ~ 2e-17).
+SUB_NORM = 0.5
+SUB_DEGREE = 14
+
+
+@nb.njit(cache=True, fastmath=FAST)
+def _matvec(indptr, indices, data, x, y):
+    """y = A x for A in CSR (each row summed in column order)."""
+    for i in range(indptr.size - 1):
+        total = 0j
+        for p in range(indptr[i], indptr[i + 1]):
+            total += data[p] * x[indices[p]]
+        y[i] = total
+
+
+@nb.njit(cache=True)
+def _norm2(x):
+    total = 0.0
+    for i in range(x.size):
+        total += x[i].real * x[i].real + x[i].imag * x[i].imag
+    return total
+
+
+@nb.njit(cache=True, fastmath=FAST)
+def _arnoldi(indptr, indices, data, anorm, x, beta, V, Hbar):
+    """V[0 .. m] and Hbar (module docstring) for x = beta V[0]; V[m + 1] is work space.
+    Returns (p, closed, ||A v_{m+1}||): p the size of Hbar in use (j + 1 if the space closed
+    after j + 1 vectors, else m + 2)."""
+    m = V.shape[0] - 2
+    Hbar[:, :] = 0.0
+    for i in range(x.size):
+        V[0, i] = x[i] / beta
+    for j in range(m):
+        w = V[j + 1]
+        _matvec(indptr, indices, data, V[j], w)
+        for i in range(j + 1):
+            hij = np.vdot(V[i], w)
+            Hbar[i, j] = hij
+            for q in range(w.size):
+                w[q] -= hij * V[i, q]
+        hnext = math.sqrt(_norm2(w))
+        if hnext <= BREAKDOWN * anorm:
+            return j + 1, True, 0.0
+        Hbar[j + 1, j] = hnext
+        for q in range(w.size):
+            w[q] /= hnext
+    _matvec(indptr, indices, data, V[m], V[m + 1])
+    Hbar[m + 1, m] = 1.0
+    return m + 2, False, math.sqrt(_norm2(V[m + 1]))
+
+
+@nb.njit(cache=True, fastmath=FAST)
+def _taylor_terms(Hbar, p, z, delta, T):
+    """T[k] = (delta Hbar)^k z / k!, k = 0 .. SUB_DEGREE (p x p corner of Hbar)."""
+    T[0, :p] = z[:p]
+    for k in range(1, SUB_DEGREE + 1):
+        for i in range(p):
+            total = 0j
+            for q in range(p):
+                total += Hbar[i, q] * T[k - 1, q]
+            T[k, i] = total * (delta / k)
+
+
+@nb.njit(cache=True)
+def _sum_terms(T, p, f, out):
+    """out = sum_k f^k T[k] (Horner), 0 <= f <= 1."""
+    for i in range(p):
+        total = T[SUB_DEGREE, i]
+        for k in range(SUB_DEGREE - 1, -1, -1):
+            total = total * f + T[k, i]
+        out[i] = total
+
+
+@nb.njit(cache=True)
+def _substeps(Hbar, p, h):
+    """z at the boundaries of the sub-steps of [0, h]: (Z[i] = z(i delta), i = 0 .. S, delta),
+    Z[i + 1] = E Z[i] with E = exp(delta Hbar) summed to degree SUB_DEGREE (Horner)."""
+    size = 0.0
+    for q in range(p):
+        column = 0.0
+        for i in range(p):
+            column += abs(Hbar[i, q])
+        size = max(size, column)
+    count = max(1, int(math.ceil(h * size / SUB_NORM)))
+    delta = h / count
+    D = Hbar[:p, :p] * delta
+    E = np.identity(p, dtype=np.complex128)
+    for k in range(SUB_DEGREE, 0, -1):
+        E = np.identity(p, dtype=np.complex128) + np.dot(D, E) / k
+    Z = np.zeros((count + 1, p), np.complex128)
+    Z[0, 0] = 1.0
+    for i in range(count):
+        Z[i + 1] = np.dot(E, Z[i])
+    return Z, delta
+
+
+@nb.njit(cache=True)
+def _error(z, m, beta, avnorm):
+    """Expokit's estimate of the step's error from the last two entries of z(h), and the
+    exponent of its order (1/m or 1/(m - 1))."""
+    p1 = abs(z[m]) * beta
+    p2 = abs(z[m + 1]) * beta * avnorm
+    if p1 > 10.0 * p2:
+        return p2, 1.0 / m
+    if p1 > p2:
+        return p1 * p2 / (p1 - p2), 1.0 / m
+    return p1, 1.0 / (m - 1)
+
+
+@nb.njit(cache=True)
+def _norm_coefficients(T, q):
+    """c[n] = sum_{k + l = n} Re <T_k|T_l> over the first q entries: ||z(i delta + f delta)||^2
+    = sum_n c[n] f^n."""
+    c = np.zeros(2 * SUB_DEGREE + 1)
+    for k in range(SUB_DEGREE + 1):
+        for l in range(SUB_DEGREE + 1):
+            c[k + l] += np.vdot(T[k, :q], T[l, :q]).real
+    return c
+
+
+@nb.njit(cache=True)
+def _polynomial(c, f):
+    total = 0.0
+    for n in range(c.size - 1, -1, -1):
+        total = total * f + c[n]
+    return total
+
+
+@nb.njit(cache=True, fastmath=FAST)
+def _expand(V, q, beta, z, x):
+    """x = beta sum_i z[i] V[i], i < q."""
+    x[:] = 0.0
+    for i in range(q):
+        c = beta * z[i]
+        for r in range(x.size):
+            x[r] += c * V[i, r]
+
+
+@nb.njit(cache=True)
+def _state_at(Hbar, p, Z, delta, s, T, out):
+    """z(s) (0 <= s <= h) from the sub-step boundary below s (z(h) is Z[-1] itself)."""
+    if s >= delta * (Z.shape[0] - 1):
+        out[:p] = Z[-1, :p]
+        return
+    i = min(int(s / delta), Z.shape[0] - 2)
+    f = min(max((s - i * delta) / delta, 0.0), 1.0)
+    _taylor_terms(Hbar, p, Z[i], delta, T)
+    _sum_terms(T, p, f, out)
+
+
+@nb.njit(cache=True)
+def _crossing(Hbar, p, q, Z, delta, level, T):
+    """The first s in (0, S delta] with ||z(s)[:q]||^2 = level, or -1.0 if none (bisection on
+    the norm polynomial of the sub-step where it first falls below level)."""
+    for i in range(1, Z.shape[0]):
+        if _norm2(Z[i, :q]) < level:
+            _taylor_terms(Hbar, p, Z[i - 1], delta, T)
+            c = _norm_coefficients(T, q)
+            low, high = 0.0, 1.0
+            for _ in range(64):
+                mid = 0.5 * (low + high)
+                if _polynomial(c, mid) >= level:
+                    low = mid
+                else:
+                    high = mid
+            return (i - 1 + high) * delta
+    return -1.0
+
+
+@nb.njit(cache=True)
+def initial_step(anorm):
+    """Expokit's first step for a relative TOL: (1/||A||) (fact TOL / 4)^(1/m),
+    fact = ((m+1)/e)^(m+1) sqrt(2 pi (m+1))."""
+    m = KRYLOV_DIM
+    fact = ((m + 1) / math.e) ** (m + 1) * math.sqrt(2 * math.pi * (m + 1))
+    return (fact * TOL / 4.0) ** (1.0 / m) / max(anorm, 1e-300)
+
+
+@nb.njit(cache=True)
+def advance_through(indptr, indices, data, anorm, x, t, u, times, first, last, step):
+    """Evolve x (unnormalised, ||x||^2 >= u) from t through times[first:last], stopping where
+    ||x||^2 reaches u.  step[0] carries the next step size between calls (a trajectory's own:
+    ``initial_step`` at its start).  Returns (k, t, jumped, X): k the first time not reached,
+    t the time of the stop (the jump, or times[last - 1]), X[i] the state at times[first + i]
+    for i < k - first; x holds the state at the stop."""
+    m = KRYLOV_DIM
+    X = np.empty((last - first, x.size), np.complex128)
+    V = np.empty((m + 2, x.size), np.complex128)
+    Hbar = np.zeros((m + 2, m + 2), np.complex128)
+    T = np.empty((SUB_DEGREE + 1, m + 2), np.complex128)
+    z = np.empty(m + 2, np.complex128)
+    k = first
+    while k < last:
+        if times[k] <= t:  # a stop at the current time
+            X[k - first] = x
+            k += 1
+            continue
+        beta = math.sqrt(_norm2(x))
+        p, closed, avnorm = _arnoldi(indptr, indices, data, anorm, x, beta, V, Hbar)
+        q = p if closed else m + 1  # the entries of z that are coefficients of V
+        span = times[last - 1] - t
+        h = span if closed else min(step[0], span)
+        while True:
+            Z, delta = _substeps(Hbar, p, h)
+            if closed:
+                break
+            err, order = _error(Z[-1], m, beta, avnorm)
+            if err <= TOL * beta:
+                grown = 5.0 * h if err == 0.0 else \
+                    min(5.0 * h, 0.9 * h * (TOL * beta / err) ** order)
+                step[0] = max(step[0], grown) if h == span else grown  # a clipped step
+                break
+            h *= max(0.1, min(0.5, 0.9 * (TOL * beta / err) ** order))
+            step[0] = h
+        root = _crossing(Hbar, p, q, Z, delta, u / (beta * beta), T)
+        reach = h if root < 0.0 else root
+        while k < last and (times[k] - t < reach or (root < 0.0 and h == span)):
+            _state_at(Hbar, p, Z, delta, min(times[k] - t, h), T, z)
+            _expand(V, q, beta, z, X[k - first])
+            k += 1
+        _state_at(Hbar, p, Z, delta, h if root < 0.0 else root, T, z)
+        _expand(V, q, beta, z, x)
+        if root >= 0.0:
+            return k, t + root, True, X
+        t = times[last - 1] if h == span else t + h
+    return last, t, False, X
