@@ -219,7 +219,7 @@ def initial_step(anorm):
 def advance_through(indptr, indices, data, anorm, x, t, u, times, first, last, step):
     """Evolve x (unnormalised, ||x||^2 >= u) from t through times[first:last], stopping where
     ||x||^2 reaches u.  step[0] carries the next step size between calls (a trajectory's own:
-    ``initial_step`` at its start).  Returns (k, t, jumped, X): k the first time not reached,
+    ``initial_step`` at its start); step[1] counts the Krylov steps (Arnoldi processes).  Returns (k, t, jumped, X): k the first time not reached,
     t the time of the stop (the jump, or times[last - 1]), X[i] the state at times[first + i]
     for i < k - first; x holds the state at the stop."""
     m = KRYLOV_DIM
@@ -236,6 +236,7 @@ def advance_through(indptr, indices, data, anorm, x, t, u, times, first, last, s
             continue
         beta = math.sqrt(_norm2(x))
         p, closed, avnorm = _arnoldi(indptr, indices, data, anorm, x, beta, V, Hbar)
+        step[1] += 1.0
         q = p if closed else m + 1  # the entries of z that are coefficients of V
         span = times[last - 1] - t
         h = span if closed else min(step[0], span)

@@ -57,14 +57,18 @@ from .jumps import DICKE, expected_jumps
 
 #: Most CPU seconds one hybrid trajectory may be expected to take (a day of one core).
 MAX_TRAJECTORY_S = 86400.0
-#: Hybrid engine cost model (``_hybrid_seconds``; benchmarks/bench_hybrid.py): time reached by
-#: one Krylov step per unit of ``hybrid_norm``, seconds per non-zero of a sparse product, per
-#: Gram-Schmidt multiply-add, of Python work per stop or event, and per non-zero built.
-HYBRID_REACH = 4.0
-HYBRID_S_PER_NNZ = 2e-9
-HYBRID_S_PER_GS = 1e-9
-HYBRID_STOP_S = 2e-5
-HYBRID_S_PER_NNZ_BUILD = 1e-6
+#: Hybrid engine cost model (``_hybrid_seconds``; measured with benchmarks/bench_hybrid.py,
+#: AMD EPYC, 2026-12-04): time reached by one Krylov step per unit of ``hybrid_norm`` (m = 12,
+#: TOL = 1e-10: 16-25 over N = 4-1000, n_max = 8-60), seconds per step and per non-zero of a
+#: step, per state entry at a stop, of Python per measurement or event, and per block built
+#: and non-zero built.
+HYBRID_REACH = 20.0
+HYBRID_STEP_S = 4e-5
+HYBRID_S_PER_NNZ = 6.5e-8
+HYBRID_S_PER_ENTRY = 1.5e-8
+HYBRID_EVENT_S = 2e-4
+HYBRID_BLOCK_S = 4e-3
+HYBRID_S_PER_NNZ_BUILD = 5e-7
 
 COLUMNS = OBSERVABLES + hybrid.CAVITY_OBSERVABLES
 
@@ -161,20 +165,55 @@ class HybridSetup(PointSetup):
             return self.blocks[N, two_j]
 
 
+#: Every observable is at most quadratic in a, a^dag or S+-, S_z: its matrix lies within
+#: BAND of the diagonal, so only those diagonals of the reduced states are needed.
+BAND = 2
+
+
+def _bands(ops: list[np.ndarray]) -> np.ndarray:
+    """B[o, BAND + delta, k] = ops[o][k + delta, k] (0 outside the matrix)."""
+    dim = ops[0].shape[0]
+    B = np.zeros((len(ops), 2 * BAND + 1, dim), complex)
+    for o, op in enumerate(ops):
+        if np.any(np.triu(op, BAND + 1)) or np.any(np.tril(op, -BAND - 1)):
+            raise AssertionError("an observable outside the band")
+        for delta in range(-BAND, BAND + 1):
+            k = np.arange(max(0, -delta), min(dim, dim - delta))
+            B[o, BAND + delta, k] = op[k + delta, k]
+    return B
+
+
 @cache
-def _cavity_rows(n_max: int) -> np.ndarray:
+def _spin_bands(two_j: int) -> np.ndarray:
+    ops = exact.observable_matrices(two_j)
+    return _bands([ops[name] for name in OBSERVABLES[2:]])
+
+
+@cache
+def _cavity_bands(n_max: int) -> np.ndarray:
     ops = hybrid.cavity_observables(n_max)
-    return np.stack([ops[name].T.ravel() for name in hybrid.CAVITY_OBSERVABLES])
+    return _bands([ops[name] for name in hybrid.CAVITY_OBSERVABLES])
+
+
+def _expectations(psis: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Tr(rho O) for the reduced state on the last axis of psis[sample, a, k]
+    (rho[k, l] = sum_a psi[a, k] psi[a, l]^*), from the diagonals |delta| <= BAND of rho."""
+    dim, out = psis.shape[2], np.zeros((len(psis), len(B)))
+    for delta in range(-BAND, BAND + 1):
+        lo, hi = max(0, -delta), min(dim, dim - delta)
+        diagonal = np.einsum("sak,sak->sk", psis[:, :, lo:hi],
+                             psis[:, :, lo + delta:hi + delta].conj())
+        out += np.einsum("sk,ok->so", diagonal, B[:, BAND + delta, lo:hi]).real
+    return out
 
 
 def observables(psis: np.ndarray, two_j: int) -> np.ndarray:
     """COLUMNS after N and j of the states psis[sample, n, k] of one block (normalised here):
-    Tr(rho O) of the reduced spin and cavity states, all samples in one pass."""
+    Tr(rho O) of the reduced spin and cavity states, all samples in one pass, O(d) each."""
     psis = psis / np.linalg.norm(psis, axis=(1, 2))[:, None, None]
-    rho_spin = (psis.transpose(0, 2, 1) @ psis.conj()).reshape(len(psis), -1)
-    rho_cavity = (psis @ psis.conj().transpose(0, 2, 1)).reshape(len(psis), -1)
-    return np.concatenate(((rho_spin @ exact.observable_rows(two_j).T).real,
-                           (rho_cavity @ _cavity_rows(psis.shape[1] - 1).T).real), axis=1)
+    return np.concatenate((_expectations(psis, _spin_bands(two_j)),
+                           _expectations(psis.transpose(0, 2, 1),
+                                         _cavity_bands(psis.shape[1] - 1))), axis=1)
 
 
 def _pick(weights: list[float], stream: np.ndarray) -> int:
@@ -333,7 +372,7 @@ def _trajectory(setup: HybridSetup, row: int, rng: np.ndarray, rng_meas: np.ndar
     psi = np.outer(hybrid.squeezed_vacuum(setup.cavity.n_max, setup.cavity.r),
                    setup.states[member])
     tr = _Trajectory(setup, rng, N, setup.two_j, block, psi.astype(complex).ravel(),
-                     _uniform(rng), np.array([krylov.initial_step(block.anorm)]))
+                     _uniform(rng), np.array([krylov.initial_step(block.anorm), 0.0]))
     tr.poisson = next_poisson_loss(0.0, setup.loss_rate, N, rng)
     meas_times = setup.instrument.times if setup.instrument else np.zeros(0)
     per_time = setup.instrument.per_time if setup.instrument else 1
@@ -421,11 +460,12 @@ def _hybrid_events(point: dict) -> float:
 
 def _hybrid_seconds(point: dict) -> tuple[float, float]:
     """(CPU seconds per trajectory, once-per-process set-up) of the hybrid engine.  A trajectory
-    takes a Krylov step per HYBRID_REACH / ||A|| of time (||A||: the bound of
-    ``hybrid_norm``), and one more at each measurement and event (jump, loss), each costing
-    m + 1 sparse products (nnz each) and m^2 d of Gram-Schmidt; each stop and event costs
-    HYBRID_STOP_S of Python.  Events: the jumps (``_hybrid_events``) and the losses.  Set-up:
-    each block's CSR generator, HYBRID_S_PER_NNZ_BUILD per non-zero."""
+    takes a Krylov step per HYBRID_REACH / ||A|| of time (||A||: ``hybrid_norm``) and one more
+    at each measurement and event (jump, loss), each step costing HYBRID_STEP_S and
+    HYBRID_S_PER_NNZ per non-zero of A (m + 1 sparse products, Gram-Schmidt); each stop
+    (sample or measurement) expands the state, HYBRID_S_PER_ENTRY per entry; each measurement
+    and event costs HYBRID_EVENT_S of Python.  Events: the jumps (``_hybrid_events``) and the
+    losses.  Set-up: each block's CSR generator."""
     m, t_end = point["model"], point["time"]["t_end"]
     d, nnz = hybrid_sizes(point)
     stops = np.union1d(time_grid(point), measurement_times(point)).size
@@ -433,13 +473,12 @@ def _hybrid_seconds(point: dict) -> tuple[float, float]:
     losses = point["loss"]["rate_per_spin"] * m["N"] * t_end + len(point["loss"]["times"])
     events = _hybrid_events(point) + losses
     steps = t_end * hybrid_norm(point) / HYBRID_REACH + measurements + events
-    dim = krylov.KRYLOV_DIM
-    per_step = (dim + 1) * nnz * HYBRID_S_PER_NNZ + dim * dim * d * HYBRID_S_PER_GS
-    per_trajectory = steps * per_step + (stops + events) * HYBRID_STOP_S
+    per_trajectory = (steps * (HYBRID_STEP_S + nnz * HYBRID_S_PER_NNZ)
+                      + stops * d * HYBRID_S_PER_ENTRY + (measurements + events) * HYBRID_EVENT_S)
     blocks = 1 + min(m["N"], math.ceil(losses + 3 * math.sqrt(losses)))
     if m["gamma_phi"] or m["gamma_rel"]:
         blocks *= 1 + m["N"] // 2  # every j
-    return per_trajectory, blocks * nnz * HYBRID_S_PER_NNZ_BUILD
+    return per_trajectory, blocks * (HYBRID_BLOCK_S + nnz * HYBRID_S_PER_NNZ_BUILD)
 
 
 def hybrid_norm(point: dict) -> float:
