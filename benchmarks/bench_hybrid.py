@@ -1,12 +1,14 @@
-"""The hybrid engine (Eq. 9) vs QuTiP 5 mcsolve on the same problem, and its reach in 1 s.
+"""The hybrid engine (Eq. 9) vs QuTiP 5 mcsolve and mesolve on the same problem, and its reach.
 
 Problem: N spins in j = N/2 from |N/2, -N/2>, the cavity from the reservoir's squeezed vacuum,
 r = 0.5, kappa_sqz = 1, kappa_int = 0.05, g = 0.3 kappa / sqrt(N) (sqrt(N) g / kappa = 0.3),
-t in [0, 20/kappa], 41 samples of <Sy^2> and <a^dag a>.  trajsim runs its engine in one thread
-(blocks built beforehand, then timed); QuTiP mcsolve runs the same Hamiltonian and collapse
-operators in Fock(n_max) ⊗ V_{N/2} with its default ODE method (adams) and tolerances
-atol 1e-8, rtol 1e-6, serial map.  Then the cost per trajectory, the block set-up and its memory
-as N and n_max grow (REACH).  Prints Markdown tables.
+t in [0, 20/kappa], 41 samples of <Sy^2> and <a^dag a>.  trajsim runs its engine in one thread:
+a whole run's CPU time per trajectory, set-up (the block) included; QuTiP mcsolve runs the same
+Hamiltonian and collapse operators in Fock(n_max) ⊗ V_{N/2} with its default ODE method (adams)
+and tolerances atol 1e-8, rtol 1e-6, serial map (CPU time per trajectory, its set-up included);
+QuTiP mesolve the density matrix once (the ensemble alternative).  Then the reach (REACH): each
+(N, n_max) in a fresh process, its set-up, Krylov steps, CPU per trajectory and peak memory.
+Prints Markdown tables.
 
     python benchmarks/bench_hybrid.py [--qutip-trajectories 10] [--skip-reach]
 """
@@ -16,19 +18,23 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
+import subprocess
+import sys
 import time
 
 import numpy as np
 
+from trajsim.compiled import krylov
 from trajsim.engines import WorkUnit
-from trajsim.engines.hybrid import HYBRID
-from trajsim.engines.hybrid import hybrid_block_bytes, hybrid_sizes
+from trajsim.engines.hybrid import HYBRID, hybrid_sizes
 from trajsim.scenario import load
 
 R, KAPPA_SQZ, KAPPA_INT, T_END, SAMPLES = 0.5, 1.0, 0.05, 20.0, 41
-#: (N, n_max) for the reach table: per-trajectory cost, set-up and memory as the space grows.
-REACH = ((20, 10), (50, 10), (100, 10), (200, 10), (20, 20), (50, 20), (100, 20), (20, 40),
-         (50, 40))
+#: (N, n_max) against QuTiP, and (with the trajectories timed) for the reach table.
+VERSUS = ((20, 10), (100, 10), (200, 10))
+MESOLVE = ((20, 10), (100, 10))
+REACH = ((20, 10, 50), (100, 10, 20), (200, 10, 10), (20, 40, 10), (50, 40, 5),
+         (200, 60, 2), (1000, 20, 2))
 
 
 def scenario(N: int, n_max: int, trajectories: int) -> dict:
@@ -40,19 +46,21 @@ def scenario(N: int, n_max: int, trajectories: int) -> dict:
 
 
 def trajsim_per_trajectory(N: int, n_max: int, n_traj: int) -> tuple[float, float]:
-    """(seconds per trajectory, block set-up seconds), one thread."""
+    """(CPU seconds per trajectory of a whole run, set-up included; the set-up alone), one
+    thread, compiled kernels warmed on another point."""
+    warm = load(scenario(4, 8, 1)).points[0]
+    HYBRID.run_unit(HYBRID.build(warm), WorkUnit(0, 0, 0, 1), 0, False)
     point = load(scenario(N, n_max, n_traj)).points[0]
-    start = time.perf_counter()
+    start = time.process_time()
     setup = HYBRID.build(point)
     setup.block(N, N)
-    built = time.perf_counter() - start
-    HYBRID.run_unit(setup, WorkUnit(0, 0, 10**6, 1), 0, False)  # warm-up: compiled kernels
-    start = time.perf_counter()
+    built = time.process_time() - start
     HYBRID.run_unit(setup, WorkUnit(0, 0, 0, n_traj), 1, False)
-    return (time.perf_counter() - start) / n_traj, built
+    return (time.process_time() - start) / n_traj, built
 
 
-def qutip_per_trajectory(N: int, n_max: int, n_traj: int) -> float:
+def operators(N: int, n_max: int):
+    """QuTiP's H, collapse operators, initial state and e_ops of the problem."""
     import qutip
 
     j, g = N / 2, 0.3 / np.sqrt(N)
@@ -64,35 +72,77 @@ def qutip_per_trajectory(N: int, n_max: int, n_traj: int) -> float:
              np.sqrt(KAPPA_INT) * a]
     vac = qutip.squeeze(n_max + 1, R) * qutip.basis(n_max + 1, 0)
     psi0 = qutip.tensor(vac.unit(), qutip.basis(N + 1, N))  # |j, -j>: QuTiP orders m from +j
+    return H, c_ops, psi0, [Sy * Sy, a.dag() * a]
+
+
+def qutip_per_trajectory(N: int, n_max: int, n_traj: int) -> float:
+    """CPU seconds per trajectory of QuTiP mcsolve (serial), its set-up included."""
+    import qutip
+
     options = {"progress_bar": False, "map": "serial", "atol": 1e-8, "rtol": 1e-6}
-    start = time.perf_counter()
-    qutip.mcsolve(H, psi0, np.linspace(0, T_END, SAMPLES), c_ops, e_ops=[Sy * Sy, a.dag() * a],
-                  ntraj=n_traj, options=options)
-    return (time.perf_counter() - start) / n_traj
+    start = time.process_time()
+    H, c_ops, psi0, e_ops = operators(N, n_max)
+    qutip.mcsolve(H, psi0, np.linspace(0, T_END, SAMPLES), c_ops, e_ops=e_ops, ntraj=n_traj,
+                  options=options)
+    return (time.process_time() - start) / n_traj
+
+
+def qutip_mesolve(N: int, n_max: int) -> float:
+    """CPU seconds of one QuTiP mesolve of the problem (the whole ensemble at once)."""
+    import qutip
+
+    start = time.process_time()
+    H, c_ops, psi0, e_ops = operators(N, n_max)
+    qutip.mesolve(H, psi0, np.linspace(0, T_END, SAMPLES), c_ops, e_ops=e_ops,
+                  options={"progress_bar": False, "atol": 1e-8, "rtol": 1e-6})
+    return time.process_time() - start
+
+
+def reach_row(N: int, n_max: int, n_traj: int) -> str:
+    """One row of the reach table, measured in this process (run it in a fresh one: the peak
+    is /proc/self/status VmHWM, which exec resets, unlike getrusage's ru_maxrss)."""
+    point = load(scenario(N, n_max, n_traj)).points[0]
+    d, nnz = hybrid_sizes(point)
+    per_trajectory, built = trajsim_per_trajectory(N, n_max, n_traj)
+    setup = HYBRID.build(point)
+    block = setup.block(N, N)
+    x = np.zeros(d, complex)
+    x[0] = 1.0
+    step = np.array([krylov.initial_step(block.anorm), 0.0])
+    block.advance_through(x, 0.0, 0.0, np.linspace(0.5, T_END, SAMPLES - 1), 0, SAMPLES - 1,
+                          step)
+    with open("/proc/self/status") as status:
+        peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
+    return (f"| {N} | {n_max} | {d} | {nnz} | {step[1]:.0f} | {per_trajectory:.3g} | "
+            f"{built:.3g} | {peak:.0f} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--qutip-trajectories", type=int, default=10)
     parser.add_argument("--skip-reach", action="store_true")
+    parser.add_argument("--reach-row", nargs=3, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.reach_row:
+        print(reach_row(*args.reach_row), flush=True)
+        return
     print(f"# {platform.processor() or platform.machine()}, {datetime.date.today()}")
-    print("| N | n_max | trajsim s/trajectory | block set-up s | QuTiP mcsolve s/trajectory | ratio |")
-    print("|---|---|---|---|---|---|")
-    for N, n_max in ((4, 8), (20, 10)):
-        ours, built = trajsim_per_trajectory(N, n_max, 200)
+    print("| N | n_max | trajsim s/trajectory | its set-up s | QuTiP mcsolve s/trajectory | "
+          "ratio | QuTiP mesolve s |")
+    print("|---|---|---|---|---|---|---|")
+    for N, n_max in VERSUS:
+        ours, built = trajsim_per_trajectory(N, n_max, 50 if N < 100 else 20)
         theirs = qutip_per_trajectory(N, n_max, args.qutip_trajectories)
-        print(f"| {N} | {n_max} | {ours:.3g} | {built:.3g} | {theirs:.3g} | {theirs / ours:.0f} |")
+        ensemble = f"{qutip_mesolve(N, n_max):.3g}" if (N, n_max) in MESOLVE else "—"
+        print(f"| {N} | {n_max} | {ours:.3g} | {built:.3g} | {theirs:.3g} | "
+              f"{theirs / ours:.1f} | {ensemble} |", flush=True)
     if args.skip_reach:
         return
-    print("\n| N | n_max | sector size d | levels | s/trajectory | block set-up s | block MB |")
-    print("|---|---|---|---|---|---|---|")
-    for N, n_max in REACH:
-        point = load(scenario(N, n_max, 1)).points[0]
-        d, count = hybrid_sizes(point)
-        ours, built = trajsim_per_trajectory(N, n_max, 10)
-        print(f"| {N} | {n_max} | {d} | {count} | {ours:.3g} | {built:.3g} | "
-              f"{hybrid_block_bytes(point) / 1e6:.0f} |", flush=True)
+    print("\n| N | n_max | d | non-zeros | Krylov steps to t = 20/kappa | s/trajectory | "
+          "set-up s | peak memory MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for row in REACH:
+        subprocess.run([sys.executable, __file__, "--reach-row", *map(str, row)], check=True)
 
 
 if __name__ == "__main__":

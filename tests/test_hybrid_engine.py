@@ -381,3 +381,21 @@ def test_outputs_do_not_depend_on_the_blas_thread_count(tmp_path):
         outs.append({p.relative_to(tmp_path / blas): p.read_bytes()
                      for p in sorted((tmp_path / blas).rglob("*.parquet")) if p.is_file()})
     assert outs[0] == outs[1]
+
+
+def test_observables_from_the_band_equal_the_traces_of_the_reduced_states():
+    """The per-sample columns from the diagonals |delta| <= 2 equal Tr(rho O) of the full
+    reduced spin and cavity density matrices."""
+    from trajsim import exact
+    from trajsim.engines.hybrid import observables
+
+    psis = np.random.default_rng(0).normal(size=(3, 7, 6, 2)) @ np.array([1, 1j])
+    unit = psis / np.linalg.norm(psis, axis=(1, 2))[:, None, None]
+    rho_spin = np.einsum("snk,snl->skl", unit, unit.conj())
+    rho_cavity = np.einsum("snk,smk->snm", unit, unit.conj())
+    spin_ops = exact.observable_matrices(5)
+    cavity_ops = hybrid.cavity_observables(6)
+    expected = [[np.trace(rho @ spin_ops[name]).real for name in trajsim.dicke.OBSERVABLES[2:]]
+                + [np.trace(rc @ cavity_ops[name]).real for name in hybrid.CAVITY_OBSERVABLES]
+                for rho, rc in zip(rho_spin, rho_cavity)]
+    assert np.allclose(observables(psis, 5), expected, rtol=0, atol=1e-14)

@@ -35,9 +35,11 @@ from .model import (
 from .squeezing import moments_from_columns, wineland_xi2
 
 
-def observable_matrices(two_j: int) -> dict[str, np.ndarray]:
-    """Sx, Sy, Sz and the symmetrised products (S_a S_b + S_b S_a)/2 on V_j."""
+def observable_matrices(two_j: int, sparse: bool = False) -> dict:
+    """Sx, Sy, Sz and the symmetrised products (S_a S_b + S_b S_a)/2 on V_j (dense, or CSR)."""
     S = dicke.collective_operators(two_j)
+    if sparse:
+        S = {name: sp.csr_matrix(op) for name, op in S.items()}
     ops = dict(S)
     for a, b in (("x", "x"), ("y", "y"), ("z", "z"), ("x", "y"), ("x", "z"), ("y", "z")):
         A, B = S["S" + a], S["S" + b]

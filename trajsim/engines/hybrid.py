@@ -9,9 +9,8 @@ k = j + m), in the rotating frame of Eq. (8):
             the local dephasing and relaxation of Eq. (11), j-resolved as in the spin engine,
     no jump d psi/dt = -i H_eff psi,  H_eff = H - (i/2) sum_c L_c^dag L_c.
 
-H and every L_c^dag L_c keep the parity of n + k (a^dag a + S_z up to a constant), so H_eff is
-block-diagonal over two parity sectors; it is not normal, and ``compiled.dyadic`` propagates it
-with exact propagators of dyadic steps.  A jump picks channel c with probability ||L_c psi||^2
+H_eff is sparse (five diagonals) and not normal; ``compiled.krylov`` propagates it by Arnoldi
+steps with an a-posteriori error bound, and finds the jump time as the root of the norm.  A jump picks channel c with probability ||L_c psi||^2
 over their sum.  Spin losses are those of the spin engine (a Poisson process of rate
 gamma_loss N plus scripted times; ``dicke.loss_kraus`` on the spin factor, the cavity
 untouched), and S_y instruments act on the spin factor as ``compiled.kernels._measure_sy`` does.
@@ -170,22 +169,21 @@ class HybridSetup(PointSetup):
 BAND = 2
 
 
-def _bands(ops: list[np.ndarray]) -> np.ndarray:
+def _bands(ops: list) -> np.ndarray:
     """B[o, BAND + delta, k] = ops[o][k + delta, k] (0 outside the matrix)."""
     dim = ops[0].shape[0]
     B = np.zeros((len(ops), 2 * BAND + 1, dim), complex)
-    for o, op in enumerate(ops):
-        if np.any(np.triu(op, BAND + 1)) or np.any(np.tril(op, -BAND - 1)):
+    for o, op in enumerate(map(sp.csr_matrix, ops)):
+        if sp.triu(op, BAND + 1).count_nonzero() or sp.tril(op, -BAND - 1).count_nonzero():
             raise AssertionError("an observable outside the band")
         for delta in range(-BAND, BAND + 1):
-            k = np.arange(max(0, -delta), min(dim, dim - delta))
-            B[o, BAND + delta, k] = op[k + delta, k]
+            B[o, BAND + delta, max(0, -delta):min(dim, dim - delta)] = op.diagonal(-delta)
     return B
 
 
 @cache
 def _spin_bands(two_j: int) -> np.ndarray:
-    ops = exact.observable_matrices(two_j)
+    ops = exact.observable_matrices(two_j, sparse=True)
     return _bands([ops[name] for name in OBSERVABLES[2:]])
 
 
