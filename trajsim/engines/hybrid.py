@@ -34,6 +34,7 @@ import scipy.sparse as sp
 from .. import dicke, exact, hybrid
 from ..compiled import OBSERVABLES, Instrument, rng_states
 from ..compiled import krylov
+from ..compiled.bands import band_expectations
 from ..compiled.streams import _uniform
 from ..errors import ScenarioError
 from ..instruments import _sy_basis
@@ -63,7 +64,7 @@ MAX_TRAJECTORY_S = 86400.0
 #: and non-zero built.
 HYBRID_REACH = 20.0
 HYBRID_STEP_S = 4e-5
-HYBRID_S_PER_NNZ = 6.5e-8
+HYBRID_S_PER_NNZ = 4e-8
 HYBRID_S_PER_ENTRY = 1.5e-8
 HYBRID_EVENT_S = 2e-4
 HYBRID_BLOCK_S = 4e-3
@@ -74,8 +75,8 @@ COLUMNS = OBSERVABLES + hybrid.CAVITY_OBSERVABLES
 
 @dataclass(frozen=True)
 class HybridBlock:
-    """Block (N, j): A = -i H_eff in CSR on psi.ravel() (index n (2j+1) + k) with its max row
-    sum ``anorm``, and its jump channels.
+    """Block (N, j): A = -i H_eff on psi.ravel() (index n (2j+1) + k) by diagonals (scipy's DIA
+    layout: ``offsets``, ``data``), its max row sum ``anorm``, and its jump channels.
 
     ``channels``: (name, 2j after, Fock factor or None, spin factor or None: one of the two),
     sqrt(rate) folded in; ``losses``: (name, 2j after, spin factor), the loss Kraus operators."""
@@ -83,14 +84,15 @@ class HybridBlock:
     N: int
     two_j: int
     fock: int
-    A: sp.csr_matrix
+    offsets: np.ndarray
+    data: np.ndarray
     anorm: float
     channels: list
     losses: list
 
     @property
     def nbytes(self) -> int:
-        return self.A.data.nbytes + self.A.indices.nbytes + self.A.indptr.nbytes
+        return self.data.nbytes + self.offsets.nbytes
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -99,12 +101,12 @@ class HybridBlock:
     def advance_through(self, x: np.ndarray, t: float, u: float, times: np.ndarray, first: int,
                         last: int, step: np.ndarray):
         """``compiled.krylov.advance_through`` with this block's generator."""
-        return krylov.advance_through(self.A.indptr, self.A.indices, self.A.data, self.anorm, x,
-                                      t, u, times, first, last, step)
+        return krylov.advance_through(self.offsets, self.data, self.anorm, x, t, u, times, first,
+                                      last, step)
 
 
 def generator(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates):
-    """(A = -i H_eff as CSR, channels) of block (N, j) (module docstring), on Fock ⊗ V_j."""
+    """(A = -i H_eff sparse, channels) of block (N, j) (module docstring), on Fock ⊗ V_j."""
     ops = hybrid.operators(two_j, cavity)
     a_full, eye = ops["a"], sp.identity(ops["a"].shape[0], format="csr")
     H = cavity.g * (a_full.T @ ops["S-"] + a_full @ ops["S+"]) + cavity.Delta_c * a_full.T @ a_full
@@ -126,15 +128,16 @@ def generator(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates):
 
 
 def build_block(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates) -> HybridBlock:
-    """Block (N, j): its sparse generator, channels and loss Kraus operators."""
+    """Block (N, j): its generator by diagonals, channels and loss Kraus operators."""
     A, channels = generator(N, two_j, cavity, rates)
     losses = [("lost_up" if up else "lost_down", two_j1, dicke.loss_kraus(N, two_j, two_j1, up))
               for two_j1 in (dicke.loss_targets(N, two_j) if N > 0 else [])
               for up in (False, True)]
-    A = sp.csr_matrix((A.data.astype(np.complex128), A.indices.astype(np.int64),
-                       A.indptr.astype(np.int64)), shape=A.shape)
-    anorm = float(abs(A).sum(axis=1).max()) if A.nnz else 0.0
-    return HybridBlock(N, two_j, cavity.n_max + 1, A, anorm, channels, losses)
+    anorm = float(abs(A).sum(axis=1).max()) if A.nnz else 0.0  # ||A||_inf
+    diagonals = A.todia()
+    return HybridBlock(N, two_j, cavity.n_max + 1, diagonals.offsets.astype(np.int64),
+                       np.ascontiguousarray(diagonals.data, np.complex128), anorm, channels,
+                       losses)
 
 
 @dataclass
@@ -195,13 +198,9 @@ def _cavity_bands(n_max: int) -> np.ndarray:
 
 def _expectations(psis: np.ndarray, B: np.ndarray) -> np.ndarray:
     """Tr(rho O) for the reduced state on the last axis of psis[sample, a, k]
-    (rho[k, l] = sum_a psi[a, k] psi[a, l]^*), from the diagonals |delta| <= BAND of rho."""
-    dim, out = psis.shape[2], np.zeros((len(psis), len(B)))
-    for delta in range(-BAND, BAND + 1):
-        lo, hi = max(0, -delta), min(dim, dim - delta)
-        diagonal = np.einsum("sak,sak->sk", psis[:, :, lo:hi],
-                             psis[:, :, lo + delta:hi + delta].conj())
-        out += np.einsum("sk,ok->so", diagonal, B[:, BAND + delta, lo:hi]).real
+    (``compiled.bands``)."""
+    out = np.empty((len(psis), len(B)))
+    band_expectations(np.ascontiguousarray(psis), B, out)
     return out
 
 
@@ -458,8 +457,9 @@ def _hybrid_events(point: dict) -> float:
 
 def _hybrid_seconds(point: dict) -> tuple[float, float]:
     """(CPU seconds per trajectory, once-per-process set-up) of the hybrid engine.  A trajectory
-    takes a Krylov step per HYBRID_REACH / ||A|| of time (||A||: ``hybrid_norm``) and one more
-    at each measurement and event (jump, loss), each step costing HYBRID_STEP_S and
+    takes a Krylov step per HYBRID_REACH / ||A|| of time (||A||: ``hybrid_norm``), one more at
+    each measurement and half a step more at each event (jump, loss: it cuts a step short at a
+    random point), each step costing HYBRID_STEP_S and
     HYBRID_S_PER_NNZ per non-zero of A (m + 1 sparse products, Gram-Schmidt); each stop
     (sample or measurement) expands the state, HYBRID_S_PER_ENTRY per entry; each measurement
     and event costs HYBRID_EVENT_S of Python.  Events: the jumps (``_hybrid_events``) and the
@@ -470,7 +470,7 @@ def _hybrid_seconds(point: dict) -> tuple[float, float]:
     measurements = measurement_times(point).size
     losses = point["loss"]["rate_per_spin"] * m["N"] * t_end + len(point["loss"]["times"])
     events = _hybrid_events(point) + losses
-    steps = t_end * hybrid_norm(point) / HYBRID_REACH + measurements + events
+    steps = t_end * hybrid_norm(point) / HYBRID_REACH + measurements + events / 2
     per_trajectory = (steps * (HYBRID_STEP_S + nnz * HYBRID_S_PER_NNZ)
                       + stops * d * HYBRID_S_PER_ENTRY + (measurements + events) * HYBRID_EVENT_S)
     blocks = 1 + min(m["N"], math.ceil(losses + 3 * math.sqrt(losses)))
