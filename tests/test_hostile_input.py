@@ -107,7 +107,7 @@ HOSTILE = {
     "hybrid, endless time": ("model: {kind: hybrid, N: 4, g: 0.1}\ntime: {t_end: 1.0e300}",
                              "time.t_end"),
     "hybrid, 10**6 spins": ("model: {kind: hybrid, N: 1000000, g: 0.1}\ntime: {t_end: 1}",
-                            "model.n_max"),
+                            "model.N"),
     "hybrid, r 5": ("model: {kind: hybrid, N: 4, g: 0.1, r: 5}\ntime: {t_end: 1}", "model.r"),
     "hybrid key on the spin model": (BASE.replace("N: 4", "N: 4, kappa_sqz: 2"),
                                      "model.kappa_sqz"),
