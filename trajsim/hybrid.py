@@ -16,7 +16,9 @@ a ≈ -2i g S- / kappa in the Bogoliubov frame, so cosh r a + sinh r a^dag ≈
 <a^dag a> = sinh^2 r; ``truncation_weight`` is the population of the top Fock level, the check
 that n_max is large enough.  ``reservoir_populations`` (the cavity driven by its reservoirs
 alone, in closed form) chooses n_max (``auto_n_max``) before a run; the trajectories of
-``engines.hybrid`` record the weight of the top two levels as they go.
+``engines.hybrid`` record the weight of the top two levels as they go.  ``Cavity.basis``
+'reservoir' cuts the cavity in the Fock basis of b instead (``mode``), where the squeezed
+vacuum is the vacuum (docs/method.md).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from .model import Rates
 @dataclass(frozen=True)
 class Cavity:
     """Eq. (9) parameters: coupling g, squeezed-reservoir rate kappa_sqz and squeezing r,
-    internal loss kappa_int, detuning Delta_c, Fock truncation n_max (levels 0 .. n_max)."""
+    internal loss kappa_int, detuning Delta_c, truncation n_max (levels 0 .. n_max) of the
+    Fock basis of a or, with basis 'reservoir', of the reservoir's mode b (``mode``)."""
 
     g: float
     kappa_sqz: float
@@ -43,12 +46,20 @@ class Cavity:
     kappa_int: float = 0.0
     Delta_c: float = 0.0
     n_max: int = 8
+    basis: str = "fock"
 
     @classmethod
     def of(cls, model: dict) -> Cavity:
         """The parameters of a resolved hybrid point's ``model`` section."""
         return cls(model["g"], model["kappa_sqz"], model["r"], model["kappa_int"],
-                   model["Delta_c"], model["n_max"])
+                   model["Delta_c"], model["n_max"], model.get("cavity_basis", "fock"))
+
+
+#: The cavity's bases (``Cavity.basis``): the Fock states of a, or those of the reservoir's mode
+#: b = cosh r a + sinh r a^dag.  The reservoir alone leaves b in its vacuum, so a cut-off in b
+#: needs only the photons the spins and the internal loss add, not the squeezed vacuum's tail
+#: of a-photons (r = 1: n_max = 45 in a, 6 in b at kappa_int = 0.02).
+BASES = ("fock", "reservoir")
 
 
 #: Fock truncation: ``auto_n_max`` leaves below AUTO_TOP_WEIGHT of the cavity driven by its
@@ -67,6 +78,24 @@ def annihilation(n_max: int) -> np.ndarray:
     return np.diag(np.sqrt(np.arange(1.0, n_max + 1)), 1)
 
 
+def mode(cavity: Cavity) -> np.ndarray:
+    """The matrix of a in the cavity's basis cut at n_max (a^dag = its transpose): the
+    truncated annihilation operator, or for 'reservoir' a = cosh r b - sinh r b^dag with b
+    truncated (every operator keeps its form: cosh r a + sinh r a^dag is b itself)."""
+    b = annihilation(cavity.n_max)
+    if cavity.basis == "fock":
+        return b
+    return np.cosh(cavity.r) * b - np.sinh(cavity.r) * b.T
+
+
+def reservoir_vacuum(cavity: Cavity) -> np.ndarray:
+    """The reservoir's vacuum b|0_b> = 0 (where a trajectory's cavity starts) in the cavity's
+    basis: ``squeezed_vacuum`` in the Fock basis of a, |0> in that of b."""
+    if cavity.basis == "fock":
+        return squeezed_vacuum(cavity.n_max, cavity.r)
+    return np.eye(cavity.n_max + 1)[0]
+
+
 def squeezed_vacuum(n_max: int, r: float) -> np.ndarray:
     """The cavity state b|0_b> = 0 of the reservoir mode b = cosh r a + sinh r a^dag (the squeezed
     vacuum the reservoir alone leaves in a lossless cavity), truncated to n_max and normalised:
@@ -78,35 +107,44 @@ def squeezed_vacuum(n_max: int, r: float) -> np.ndarray:
     return c / np.linalg.norm(c)
 
 
-def reservoir_populations(kappa_sqz: float, kappa_int: float, r: float,
-                          n_max: int) -> np.ndarray:
+def reservoir_populations(kappa_sqz: float, kappa_int: float, r: float, n_max: int,
+                          basis: str = "fock") -> np.ndarray:
     """P(n), n = 0 .. n_max, of the cavity's steady state under kappa_sqz D[cosh r a + sinh r a^dag]
     + kappa_int D[a] alone (no spins, no truncation): the Gaussian state with
-    <a^dag a> = n_th = kappa_sqz sinh^2 r / kappa and |<a^2>| = m = kappa_sqz sinh r cosh r / kappa
-    (kappa = kappa_sqz + kappa_int), whose generating function sum P(n) z^n is
-    [(1 + x (n_th + m)) (1 + x (n_th - m))]^(-1/2), x = 1 - z: the convolution of two series
+    <a^dag a> = n_th = kappa_sqz sinh^2 r / kappa and <a^2> = -m, m = kappa_sqz sinh r cosh r / kappa
+    (kappa = kappa_sqz + kappa_int), in the Fock basis of a or (basis 'reservoir') of
+    b = c a + s a^dag (c = cosh r, s = sinh r): <b^dag b> = c^2 n_th + s^2 (n_th + 1) - 2 c s m,
+    |<b^2>| = |c s (2 n_th + 1) - (c^2 + s^2) m| (both 0 at kappa_int = 0).  A Gaussian state
+    with <n> and |<b^2>| = m has the generating function sum P(n) z^n
+    [(1 + x (<n> + m)) (1 + x (<n> - m))]^(-1/2), x = 1 - z: the convolution of two series
     (1 + alpha)^(-1/2) sum_k binom(2k, k) (beta / 4)^k z^k, beta = alpha / (1 + alpha)."""
     kappa, n = kappa_sqz + kappa_int, np.arange(n_max + 1)
     n_th = kappa_sqz * np.sinh(r) ** 2 / kappa
     m = kappa_sqz * abs(np.sinh(r) * np.cosh(r)) / kappa
+    if basis == "reservoir":
+        c, s = np.cosh(r), np.sinh(abs(r))
+        n_th, m = (max(0.0, c * c * n_th + s * s * (n_th + 1) - 2 * c * s * m),
+                   abs(c * s * (2 * n_th + 1) - (c * c + s * s) * m))
     central = np.exp(gammaln(2 * n + 1) - 2 * gammaln(n + 1) - n * np.log(4.0))  # binom(2k,k)/4^k
     series = [central * (alpha / (1 + alpha)) ** n / np.sqrt(1 + alpha)
               for alpha in (n_th + m, n_th - m)]
     return np.convolve(*series)[: n_max + 1]
 
 
-def reservoir_tail(kappa_sqz: float, kappa_int: float, r: float, n_max: int) -> float:
+def reservoir_tail(kappa_sqz: float, kappa_int: float, r: float, n_max: int,
+                   basis: str = "fock") -> float:
     """The weight of ``reservoir_populations`` at n >= n_max - 1: what a cut-off at n_max leaves
     out or crowds into its top two levels (a squeezed vacuum fills even levels only, so the
     top level alone can look empty)."""
-    p = reservoir_populations(kappa_sqz, kappa_int, r, n_max)
+    p = reservoir_populations(kappa_sqz, kappa_int, r, n_max, basis)
     return max(0.0, 1.0 - float(p[:-2].sum()))
 
 
-def auto_n_max(kappa_sqz: float, kappa_int: float, r: float, largest: int) -> int | None:
+def auto_n_max(kappa_sqz: float, kappa_int: float, r: float, largest: int,
+               basis: str = "fock") -> int | None:
     """The smallest n_max >= MIN_N_MAX with ``reservoir_tail`` below AUTO_TOP_WEIGHT, or None if
     that needs more than ``largest``."""
-    tails = 1.0 - np.cumsum(reservoir_populations(kappa_sqz, kappa_int, r, largest))
+    tails = 1.0 - np.cumsum(reservoir_populations(kappa_sqz, kappa_int, r, largest, basis))
     fine = np.flatnonzero(tails[MIN_N_MAX - 2:-1] < AUTO_TOP_WEIGHT)  # tails[n_max - 2]
     return int(fine[0]) + MIN_N_MAX if fine.size else None
 
@@ -116,9 +154,10 @@ def auto_n_max(kappa_sqz: float, kappa_int: float, r: float, largest: int) -> in
 CAVITY_OBSERVABLES = ("n_cav", "X_cav", "P_cav", "X2_cav", "P2_cav", "top_fock")
 
 
-def cavity_observables(n_max: int) -> dict[str, np.ndarray]:
-    """The matrices of CAVITY_OBSERVABLES on Fock(n_max) (truncated a, as everywhere here)."""
-    a = annihilation(n_max)
+def cavity_observables(cavity: Cavity) -> dict[str, np.ndarray]:
+    """The matrices of CAVITY_OBSERVABLES in the cavity's basis (a from ``mode``; 'top_fock':
+    the top two levels of that basis)."""
+    a, n_max = mode(cavity), cavity.n_max
     X, P = (a + a.T) / 2, (a - a.T) / 2j
     top = np.zeros(n_max + 1)
     top[-2:] = 1.0
@@ -127,9 +166,9 @@ def cavity_observables(n_max: int) -> dict[str, np.ndarray]:
 
 
 def operators(two_j: int, cavity: Cavity) -> dict[str, sp.csr_matrix]:
-    """a, S-, S+, Sz on Fock(n_max) ⊗ V_j (cavity index first)."""
+    """a, S-, S+, Sz on the cavity's basis ⊗ V_j (cavity index first; a from ``mode``)."""
     fock = cavity.n_max + 1
-    a = sp.csr_matrix(annihilation(cavity.n_max))
+    a = sp.csr_matrix(mode(cavity))
     Jp, Jm, Jz = dicke.spin_matrices(two_j)
     eye_c, eye_s = sp.identity(fock, format="csr"), sp.identity(two_j + 1, format="csr")
     return {"a": sp.kron(a, eye_s, format="csr"), "S-": sp.kron(eye_c, sp.csr_matrix(Jm)),
@@ -226,10 +265,11 @@ def cavity_state(rho: np.ndarray, N: int) -> np.ndarray:
     return np.einsum("iaja->ij", rho.reshape(fock, N + 1, fock, N + 1))
 
 
-def photons(rho: np.ndarray, N: int) -> float:
-    """<a^dag a>."""
-    populations = np.real(np.diag(cavity_state(rho, N)))
-    return float(np.arange(populations.size) @ populations)
+def photons(rho: np.ndarray, N: int, cavity: Cavity | None = None) -> float:
+    """<a^dag a> (rho in the basis of ``cavity``, by default the Fock basis of a)."""
+    rho_c = cavity_state(rho, N)
+    a = annihilation(len(rho_c) - 1) if cavity is None else mode(cavity)
+    return float(np.trace(rho_c @ a.T @ a).real)
 
 
 def truncation_weight(rho: np.ndarray, N: int) -> float:

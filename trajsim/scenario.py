@@ -48,7 +48,8 @@ INSTRUMENTS = ("none", "projective", "weak", "copies")
 #: (engines/hybrid.py) with the keys HYBRID_DEFAULTS, whose Gamma and gamma_coll come from the
 #: cavity (Eqs. 12-13) instead of SPIN_ONLY_KEYS.
 MODEL_KINDS = ("spin", "hybrid")
-HYBRID_DEFAULTS = {"kappa_sqz": 1.0, "kappa_int": 0.0, "Delta_c": 0.0, "n_max": "auto"}
+HYBRID_DEFAULTS = {"kappa_sqz": 1.0, "kappa_int": 0.0, "Delta_c": 0.0, "n_max": "auto",
+                   "cavity_basis": "fock"}
 HYBRID_KEYS = ("g",) + tuple(HYBRID_DEFAULTS)
 SPIN_ONLY_KEYS = ("Gamma", "gamma_coll", "chi")
 #: Simulation engines (``run.engine``): jump trajectories of every Sigma jump, or the record-level
@@ -124,6 +125,8 @@ SCHEMA = _obj(
                 "n_max": {"anyOf": [{"const": "auto"},
                                     _integer(1, MAX_N_MAX, "")],
                           "description": f"auto or a Fock cut-off from 1 to {MAX_N_MAX}"},
+                "cavity_basis": {"enum": list(hybrid.BASES),
+                                 "description": "fock or reservoir"},
             },
             required=["N"],
         ),
@@ -554,16 +557,17 @@ def _resolve_hybrid(point: dict, label: str) -> None:
     rates = squeezed_reservoir_rates(m["g"], m["kappa_sqz"], m["kappa_int"], m["r"])
     m["Gamma"], m["gamma_coll"], m["chi"] = rates.Gamma, rates.gamma_coll, 0.0
     reservoir = (m["kappa_sqz"], m["kappa_int"], m["r"])
+    basis = m["cavity_basis"]
     if m["n_max"] == "auto":
-        enough = hybrid.auto_n_max(*reservoir, MAX_N_MAX)
+        enough = hybrid.auto_n_max(*reservoir, MAX_N_MAX, basis)
         if enough is None:
             raise ScenarioError(f"{label}model.r: the squeezed reservoir at r = {m['r']:g} fills "
                                 f"more than {MAX_N_MAX} Fock levels (model.n_max); lower model.r")
         m["n_max"] = enough
         return
-    tail = hybrid.reservoir_tail(*reservoir, m["n_max"])
+    tail = hybrid.reservoir_tail(*reservoir, m["n_max"], basis)
     if tail > hybrid.REFUSE_TOP_WEIGHT:
-        enough = hybrid.auto_n_max(*reservoir, MAX_N_MAX)
+        enough = hybrid.auto_n_max(*reservoir, MAX_N_MAX, basis)
         advice = f"n_max >= {enough} or " if enough else ""
         raise ScenarioError(f"{label}model.n_max: a cut-off at {m['n_max']} photons leaves "
                             f"{tail:.2g} of the squeezed reservoir's photon distribution "

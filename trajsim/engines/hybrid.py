@@ -9,12 +9,14 @@ k = j + m), in the rotating frame of Eq. (8):
             the local dephasing and relaxation of Eq. (11), j-resolved as in the spin engine,
     no jump d psi/dt = -i H_eff psi,  H_eff = H - (i/2) sum_c L_c^dag L_c.
 
-H_eff is sparse (five diagonals) and not normal; ``compiled.krylov`` propagates it by Arnoldi
-steps with an a-posteriori error bound, and finds the jump time as the root of the norm.  A jump picks channel c with probability ||L_c psi||^2
-over their sum.  Spin losses are those of the spin engine (a Poisson process of rate
+H_eff is sparse (five diagonals, seven in the reservoir's basis) and not normal;
+``compiled.krylov`` propagates it by Arnoldi steps with an a-posteriori error bound, and finds
+the jump time as the root of the norm.  A jump picks channel c with probability
+||L_c psi||^2 over their sum.  Spin losses are those of the spin engine (a Poisson process of rate
 gamma_loss N plus scripted times; ``dicke.loss_kraus`` on the spin factor, the cavity
 untouched), and S_y instruments act on the spin factor as ``compiled.kernels._measure_sy`` does.
-The cavity starts in the reservoir's squeezed vacuum (``hybrid.squeezed_vacuum``), the spins in
+The cavity is cut in the Fock basis of a or of the reservoir's mode b (``hybrid.mode``) and
+starts in the reservoir's squeezed vacuum (``hybrid.reservoir_vacuum``), the spins in
 the scenario's initial state.  Per sample: the spin OBSERVABLES of the reduced state and the
 cavity's ``hybrid.CAVITY_OBSERVABLES``.  The exact reference is ``hybrid.liouvillian``.
 """
@@ -111,7 +113,7 @@ def generator(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates):
     a_full, eye = ops["a"], sp.identity(ops["a"].shape[0], format="csr")
     H = cavity.g * (a_full.T @ ops["S-"] + a_full @ ops["S+"]) + cavity.Delta_c * a_full.T @ a_full
     decay = rates.gamma_rel * (N / 2 * eye + ops["Sz"]) + 0.5 * rates.gamma_phi * N * eye
-    a, channels = hybrid.annihilation(cavity.n_max), []
+    a, channels = hybrid.mode(cavity), []
     squeezed = np.cosh(cavity.r) * a + np.sinh(cavity.r) * a.T
     for name, rate, L in (("cavity_sqz", cavity.kappa_sqz, squeezed),
                           ("cavity_int", cavity.kappa_int, a)):
@@ -191,8 +193,8 @@ def _spin_bands(two_j: int) -> np.ndarray:
 
 
 @cache
-def _cavity_bands(n_max: int) -> np.ndarray:
-    ops = hybrid.cavity_observables(n_max)
+def _cavity_bands(cavity: hybrid.Cavity) -> np.ndarray:
+    ops = hybrid.cavity_observables(cavity)
     return _bands([ops[name] for name in hybrid.CAVITY_OBSERVABLES])
 
 
@@ -204,13 +206,14 @@ def _expectations(psis: np.ndarray, B: np.ndarray) -> np.ndarray:
     return out
 
 
-def observables(psis: np.ndarray, two_j: int) -> np.ndarray:
-    """COLUMNS after N and j of the states psis[sample, n, k] of one block (normalised here):
+def observables(psis: np.ndarray, two_j: int, cavity: hybrid.Cavity) -> np.ndarray:
+    """COLUMNS after N and j of the states psis[sample, n, k] of one block (normalised here;
+    n in the cavity's basis):
     Tr(rho O) of the reduced spin and cavity states, all samples in one pass, O(d) each."""
     psis = psis / np.linalg.norm(psis, axis=(1, 2))[:, None, None]
     return np.concatenate((_expectations(psis, _spin_bands(two_j)),
                            _expectations(psis.transpose(0, 2, 1),
-                                         _cavity_bands(psis.shape[1] - 1))), axis=1)
+                                         _cavity_bands(cavity))), axis=1)
 
 
 def _pick(weights: list[float], stream: np.ndarray) -> int:
@@ -366,7 +369,7 @@ def _trajectory(setup: HybridSetup, row: int, rng: np.ndarray, rng_meas: np.ndar
     N = setup.point["model"]["N"]
     member = _pick(list(setup.weights), rng) if setup.weights.size > 1 else 0
     block = setup.block(N, setup.two_j)
-    psi = np.outer(hybrid.squeezed_vacuum(setup.cavity.n_max, setup.cavity.r),
+    psi = np.outer(hybrid.reservoir_vacuum(setup.cavity),
                    setup.states[member])
     tr = _Trajectory(setup, rng, N, setup.two_j, block, psi.astype(complex).ravel(),
                      _uniform(rng), np.array([krylov.initial_step(block.anorm), 0.0]))
@@ -412,7 +415,8 @@ def _trajectory(setup: HybridSetup, row: int, rng: np.ndarray, rng_meas: np.ndar
         tr.event(row, not jumped, is_scripted, events)
     for two_j, taken in states.items():  # the observables, one pass per total spin j
         rows = np.concatenate([r for r, _ in taken])
-        samples[rows, 2:] = observables(np.concatenate([psis for _, psis in taken]), two_j)
+        samples[rows, 2:] = observables(np.concatenate([psis for _, psis in taken]), two_j,
+                                        setup.cavity)
 
 
 def _events_frame(point: int, index: np.ndarray, events: list) -> pd.DataFrame:
@@ -433,10 +437,13 @@ def _events_frame(point: int, index: np.ndarray, events: list) -> pd.DataFrame:
 
 def hybrid_sizes(point: dict) -> tuple[int, int]:
     """(d, nnz) of the generator of the hybrid block (N, N/2): d = (n_max + 1)(N + 1), and its
-    non-zeros (the diagonal, a^dag S- and a S+, a^2 and a^dag^2 of the squeezed reservoir)."""
+    non-zeros (the diagonal, a^dag S- and a S+, a^2 and a^dag^2 of the squeezed reservoir; in
+    the reservoir's basis a = cosh r b - sinh r b^dag adds b S- and b^dag S+)."""
     m = point["model"]
     fock, spins = m["n_max"] + 1, m["N"] + 1
-    return fock * spins, fock * spins + 2 * (fock - 1) * (spins - 1) + 2 * (fock - 2) * spins
+    exchange = 4 if m.get("cavity_basis") == "reservoir" else 2
+    return (fock * spins,
+            fock * spins + exchange * (fock - 1) * (spins - 1) + 2 * (fock - 2) * spins)
 
 
 def hybrid_block_bytes(point: dict) -> float:
@@ -480,14 +487,18 @@ def _hybrid_seconds(point: dict) -> tuple[float, float]:
 
 
 def hybrid_norm(point: dict) -> float:
-    """A bound on ||A|| of the hybrid block (N, N/2) where its states live: 2 g sqrt(n_max)
-    (N/2 + 1) from H, and half the decay, kappa_sqz e^(2|r|) n_max + kappa_int n_max + the
-    local rates' N."""
+    """A bound on ||A|| of the hybrid block (N, N/2): 2 g sqrt(n_max) (N/2 + 1) from H, and half
+    the decay, kappa_sqz e^(2|r|) n_max + kappa_int n_max + the local rates' N; in the
+    reservoir's basis the exchange grows by e^|r| and the two cavity decays swap their e^(2|r|)."""
     m = point["model"]
-    N, n_max = m["N"], m["n_max"]
-    return (2 * m["g"] * math.sqrt(n_max) * (N / 2 + 1) + abs(m["Delta_c"]) * n_max
-            + 0.5 * (m["kappa_sqz"] * math.exp(2 * abs(m["r"])) * n_max
-                     + m["kappa_int"] * n_max + (m["gamma_rel"] + m["gamma_phi"] / 2) * N))
+    N, n_max, stretch = m["N"], m["n_max"], math.exp(2 * abs(m["r"]))
+    reservoir = m.get("cavity_basis") == "reservoir"
+    sqz, internal = (1.0, stretch) if reservoir else (stretch, 1.0)
+    exchange = 2 * m["g"] * math.sqrt(n_max) * (N / 2 + 1) * (math.sqrt(stretch) if reservoir
+                                                              else 1.0)
+    return (exchange + abs(m["Delta_c"]) * n_max * (stretch if reservoir else 1.0)
+            + 0.5 * (m["kappa_sqz"] * sqz * n_max + m["kappa_int"] * internal * n_max
+                     + (m["gamma_rel"] + m["gamma_phi"] / 2) * N))
 
 
 HYBRID = HybridEngine()
