@@ -6,7 +6,9 @@ t in [0, 20/kappa], 41 samples of <Sy^2> and <a^dag a>.  trajsim runs its engine
 a whole run's CPU time per trajectory, set-up (the block) included; QuTiP mcsolve runs the same
 Hamiltonian and collapse operators in Fock(n_max) ⊗ V_{N/2} with its default ODE method (adams)
 and tolerances atol 1e-8, rtol 1e-6, serial map (CPU time per trajectory, its set-up included);
-QuTiP mesolve the density matrix once (the ensemble alternative).  Then the reach (REACH): each
+QuTiP mesolve the density matrix once (the ensemble alternative); trajsim again with the cavity
+cut in the reservoir's basis (model.cavity_basis: reservoir, n_max auto: there the cut-off of a
+at n_max = 10 leaves 6e-5 in its top two levels, that of b 1e-10 or less).  Then the reach: each
 (N, n_max) in a fresh process, its set-up, Krylov steps, CPU per trajectory and peak memory.
 Prints Markdown tables.
 
@@ -37,20 +39,21 @@ REACH = ((20, 10, 50), (100, 10, 20), (200, 10, 10), (20, 40, 10), (50, 40, 5),
          (200, 60, 2), (1000, 20, 2))
 
 
-def scenario(N: int, n_max: int, trajectories: int) -> dict:
+def scenario(N: int, n_max: int | str, trajectories: int, basis: str = "fock") -> dict:
     return {"name": "bench", "model": {"kind": "hybrid", "N": N, "r": R, "g": 0.3 / np.sqrt(N),
                                        "kappa_sqz": KAPPA_SQZ, "kappa_int": KAPPA_INT,
-                                       "n_max": n_max},
+                                       "n_max": n_max, "cavity_basis": basis},
             "time": {"t_end": T_END, "n_samples": SAMPLES},
             "run": {"trajectories": trajectories, "unit_size": trajectories, "store": "summary"}}
 
 
-def trajsim_per_trajectory(N: int, n_max: int, n_traj: int) -> tuple[float, float]:
+def trajsim_per_trajectory(N: int, n_max: int | str, n_traj: int,
+                           basis: str = "fock") -> tuple[float, float]:
     """(CPU seconds per trajectory of a whole run, set-up included; the set-up alone), one
     thread, compiled kernels warmed on another point."""
     warm = load(scenario(4, 8, 1)).points[0]
     HYBRID.run_unit(HYBRID.build(warm), WorkUnit(0, 0, 0, 1), 0, False)
-    point = load(scenario(N, n_max, n_traj)).points[0]
+    point = load(scenario(N, n_max, n_traj, basis)).points[0]
     start = time.process_time()
     setup = HYBRID.build(point)
     setup.block(N, N)
@@ -121,6 +124,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--qutip-trajectories", type=int, default=10)
     parser.add_argument("--skip-reach", action="store_true")
+    parser.add_argument("--skip-mesolve", action="store_true")
     parser.add_argument("--reach-row", nargs=3, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.reach_row:
@@ -128,14 +132,19 @@ def main() -> None:
         return
     print(f"# {platform.processor() or platform.machine()}, {datetime.date.today()}")
     print("| N | n_max | trajsim s/trajectory | its set-up s | QuTiP mcsolve s/trajectory | "
-          "ratio | QuTiP mesolve s |")
-    print("|---|---|---|---|---|---|---|")
+          "ratio | trajsim, reservoir basis, n_max auto | ratio | QuTiP mesolve s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for N, n_max in VERSUS:
-        ours, built = trajsim_per_trajectory(N, n_max, 50 if N < 100 else 20)
+        count = 50 if N < 100 else 20
+        ours, built = trajsim_per_trajectory(N, n_max, count)
+        basis = load(scenario(N, "auto", 1, "reservoir")).points[0]["model"]["n_max"]
+        reservoir = trajsim_per_trajectory(N, "auto", count, "reservoir")[0]
         theirs = qutip_per_trajectory(N, n_max, args.qutip_trajectories)
-        ensemble = f"{qutip_mesolve(N, n_max):.3g}" if (N, n_max) in MESOLVE else "—"
+        ensemble = f"{qutip_mesolve(N, n_max):.3g}" if (N, n_max) in MESOLVE and not \
+            args.skip_mesolve else "—"
         print(f"| {N} | {n_max} | {ours:.3g} | {built:.3g} | {theirs:.3g} | "
-              f"{theirs / ours:.1f} | {ensemble} |", flush=True)
+              f"{theirs / ours:.1f} | {reservoir:.3g} (n_max {basis}) | "
+              f"{theirs / reservoir:.1f} | {ensemble} |", flush=True)
     if args.skip_reach:
         return
     print("\n| N | n_max | d | non-zeros | Krylov steps to t = 20/kappa | s/trajectory | "
