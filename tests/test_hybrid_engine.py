@@ -298,6 +298,29 @@ def test_steady_gives_the_exact_hybrid_steady_state_beside_its_reduction():
 
 
 @pytest.mark.slow
+def test_steady_in_the_reservoir_basis_reaches_n_16_and_agrees_with_the_fock_basis():
+    """trajsim steady with the cavity in the reservoir's basis: at N = 4 the same spin and cavity
+    values as in the Fock basis of a (n_max = 28 there, 12 in b) to 1e-8 (at a's automatic 16,
+    <Sy^2> is 3e-5 off, with 6.5e-7 in the top two levels); N = 16, out of reach in the Fock
+    basis, in a few seconds beside its Eq. (11) reduction."""
+    from trajsim.steady import steady_row
+
+    model = {"kind": "hybrid", "N": 4, "r": 0.5, "g": 0.1, "kappa_sqz": 1.0, "kappa_int": 0.05}
+    rows = [steady_row(load({"model": {**model, "n_max": n_max, "cavity_basis": basis},
+                             "time": {"t_end": 1.0}}).points[0])
+            for basis, n_max in (("fock", 28), ("reservoir", 12))]
+    for name in ("Sy2", "Sz", "xi2", "purity", "n_cav"):
+        assert rows[1][name] == pytest.approx(rows[0][name], rel=0, abs=1e-8), name
+    with pytest.raises(ScenarioError, match="cavity_basis: reservoir"):
+        steady_row(load({"model": {**model, "N": 16, "n_max": 16},
+                         "time": {"t_end": 1.0}}).points[0])
+    row = steady_row(load({"model": {**model, "N": 16, "g": 0.05, "n_max": 8,
+                                     "cavity_basis": "reservoir"},
+                           "time": {"t_end": 1.0}}).points[0])
+    assert row["top_fock"] < 1e-9 and row["Sy2"] == pytest.approx(row["Sy2_eq11"], rel=1e-3)
+
+
+@pytest.mark.slow
 def test_the_report_reads_a_hybrid_record(tmp_path):
     """trajsim report on a hybrid run: the record detectors and the Bayesian filter (on the
     Eq. (11) reduction) run, and the report says which model and units it read."""

@@ -35,9 +35,12 @@ def hybrid_row(point: dict) -> dict:
     m = point["model"]
     N, dim = m["N"], (m["n_max"] + 1) * (m["N"] + 1)
     if dim > HYBRID_MAX_DIM:
+        advice = ("model.cavity_basis: reservoir (where the cavity stays near the squeezed "
+                  "vacuum it needs far fewer levels), or " if m["cavity_basis"] == "fock" else "")
         raise ScenarioError(f"model.N: the exact hybrid steady state is limited to "
                             f"(n_max + 1)(N + 1) <= {HYBRID_MAX_DIM} (here {dim}: its LU grows "
-                            "as that to the fourth power); run trajectories (trajsim run) instead")
+                            f"as that to the fourth power); try {advice}run trajectories "
+                            "(trajsim run) instead")
     cavity, rates = hybrid.Cavity.of(m), Rates.of(m)
     if rates.local():  # every j of N spins
         blocks = hybrid.steady_blocks(N, cavity, rates)
