@@ -269,7 +269,10 @@ HYBRID = st.fixed_dictionaries({"kind": st.just("hybrid"), "N": st.integers(1, 4
                                optional={"r": st.sampled_from([0, 0.5]),
                                          "kappa_sqz": st.sampled_from([1.0, 5.0]),
                                          "kappa_int": st.sampled_from([0.0, 0.5]),
-                                         "Delta_c": st.sampled_from([0.0, 1.0])})
+                                         "Delta_c": st.sampled_from([0.0, 1.0]),
+                                         "cavity_basis": st.sampled_from(["fock",
+                                                                          "reservoir"]),
+                                         "n_max": st.sampled_from(["auto", 1, 6])})
 SCENARIOS = st.fixed_dictionaries({
     "model": SPIN | HYBRID,
     "time": st.fixed_dictionaries({"t_end": st.sampled_from([0.5, 2.0]),

@@ -258,7 +258,8 @@ NUMBERS = (st.none() | st.integers(-10**6, 10**9) | st.floats(allow_nan=True, al
 
 @FUZZ
 @given(st.fixed_dictionaries({}, optional={key: NUMBERS for key in (
-    "N", "r", "g", "kappa_sqz", "kappa_int", "Delta_c", "n_max", "gamma_phi", "gamma_rel")}),
+    "N", "r", "g", "kappa_sqz", "kappa_int", "Delta_c", "n_max", "gamma_phi", "gamma_rel",
+    "cavity_basis")}),
        st.sampled_from([{}, {"rate_per_spin": 0.1}, {"times": [0.5]}]),
        st.sampled_from([{}, {"kind": "weak", "period": 0.1, "sigma": 0.5}]))
 def test_fuzz_hybrid_models_return_a_scenario_or_a_user_error(model, loss, measurement):
