@@ -1,8 +1,8 @@
 """No-jump evolution of a large sparse non-normal generator by Krylov (Arnoldi) steps.
 
 Between jumps a trajectory evolves as psi(t + s) = exp(A s) psi(t), A = -i H_eff stored by
-diagonals (the hybrid generator has five), and it
-jumps where ||psi||^2 falls to the uniform u drawn after the last jump.  From x = beta v_1 the
+diagonals (the hybrid generator has five, seven in the reservoir's basis), and it jumps where
+||psi||^2 falls to the uniform u drawn after the last jump.  From x = beta v_1 the
 Arnoldi process (modified Gram-Schmidt) builds an orthonormal basis v_1 .. v_{m+1} of the Krylov
 space of A and x and the Hessenberg H_m = V_m^dag A V_m; then for 0 <= s <= h
 
@@ -16,8 +16,9 @@ sparse products and O(m^2 d); set-up is only the diagonals.  If the Krylov space
 (h_{j+1,j} <= BREAKDOWN ||A||_inf: a small sector) the step is exact for any h.
 
 Inside a step everything is (m+2)-dimensional: z is carried across sub-steps of
-||delta Hbar||_1 <= 1/2 by its Taylor polynomial of degree SUB_DEGREE (remainder below 1e-17),
-which gives the state at every stop inside the step, and ||psi(t + s)||^2 =
+||delta Hbar||_1 <= 1/2 by E = exp(delta Hbar) summed to degree SUB_DEGREE (remainder below
+1e-17), and from the boundary below a stop by the Taylor polynomial of z, which gives the state
+at every stop inside the step, and ||psi(t + s)||^2 =
 beta^2 ||z(s)[:m+1]||^2 (V orthonormal), a polynomial in s inside each sub-step whose root u is
 found by bisection.  The estimate at s = h bounds the error at every s < h (it grows with s).
 """
@@ -53,6 +54,7 @@ def _axpy(a, x, y):
 
 @nb.njit(cache=True, fastmath=FAST, inline="always")
 def _axpy_scalar(a, x, y):
+    """y += a x for a number a."""
     for i in range(y.size):
         y[i] += a * x[i]
 
