@@ -121,3 +121,11 @@ def test_near_an_exceptional_point_in_a_large_sector():
     for i, tau in enumerate(times):
         exact = expm(A.toarray() * tau) @ x
         assert np.linalg.norm(X[i] - exact) < STEPS_BOUND * krylov.TOL * np.linalg.norm(x)
+
+
+def test_a_state_that_is_not_finite_is_an_error_not_an_endless_loop():
+    """NaN in the state: the step control gives up after MAX_REJECTIONS with an error."""
+    block, _ = random_block(3)
+    x = np.full(block.data.shape[1], np.nan, complex)
+    with pytest.raises(FloatingPointError, match="no step size meets TOL"):
+        evolve(block, x, 0.5, [1.0])

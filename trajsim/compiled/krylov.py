@@ -42,6 +42,9 @@ BREAKDOWN = 1e-12
 #: (remainder SUB_NORM^15 / 15! ~ 2e-17).
 SUB_NORM = 0.5
 SUB_DEGREE = 14
+#: A step rejected this many times in a row (each at least halves it) means that the state or
+#: the generator is not finite: an error rather than an endless loop.
+MAX_REJECTIONS = 60
 
 
 @nb.njit(cache=True, fastmath=FAST, inline="always")
@@ -296,7 +299,10 @@ def advance_through(offsets, data, anorm, x, t, u, times, first, last, step):
         q = p if closed else m + 1  # the entries of z that are coefficients of V
         span = times[last - 1] - t
         h = span if closed else min(step[0], span)
-        while True:
+        for rejected in range(MAX_REJECTIONS + 1):
+            if rejected == MAX_REJECTIONS or not math.isfinite(beta):
+                raise FloatingPointError("krylov.advance_through: no step size meets TOL "
+                                         "(a state or generator that is not finite)")
             Z, delta = _substeps(Hbar, p, h)
             if closed:
                 break
