@@ -52,7 +52,7 @@ class Cavity:
     def of(cls, model: dict) -> Cavity:
         """The parameters of a resolved hybrid point's ``model`` section."""
         return cls(model["g"], model["kappa_sqz"], model["r"], model["kappa_int"],
-                   model["Delta_c"], model["n_max"], model.get("cavity_basis", "fock"))
+                   model["Delta_c"], model["n_max"], model["cavity_basis"])
 
 
 #: The cavity's bases (``Cavity.basis``): the Fock states of a, or those of the reservoir's mode
@@ -179,26 +179,47 @@ def operators(two_j: int, cavity: Cavity) -> dict[str, sp.csr_matrix]:
 NO_LOCAL = Rates()
 
 
+def cavity_channels(cavity: Cavity) -> list[tuple[str, float, np.ndarray]]:
+    """(name, rate, L) of the cavity's jumps on its own factor: the squeezed reservoir
+    'cavity_sqz' (kappa_sqz, cosh r a + sinh r a^dag) and the internal loss 'cavity_int'
+    (kappa_int, a), a from ``mode``; those of zero rate left out."""
+    a = mode(cavity)
+    return [(name, rate, L) for name, rate, L in (
+        ("cavity_sqz", cavity.kappa_sqz, np.cosh(cavity.r) * a + np.sinh(cavity.r) * a.T),
+        ("cavity_int", cavity.kappa_int, a)) if rate > 0]
+
+
+def no_jump_generator(N: int, two_j: int, cavity: Cavity, rates: Rates = NO_LOCAL
+                      ) -> sp.csr_matrix:
+    """A = -i H_eff of Eq. (9) in block (N, j), on Fock ⊗ V_j: H = g (a^dag S- + a S+) +
+    Delta_c a^dag a, and the decay sum_c L_c^dag L_c of the cavity channels and of the local
+    rates over every route (gamma_rel (N/2 + S_z) + gamma_phi N / 2)."""
+    ops = operators(two_j, cavity)
+    a, eye = ops["a"], sp.identity(ops["a"].shape[0], format="csr")
+    H = cavity.g * (a.T @ ops["S-"] + a @ ops["S+"]) + cavity.Delta_c * (a.T @ a)
+    decay = rates.gamma_rel * (N / 2 * eye + ops["Sz"]) + 0.5 * rates.gamma_phi * N * eye
+    for _, rate, L in cavity_channels(cavity):
+        decay = decay + rate * sp.kron(sp.csr_matrix(L.T @ L), sp.identity(two_j + 1))
+    A = (-1j * H - 0.5 * decay).tocsr()
+    A.sort_indices()
+    return A
+
+
 def liouvillian(N: int, cavity: Cavity, two_j: int | None = None,
                 rates: Rates = NO_LOCAL) -> sp.csr_matrix:
     """The generator of Eq. (9) on row-major vec(rho) in the block (N, j) (j = N/2 unless
-    given): vec(A X B) = (A ⊗ B^T) vec X.  With local rates (``rates.local()``) it holds their
-    decay and the local jumps that stay in j; ``local_jumps`` holds those that leave it."""
+    given): vec(A X B) = (A ⊗ B^T) vec X, so the no-jump part A rho + rho A^dag is
+    A ⊗ 1 + 1 ⊗ A^* (``no_jump_generator``), and each jump L rho L^dag is L ⊗ L (L real).
+    With local rates (``rates.local()``) it holds their decay and the local jumps that stay
+    in j; ``local_jumps`` holds those that leave it."""
     two_j = N if two_j is None else two_j
-    ops = operators(two_j, cavity)
-    a, dim = ops["a"], ops["a"].shape[0]
-    H = cavity.g * (a.T @ ops["S-"] + a @ ops["S+"]) + cavity.Delta_c * (a.T @ a)
-    eye = sp.identity(dim, format="csr")
-    G = -1j * (sp.kron(H, eye) - sp.kron(eye, H.T))
-    channels = [(cavity.kappa_sqz, np.cosh(cavity.r) * a + np.sinh(cavity.r) * a.T),
-                (cavity.kappa_int, a)]
-    channels += [(1.0, K) for target, K in local_jumps(N, two_j, cavity, rates) if target == two_j]
-    for rate, L in channels:
-        if rate > 0:
-            G = G + rate * sp.kron(L, L)  # L is real
-    decay = sum((rate * (L.T @ L) for rate, L in channels[:2] if rate > 0), 0 * eye)
-    decay = decay + rates.gamma_rel * (N / 2 * eye + ops["Sz"]) + 0.5 * rates.gamma_phi * N * eye
-    G = G - 0.5 * (sp.kron(decay, eye) + sp.kron(eye, decay.T))
+    A = no_jump_generator(N, two_j, cavity, rates)
+    eye, eye_s = sp.identity(A.shape[0], format="csr"), sp.identity(two_j + 1, format="csr")
+    G = sp.kron(A, eye) + sp.kron(eye, A.conj())
+    jumps = [np.sqrt(rate) * sp.kron(sp.csr_matrix(L), eye_s)
+             for _, rate, L in cavity_channels(cavity)]
+    for L in jumps + [K for target, K in local_jumps(N, two_j, cavity, rates) if target == two_j]:
+        G = G + sp.kron(L, L)
     return G.tocsr()
 
 

@@ -50,12 +50,12 @@ def hybrid_row(point: dict) -> dict:
     cavities = sum(hybrid.cavity_state(rho, key[1]) for key, rho in blocks.items())
     o = exact.expectations(spins)
     populations = np.real(np.diag(cavities))
-    a = hybrid.mode(cavity)
     reduced = steady_row({**point, "model": {**m, "kind": "spin"}})
     return {"N": N, "r": m["r"], "xi2": o["xi2"],
             "purity": sum(np.trace(rho @ rho).real for rho in spins.values()),
             "Sy2": o["Sy2"], "Sz": o["Sz"], "j": o["j"], "jump_rate": np.nan,
-            "gap": np.nan, "gap_even": np.nan, "n_cav": float(np.trace(cavities @ a.T @ a).real),
+            "gap": np.nan, "gap_even": np.nan,
+            "n_cav": sum(hybrid.photons(rho, key[1], cavity) for key, rho in blocks.items()),
             "top_fock": float(populations[-2:].sum()),
             "xi2_eq11": reduced["xi2"], "Sy2_eq11": reduced["Sy2"]}
 

@@ -108,25 +108,15 @@ class HybridBlock:
 
 
 def generator(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates):
-    """(A = -i H_eff sparse, channels) of block (N, j) (module docstring), on Fock ⊗ V_j."""
-    ops = hybrid.operators(two_j, cavity)
-    a_full, eye = ops["a"], sp.identity(ops["a"].shape[0], format="csr")
-    H = cavity.g * (a_full.T @ ops["S-"] + a_full @ ops["S+"]) + cavity.Delta_c * a_full.T @ a_full
-    decay = rates.gamma_rel * (N / 2 * eye + ops["Sz"]) + 0.5 * rates.gamma_phi * N * eye
-    a, channels = hybrid.mode(cavity), []
-    squeezed = np.cosh(cavity.r) * a + np.sinh(cavity.r) * a.T
-    for name, rate, L in (("cavity_sqz", cavity.kappa_sqz, squeezed),
-                          ("cavity_int", cavity.kappa_int, a)):
-        if rate > 0:
-            channels.append((name, two_j, np.sqrt(rate) * L, None))
-            decay = decay + rate * sp.kron(sp.csr_matrix(L.T @ L), sp.identity(two_j + 1))
+    """(A = -i H_eff sparse, channels) of block (N, j) (module docstring; A from
+    ``hybrid.no_jump_generator``), on Fock ⊗ V_j."""
+    channels = [(name, two_j, np.sqrt(rate) * L, None)
+                for name, rate, L in hybrid.cavity_channels(cavity)]
     for name, rate in rates.local().items():
         for two_j1, two_jp in dicke.local_targets(N, two_j):
             K = dicke.local_kraus(N, two_j, name, two_j1, two_jp)
             channels.append((name, two_jp, None, np.sqrt(rate) * K))
-    A = (-1j * H - 0.5 * decay).tocsr()
-    A.sort_indices()
-    return A, channels
+    return hybrid.no_jump_generator(N, two_j, cavity, rates), channels
 
 
 def build_block(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates) -> HybridBlock:
@@ -391,8 +381,8 @@ def _trajectory(setup: HybridSetup, row: int, rng: np.ndarray, rng_meas: np.ndar
 
     while k < stops.size:
         t_loss, is_scripted = tr.next_loss()
-        later = measured[measured >= k]
-        last = int(later[0]) + 1 if later.size else stops.size
+        following = np.searchsorted(measured, k)  # the next measurement at or after stop k
+        last = int(measured[following]) + 1 if following < measured.size else stops.size
         cut = min(last, int(np.searchsorted(stops, t_loss, "left")))
         if cut > k:  # the stops before the next measurement (inclusive) or loss
             k_new, jumped, psis = tr.advance_through(stops, k, cut)
@@ -441,14 +431,15 @@ def hybrid_sizes(point: dict) -> tuple[int, int]:
     the reservoir's basis a = cosh r b - sinh r b^dag adds b S- and b^dag S+)."""
     m = point["model"]
     fock, spins = m["n_max"] + 1, m["N"] + 1
-    exchange = 4 if m.get("cavity_basis") == "reservoir" else 2
+    exchange = 4 if m["cavity_basis"] == "reservoir" else 2
     return (fock * spins,
             fock * spins + exchange * (fock - 1) * (spins - 1) + 2 * (fock - 2) * spins)
 
 
 def hybrid_block_bytes(point: dict) -> float:
-    """Memory of the largest hybrid block: its CSR generator (complex data, 64-bit indices) and
-    a trajectory's Krylov basis (m + 2 vectors of d)."""
+    """Memory of the largest hybrid block: its generator by diagonals (within 24 bytes per
+    non-zero, the diagonals' padding included) and a trajectory's Krylov basis (m + 2 vectors
+    of d)."""
     d, nnz = hybrid_sizes(point)
     return 24.0 * nnz + 8.0 * d + 16.0 * (krylov.KRYLOV_DIM + 2) * d
 
@@ -470,7 +461,7 @@ def _hybrid_seconds(point: dict) -> tuple[float, float]:
     HYBRID_S_PER_NNZ per non-zero of A (m + 1 sparse products, Gram-Schmidt); each stop
     (sample or measurement) expands the state, HYBRID_S_PER_ENTRY per entry; each measurement
     and event costs HYBRID_EVENT_S of Python.  Events: the jumps (``_hybrid_events``) and the
-    losses.  Set-up: each block's CSR generator."""
+    losses.  Set-up: each block's generator, O(nnz)."""
     m, t_end = point["model"], point["time"]["t_end"]
     d, nnz = hybrid_sizes(point)
     stops = np.union1d(time_grid(point), measurement_times(point)).size
@@ -492,7 +483,7 @@ def hybrid_norm(point: dict) -> float:
     reservoir's basis the exchange grows by e^|r| and the two cavity decays swap their e^(2|r|)."""
     m = point["model"]
     N, n_max, stretch = m["N"], m["n_max"], math.exp(2 * abs(m["r"]))
-    reservoir = m.get("cavity_basis") == "reservoir"
+    reservoir = m["cavity_basis"] == "reservoir"
     sqz, internal = (1.0, stretch) if reservoir else (stretch, 1.0)
     exchange = 2 * m["g"] * math.sqrt(n_max) * (N / 2 + 1) * (math.sqrt(stretch) if reservoir
                                                               else 1.0)
