@@ -6,9 +6,13 @@ import numpy as np
 import pytest
 
 import trajsim
-from trajsim import detectors, engines
+from scipy.linalg import expm
+
+from trajsim import detectors, engines, parity_filter
+from trajsim.exact import Propagator, steady_density_matrix
+from trajsim.instruments import _sy_basis
 from trajsim.model import Rates
-from trajsim.parity_filter import ParityFilter, filter_declarations
+from trajsim.parity_filter import LadderUnavailable, ParityFilter, filter_declarations
 
 SCENARIO = {"model": {"N": 8, "r": 1.5}, "initial_state": {"kind": "steady"},
             "loss": {"rate_per_spin": 0.03}, "time": {"t_end": 20.0, "n_samples": 21},
@@ -81,13 +85,84 @@ def test_the_filter_detects_at_least_as_well_at_the_same_false_alarms(filtered):
     assert compared >= 4
 
 
+def dense_posteriors(rates, N0, rho0, loss_rate, sigma, outcomes, times):
+    """The filter's definition, built independently: every block N0 .. 0 in one vector,
+    propagated by a dense expm of the whole ladder's generator (``exact.Propagator``)."""
+    P = Propagator(rates, N0, N0, loss_rate=loss_rate)
+    G, blocks = P.G.toarray(), list(P.layout.offsets.items())
+    vec = np.zeros(P.layout.size, complex)
+    vec[: rho0.size] = rho0.ravel()
+
+    def traces(v):
+        return {N: np.trace(v[o:o + (N + 1) ** 2].reshape(N + 1, N + 1)).real
+                for (N, _), o in blocks}
+
+    steps, out, now = {}, [], 0.0
+    for y, t in zip(outcomes, times):
+        tau = round(t - now, 12)
+        if tau not in steps:
+            steps[tau] = expm(G * tau)
+        predicted = steps[tau] @ vec
+        now, measured = t, predicted.copy()
+        for (N, _), o in blocks:
+            my, U = _sy_basis(N)
+            amplitude = (np.abs(my - y) < 1e-9).astype(float) if sigma == 0 else \
+                np.exp(-((y - my) ** 2) / (4 * sigma**2))
+            rho = measured[o:o + (N + 1) ** 2].reshape(N + 1, N + 1)
+            measured[o:o + (N + 1) ** 2] = (
+                U @ ((U.conj().T @ rho @ U) * np.outer(amplitude, amplitude)) @ U.conj().T).ravel()
+        if sum(traces(measured).values()) <= 0:
+            measured = predicted
+        weights = traces(measured)
+        vec = measured / sum(weights.values())
+        out.append(sum(w for N, w in weights.items() if N % 2) / sum(weights.values()))
+    return np.array(out)
+
+
+def simulated_record(N, r, loss_rate, sigma, times, seed):
+    """Outcomes of one trajectory simulated by trajsim at the given times."""
+    kind = {"kind": "projective"} if sigma == 0 else {"kind": "weak", "sigma": sigma}
+    result = trajsim.run({"model": {"N": N, "r": r}, "initial_state": {"kind": "steady"},
+                          "loss": {"rate_per_spin": loss_rate},
+                          "time": {"t_end": float(times[-1]), "n_samples": 2},
+                          "measurement": {**kind, "times": [float(t) for t in times]},
+                          "run": {"trajectories": 1, "seed": seed}}, progress=False)
+    return result.measurements.sort_values("t").outcome.to_numpy()
+
+
+@pytest.mark.parametrize("N, r, loss_rate, sigma, uniform", [
+    (8, 1.5, 0.03, 0.7, True), (9, 2.5, 0.05, 0.0, True), (12, 2.0, 0.02, 1.0, False),
+    (7, 1.0, 0.2, 0.5, False)])
+def test_the_filter_equals_the_dense_filter(N, r, loss_rate, sigma, uniform):
+    """On records simulated with losses (projective and weak, uniform and listed times) the
+    posteriors equal those of the whole-ladder dense filter to 1e-9."""
+    times = 0.5 * np.arange(1, 31) if uniform else \
+        np.cumsum(np.random.default_rng(N).choice([0.25, 0.5, 1.5], 30))
+    outcomes = simulated_record(N, r, loss_rate, sigma, times, seed=N)
+    rates = Rates(r=r)
+    rho0 = steady_density_matrix(N, N, r)
+    reference = dense_posteriors(rates, N, rho0, loss_rate, sigma, outcomes, times)
+    bayes = ParityFilter(rates, N, rho0, loss_rate, 0.5, sigma)
+    posterior = bayes.posteriors(outcomes, None if uniform else times)
+    np.testing.assert_allclose(posterior, reference, rtol=0, atol=1e-9)
+
+
 def test_an_outcome_impossible_under_the_filter_model_is_skipped():
     """A hybrid run's record read with its Eq. (11) reduction can hold outcomes that model
     forbids; the filter skips them (its posterior is that of the prediction) instead of
     dividing by zero."""
-    pf = ParityFilter(Rates(r=0.5), 1, np.diag([1.0, 0.0]), 0.1, 0.5, 0.0)  # one spin, down
-    posterior = pf.posteriors(np.array([0.5, 5.0, -0.5]))
+    rho0 = np.diag([1.0, 0.0])  # one spin, down
+    pf = ParityFilter(Rates(r=0.5), 1, rho0, 0.1, 0.5, 0.0)
+    outcomes = np.array([0.5, 5.0, -0.5])
+    posterior = pf.posteriors(outcomes)
     assert np.all(np.isfinite(posterior))
-    odd, total = pf._weights(pf.step @ pf._measured(pf.step @ pf.start, 0.5))
-    assert posterior[1] == pytest.approx(odd / total)
+    reference = dense_posteriors(Rates(r=0.5), 1, rho0, 0.1, 0.0, outcomes, [0.5, 1.0, 1.5])
+    np.testing.assert_allclose(posterior, reference, rtol=0, atol=1e-12)
     assert 0 < posterior[1] < 1
+
+
+def test_a_filter_beyond_the_memory_budget_is_refused(monkeypatch):
+    """One line naming the size and the budget; nothing is built."""
+    monkeypatch.setattr(parity_filter, "memory_budget", lambda: 2.0**30)
+    with pytest.raises(LadderUnavailable, match=r"N = 60 needs about .* GiB; 1 GiB"):
+        ParityFilter(Rates(r=2.5), 60, np.eye(61) / 61, 0.002, 0.5, 1.0)

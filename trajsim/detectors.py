@@ -21,6 +21,7 @@ least ``settle`` after a loss), reported as the average run length quiet time / 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +32,9 @@ from .detection import bandwidth, bootstrap_median, poisson_rate_interval, wilso
 from .discrimination import _steady_sy
 from .engines import initial_ensemble
 from .model import Rates
-from .parity_filter import MAX_N, ParityFilter, filter_declarations
+from .parity_filter import LadderUnavailable, ParityFilter, filter_declarations
+
+log = logging.getLogger("trajsim")
 
 #: A likelihood ratio beyond e^20 decides alone; clipping keeps sums finite (projective records:
 #: integer vs half-integer outcomes).
@@ -201,23 +204,27 @@ def score(records_: list[Record], declarations: list[np.ndarray], window: float,
 CUSUM_H = float(np.log(1000.0))
 
 
-def bayes_posteriors(point: dict, measurements: pd.DataFrame,
-                     times: np.ndarray) -> list[np.ndarray] | None:
+def bayes_posteriors(point: dict, measurements: pd.DataFrame) -> list[np.ndarray] | None:
     """P(odd | record) after every outcome of every trajectory from the exact Bayesian filter
-    (``parity_filter``), or None where it does not apply: local dissipation, N > MAX_N, copies,
-    or outcomes not at period, 2 period, ..."""
+    (``parity_filter``), or None where it does not apply: local dissipation, copies, or a
+    filter beyond the memory budget or the exact route (``LadderUnavailable``: logged)."""
     model, meas = point["model"], point["measurement"]
-    uniform = times.size > 0 and np.allclose(times, times[0] * np.arange(1, times.size + 1))
-    if (model["gamma_phi"] or model["gamma_rel"] or model["N"] > MAX_N
-            or meas["kind"] not in ("projective", "weak") or not uniform):
+    if model["gamma_phi"] or model["gamma_rel"] or meas["kind"] not in ("projective", "weak"):
         return None
+    ordered = measurements.sort_values(["trajectory", "t"], kind="stable")
+    records = [(g.outcome.to_numpy(), g.t.to_numpy())
+               for _, g in ordered.groupby("trajectory", sort=True)]
+    spacing = max((float(np.diff(t, prepend=0.0).max()) for _, t in records if t.size),
+                  default=0.0)
     _, weights, states = initial_ensemble(point)
     rho0 = (states.T * weights) @ states.conj()
-    bayes = ParityFilter(Rates.of(model), model["N"], rho0, loss_prior(point), float(times[0]),
-                         float(meas["sigma"] or 0.0))
-    ordered = measurements.sort_values(["trajectory", "t"], kind="stable")
-    return [bayes.posteriors(group.outcome.to_numpy())
-            for _, group in ordered.groupby("trajectory", sort=True)]
+    try:
+        bayes = ParityFilter(Rates.of(model), model["N"], rho0, loss_prior(point), spacing,
+                             float(meas["sigma"] or 0.0))
+        return [bayes.posteriors(y, t) for y, t in records]
+    except LadderUnavailable as why:
+        log.warning("no Bayesian filter rows: %s", why)
+        return None
 
 
 def loss_prior(point: dict) -> float:
@@ -265,7 +272,7 @@ def analyse_point(measurements: pd.DataFrame, events: pd.DataFrame, point: dict,
         np.concatenate(([0.0], 0.25 * np.geomspace(0.1, 10, 12)))
     detectors = [("threshold", theta, thetas),
                  ("cusum", CUSUM_H, np.linspace(0.5, 12, 13))]
-    posteriors = bayes_posteriors(point, measurements, times)
+    posteriors = bayes_posteriors(point, measurements)
     if posteriors is not None:
         detectors.append(("bayes", 0.5, np.linspace(0.5, 0.99, 13)))
     for kind, parameter, sweep in detectors:

@@ -275,15 +275,20 @@ class BlockPropagator:
                 out[rows] = P @ X[rows]
         return out
 
+    def modes(self) -> list:
+        """[(mu, R, R^-1) or None] per sector: G = R diag(mu) R^-1, None where that is not
+        accurate to 1e-11 (computed once)."""
+        with self._lock:
+            if self._modes is None:
+                self._modes = [_eigenmodes(G) for G in self.generators]
+            return self._modes
+
     def advance_once(self, X: np.ndarray, tau: float) -> np.ndarray:
         """``advance`` for an interval that will not recur: through the eigenmodes."""
         if tau == 0:
             return X
-        with self._lock:
-            if self._modes is None:
-                self._modes = [_eigenmodes(G) for G in self.generators]
         out = np.empty(X.shape, complex)
-        for rows, G, modes in zip(self.sectors, self.generators, self._modes):
+        for rows, G, modes in zip(self.sectors, self.generators, self.modes()):
             if modes is None:
                 out[rows] = expm(G * tau) @ X[rows]
             else:

@@ -3,83 +3,86 @@
 The observer knows the model (Eq. (2) with gamma_coll and one-axis twisting; no local
 dissipation, so every state stays in the blocks j = N/2 of N0, N0 - 1, ...), the initial state,
 the spin-loss rate (losses are not observed: a Poisson prior) and the instrument.  Its state is
-the unnormalised block density matrices of ``exact.Propagator`` (Eq. (2) with loss): between
-outcomes it evolves exactly (a dense matrix exponential for the outcome spacing), each outcome
-y acts with its Kraus operator in every block,
+the unnormalised density matrices rho_N of the levels N that carry posterior mass: between
+outcomes they evolve exactly under Eq. (11) with loss (``ladder.LossLadder``: the eigenmodes of
+each level, the losses within the interval analytically), each outcome y acts with its Kraus
+operator in every level,
 
     weak:        rho_y[m, m'] <- rho_y[m, m'] exp(-((y - m_y)^2 + (y - m_y')^2) / (4 sigma^2)),
     projective:  rho_y <- P_y rho_y P_y,
 
 (in the S_y eigenbasis, ``instruments``), and the posterior is P(odd) = sum over odd N of
-Tr rho_N / sum over all N.  No detector reading the same record does better: it is the bound the
-others are measured against.
-
-Size limit: the state has sum_k (N0 - k + 1)^2 entries and the propagator is dense, so the
-filter runs up to N0 = ``MAX_N`` (a few milliseconds per outcome there).
+Tr rho_N / sum over all N.  Levels whose mass falls below ``MASS_TOL`` of the total are dropped;
+a level enters when the ladder carries mass into it.  No detector reading the same record does
+better: it is the bound the others are measured against.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import expm
 
-from .exact import Propagator
 from .instruments import _sy_basis
+from .ladder import LadderUnavailable, LossLadder, ladder_bytes
+from .memory import memory_budget
 from .model import Rates
 
-MAX_N = 16
+__all__ = ["ParityFilter", "LadderUnavailable", "filter_declarations"]
+
+#: Levels with less posterior mass than this (relative) are dropped.
+MASS_TOL = 1e-12
 
 
 class ParityFilter:
-    """Posterior parity of a record of S_y outcomes at uniformly spaced times."""
+    """Posterior parity of a record of S_y outcomes (at multiples of ``spacing`` unless the
+    times are given)."""
 
     def __init__(self, rates: Rates, N0: int, rho0: np.ndarray, loss_rate: float,
                  spacing: float, sigma: float):
-        if N0 > MAX_N:
-            raise ValueError(f"the exact parity filter runs up to N = {MAX_N}")
-        self.propagator = Propagator(rates, N0, N0, loss_rate=loss_rate)
-        self.step = expm(self.propagator.G.toarray() * spacing)
-        self.start = self.propagator.initial(rho0)
-        self.sigma = sigma
-        self.blocks = list(self.propagator.layout.offsets.items())
+        need, budget = ladder_bytes(N0, loss_rate, spacing), memory_budget()
+        if need > budget:
+            raise LadderUnavailable(f"the parity filter at N = {N0} needs about "
+                                    f"{need / 2**30:.3g} GiB; {budget / 2**30:.0f} GiB is "
+                                    "available")
+        self.rates, self.N0, self.loss_rate = rates, N0, loss_rate
+        self.spacing, self.sigma = spacing, sigma
+        self.start = {N0: np.asarray(rho0, complex).ravel().copy()}
+        self._ladders: dict[float, LossLadder] = {}
 
-    def posteriors(self, outcomes: np.ndarray) -> np.ndarray:
-        """P(odd | outcomes 1..i) after each outcome i (the first one spacing after t = 0).  An
-        outcome impossible under the filter's model (a hybrid run's record read with its Eq. (11)
-        reduction can hold one) is skipped."""
-        vec = self.start.copy()
-        out = np.empty(outcomes.size)
-        for i, y in enumerate(outcomes):
-            predicted = self.step @ vec
-            vec = self._measured(predicted, y)
-            odd, total = self._weights(vec)
-            if total <= 0:
-                vec = predicted
-                odd, total = self._weights(vec)
-            vec /= total
-            out[i] = odd / total
+    def posteriors(self, outcomes: np.ndarray, times: np.ndarray | None = None) -> np.ndarray:
+        """P(odd | outcomes 1..i) after each outcome i, at ``times`` (default: spacing,
+        2 spacing, ...).  An outcome impossible under the filter's model (a hybrid run's record
+        read with its Eq. (11) reduction can hold one) is skipped."""
+        if times is None:
+            times = self.spacing * np.arange(1, len(outcomes) + 1)
+        levels, now = self.start, 0.0
+        out = np.empty(len(outcomes))
+        for i, (y, t) in enumerate(zip(outcomes, times, strict=True)):
+            predicted = self._advance(levels, t - now)
+            now = t
+            levels = {N: self._measured(N, x, y) for N, x in predicted.items()}
+            if sum(_mass(N, x) for N, x in levels.items()) <= 0:
+                levels = predicted
+            mass = {N: _mass(N, x) for N, x in levels.items()}
+            total = sum(mass.values())
+            levels = {N: x / total for N, x in levels.items() if mass[N] > MASS_TOL * total}
+            out[i] = sum(mass[N] for N in levels if N % 2) / sum(mass[N] for N in levels)
         return out
 
-    def _measured(self, vec: np.ndarray, y: float) -> np.ndarray:
-        """The outcome's Kraus operator applied in every block."""
-        vec = vec.copy()
-        for (_, two_j), offset in self.blocks:
-            size = (two_j + 1) ** 2
-            rho = vec[offset:offset + size].reshape(two_j + 1, two_j + 1)
-            my, U = _sy_basis(two_j)
-            rho = U @ ((U.conj().T @ rho @ U) * self._kraus(my, y)) @ U.conj().T
-            vec[offset:offset + size] = rho.ravel()
-        return vec
+    def _advance(self, levels: dict, tau: float) -> dict:
+        """Every level through the interval tau, losses within it included (one
+        ``LossLadder`` per distinct tau)."""
+        if tau <= 0:
+            return levels
+        key = float(f"{tau:.12g}")
+        if key not in self._ladders:
+            self._ladders[key] = LossLadder(self.rates, self.loss_rate, key)
+        return self._ladders[key].advance(levels)
 
-    def _weights(self, vec: np.ndarray) -> tuple[float, float]:
-        """(odd, total): the traces of the odd-N blocks and of all blocks."""
-        odd = total = 0.0
-        for (N, two_j), offset in self.blocks:
-            weight = np.trace(vec[offset:offset + (two_j + 1) ** 2].reshape(two_j + 1,
-                                                                           two_j + 1)).real
-            total += weight
-            odd += weight if N % 2 else 0.0
-        return odd, total
+    def _measured(self, N: int, x: np.ndarray, y: float) -> np.ndarray:
+        """The outcome's Kraus operator applied to rho_N."""
+        my, U = _sy_basis(N)
+        rho = x.reshape(N + 1, N + 1)
+        return (U @ ((U.conj().T @ rho @ U) * self._kraus(my, y)) @ U.conj().T).ravel()
 
     def _kraus(self, my: np.ndarray, y: float) -> np.ndarray:
         """The outcome's weights W[m, m'] = M_y(m) M_y(m') in the S_y basis (up to a constant)."""
@@ -88,6 +91,11 @@ class ParityFilter:
         else:
             amplitude = np.exp(-((y - my) ** 2) / (4 * self.sigma**2))
         return np.outer(amplitude, amplitude)
+
+
+def _mass(N: int, x: np.ndarray) -> float:
+    """Tr rho_N."""
+    return float(x[:: N + 2].real.sum())
 
 
 def filter_declarations(posterior: np.ndarray, level: float, start_odd: bool) -> np.ndarray:
