@@ -14,19 +14,29 @@ from trajsim.instruments import _sy_basis
 from trajsim.model import Rates
 from trajsim.parity_filter import LadderUnavailable, ParityFilter, filter_declarations
 
-SCENARIO = {"model": {"N": 8, "r": 1.5}, "initial_state": {"kind": "steady"},
-            "loss": {"rate_per_spin": 0.03}, "time": {"t_end": 20.0, "n_samples": 21},
-            "measurement": {"kind": "weak", "period": 0.5, "sigma": 0.7},
-            "run": {"trajectories": 300, "seed": 8, "unit_size": 50}}
+SCENARIOS = {
+    "N8": {"model": {"N": 8, "r": 1.5}, "initial_state": {"kind": "steady"},
+           "loss": {"rate_per_spin": 0.03}, "time": {"t_end": 20.0, "n_samples": 21},
+           "measurement": {"kind": "weak", "period": 0.5, "sigma": 0.7},
+           "run": {"trajectories": 300, "seed": 8, "unit_size": 50}},
+    # Fig. 4(b) with a weak readout of one-spin resolution (scenarios/parity_sensing_weak.yaml)
+    "N40": {"model": {"N": 40, "r": 2.5}, "initial_state": {"kind": "steady"},
+            "loss": {"rate_per_spin": 0.002}, "time": {"t_end": 50.0, "n_samples": 11},
+            "measurement": {"kind": "weak", "period": 0.5, "sigma": 1.0},
+            "run": {"trajectories": 48, "seed": 40, "unit_size": 8}},
+}
 
 
-@pytest.fixture(scope="module")
-def filtered():
-    result = trajsim.run(SCENARIO, progress=False)
-    point = trajsim.load_scenario(SCENARIO).points[0]
+@pytest.fixture(scope="module", params=sorted(SCENARIOS))
+def filtered(request):
+    scenario = SCENARIOS[request.param]
+    result = trajsim.run(scenario, progress=False)
+    point = trajsim.load_scenario(scenario).points[0]
+    model, meas = point["model"], point["measurement"]
     _, weights, states = engines.initial_ensemble(point)
     rho0 = (states.T * weights) @ states.conj()
-    bayes = ParityFilter(Rates.of(point["model"]), 8, rho0, 0.03, 0.5, 0.7)
+    bayes = ParityFilter(Rates.of(model), model["N"], rho0, point["loss"]["rate_per_spin"],
+                         meas["period"], meas["sigma"])
     table = result.measurements.sort_values(["trajectory", "t"])
     posterior = {traj: bayes.posteriors(g.outcome.to_numpy())
                  for traj, g in table.groupby("trajectory")}
@@ -59,9 +69,10 @@ def test_posterior_is_calibrated(filtered):
 def test_the_filter_detects_at_least_as_well_at_the_same_false_alarms(filtered):
     """Along the ROC (false alarms, detection probability), the filter's curve lies above every
     CUSUM and threshold setting within its range, up to 3 binomial standard errors."""
-    result, _, posterior, _ = filtered
-    law = detectors.OutcomeLaw(8, 1.5, 0.7)
-    recs = detectors.records(result.measurements, result.events, law, 8)
+    result, point, posterior, _ = filtered
+    N = point["model"]["N"]
+    law = detectors.OutcomeLaw(N, point["model"]["r"], point["measurement"]["sigma"])
+    recs = detectors.records(result.measurements, result.events, law, N)
 
     def roc(declarations):
         scores = [detectors.score(recs, d, window=3.0, settle=3.0) for d in declarations]

@@ -119,6 +119,9 @@ def _duration(seconds: float) -> str:
 def _validate(args) -> int:
     import yaml
 
+    from .detectors import bayes_bytes
+    from .memory import memory_budget
+
     scenario = _load(args)
     scenario.check_resources()
     print(yaml.safe_dump(scenario.resolved, sort_keys=False).rstrip())
@@ -131,6 +134,13 @@ def _validate(args) -> int:
             work = f"hybrid engine, n_max = {model['n_max']}, {work}"
         print(f"# point {p}: {work}, ~{_duration(row['cpu_s_per_trajectory'])} CPU per "
               f"trajectory (run.engine: {row['engine']})")
+        bayes = bayes_bytes(scenario.points[p])
+        if bayes is not None:
+            fits = "" if bayes <= memory_budget() else (
+                f", beyond the budget of {memory_budget() / 2**30:.0f} GiB: the report will have "
+                "no bayes rows")
+            print(f"# point {p}: the report's exact Bayesian filter needs ~{bayes / 2**20:.0f} "
+                  f"MiB{fits}")
     print(f"# valid: {len(scenario.points)} point(s); estimated cost "
           f"~{_duration(sum(row['cpu_s'] for row in cost))} of one core (an estimate from the "
           "exact steady jump rate and the measured cost of a jump, not a bound)")

@@ -32,7 +32,9 @@ from .detection import bandwidth, bootstrap_median, poisson_rate_interval, wilso
 from .discrimination import _steady_sy
 from .engines import initial_ensemble
 from .model import Rates
+from .ladder import ladder_bytes
 from .parity_filter import LadderUnavailable, ParityFilter, filter_declarations
+from .point import measurement_times
 
 log = logging.getLogger("trajsim")
 
@@ -206,25 +208,44 @@ CUSUM_H = float(np.log(1000.0))
 
 def bayes_posteriors(point: dict, measurements: pd.DataFrame) -> list[np.ndarray] | None:
     """P(odd | record) after every outcome of every trajectory from the exact Bayesian filter
-    (``parity_filter``), or None where it does not apply: local dissipation, copies, or a
-    filter beyond the memory budget or the exact route (``LadderUnavailable``: logged)."""
-    model, meas = point["model"], point["measurement"]
-    if model["gamma_phi"] or model["gamma_rel"] or meas["kind"] not in ("projective", "weak"):
+    (``parity_filter``), or None where it does not apply (``bayes_applies``) or cannot run
+    (``LadderUnavailable``, logged: beyond the memory budget or the exact route)."""
+    if not bayes_applies(point):
         return None
     ordered = measurements.sort_values(["trajectory", "t"], kind="stable")
-    records = [(g.outcome.to_numpy(), g.t.to_numpy())
-               for _, g in ordered.groupby("trajectory", sort=True)]
-    spacing = max((float(np.diff(t, prepend=0.0).max()) for _, t in records if t.size),
-                  default=0.0)
     _, weights, states = initial_ensemble(point)
     rho0 = (states.T * weights) @ states.conj()
     try:
-        bayes = ParityFilter(Rates.of(model), model["N"], rho0, loss_prior(point), spacing,
-                             float(meas["sigma"] or 0.0))
-        return [bayes.posteriors(y, t) for y, t in records]
+        bayes = ParityFilter(Rates.of(point["model"]), point["model"]["N"], rho0,
+                             loss_prior(point), _longest_interval(point),
+                             float(point["measurement"]["sigma"] or 0.0))
+        return [bayes.posteriors(g.outcome.to_numpy(), g.t.to_numpy())
+                for _, g in ordered.groupby("trajectory", sort=True)]
     except LadderUnavailable as why:
         log.warning("no Bayesian filter rows: %s", why)
         return None
+
+
+def bayes_applies(point: dict) -> bool:
+    """The exact filter follows j = N/2 models (no local dissipation) read by a projective or
+    weak instrument (not copies)."""
+    model = point["model"]
+    return (not model["gamma_phi"] and not model["gamma_rel"]
+            and point["measurement"]["kind"] in ("projective", "weak"))
+
+
+def bayes_bytes(point: dict) -> float | None:
+    """Peak memory of the exact filter on this point's records (``ladder.ladder_bytes``), or
+    None where it does not apply."""
+    if not bayes_applies(point):
+        return None
+    return ladder_bytes(point["model"]["N"], loss_prior(point), _longest_interval(point))
+
+
+def _longest_interval(point: dict) -> float:
+    """The longest interval between outcomes (from t = 0), which sets the filter's depth."""
+    times = measurement_times(point)
+    return float(np.diff(times, prepend=0.0).max()) if times.size else 0.0
 
 
 def loss_prior(point: dict) -> float:

@@ -112,8 +112,8 @@ def sectors(N: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class LossLadder:
-    """exp(A tau) of the loss ladder, column by column: ``column(N)`` is [E(N -> N - k) for k =
-    0 .. depth], each a list over the two sectors of factors (U, V), cached."""
+    """exp(A tau) of the loss ladder: ``advance`` applies it to the levels that carry mass,
+    ``column(N)`` holds E(N -> N - k) for k = 0 .. depth as factors (built when first needed)."""
 
     def __init__(self, rates: Rates, loss_rate: float, tau: float):
         if rates.local():
