@@ -6,15 +6,17 @@ S_y readout (sigma = 1) every 0.5/Gamma over 50/Gamma (100 outcomes); records si
 trajsim (two trajectories from the steady state).  Each N runs in a fresh process with
 OPENBLAS_NUM_THREADS=1 (CPU time = wall time); the peak is /proc/self/status VmHWM.  Columns:
 set-up = the first outcome (the eigenmodes of the levels N .. N - depth and the first column);
-first record = the rest of the first record, in which the levels below enter as the posterior
-reaches them (each a new column); per outcome = the second record, every column built; levels =
-columns built.  Prints a Markdown table.
+per level = the rest of the first record, in which the levels below enter as the posterior
+reaches them (each a new column), per level that entered; per outcome = the second record, every
+column built; levels = columns built.  ``--outcomes`` shortens the records (50/Gamma: 100).
+Prints a Markdown table.
 
-    python benchmarks/bench_filter.py [N ...]
+    python benchmarks/bench_filter.py [--outcomes 100] [N ...]
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import os
 import platform
@@ -27,7 +29,7 @@ import numpy as np
 SPACING, T_END, SIGMA, R, LOSS = 0.5, 50.0, 1.0, 2.5, 0.002
 
 
-def row(N: int) -> str:
+def row(N: int, outcomes: int) -> str:
     import trajsim
     from trajsim.exact import steady_density_matrix
     from trajsim.ladder import ladder_bytes
@@ -39,38 +41,43 @@ def row(N: int) -> str:
                           "measurement": {"kind": "weak", "period": SPACING, "sigma": SIGMA},
                           "run": {"trajectories": 2, "seed": N}}, progress=False)
     table = result.measurements.sort_values(["trajectory", "t"])
-    records = [g.outcome.to_numpy() for _, g in table.groupby("trajectory")]
+    records = [g.outcome.to_numpy()[:outcomes] for _, g in table.groupby("trajectory")]
     bayes = ParityFilter(Rates(r=R), N, steady_density_matrix(N, N, R), LOSS, SPACING, SIGMA)
     start = time.process_time()
     bayes.posteriors(records[0][:1])
     setup = time.process_time() - start
     start = time.process_time()
     bayes.posteriors(records[0])
-    first = time.process_time() - start
+    entering = time.process_time() - start
     start = time.process_time()
     bayes.posteriors(records[1])
     per_outcome = (time.process_time() - start) / records[1].size
     levels = len(next(iter(bayes._ladders.values()))._columns)
     with open("/proc/self/status") as status:
         peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
-    return (f"| {N} | {setup:.3g} | {first:.3g} | {1e3 * per_outcome:.3g} | {levels} | "
+    return (f"| {N} | {records[0].size} | {setup:.3g} | {entering / max(levels - 1, 1):.3g} | "
+            f"{1e3 * per_outcome:.3g} | {levels} | "
             f"{peak:.0f} | {ladder_bytes(N, LOSS, SPACING) / 2**20:.0f} |")
 
 
 def main() -> None:
-    if len(sys.argv) > 2 and sys.argv[1] == "--row":
-        print(row(int(sys.argv[2])))
+    if len(sys.argv) > 3 and sys.argv[1] == "--row":
+        print(row(int(sys.argv[2]), int(sys.argv[3])))
         return
-    sizes = [int(a) for a in sys.argv[1:]] or [20, 40, 60]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--outcomes", type=int, default=100)
+    parser.add_argument("sizes", nargs="*", type=int, default=[20, 40, 60])
+    args = parser.parse_args()
+    outcomes, sizes = args.outcomes, args.sizes
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"{datetime.date.today()}, one core (OPENBLAS_NUM_THREADS=1)\n")
-    print("| N | set-up (s) | first record (s) | per outcome (ms) | levels | peak (MB) | "
+    print("| N | outcomes | set-up (s) | per level (s) | per outcome (ms) | levels | peak (MB) | "
           "ladder_bytes (MB) |")
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     for N in sizes:
-        out = subprocess.run([sys.executable, __file__, "--row", str(N)], env=env, check=True,
-                             capture_output=True, text=True).stdout
+        out = subprocess.run([sys.executable, __file__, "--row", str(N), str(outcomes)],
+                             env=env, check=True, capture_output=True, text=True).stdout
         print(out.strip().splitlines()[-1], flush=True)
 
 

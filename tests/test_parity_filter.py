@@ -79,7 +79,7 @@ def test_the_filter_detects_at_least_as_well_at_the_same_false_alarms(filtered):
         return np.array([[s["false_alarms"], s["p_detect"], s["losses"]] for s in scores])
 
     bayes = roc([[filter_declarations(posterior[k], level, False) for k in sorted(posterior)]
-                 for level in (0.5, 0.55, 0.6, 0.65, 0.7, 0.75)])
+                 for level in (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9)])
     bayes = bayes[np.argsort(bayes[:, 0])]
     others = np.vstack([
         roc([[detectors.cusum_declarations(x.llr, h, False) for x in recs]
