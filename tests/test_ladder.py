@@ -43,9 +43,9 @@ def test_the_depth_follows_the_poisson_bound():
     for N, rate, tau, mass in ((40, 0.002, 0.5, 1.0), (40, 0.002, 2.0, 1.0), (12, 0.1, 1.0, 1e-6),
                                (3, 1.0, 10.0, 1.0)):
         k = ladder_depth(N, rate, tau, mass)
-        bound = lambda k: mass * (rate * N * tau) ** (k + 1) / factorial(k + 1)  # noqa: E731
-        assert k == N or bound(k) < ladder.DEPTH_TOL
-        assert k == 0 or bound(k - 1) >= ladder.DEPTH_TOL
+        bound = mass * (rate * N * tau) ** np.arange(1, N + 2) / factorial(np.arange(1, N + 2))
+        assert k == N or bound[k] < ladder.DEPTH_TOL  # bound[k]: k + 1 losses
+        assert k == 0 or bound[k - 1] >= ladder.DEPTH_TOL
     assert ladder_depth(40, 0.0, 0.5) == 0
 
 

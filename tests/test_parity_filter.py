@@ -4,10 +4,9 @@ import itertools
 
 import numpy as np
 import pytest
-
-import trajsim
 from scipy.linalg import expm
 
+import trajsim
 from trajsim import detectors, engines, parity_filter
 from trajsim.exact import Propagator, steady_density_matrix
 from trajsim.instruments import _sy_basis

@@ -31,8 +31,8 @@ from scipy.special import logsumexp
 from .detection import bandwidth, bootstrap_median, poisson_rate_interval, wilson_interval
 from .discrimination import _steady_sy
 from .engines import initial_ensemble
-from .model import Rates
 from .ladder import ladder_bytes
+from .model import Rates
 from .parity_filter import LadderUnavailable, ParityFilter, filter_declarations
 from .point import measurement_times
 

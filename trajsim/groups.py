@@ -27,7 +27,7 @@ from .exact import solve_with_trace
 from .model import Rates
 from .squeezing import moments_from_columns, wineland_xi2
 
-__all__ = ["Group", "dimension", "operators", "liouvillian", "steady_state", "moments"]
+__all__ = ["Group", "dimension", "liouvillian", "moments", "operators", "steady_state"]
 
 
 @dataclass(frozen=True)

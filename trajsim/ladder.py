@@ -40,7 +40,7 @@ from scipy.special import gammaln
 from .exact import BlockPropagator, _loss_superoperator, even_coherences
 from .model import Rates
 
-__all__ = ["LossLadder", "LadderUnavailable", "ladder_bytes", "ladder_depth", "sectors"]
+__all__ = ["LadderUnavailable", "LossLadder", "ladder_bytes", "ladder_depth", "sectors"]
 
 #: Losses within one interval are followed while the Poisson bound (gamma N tau)^k / k! of k of
 #: them is above this.

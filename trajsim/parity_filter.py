@@ -26,7 +26,7 @@ from .ladder import LadderUnavailable, LossLadder, ladder_bytes
 from .memory import memory_budget
 from .model import Rates
 
-__all__ = ["ParityFilter", "LadderUnavailable", "filter_declarations"]
+__all__ = ["LadderUnavailable", "ParityFilter", "filter_declarations"]
 
 #: Levels with less posterior mass than this (relative) are dropped.
 MASS_TOL = 1e-12
