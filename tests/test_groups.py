@@ -96,6 +96,14 @@ def test_the_steady_state_is_stationary_and_physical():
     assert np.linalg.eigvalsh((rho + rho.conj().T) / 2).min() > -1e-10
 
 
+def test_a_steady_state_that_is_not_unique_is_refused():
+    """Unequal weights without detunings: Sigma has a 3-dimensional kernel (three dark states),
+    and the solve's answer is not a density matrix."""
+    classes = (Group(6, 0.0, 1.0), Group(6, 0.0, 0.5))
+    with pytest.raises(ValueError, match="not unique"):
+        grp.steady_state(classes, Rates(r=1.5))
+
+
 def grouped_ensemble(classes, rates, loss_rate, rho0, times):
     """The product-space density matrices of every class-size combination reachable by
     Poisson loss, one sparse generator over all of them (expm_multiply): total-spin <Sz>,

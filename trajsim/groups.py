@@ -86,15 +86,23 @@ def liouvillian(groups: tuple[Group, ...], rates: Rates) -> sp.csr_matrix:
 def steady_state(groups: tuple[Group, ...], rates: Rates) -> np.ndarray:
     """The steady state (dense), solved among the entries rho[p, p'] with even M_z(p) - M_z(p')
     (exp(i pi S_z) maps Sigma to -Sigma, so the generator keeps them and the rest decays), with
-    one equation replaced by Tr rho = 1 (sparse LU).  Unique only when the classes differ
-    (some delta_k or w_k): for identical classes every block of total J has its own."""
+    one equation replaced by Tr rho = 1 (sparse LU).  It need not be unique: identical classes
+    have one in every block of total J, and unequal weights without detunings leave several
+    dark states (Sigma has a 3-dimensional kernel for 6 + 6 spins at w = 1, 0.5); a solution
+    that is not a density matrix (not Hermitian, or an eigenvalue below -1e-9, to 1e-9) raises
+    ValueError."""
     dim = dimension(groups)
     two_m = (2 * operators(groups, 0.0)["Sz"].diagonal().real).round().astype(int)
     kept = np.flatnonzero(((two_m[:, None] - two_m[None, :]) % 4 == 0).ravel())
     rho = np.zeros(dim * dim, complex)  # kept[0] = 0: rho[0, 0] is among the kept entries
     rho[kept] = solve_with_trace(liouvillian(groups, rates)[kept][:, kept],
                                  np.flatnonzero(np.isin(kept, np.arange(dim) * (dim + 1))))
-    return rho.reshape(dim, dim)
+    rho = rho.reshape(dim, dim)
+    if (np.abs(rho - rho.conj().T).max() > 1e-9
+            or np.linalg.eigvalsh((rho + rho.conj().T) / 2).min() < -1e-9):
+        raise ValueError("groups.steady_state: the steady state is not unique (the solve gave "
+                         "a matrix that is not a density matrix)")
+    return rho
 
 
 def moments(rho: np.ndarray, groups: tuple[Group, ...]) -> dict[str, float]:
