@@ -127,11 +127,7 @@ def grouped_ensemble(classes, rates, loss_rate, rho0, times):
             after = key[:k] + (replace(g, N=g.N - 1),) + key[k + 1:]
             term = None
             for up in (False, True):
-                factors = [dicke.loss_kraus(g.N, g.N, g.N - 1, up) if c == k else
-                           np.eye(h.N + 1) for c, h in enumerate(key)]
-                K = sp.csr_matrix(factors[0])
-                for f in factors[1:]:
-                    K = sp.kron(K, sp.csr_matrix(f), "csr")
+                K = grp.embedded(key, k, dicke.loss_kraus(g.N, g.N, g.N - 1, up))
                 kk = loss_rate * g.N * sp.kron(K, K.conj())
                 term = kk if term is None else term + kk
             j = index[after]

@@ -27,7 +27,8 @@ from .exact import solve_with_trace
 from .model import Rates
 from .squeezing import moments_from_columns, wineland_xi2
 
-__all__ = ["Group", "dimension", "liouvillian", "moments", "operators", "steady_state"]
+__all__ = ["Group", "dimension", "embedded", "liouvillian", "moments", "operators",
+           "steady_state"]
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def dimension(groups: tuple[Group, ...]) -> int:
     return int(np.prod([g.N + 1 for g in groups]))
 
 
-def _embedded(groups: tuple[Group, ...], k: int, op: np.ndarray) -> sp.csr_matrix:
+def embedded(groups: tuple[Group, ...], k: int, op: np.ndarray) -> sp.csr_matrix:
     """1 ⊗ ... ⊗ op (on class k) ⊗ ... ⊗ 1."""
     factors = [sp.csr_matrix(op) if i == k else sp.identity(g.N + 1, format="csr")
                for i, g in enumerate(groups)]
@@ -57,7 +58,7 @@ def operators(groups: tuple[Group, ...], r: float) -> dict[str, sp.csr_matrix]:
     ops = {name: sp.csr_matrix((dim, dim), dtype=complex)
            for name in ("Sigma", "S-w", "H", "Sx", "Sy", "Sz")}
     for k, g in enumerate(groups):
-        Jp, Jm, Jz = (_embedded(groups, k, M) for M in dicke.spin_matrices(g.N))
+        Jp, Jm, Jz = (embedded(groups, k, M) for M in dicke.spin_matrices(g.N))
         ops["Sigma"] += g.weight * (np.cosh(r) * Jm - np.sinh(r) * Jp)
         ops["S-w"] += g.weight * Jm
         ops["H"] += g.delta * Jz

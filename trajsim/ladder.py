@@ -29,6 +29,7 @@ levels N .. N - depth instead, up to ``DENSE_MAX`` rows.
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache
@@ -37,10 +38,11 @@ import numpy as np
 from scipy.linalg import expm
 from scipy.special import gammaln
 
-from .exact import BlockPropagator, _loss_superoperator, even_coherences
+from .exact import BlockPropagator, Propagator, _loss_superoperator, even_coherences
 from .model import Rates
 
-__all__ = ["LadderUnavailable", "LossLadder", "ladder_bytes", "ladder_depth", "sectors"]
+__all__ = ["LadderUnavailable", "LossLadder", "ladder_bytes", "ladder_depth", "sectors",
+           "trace"]
 
 #: Losses within one interval are followed while the Poisson bound (gamma N tau)^k / k! of k of
 #: them is above this.
@@ -103,6 +105,11 @@ def _matmul(A: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(A @ pair).view(complex).ravel()
 
 
+def trace(N: int, x: np.ndarray) -> float:
+    """Tr rho_N of the row-major vec x."""
+    return float(x[:: N + 2].real.sum())
+
+
 @cache
 def sectors(N: int) -> tuple[np.ndarray, np.ndarray]:
     """Row-major vec indices of rho_N (block j = N/2) with k - k' even, and with k - k' odd
@@ -144,7 +151,7 @@ class LossLadder:
         for N, x in levels.items():
             column = self.column(N)
             depth = min(len(column.U[0]) - 1,
-                        ladder_depth(N, self.loss_rate, self.tau, float(x[:: N + 2].real.sum())))
+                        ladder_depth(N, self.loss_rate, self.tau, trace(N, x)))
             for k in range(depth + 1):
                 out.setdefault(N - k, np.zeros((N - k + 1) ** 2, complex))
             for s, cols in enumerate(sectors(N)):
@@ -173,8 +180,9 @@ class LossLadder:
     def _separated(self, N: int, depth: int, s: int) -> bool:
         """No two levels within the triangle below N share a mode (Parlett's divisor)."""
         for top in range(N, N - depth, -1):
+            mu_top = self._mu(top, s)
             for M in range(top - 1, N - depth - 1, -1):
-                gap = np.abs(self._mu(M, s)[:, None] - self._mu(top, s)[None, :]).min(initial=np.inf)
+                gap = np.abs(self._mu(M, s)[:, None] - mu_top[None, :]).min(initial=np.inf)
                 if gap * self.tau < MODE_GAP:
                     return False
         return True
@@ -215,27 +223,18 @@ class LossLadder:
     # ------------------------------------------------------------------ the dense route
 
     def _column_dense(self, N: int, depth: int, s: int) -> list:
-        """Column N from expm of the ladder generator over levels N .. N - depth (one sector)."""
-        levels = list(range(N, N - depth - 1, -1))
-        sizes = [sectors(M)[s].size for M in levels]
-        if sum(sizes) > DENSE_MAX:
+        """Column N from expm of the ladder generator over levels N .. N - depth
+        (``exact.Propagator``'s, restricted to sector s)."""
+        ladder = Propagator(self.rates, N, N, self.loss_rate, max_losses=depth)
+        rows = [ladder.layout.offsets[(M, M)] + sectors(M)[s] for M in range(N, N - depth - 1, -1)]
+        if sum(r.size for r in rows) > DENSE_MAX:
             raise LadderUnavailable(
                 f"the eigenmodes of the N = {N} block are not accurate (small r) and the dense "
-                f"ladder would have {sum(sizes)} > {DENSE_MAX} rows")
-        starts = np.concatenate([[0], np.cumsum(sizes)])
-        A = np.zeros((starts[-1], starts[-1]), complex)
-        for i, M in enumerate(levels):
-            rows = sectors(M)[s]
-            A[starts[i]:starts[i + 1], starts[i]:starts[i + 1]] = (
-                self._block(M).generators[s] - self.loss_rate * M * np.eye(rows.size))
-            if i + 1 < len(levels):
-                lower = sectors(M - 1)[s]
-                loss = self.loss_rate * M * _loss_superoperator(M, M, M - 1).tocsr()
-                A[starts[i + 1]:starts[i + 2], starts[i]:starts[i + 1]] = \
-                    loss[lower][:, rows].toarray()
-        column = expm(A * self.tau)[:, :sizes[0]]
-        return [_compress(self._typed(column[starts[i]:starts[i + 1]]))
-                for i in range(len(levels))]
+                f"ladder would have {sum(r.size for r in rows)} > {DENSE_MAX} rows")
+        index = np.concatenate(rows)
+        column = expm(ladder.G[index][:, index].toarray() * self.tau)[:, :rows[0].size]
+        starts = np.cumsum([0] + [r.size for r in rows])
+        return [_compress(self._typed(column[a:b])) for a, b in itertools.pairwise(starts)]
 
     def _typed(self, E: np.ndarray) -> np.ndarray:
         """Real where the generator is (no one-axis twisting)."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .instruments import _sy_basis
-from .ladder import LadderUnavailable, LossLadder, ladder_bytes
+from .ladder import LadderUnavailable, LossLadder, ladder_bytes, trace
 from .memory import memory_budget
 from .model import Rates
 
@@ -60,9 +60,9 @@ class ParityFilter:
             predicted = self._advance(levels, t - now)
             now = t
             levels = {N: self._measured(N, x, y) for N, x in predicted.items()}
-            if sum(_mass(N, x) for N, x in levels.items()) <= 0:
-                levels = predicted
-            mass = {N: _mass(N, x) for N, x in levels.items()}
+            mass = {N: trace(N, x) for N, x in levels.items()}
+            if sum(mass.values()) <= 0:
+                levels, mass = predicted, {N: trace(N, x) for N, x in predicted.items()}
             total = sum(mass.values())
             levels = {N: x / total for N, x in levels.items() if mass[N] > MASS_TOL * total}
             out[i] = sum(mass[N] for N in levels if N % 2) / sum(mass[N] for N in levels)
@@ -91,11 +91,6 @@ class ParityFilter:
         else:
             amplitude = np.exp(-((y - my) ** 2) / (4 * self.sigma**2))
         return np.outer(amplitude, amplitude)
-
-
-def _mass(N: int, x: np.ndarray) -> float:
-    """Tr rho_N."""
-    return float(x[:: N + 2].real.sum())
 
 
 def filter_declarations(posterior: np.ndarray, level: float, start_odd: bool) -> np.ndarray:

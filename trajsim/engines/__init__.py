@@ -165,6 +165,14 @@ def measurement_frame(point: int, trajectory, t, outcome, N) -> pd.DataFrame:
                          "outcome": outcome, "N": np.asarray(N, np.int64)})
 
 
+def pick(weights, stream: np.ndarray) -> int:
+    """Index drawn with probability proportional to weights (a jump channel, a Kraus operator,
+    an ensemble member)."""
+    cumulative = np.cumsum(weights)
+    return min(int(np.searchsorted(cumulative, _uniform(stream) * cumulative[-1])),
+               len(weights) - 1)
+
+
 def next_poisson_loss(t: float, rate_per_spin: float, N: int, stream: np.ndarray) -> float:
     """The next Poisson loss after t (rate gamma_loss N; memoryless, so redrawn after a loss)."""
     rate = rate_per_spin * N

@@ -23,7 +23,7 @@ from .. import dicke, groups
 from ..compiled import krylov
 from ..compiled.streams import _uniform
 from ..model import Rates
-from . import next_poisson_loss
+from . import next_poisson_loss, pick
 
 #: The observables sampled, of the total spin; then the spins N_k of each class.
 COLUMNS = ("N", "Sz", "Sx2", "Sy2", "Sz2")
@@ -58,25 +58,14 @@ def block(classes: tuple, rates: Rates) -> GroupedBlock:
             continue
         after = classes[:k] + (replace(g, N=g.N - 1),) + classes[k + 1:]
         for up in (False, True):
-            K = dicke.loss_kraus(g.N, g.N, g.N - 1, up)
-            factors = [sp.csr_matrix(K) if i == k else sp.identity(c.N + 1, format="csr")
-                       for i, c in enumerate(classes)]
-            full = factors[0]
-            for f in factors[1:]:
-                full = sp.kron(full, f, format="csr")
-            losses.append((k, full, after))
+            losses.append((k, groups.embedded(classes, k, dicke.loss_kraus(g.N, g.N, g.N - 1,
+                                                                          up)), after))
     S = {a: ops[f"S{a}"] for a in "xyz"}
     observables = {"Sz": S["z"], **{f"S{a}2": (S[a] @ S[a]).tocsr() for a in "xyz"}}
     return GroupedBlock(classes, diagonals.offsets.astype(np.int64),
                         np.ascontiguousarray(diagonals.data, np.complex128),
                         float(abs(A).sum(axis=1).max()) if A.nnz else 0.0, channels, losses,
                         observables)
-
-
-def _pick(weights: list[float], stream: np.ndarray) -> int:
-    cumulative = np.cumsum(weights)
-    return min(int(np.searchsorted(cumulative, _uniform(stream) * cumulative[-1])),
-               len(weights) - 1)
 
 
 def trajectory(classes: tuple, rates: Rates, psi0: np.ndarray, t_grid: np.ndarray,
@@ -109,11 +98,11 @@ def trajectory(classes: tuple, rates: Rates, psi0: np.ndarray, t_grid: np.ndarra
             t = t_reached if jumped else t_loss
         if jumped:
             phis = [L @ x for _, L in b.channels]
-            c = _pick([np.vdot(p, p).real for p in phis], stream)
+            c = pick([np.vdot(p, p).real for p in phis], stream)
             events.append((t, "jump", b.channels[c][0]))
         else:
             phis = [K @ x for _, K, _ in b.losses]
-            c = _pick([b.classes[cls].N * np.vdot(p, p).real
+            c = pick([b.classes[cls].N * np.vdot(p, p).real
                        for (cls, _, _), p in zip(b.losses, phis)], stream)
             events.append((t, "loss", f"class {b.losses[c][0]}"))
             b, N = block(b.losses[c][2], rates), N - 1

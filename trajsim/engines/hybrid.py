@@ -52,6 +52,7 @@ from . import (
     WorkUnit,
     initial_ensemble,
     next_poisson_loss,
+    pick,
     sy_outcome,
     trajectory_frame,
 )
@@ -206,13 +207,6 @@ def observables(psis: np.ndarray, two_j: int, cavity: hybrid.Cavity) -> np.ndarr
                                          _cavity_bands(cavity))), axis=1)
 
 
-def _pick(weights: list[float], stream: np.ndarray) -> int:
-    """Index drawn with probability proportional to weights."""
-    cumulative = np.cumsum(weights)
-    return min(int(np.searchsorted(cumulative, _uniform(stream) * cumulative[-1])),
-               len(weights) - 1)
-
-
 def _measure(psi: np.ndarray, two_j: int, instrument: Instrument, stream: np.ndarray,
              out: np.ndarray) -> np.ndarray:
     """One S_y measurement on the spin factor of psi[n, k] (``engines.sy_outcome``; psi
@@ -330,7 +324,7 @@ class _Trajectory:
         psi, before = self.psi(), self.two_j
         if loss:
             phis = [psi @ K.T for _, _, K in self.block.losses]
-            c = _pick([np.vdot(phi, phi).real for phi in phis], self.rng)
+            c = pick([np.vdot(phi, phi).real for phi in phis], self.rng)
             name, self.two_j = self.block.losses[c][:2]
             self.N -= 1
             self.scripted += is_scripted
@@ -338,7 +332,7 @@ class _Trajectory:
                 self.poisson = next_poisson_loss(self.t, self.setup.loss_rate, self.N, self.rng)
         else:
             phis = [F @ psi if S is None else psi @ S.T for _, _, F, S in self.block.channels]
-            c = _pick([np.vdot(phi, phi).real for phi in phis], self.rng)
+            c = pick([np.vdot(phi, phi).real for phi in phis], self.rng)
             name, self.two_j = self.block.channels[c][:2]
         events.append((row, self.t, "loss" if loss else "jump", name, self.N, self.two_j, before))
         self.block = self.setup.block(self.N, self.two_j)
@@ -357,7 +351,7 @@ def _trajectory(setup: HybridSetup, row: int, rng: np.ndarray, rng_meas: np.ndar
     up to the next measurement or loss go through one compiled call; at equal times a loss
     comes first, then a measurement, then a sample."""
     N = setup.point["model"]["N"]
-    member = _pick(list(setup.weights), rng) if setup.weights.size > 1 else 0
+    member = pick(list(setup.weights), rng) if setup.weights.size > 1 else 0
     block = setup.block(N, setup.two_j)
     psi = np.outer(hybrid.reservoir_vacuum(setup.cavity),
                    setup.states[member])
