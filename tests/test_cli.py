@@ -216,6 +216,17 @@ BAD = {
     "sweep value": ("model: {N: 4}\ntime: {t_end: 1}\nsweep: {model.N: [4, -1]}", "sweep point 1"),
     "missing section": ("model: {N: 4}", "'time' is a required property"),
     "twisting with squeezing": ("model: {N: 4, r: 0.5, chi: 1.0}\ntime: {t_end: 1}", "model.chi"),
+    "no N": ("model: {r: 1}\ntime: {t_end: 1}", "model: 'N' is a required property"),
+    "groups N": ("model: {N: 5, groups: [{N: 2}, {N: 2}]}\ntime: {t_end: 1}", "model.N: 5"),
+    "groups local": ("model: {gamma_phi: 0.1, groups: [{N: 2}]}\ntime: {t_end: 1}",
+                     "model.gamma_phi"),
+    "groups weight": ("model: {groups: [{N: 2, weight: 0}]}\ntime: {t_end: 1}",
+                      "model.groups.0.weight"),
+    "groups steady": ("model: {groups: [{N: 2}]}\ninitial_state: {kind: steady}\n"
+                      "time: {t_end: 1}", "initial_state.kind"),
+    "groups record": ("model: {groups: [{N: 2}]}\nrun: {engine: record}\ntime: {t_end: 1}",
+                      "run.engine"),
+    "groups empty": ("model: {groups: []}\ntime: {t_end: 1}", "model.groups"),
 }
 
 

@@ -150,29 +150,3 @@ def grouped_ensemble(classes, rates, loss_rate, rho0, times):
             for name, O in ops.items():
                 out[name][t] += np.real(np.sum(rho.T * O.toarray()))
     return out
-
-
-@pytest.mark.slow
-def test_grouped_trajectories_match_the_product_space_ensemble():
-    """Two detuned classes (3 + 2 spins, weights 1 and 0.7, gamma_coll on) with Poisson loss
-    from all spins down: trajectory means of N, <Sz>, <S_a^2> and each class's N_k within 5
-    standard errors of the product-space density matrix over every reachable class size, at
-    every sample."""
-    from trajsim.compiled import rng_states
-    from trajsim.engines import grouped
-
-    rates = Rates(Gamma=1.0, r=0.8, gamma_coll=0.2)
-    classes = (Group(3, 0.5, 1.0), Group(2, -0.5, 0.7))
-    times = np.linspace(0, 4, 9)
-    psi0 = np.zeros(12)
-    psi0[0] = 1.0
-    n = 2000
-    streams = rng_states(7, 0, np.arange(n))
-    runs = np.stack([grouped.trajectory(classes, rates, psi0, times, 0.15, streams[i])[0]
-                     for i in range(n)])
-    reference = grouped_ensemble(classes, rates, 0.15, np.outer(psi0, psi0), times)
-    for c, name in enumerate(grouped.COLUMNS + ("N_0", "N_1")):
-        mean, se = runs[:, :, c].mean(0), runs[:, :, c].std(0, ddof=1) / np.sqrt(n)
-        assert np.all(np.abs(mean - reference[name]) <= 5 * se + 1e-9), (name, mean,
-                                                                          reference[name], se)
-    assert reference["N"][-1] < 4.0  # losses happened

@@ -65,6 +65,11 @@ MAX_TIME = 1e9
 MAX_R = 5.0
 MAX_N = 10**9
 MAX_INT = 2**63 - 1
+#: Most classes of identical spins in model.groups (engines/grouped.py).
+MAX_GROUPS = 16
+#: Keys that model.groups refuses: local rates mix the classes' symmetric blocks, and one-axis
+#: twisting is not in the grouped engine (engines/grouped.py).
+GROUPED_REFUSED = ("gamma_phi", "gamma_rel", "chi")
 #: Largest Fock cut-off of the hybrid model (model.n_max), and its smallest cavity decay.
 MAX_N_MAX = 200
 MIN_KAPPA = 1e-100
@@ -127,8 +132,17 @@ SCHEMA = _obj(
                           "description": f"auto or a Fock cut-off from 1 to {MAX_N_MAX}"},
                 "cavity_basis": {"enum": list(hybrid.BASES),
                                  "description": "fock or reservoir"},
+                "groups": {"type": "array", "minItems": 1, "maxItems": MAX_GROUPS,
+                           "description": f"a list of 1 to {MAX_GROUPS} classes {{N, delta, "
+                                          "weight}",
+                           "items": _obj({
+                               "N": _integer(1, MAX_N, f"an integer from 1 to {MAX_N}"),
+                               "delta": _number(description="a detuning delta_k with |delta_k| "
+                                                f"<= {MAX_RATE:g}", maximum=MAX_RATE),
+                               "weight": _number(0, True, "a coupling weight w_k > 0 and <= "
+                                                 f"{MAX_RATE:g}", maximum=MAX_RATE),
+                           }, required=["N"])},
             },
-            required=["N"],
         ),
         "initial_state": _obj(
             {
@@ -530,6 +544,15 @@ def _check_model_kind(raw: dict) -> None:
         raise ScenarioError("sweep.model.kind: one model kind per run; run the spin and the "
                             "hybrid model as two scenarios")
     given = set(model) | {key.split(".", 1)[1] for key in swept if key.startswith("model.")}
+    if "N" not in given and "groups" not in given:
+        raise ScenarioError("model: 'N' is a required property")
+    if "groups" in given:
+        for key in GROUPED_REFUSED + HYBRID_KEYS + ("kind",):
+            if key in given:
+                raise ScenarioError(f"model.{key}: not a key of the grouped model "
+                                    "(model.groups): its classes stay symmetric, without local "
+                                    "rates, twisting or a cavity; remove it")
+        return
     if model.get("kind", "spin") == "hybrid":
         for key in SPIN_ONLY_KEYS:
             if key in given:
@@ -573,6 +596,22 @@ def _resolve_hybrid(point: dict, label: str) -> None:
                             f"{tail:.2g} of the squeezed reservoir's photon distribution "
                             f"(r = {m['r']:g}) at or beyond it (at most "
                             f"{hybrid.REFUSE_TOP_WEIGHT:g}); use {advice}n_max: auto")
+
+
+def _resolve_groups(point: dict, label: str) -> None:
+    """model.groups: each class's delta (0) and weight (1) filled in, and model.N their sum
+    (given, it must be that sum); the initial states the product space has."""
+    m, init = point["model"], point["initial_state"]
+    m["groups"] = [{"delta": 0.0, "weight": 1.0, **g} for g in m["groups"]]
+    total = sum(g["N"] for g in m["groups"])
+    if m.setdefault("N", total) != total:
+        raise ScenarioError(f"{label}model.N: {m['N']} is not the {total} spins of model.groups; "
+                            "give their sum or leave model.N out")
+    if init["kind"] == "steady" or init["j"] not in (None, total / 2):
+        key = "kind" if init["kind"] == "steady" else "j"
+        raise ScenarioError(f"{label}initial_state.{key}: the grouped model starts in a Dicke "
+                            "state of the largest total spin j = N/2 (any m) or a coherent spin "
+                            "state; use kind: dicke or css")
 
 
 def _check_point(point: dict, label: str) -> None:
@@ -667,6 +706,8 @@ def resolve(raw, name: str = "scenario") -> Scenario:
             raise ScenarioError(f"{label}{err}") from None
         if point["model"]["kind"] == "hybrid":
             _resolve_hybrid(point, label)
+        if "groups" in point["model"]:
+            _resolve_groups(point, label)
         _check_point(point, label)
         point["run"]["engine"] = engines.resolve_engine(point, label)
         if point["run"]["unit_size"] == "auto":

@@ -2,7 +2,7 @@
 point's work and its price.
 
 An engine is a module-level object (``DICKE`` in ``jumps``, ``RECORD`` in ``record``,
-``HYBRID`` in ``hybrid``) with
+``HYBRID`` in ``hybrid``, ``GROUPED`` in ``grouped``) with
 
     build(point) -> setup            once per point, shared by the threads of a process
     columns(point) -> names          the per-sample columns it produces (OBSERVABLES first)
@@ -204,10 +204,12 @@ def instrument(point: dict) -> Instrument | None:
 
 
 def engine_for(point: dict):
-    """The engine of a point: the hybrid engine for ``model.kind: hybrid``, else ``run.engine``
-    as resolved (jumps or record)."""
+    """The engine of a point: the hybrid engine for ``model.kind: hybrid``, the grouped one for
+    ``model.groups``, else ``run.engine`` as resolved (jumps or record)."""
     if point["model"].get("kind") == "hybrid":
         return HYBRID
+    if point["model"].get("groups"):
+        return GROUPED
     return RECORD if point["run"].get("engine") == "record" else DICKE
 
 
@@ -252,10 +254,12 @@ def resolve_engine(point: dict, label: str) -> str:
     instrument that it can run (``RECORD.why_not``) and that it runs cheaper
     (``cost_estimate``)."""
     asked = point["run"]["engine"]
-    if point["model"]["kind"] == "hybrid":
+    special = "model.kind: hybrid" if point["model"]["kind"] == "hybrid" else \
+        "model.groups" if point["model"].get("groups") else None
+    if special:
         if asked == "record":
-            raise ScenarioError(f"{label}run.engine: the record-level engine runs the spin model "
-                                "only; use run.engine: jumps for model.kind: hybrid")
+            raise ScenarioError(f"{label}run.engine: the record-level engine runs the symmetric "
+                                f"spin model only; use run.engine: jumps for {special}")
         return "jumps"
     why_not = RECORD.why_not(point)
     if asked == "record" and why_not:
@@ -296,6 +300,7 @@ def _unit_bytes(point: dict, unit_size: int) -> float:
     return 8.0 * unit_size * (samples + 6 * outcomes)
 
 
-from .hybrid import HYBRID  # noqa: E402  (the engines import the seam above)
+from .grouped import GROUPED  # noqa: E402  (the engines import the seam above)
+from .hybrid import HYBRID  # noqa: E402
 from .jumps import DICKE  # noqa: E402
 from .record import RECORD  # noqa: E402

@@ -1,51 +1,133 @@
-"""Jump trajectories of classes of identical spins (``groups``), the core of issue 23's engine:
-not yet an ``Engine`` (no scenario key reaches it); ``trajectory`` is tested against the
-product-space density matrix.
+"""The grouped engine: exact jump trajectories of classes of identical spins (``model.groups``).
 
-Between events psi evolves under A = -i H_eff, H_eff = H - (i/2)(Gamma Sigma^dag Sigma +
-gamma_coll S_w+ S_w-) on the product of the classes' blocks, stored by diagonals and propagated by
-``compiled.krylov`` (the hybrid engine's propagator) until ||psi||^2 reaches the uniform u drawn
-after the last event; then a jump by Sigma or S_w- (drawn with probability ||L psi||^2).  A
-spin is lost at the Poisson rate gamma N: from class k with probability N_k / N, by the class's
-loss Kraus operator s with probability ||K_s psi||^2 (``dicke.loss_kraus``, which sum to one
-within the class), after which the state lives in the product with N_k - 1.
+Class k holds N_k spins with detuning delta_k and coupling weight w_k (``groups``); without
+local rates each class stays symmetric, so psi lives in V_{N_1/2} ⊗ ... ⊗ V_{N_M/2}.  Between
+events psi(t) = exp(A t) psi, A = -i H_eff,
+
+    H_eff = sum_k delta_k S_z^(k) - (i/2)(Gamma Sigma^dag Sigma + gamma_coll S_w+ S_w-),
+
+sparse and not normal.  Up to MODES_MAX states (two classes of 20: 441) it is propagated in its
+eigenmodes (``compiled.modes``: exact, a few slow modes soon after each jump), beyond that, or
+where the eigenvectors are too ill-conditioned to trust (checked when the block is built), by
+the hybrid engine's Arnoldi steps (``compiled.krylov``).  The jump is where ||psi||^2 falls
+to the uniform u drawn after the last event; it applies Sigma or S_w- (drawn with probability
+||L psi||^2).  A spin is lost at the Poisson rate gamma_loss N (and at scripted times): from
+class k with probability N_k / N, by the class's loss Kraus operator s with probability
+||K_s psi||^2 (``dicke.loss_kraus``, which sum to one within the class).  S_y instruments act on
+the total S_y, diagonal in the product of the classes' S_y eigenbases.
+
+Samples are the OBSERVABLES of the total spin; their j is sum_k N_k / 2 = N / 2, the largest
+total spin (psi is not an eigenstate of S^2 once the detunings differ).  Events name the class
+of a loss: 'lost_down_0' is a spin lost from class 0 with the loss operator of the down state.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from functools import cache
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from .. import dicke, groups
-from ..compiled import krylov
+from ..compiled import OBSERVABLES, Instrument, rng_states
+from ..compiled import krylov, modes
 from ..compiled.streams import _uniform
+from ..errors import ScenarioError
+from ..instruments import _sy_basis
+from ..memory import memory_budget
 from ..model import Rates
-from . import next_poisson_loss, pick
+from ..point import Point, measurement_times, time_grid
+from ..stats import UnitStats
+from . import (
+    Engine,
+    Outcomes,
+    PointSetup,
+    UnitResult,
+    WorkUnit,
+    next_poisson_loss,
+    pick,
+    sy_outcome,
+    trajectory_frame,
+)
 
-#: The observables sampled, of the total spin; then the spins N_k of each class.
-COLUMNS = ("N", "Sz", "Sx2", "Sy2", "Sz2")
+#: Eigenmodes up to this dimension (their decomposition is O(d^3) once per block), Krylov steps
+#: beyond; and the largest error of the decomposition accepted (residual ||A V - V mu|| relative
+#: to ||A||, and ||V^-1 V - 1||), else Krylov steps.
+MODES_MAX = 2500
+MODES_RESIDUAL = 1e-10
+#: Most CPU seconds one grouped trajectory may be expected to take (a day of one core).
+MAX_TRAJECTORY_S = 86400.0
+
+
+def classes_of(point: dict) -> tuple[groups.Group, ...]:
+    """The point's classes (``model.groups``, defaults filled by the scenario)."""
+    return tuple(groups.Group(g["N"], g["delta"], g["weight"]) for g in point["model"]["groups"])
+
+
+@dataclass(frozen=True)
+class Eigenmodes:
+    """A = V diag(mu) V^-1, modes sorted from the slowest decay: VT = V^T, G = V^dag V,
+    W = V^-1 (``compiled.modes``)."""
+
+    mu: np.ndarray
+    VT: np.ndarray
+    G: np.ndarray
+    W: np.ndarray
+
+    @classmethod
+    def of(cls, A: np.ndarray) -> Eigenmodes | None:
+        """The decomposition of A, or None where it is not accurate (MODES_RESIDUAL)."""
+        mu, V = np.linalg.eig(A)
+        order = np.argsort(-mu.real, kind="stable")
+        mu, V = mu[order], V[:, order]
+        try:
+            W = np.linalg.inv(V)
+        except np.linalg.LinAlgError:
+            return None
+        scale = max(np.abs(A).max(), 1e-300)
+        if np.abs(A @ V - V * mu).max() > MODES_RESIDUAL * scale or \
+                np.abs(W @ V - np.eye(mu.size)).max() > MODES_RESIDUAL:
+            return None
+        return cls(np.ascontiguousarray(mu), np.ascontiguousarray(V.T),
+                   np.ascontiguousarray(V.conj().T @ V), np.ascontiguousarray(W))
+
+    @property
+    def nbytes(self) -> int:
+        return self.VT.nbytes + self.G.nbytes + self.W.nbytes
 
 
 @dataclass(frozen=True)
 class GroupedBlock:
-    """The classes at their current sizes: A = -i H_eff by diagonals, its max row sum, the jump
-    channels (name, sqrt(rate) L) and the losses (class, Kraus operator, classes after)."""
+    """The classes at their current sizes: A = -i H_eff by diagonals and its max row sum (for
+    Krylov steps) or its ``eigenmodes``; the jump channels (name, sqrt(rate) L); the losses
+    (event name, Kraus operator, classes after, class size N_k); the total S_x, S_y, S_z; and
+    the total S_y's eigenvalue index of each product state of the classes' S_y eigenbases."""
 
     classes: tuple
     offsets: np.ndarray
     data: np.ndarray
     anorm: float
+    eigenmodes: Eigenmodes | None
     channels: list
     losses: list
-    observables: dict
+    spin: tuple
+    sy_index: np.ndarray
+
+    @property
+    def N(self) -> int:
+        return sum(g.N for g in self.classes)
+
+    @property
+    def nbytes(self) -> int:
+        return self.data.nbytes + (self.eigenmodes.nbytes if self.eigenmodes else 0)
 
 
-@cache
-def block(classes: tuple, rates: Rates) -> GroupedBlock:
-    """The block of these class sizes (cached)."""
+def build_block(classes: tuple, rates: Rates) -> GroupedBlock:
+    """The block of these class sizes (module docstring)."""
     ops = groups.operators(classes, rates.r)
     channels = [(name, np.sqrt(rate) * ops[key]) for name, rate, key in
                 (("Sigma", rates.Gamma, "Sigma"), ("S-", rates.gamma_coll, "S-w")) if rate > 0]
@@ -58,55 +140,355 @@ def block(classes: tuple, rates: Rates) -> GroupedBlock:
             continue
         after = classes[:k] + (replace(g, N=g.N - 1),) + classes[k + 1:]
         for up in (False, True):
-            losses.append((k, groups.embedded(classes, k, dicke.loss_kraus(g.N, g.N, g.N - 1,
-                                                                          up)), after))
-    S = {a: ops[f"S{a}"] for a in "xyz"}
-    observables = {"Sz": S["z"], **{f"S{a}2": (S[a] @ S[a]).tocsr() for a in "xyz"}}
+            K = groups.embedded(classes, k, dicke.loss_kraus(g.N, g.N, g.N - 1, up))
+            losses.append((f"lost_{'up' if up else 'down'}_{k}", K, after, g.N))
+    d = A.shape[0]
+    eigenmodes = Eigenmodes.of(A.toarray()) if d <= MODES_MAX else None
+    sy_index = sum(np.arange(g.N + 1).reshape([-1 if i == k else 1 for i in range(len(classes))])
+                   for k, g in enumerate(classes)).ravel()
     return GroupedBlock(classes, diagonals.offsets.astype(np.int64),
                         np.ascontiguousarray(diagonals.data, np.complex128),
-                        float(abs(A).sum(axis=1).max()) if A.nnz else 0.0, channels, losses,
-                        observables)
+                        float(abs(A).sum(axis=1).max()) if A.nnz else 0.0, eigenmodes, channels,
+                        losses, (ops["Sx"], ops["Sy"], ops["Sz"]), sy_index)
 
 
-def trajectory(classes: tuple, rates: Rates, psi0: np.ndarray, t_grid: np.ndarray,
-               loss_rate: float, stream: np.ndarray) -> tuple[np.ndarray, list]:
-    """One trajectory: (samples[t, COLUMNS + N_k of each class], events [(t, 'jump' | 'loss',
-    name)])."""
-    b = block(classes, rates)
-    x = np.asarray(psi0, complex) / np.linalg.norm(psi0)
-    u, t, k = _uniform(stream), 0.0, 0
-    step = np.array([krylov.initial_step(b.anorm), 0.0])
+def observables(psis: np.ndarray, block: GroupedBlock) -> np.ndarray:
+    """OBSERVABLES after N and j of the states psis[sample] (normalised here): <S_a> and the
+    symmetrised <S_a S_b> = Re <S_a psi|S_b psi> of the total spin."""
+    psis = psis / np.linalg.norm(psis, axis=1)[:, None]
+    S = [(op @ psis.T).T for op in block.spin]
+    pairs = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
+    columns = [np.einsum("si,si->s", psis.conj(), Sa).real for Sa in S]
+    columns += [np.einsum("si,si->s", S[a].conj(), S[b]).real for a, b in pairs]
+    return np.stack(columns, axis=1)
+
+
+def _to_sy(psi: np.ndarray, classes: tuple, inverse: bool = False) -> np.ndarray:
+    """psi in the product of the classes' S_y eigenbases (U_k^dag on each factor), or back."""
+    x = psi.reshape([g.N + 1 for g in classes])
+    for k, g in enumerate(classes):
+        U = _sy_basis(g.N)[1]
+        x = np.moveaxis(np.tensordot(U if inverse else U.conj().T, x, axes=(1, k)), 0, k)
+    return x.ravel()
+
+
+def measure(psi: np.ndarray, block: GroupedBlock, instrument: Instrument, stream: np.ndarray,
+            out: np.ndarray) -> np.ndarray:
+    """One measurement of the total S_y (``engines.sy_outcome``; psi normalised): outcomes into
+    ``out``, the normalised state after it."""
+    psi_y = _to_sy(psi, block.classes)
+    N = block.N
+    probabilities = np.bincount(block.sy_index, np.abs(psi_y) ** 2, minlength=N + 1)
+    a = sy_outcome(probabilities, np.arange(N + 1) - N / 2, instrument, stream, out)
+    if a is None:
+        return psi
+    psi = _to_sy(psi_y * a[block.sy_index], block.classes, inverse=True)
+    return psi / np.linalg.norm(psi)
+
+
+@dataclass
+class GroupedSetup(PointSetup):
+    """What the grouped engine needs for one sweep point (blocks built lazily, shared by
+    threads, least recently used dropped past the memory budget: the same bits when rebuilt)."""
+
+    rates: Rates
+    classes: tuple
+    psi0: np.ndarray
+    budget: float = field(default_factory=memory_budget)
+    blocks: OrderedDict = field(default_factory=OrderedDict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def block(self, classes: tuple) -> GroupedBlock:
+        with self.lock:
+            if classes not in self.blocks:
+                self.blocks[classes] = build_block(classes, self.rates)
+                while len(self.blocks) > 1 and sum(b.nbytes for b in self.blocks.values()) \
+                        > self.budget:
+                    self.blocks.popitem(last=False)
+            self.blocks.move_to_end(classes)
+            return self.blocks[classes]
+
+
+def initial_state(point: dict, classes: tuple) -> np.ndarray:
+    """The scenario's initial state in the product space: a Dicke state |N/2, m> of the total
+    spin (S_+ applied to all spins down, normalised) or a coherent spin state (the product of the
+    classes' own)."""
+    init = point["initial_state"]
+    if init["kind"] == "css":
+        factors = [dicke.coherent_spin_state(g.N, init["theta"], init["phi"]) for g in classes]
+        psi = factors[0]
+        for f in factors[1:]:
+            psi = np.kron(psi, f)
+        return psi.astype(complex)
+    psi = np.zeros(groups.dimension(classes), complex)
+    psi[0] = 1.0
     N = sum(g.N for g in classes)
-    t_loss = next_poisson_loss(0.0, loss_rate, N, stream)
-    samples, events = np.empty((t_grid.size, len(COLUMNS) + len(classes))), []
-    while k < t_grid.size:
-        last = max(int(np.searchsorted(t_grid, t_loss, "left")), k)
-        if last > k:
-            k_new, t, jumped, X = krylov.advance_through(b.offsets, b.data, b.anorm, x, t, u,
-                                                         t_grid, k, last, step)
-            for i, psi in enumerate(X[:k_new - k]):
-                psi = psi / np.linalg.norm(psi)
-                samples[k + i] = [N] + [np.vdot(psi, O @ psi).real
-                                        for O in b.observables.values()] + \
-                    [g.N for g in b.classes]
+    raise_ = groups.operators(tuple(replace(g, delta=0.0, weight=1.0) for g in classes),
+                              0.0)["S-w"].conj().T
+    for _ in range(round(N / 2 + (init["m"] if init["m"] is not None else -N / 2))):
+        psi = raise_ @ psi
+        psi /= np.linalg.norm(psi)
+    return psi
+
+
+class _Modes:
+    """A trajectory's no-jump state in eigenmodes: amplitudes c set at t0, now at t0 + s."""
+
+    def __init__(self, block: GroupedBlock, psi: np.ndarray, t: float, u: float):
+        e = block.eigenmodes
+        self.e, self.t0, self.s, self.u = e, t, 0.0, u
+        self.c = np.empty(e.mu.size, complex)
+        modes.apply(e.W, np.ascontiguousarray(psi, complex), e.mu.size, self.c)
+        self.y, self.n = self.c.copy(), e.mu.size
+
+    @property
+    def t(self) -> float:
+        return self.t0 + self.s
+
+    def advance_through(self, times, first, last):
+        X = np.empty((last - first, self.c.size), complex)
+        k, self.s, jumped, self.n = modes.advance_through(self.e.mu, self.e.VT, self.e.G,
+                                                          self.c, self.t0, self.s, self.u,
+                                                          times, first, last, X, self.y)
+        return k, jumped, X[:k - first]
+
+    def psi(self) -> np.ndarray:
+        out = np.empty(self.c.size, complex)
+        modes.expand(self.e.VT, self.y, self.n, out)
+        return out
+
+
+class _Steps:
+    """A trajectory's no-jump state for Krylov steps: the vector x at t."""
+
+    def __init__(self, block: GroupedBlock, psi: np.ndarray, t: float, u: float):
+        self.b, self.x, self.t, self.u = block, np.array(psi, complex), t, u
+        self.step = np.array([krylov.initial_step(block.anorm), 0.0])
+
+    def advance_through(self, times, first, last):
+        k, self.t, jumped, X = krylov.advance_through(self.b.offsets, self.b.data, self.b.anorm,
+                                                      self.x, self.t, self.u, times, first,
+                                                      last, self.step)
+        return k, jumped, X[:k - first]
+
+    def psi(self) -> np.ndarray:
+        return self.x
+
+
+@dataclass
+class _Trajectory:
+    """One grouped trajectory between events (module docstring): its block, its no-jump state
+    (``_Modes`` or ``_Steps``) and its loss schedule."""
+
+    setup: GroupedSetup
+    rng: np.ndarray
+    block: GroupedBlock
+    state: object = None
+    scripted: int = 0
+    poisson: float = np.inf
+
+    @property
+    def N(self) -> int:
+        return self.block.N
+
+    @property
+    def t(self) -> float:
+        return self.state.t
+
+    def set_state(self, psi: np.ndarray, t: float) -> None:
+        """psi normalised at t, and a fresh no-jump threshold u."""
+        kind = _Modes if self.block.eigenmodes else _Steps
+        self.state = kind(self.block, psi / np.linalg.norm(psi), t, _uniform(self.rng))
+
+    def next_loss(self) -> tuple[float, bool]:
+        """(time, scripted?) of the next loss: the Poisson one or the next scripted one."""
+        times = self.setup.script_times
+        if self.N == 0:
+            return np.inf, False
+        if self.scripted < times.size and times[self.scripted] <= self.poisson:
+            return times[self.scripted], True
+        return self.poisson, False
+
+    def event(self, row: int, t: float, loss: bool, is_scripted: bool, events: list) -> None:
+        """A jump (channel drawn with probability ||L psi||^2) or a loss at t (class k with
+        probability N_k / N, then its Kraus operator s with ||K_s psi||^2), appended to events."""
+        psi, before = self.state.psi(), self.N
+        if loss:
+            phis = [K @ psi for _, K, _, _ in self.block.losses]
+            c = pick([n * np.vdot(p, p).real for (_, _, _, n), p in zip(self.block.losses, phis)],
+                     self.rng)
+            name, _, after, _ = self.block.losses[c]
+            self.block = self.setup.block(after)
+            self.scripted += is_scripted
+            if not is_scripted:
+                self.poisson = next_poisson_loss(t, self.setup.loss_rate, self.N, self.rng)
+        else:
+            phis = [L @ psi for _, L in self.block.channels]
+            c = pick([np.vdot(p, p).real for p in phis], self.rng)
+            name = self.block.channels[c][0]
+        events.append((row, t, "loss" if loss else "jump", name, self.N, before))
+        self.set_state(phis[c], t)
+
+
+def _trajectory(setup: GroupedSetup, row: int, rng: np.ndarray, rng_meas: np.ndarray,
+                samples: np.ndarray, outcomes: np.ndarray, outcome_N: np.ndarray,
+                events: list) -> None:
+    """One trajectory: samples[sample, column], its outcomes and events (appended).  The stops
+    up to the next measurement or loss go through one compiled call; at equal times a loss
+    comes first, then a measurement, then a sample."""
+    tr = _Trajectory(setup, rng, setup.block(setup.classes))
+    tr.set_state(setup.psi0, 0.0)
+    tr.poisson = next_poisson_loss(0.0, setup.loss_rate, tr.N, rng)
+    meas_times = setup.instrument.times if setup.instrument else np.zeros(0)
+    per_time = setup.instrument.per_time if setup.instrument else 1
+    stops = np.union1d(setup.t_grid, meas_times)
+    measured = np.flatnonzero(np.isin(stops, meas_times))
+    sample_of = np.searchsorted(setup.t_grid, stops)
+    is_sample = np.isin(stops, setup.t_grid)
+    k, q, states = 0, 0, {}  # states: classes -> [(samples, psis)]
+
+    def keep(first: int, psis: np.ndarray) -> None:
+        taken = np.arange(first, first + len(psis))[is_sample[first:first + len(psis)]]
+        if taken.size:
+            samples[sample_of[taken], 0], samples[sample_of[taken], 1] = tr.N, tr.N / 2
+            states.setdefault(tr.block.classes, []).append(
+                (sample_of[taken], psis[is_sample[first:first + len(psis)]]))
+
+    while k < stops.size:
+        t_loss, is_scripted = tr.next_loss()
+        following = np.searchsorted(measured, k)
+        last = int(measured[following]) + 1 if following < measured.size else stops.size
+        cut = min(last, int(np.searchsorted(stops, t_loss, "left")))
+        if cut > k:
+            k_new, jumped, psis = tr.state.advance_through(stops, k, cut)
+            at_measurement = k_new == last and q < meas_times.size and \
+                stops[last - 1] == meas_times[q]
+            keep(k, psis[:len(psis) - at_measurement])
+            if at_measurement:
+                psi = tr.state.psi()
+                psi = measure(psi / np.linalg.norm(psi), tr.block, setup.instrument, rng_meas,
+                              outcomes[q * per_time:(q + 1) * per_time])
+                tr.set_state(psi, stops[last - 1])
+                outcome_N[q], q = tr.N, q + 1
+                keep(last - 1, psi[None])
             k = k_new
-            if not jumped:
-                continue
-        else:
-            _, t_reached, jumped, _ = krylov.advance_through(b.offsets, b.data, b.anorm, x, t, u,
-                                                             np.array([t_loss]), 0, 1, step)
-            t = t_reached if jumped else t_loss
-        if jumped:
-            phis = [L @ x for _, L in b.channels]
-            c = pick([np.vdot(p, p).real for p in phis], stream)
-            events.append((t, "jump", b.channels[c][0]))
-        else:
-            phis = [K @ x for _, K, _ in b.losses]
-            c = pick([b.classes[cls].N * np.vdot(p, p).real
-                       for (cls, _, _), p in zip(b.losses, phis)], stream)
-            events.append((t, "loss", f"class {b.losses[c][0]}"))
-            b, N = block(b.losses[c][2], rates), N - 1
-            t_loss = next_poisson_loss(t, loss_rate, N, stream)
-        x = phis[c] / np.linalg.norm(phis[c])
-        u = _uniform(stream)
-    return samples, events
+            if jumped:
+                tr.event(row, tr.t, False, False, events)
+            continue
+        _, jumped, _ = tr.state.advance_through(np.array([t_loss]), 0, 1)
+        tr.event(row, tr.t if jumped else t_loss, not jumped, is_scripted, events)
+    for classes, taken in states.items():
+        rows = np.concatenate([r for r, _ in taken])
+        samples[rows, 2:] = observables(np.concatenate([psis for _, psis in taken]),
+                                        setup.block(classes))
+
+
+def _events_frame(point: int, index: np.ndarray, events: list) -> pd.DataFrame:
+    """The unit's events table (README, "Output directory"): j is N / 2 (module docstring)."""
+    column = list(zip(*events)) if events else [()] * 6
+    return pd.DataFrame({
+        "point": np.full(len(events), point, np.int64),
+        "trajectory": index[np.asarray(column[0], np.int64)].astype(np.int64),
+        "t": np.asarray(column[1], float),
+        "kind": np.asarray(column[2], object),
+        "channel": np.asarray(column[3], object),
+        "N": np.asarray(column[4], np.int64),
+        "j": np.asarray(column[4], float) / 2.0,
+        "j_before": np.asarray(column[5], float) / 2.0,
+    })
+
+
+class GroupedEngine(Engine):
+    """Exact jump trajectories of classes of identical spins (module docstring)."""
+
+    @staticmethod
+    def columns(point: dict) -> tuple[str, ...]:
+        return OBSERVABLES
+
+    @staticmethod
+    def build(point: Point) -> GroupedSetup:
+        classes = classes_of(point)
+        return GroupedSetup(**PointSetup.of(point), rates=point.rates(), classes=classes,
+                            psi0=initial_state(point, classes))
+
+    @staticmethod
+    def run_unit(setup: GroupedSetup, unit: WorkUnit, seed: int, keep: bool) -> UnitResult:
+        index = np.arange(unit.first, unit.first + unit.count)
+        rng = rng_states(seed, unit.point, index)
+        rng_meas = rng_states(seed, unit.point, index, stream=1)
+        samples = np.zeros((unit.count, setup.t_grid.size, len(OBSERVABLES)))
+        record, events = Outcomes.of(setup.instrument, unit.count), []
+        for row in range(unit.count):
+            _trajectory(setup, row, rng[row], rng_meas[row], samples[row], record.values[row],
+                        record.N[row], events)
+        stats = UnitStats.of(samples, setup.point["model"]["N"])
+        if not keep:
+            return UnitResult(stats)
+        frames = {"trajectories": trajectory_frame(unit.point, index, setup.t_grid, samples,
+                                                   OBSERVABLES),
+                  "events": _events_frame(unit.point, index, events)}
+        if setup.instrument:
+            frames["measurements"] = record.frame(unit.point, index)
+        return UnitResult(stats, frames)
+
+    @staticmethod
+    def seconds(point: dict) -> tuple[float, float]:
+        return grouped_seconds(point)
+
+    @staticmethod
+    def events(point: dict) -> float:
+        from .jumps import expected_jumps
+        return expected_jumps(point)
+
+    @staticmethod
+    def check(point: dict, label: str, unit_size: int) -> None:
+        """Refuse a block beyond the memory budget or a trajectory beyond a day of one core."""
+        d, budget = groups.dimension(classes_of(point)), memory_budget()
+        needed = block_bytes(d)
+        if needed > budget:
+            raise ScenarioError(f"{label}model.groups: {d} product states need about "
+                                f"{needed / 2**30:.3g} GiB per block; at most "
+                                f"{budget / 2**30:.0f} GiB is available (fewer or smaller "
+                                "classes)")
+        seconds = grouped_seconds(point)[0]
+        if seconds > MAX_TRAJECTORY_S:
+            raise ScenarioError(f"{label}time.t_end: about {seconds:.2g} CPU s per grouped "
+                                f"trajectory expected up to t_end = {point['time']['t_end']:g} "
+                                f"(at most {MAX_TRAJECTORY_S:g}: a day of one core); shorten "
+                                "time.t_end or use fewer or smaller classes")
+
+
+def block_bytes(d: int) -> float:
+    """Memory of a block of d product states: its eigenmodes (three d x d complex matrices and
+    the decomposition's work space, ~6 of them) up to MODES_MAX, else its diagonals and a
+    Krylov basis."""
+    if d <= MODES_MAX:
+        return 6 * 16.0 * d * d
+    return 16.0 * (krylov.KRYLOV_DIM + 2 + 40) * d
+
+
+#: Grouped engine cost model (``grouped_seconds``), measured with benchmarks/bench_grouped.py.
+GROUPED_EVENT_S = 2e-4
+GROUPED_S_PER_ENTRY = 2e-9
+GROUPED_BLOCK_S_PER_D3 = 4e-9
+
+
+def grouped_seconds(point: dict) -> tuple[float, float]:
+    """(CPU seconds per trajectory, set-up) of the grouped engine: each event (jump, loss,
+    measurement) costs GROUPED_EVENT_S and d^2 GROUPED_S_PER_ENTRY (the new state's mode
+    amplitudes), each sample d^2 GROUPED_S_PER_ENTRY at most; each block's decomposition
+    d^3 GROUPED_BLOCK_S_PER_D3."""
+    from .jumps import expected_jumps
+    d = groups.dimension(classes_of(point))
+    t_end = point["time"]["t_end"]
+    losses = point["loss"]["rate_per_spin"] * point["model"]["N"] * t_end + \
+        len(point["loss"]["times"])
+    events = expected_jumps(point) + losses + measurement_times(point).size
+    stops = time_grid(point).size
+    per_trajectory = events * (GROUPED_EVENT_S + d * d * GROUPED_S_PER_ENTRY) + \
+        stops * d * d * GROUPED_S_PER_ENTRY
+    blocks = 1 + len(classes_of(point)) * math.ceil(losses + 3 * math.sqrt(losses))
+    return per_trajectory, blocks * d**3 * GROUPED_BLOCK_S_PER_D3
+
+
+GROUPED = GroupedEngine()

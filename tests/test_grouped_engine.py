@@ -1,0 +1,218 @@
+"""The grouped engine (model.groups): its eigenmode propagator against expm, its two no-jump
+routes against each other, and its trajectories against 2^N and product-space references."""
+
+import numpy as np
+import pytest
+from scipy.linalg import expm
+from scipy.sparse.linalg import expm_multiply
+
+from test_groups import grouped_ensemble, spin_chain
+from trajsim import scenario
+from trajsim.compiled import modes
+from trajsim.engines import WorkUnit, grouped
+from trajsim.groups import Group
+from trajsim.model import Rates
+
+
+def generator(classes, rates):
+    return grouped.build_block(classes, rates)
+
+
+def dense_A(block):
+    """A = -i H_eff of a block, from its diagonals (scipy's DIA layout)."""
+    import scipy.sparse as sp
+    d = block.data.shape[1]
+    return sp.dia_matrix((block.data, block.offsets), shape=(d, d)).toarray()
+
+
+def propagate(A, e, psi, times, u):
+    """``modes.advance_through`` from psi at t0 = 0 through times."""
+    c = np.empty(A.shape[0], complex)
+    modes.apply(e.W, psi, psi.size, c)
+    X = np.empty((times.size, psi.size), complex)
+    y = np.empty_like(c)
+    k, s, jumped, n = modes.advance_through(e.mu, e.VT, e.G, c, 0.0, 0.0, u, times, 0,
+                                            times.size, X, y)
+    out = np.empty_like(psi)
+    modes.expand(e.VT, y, n, out)
+    return k, s, jumped, X[:k], out
+
+
+@pytest.mark.parametrize("classes", [(Group(3, 0.5, 1.0), Group(2, -0.5, 0.7)),
+                                     (Group(4, 0.3), Group(4, -0.3), Group(2, 0.0))])
+def test_eigenmodes_match_expm_and_find_the_jump(classes):
+    """States at the stops against expm(A t) psi to 1e-10 of ||psi||, and the jump where
+    ||psi||^2 = u to 1e-12 relative (rates with gamma_coll, r = 1.3)."""
+    rates = Rates(Gamma=1.0, r=1.3, gamma_coll=0.4)
+    block = generator(classes, rates)
+    A, e = dense_A(block), block.eigenmodes
+    rng = np.random.default_rng(3)
+    psi = rng.normal(size=A.shape[0]) + 1j * rng.normal(size=A.shape[0])
+    psi /= np.linalg.norm(psi)
+    times = np.array([0.0, 1e-4, 0.003, 0.02, 0.1])
+    k, _, jumped, X, _ = propagate(A, e, psi, times, 1e-30)
+    assert k == times.size and not jumped
+    for t, x in zip(times, X):
+        exact = expm(A * t) @ psi
+        assert np.abs(x - exact).max() <= 1e-10 * np.linalg.norm(exact)
+    for u in (0.9, 0.3, 1e-3):
+        k, s, jumped, _, at = propagate(A, e, psi, np.array([50.0]), u)
+        assert jumped and k == 0
+        exact = expm(A * s) @ psi
+        assert abs(np.vdot(exact, exact).real - u) <= 1e-12 * u
+        assert np.abs(at - exact).max() <= 1e-10 * np.sqrt(u)
+
+
+def test_an_inaccurate_decomposition_is_refused():
+    """Near an exceptional point (a Jordan block perturbed by 1e-14) the eigenvectors are
+    nearly parallel and V^-1 V - 1 is far from 0: no eigenmodes (the Krylov route runs)."""
+    A = np.array([[-1.0, 1.0, 0.0], [1e-14, -1.0, 1.0], [0.0, 0.0, -2.0]], complex)
+    assert grouped.Eigenmodes.of(A) is None
+    assert grouped.Eigenmodes.of(np.diag([-1.0, -2.0 + 1j])) is not None
+
+
+def points(text: str):
+    return scenario.load(scenario.parse_yaml(text, "test")).points[0]
+
+
+def run(point, n: int, seed: int = 5):
+    setup = grouped.GROUPED.build(point)
+    return grouped.GROUPED.run_unit(setup, WorkUnit(0, 0, 0, n), seed, keep=True).frames
+
+
+SCENARIO = """
+model:
+  r: 1.3
+  gamma_coll: 0.3
+  groups: [{N: 3, delta: 0.6}, {N: 3, delta: -0.2, weight: 0.7}]
+time: {t_end: 3, n_samples: 7}
+loss: {rate_per_spin: 0.1, times: [1.5]}
+measurement: {kind: weak, sigma: 0.8, period: 1.0}
+"""
+
+
+def test_eigenmodes_and_krylov_steps_give_the_same_trajectories(monkeypatch):
+    """The same streams through both no-jump routes: the same events (times to 1e-8), samples
+    and outcomes to 1e-7."""
+    point = points(SCENARIO)
+    mine = run(point, 20)
+    monkeypatch.setattr(grouped, "MODES_MAX", 0)
+    steps = run(point, 20)
+    for table, columns in (("events", ["t"]), ("trajectories", ["Sz", "Sy2", "SxSz"]),
+                           ("measurements", ["outcome"])):
+        a, b = mine[table], steps[table]
+        assert len(a) == len(b) and len(a) > 10
+        for column in columns:
+            np.testing.assert_allclose(a[column], b[column], rtol=0, atol=1e-7)
+    assert (mine["events"]["channel"] == steps["events"]["channel"]).all()
+    assert set(mine["events"]["kind"]) == {"jump", "loss"}
+
+
+def test_total_spin_dicke_initial_state():
+    """initial_state m = 0 of 2 + 2 spins: the symmetric |2, 0> (S^2 = 6, Sz = 0)."""
+    point = points("model: {groups: [{N: 2}, {N: 2}]}\ninitial_state: {m: 0}\ntime: {t_end: 1}")
+    psi = grouped.initial_state(point, grouped.classes_of(point))
+    S = grouped.build_block(grouped.classes_of(point), Rates()).spin
+    S2 = sum((op @ op) for op in S)
+    assert abs(np.vdot(psi, S2 @ psi) - 6) < 1e-12 and abs(np.vdot(psi, S[2] @ psi)) < 1e-12
+
+
+def class_sizes(frames, classes, times, n):
+    """N_k of each class at the times, from the events table's losses."""
+    sizes = np.zeros((n, len(times), len(classes)))
+    sizes[:] = [g.N for g in classes]
+    losses = frames["events"][frames["events"]["kind"] == "loss"]
+    for row in losses.itertuples():
+        k = int(row.channel.rsplit("_", 1)[1])
+        sizes[row.trajectory, times >= row.t, k] -= 1
+    return sizes
+
+
+def within(mean, se, reference, name):
+    assert np.all(np.abs(mean - reference) <= 5 * se + 1e-9), (name, mean, reference, se)
+
+
+@pytest.mark.slow
+def test_grouped_trajectories_match_the_product_space_ensemble():
+    """Two detuned classes (3 + 2 spins, weights 1 and 0.7, gamma_coll on) with Poisson loss
+    from all spins down: trajectory means of N, <Sz>, <S_a^2> and each class's N_k within 5
+    standard errors of the product-space density matrix over every reachable class size, at
+    every sample."""
+    point = points("""
+model: {r: 0.8, gamma_coll: 0.2, groups: [{N: 3, delta: 0.5}, {N: 2, delta: -0.5, weight: 0.7}]}
+time: {t_end: 4, n_samples: 9}
+loss: {rate_per_spin: 0.15}
+""")
+    classes, times, n = grouped.classes_of(point), point.time_grid(), 2000
+    frames = run(point, n, seed=7)
+    traj = frames["trajectories"]
+    psi0 = np.zeros(12)
+    psi0[0] = 1.0
+    reference = grouped_ensemble(classes, point.rates(), 0.15, np.outer(psi0, psi0), times)
+    for name in ("N", "Sz", "Sx2", "Sy2", "Sz2"):
+        values = traj[name].to_numpy().reshape(n, -1)
+        within(values.mean(0), values.std(0, ddof=1) / np.sqrt(n), reference[name], name)
+    sizes = class_sizes(frames, classes, times, n)
+    for k in range(2):
+        within(sizes[:, :, k].mean(0), sizes[:, :, k].std(0, ddof=1) / np.sqrt(n),
+               reference[f"N_{k}"], f"N_{k}")
+    assert reference["N"][-1] < 4.0  # losses happened
+
+
+def chain_with_loss(detunings, weights, rates, t_loss, times):
+    """The 2^N reference: all spins down, Eq. (2) with per-spin detunings and weights in
+    (C^2)^N (``spin_chain``) until t_loss, then a uniformly chosen spin traced out (spin i,
+    probability 1/N, with its own detuning and weight leaving), then the 2^(N-1) generator:
+    <Sz>, <Sx^2>, <Sy^2> at the times."""
+    N = len(detunings)
+    G, S = spin_chain(N, detunings, weights, rates)
+    rho0 = np.zeros((2**N, 2**N), complex)
+    rho0[-1, -1] = 1.0
+    before = times[times < t_loss]  # a uniform grid from 0
+    vecs = list(expm_multiply(G, rho0.ravel(), start=0, stop=before[-1], num=len(before),
+                              endpoint=True))
+    vecs.append(expm_multiply(G * (t_loss - before[-1]), vecs[-1]))
+    out = {name: np.zeros(len(times)) for name in ("Sz", "Sx2", "Sy2")}
+
+    def moments(rho, S, row, weight):
+        out["Sz"][row] += weight * np.real(np.sum(rho.T * S["Sz"].toarray()))
+        for a in "xy":
+            A = S[f"S{a}"]
+            out[f"S{a}2"][row] += weight * np.real(np.sum(rho.T * (A @ A).toarray()))
+
+    for row, v in enumerate(vecs[:len(before)]):
+        moments(v.reshape(2**N, 2**N), S, row, 1.0)
+    rho = vecs[-1].reshape([2] * (2 * N))
+    after = times[times >= t_loss]
+    for i in range(N):
+        reduced = np.trace(rho, axis1=i, axis2=N + i).reshape(2 ** (N - 1), 2 ** (N - 1))
+        keep = [j for j in range(N) if j != i]
+        G1, S1 = spin_chain(N - 1, [detunings[j] for j in keep], [weights[j] for j in keep],
+                            rates)
+        first = expm_multiply(G1 * (after[0] - t_loss), reduced.ravel())
+        later = expm_multiply(G1, first, start=0, stop=after[-1] - after[0], num=len(after),
+                              endpoint=True)
+        for row, v in zip(range(len(before), len(times)), later):
+            moments(v.reshape(2 ** (N - 1), 2 ** (N - 1)), S1, row, 1.0 / N)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("weights", [(1.0, 1.0), (1.0, 0.6)])
+def test_a_scripted_loss_of_a_random_spin_matches_2_to_the_N(weights):
+    """3 + 3 spins at +-0.4 with a scripted loss at t = 1.2 (a uniformly chosen spin): <Sz>,
+    <Sx^2>, <Sy^2> within 5 SE of the (C^2)^6 -> (C^2)^5 density matrices at every sample."""
+    point = points(f"""
+model:
+  r: 0.8
+  groups: [{{N: 3, delta: 0.4, weight: {weights[0]}}}, {{N: 3, delta: -0.4, weight: {weights[1]}}}]
+time: {{t_end: 3, n_samples: 7}}
+loss: {{times: [1.2]}}
+""")
+    times, n = point.time_grid(), 3000
+    traj = run(point, n, seed=11)["trajectories"]
+    reference = chain_with_loss([0.4] * 3 + [-0.4] * 3, [weights[0]] * 3 + [weights[1]] * 3,
+                                point.rates(), 1.2, times)
+    for name in reference:
+        values = traj[name].to_numpy().reshape(n, -1)
+        within(values.mean(0), values.std(0, ddof=1) / np.sqrt(n), reference[name], name)
