@@ -12,6 +12,11 @@ never goes before the jump): the state keeps relative error MODE_TOL, and since 
 falls with s, the modes in use shrink to the few slow ones soon after a jump, and so does the
 cost, O(n^2) per norm for n modes in use.  The jump is where ||psi(s)||^2 = u: Newton's method
 on log ||psi||^2 kept inside a bracket (bisection when it leaves it), to relative JUMP_TOL.
+
+A has sectors that it never mixes (for spins: the parity of the number of spins up, which Sigma
+flips): entries and modes bounds[b] .. bounds[b + 1] form sector b, and each matrix (VT = V^T,
+G, D, W = V^-1) is stored as its sectors' square blocks one after the other in a flat array,
+block b from offsets[b], row-major.
 """
 
 from __future__ import annotations
@@ -32,104 +37,149 @@ MAX_ITERATIONS = 200
 
 
 @nb.njit(cache=True)
-def _in_use(c, mu, s, bound):
-    """The number n of leading modes kept at s: the rest weigh at most ``bound``."""
-    n, tail = c.size, 0.0
-    while n > 1:
-        weight = abs(c[n - 1]) * math.exp(mu[n - 1].real * s)
-        if tail + weight > bound:
-            break
-        tail += weight
-        n -= 1
-    return n
+def _in_use(c, mu, bounds, s, bound, n):
+    """n[b]: the leading modes of sector b kept at s; the modes dropped in all sectors weigh at
+    most ``bound`` together."""
+    share = bound / (bounds.size - 1)
+    for b in range(bounds.size - 1):
+        lo, count, tail = bounds[b], bounds[b + 1] - bounds[b], 0.0
+        while count > 0:
+            weight = abs(c[lo + count - 1]) * math.exp(mu[lo + count - 1].real * s)
+            if tail + weight > share:
+                break
+            tail += weight
+            count -= 1
+        n[b] = count
+
+
+@nb.njit(cache=True, fastmath=FAST, inline="always")
+def _row(M, start, y, lo, hi):
+    """sum_{lo <= j < hi} M[start + j - lo] y_j in four interleaved partial sums added in a
+    fixed order (independent chains run in parallel; the same bits on every CPU)."""
+    s0, s1, s2, s3 = 0j, 0j, 0j, 0j
+    j, shift = lo, start - lo
+    while j + 4 <= hi:
+        s0 += M[shift + j] * y[j]
+        s1 += M[shift + j + 1] * y[j + 1]
+        s2 += M[shift + j + 2] * y[j + 2]
+        s3 += M[shift + j + 3] * y[j + 3]
+        j += 4
+    while j < hi:
+        s0 += M[shift + j] * y[j]
+        j += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+@nb.njit(cache=True, fastmath=FAST, inline="always")
+def _rows(G, D, start, y, lo, hi):
+    """(sum_j G[start + j - lo] y_j, the same with D) over lo <= j < hi, each in two
+    interleaved partial sums added in a fixed order."""
+    g0, g1, d0, d1 = 0j, 0j, 0j, 0j
+    j, shift = lo, start - lo
+    while j + 2 <= hi:
+        g0 += G[shift + j] * y[j]
+        d0 += D[shift + j] * y[j]
+        g1 += G[shift + j + 1] * y[j + 1]
+        d1 += D[shift + j + 1] * y[j + 1]
+        j += 2
+    if j < hi:
+        g0 += G[shift + j] * y[j]
+        d0 += D[shift + j] * y[j]
+    return g0 + g1, d0 + d1
 
 
 @nb.njit(cache=True, fastmath=FAST)
-def _norm2(c, mu, G, n, s, y):
-    """(||psi(s)||^2, its derivative in s) over the first n modes; y[:n] = c e^{mu s}.
-    G is Hermitian: the sum runs over i <= j, each off-diagonal pair counted twice."""
-    for i in range(n):
-        y[i] = c[i] * np.exp(mu[i] * s)
+def _norm2(c, mu, G, D, bounds, offsets, n, s, y, slope_too=True):
+    """(||psi(s)||^2 = y^dag G y, its derivative y^dag D y unless not ``slope_too``) over the
+    modes in use, y = c e^{mu s} there.  The sectors are orthogonal, and the Hermitian G and
+    D are summed over i <= j within each."""
     norm, slope = 0.0, 0.0
-    for i in range(n):
-        yi = np.conj(y[i])
-        total, moment = 0j, 0j
-        for j in range(i + 1, n):
-            g = G[i, j] * y[j]
-            total += g
-            moment += g * mu[j]
-        norm += abs(y[i]) ** 2 * G[i, i].real + 2.0 * (yi * total).real
-        slope += 2.0 * (abs(y[i]) ** 2 * G[i, i].real * mu[i].real
-                        + (yi * (moment + np.conj(mu[i]) * total)).real)
+    for b in range(bounds.size - 1):
+        lo, hi, size = bounds[b], bounds[b] + n[b], bounds[b + 1] - bounds[b]
+        for i in range(lo, hi):
+            y[i] = c[i] * np.exp(mu[i] * s)
+        for i in range(lo, hi):
+            yi, weight = np.conj(y[i]), abs(y[i]) ** 2
+            diagonal = offsets[b] + (i - lo) * (size + 1)
+            if slope_too:
+                g, d = _rows(G, D, diagonal + 1, y, i + 1, hi)
+                slope += weight * D[diagonal].real + 2.0 * (yi * d).real
+            else:
+                g = _row(G, diagonal + 1, y, i + 1, hi)
+            norm += weight * G[diagonal].real + 2.0 * (yi * g).real
     return norm, slope
 
 
 @nb.njit(cache=True, fastmath=FAST)
-def expand(VT, y, n, out):
-    """out = sum_{i < n} y_i v_i (VT[i] = v_i, contiguous)."""
+def expand(VT, bounds, offsets, y, n, out):
+    """out = sum of y_i v_i over the modes in use (v_i = row i of VT within its sector)."""
     out[:] = 0.0
-    for i in range(n):
-        a = y[i]
-        row = VT[i]
-        for q in range(out.size):
-            out[q] += a * row[q]
+    for b in range(bounds.size - 1):
+        lo, hi = bounds[b], bounds[b + 1]
+        for i in range(lo, lo + n[b]):
+            a, start = y[i], offsets[b] + (i - lo) * (hi - lo) - lo
+            for q in range(lo, hi):
+                out[q] += a * VT[start + q]
 
 
 @nb.njit(cache=True, fastmath=FAST)
-def apply(M, y, n, out):
-    """out = M[:, :n] y[:n], each entry summed in order (no BLAS: the same bits everywhere)."""
-    for i in range(M.shape[0]):
-        total = 0j
-        for j in range(n):
-            total += M[i, j] * y[j]
-        out[i] = total
+def amplitudes(W, bounds, offsets, psi, c):
+    """c = V^-1 psi sector by sector, each entry summed in order (no BLAS: the same bits
+    everywhere); a sector where psi vanishes (a jump leaves the state in one) is skipped."""
+    for b in range(bounds.size - 1):
+        lo, hi = bounds[b], bounds[b + 1]
+        empty = True
+        for q in range(lo, hi):
+            empty = empty and psi[q] == 0
+        for i in range(lo, hi):
+            c[i] = 0j if empty else _row(W, offsets[b] + (i - lo) * (hi - lo), psi, lo, hi)
 
 
 @nb.njit(cache=True)
-def _jump_time(c, mu, G, a, b, u, bound, y):
+def _jump_time(c, mu, G, D, bounds, offsets, a, b, u, bound, y, n):
     """The s in (a, b] with ||psi(s)||^2 = u, given ||psi(a)||^2 >= u > ||psi(b)||^2: Newton
     from the bracket's left end (where log ||psi||^2 is convex it never overshoots), bisection
-    when a step leaves the bracket.  Returns (s, modes in use at s)."""
-    n = _in_use(c, mu, a, bound)
-    norm_a, slope_a = _norm2(c, mu, G, n, a, y)
+    when a step leaves the bracket.  Returns s, with n the modes in use there."""
+    _in_use(c, mu, bounds, a, bound, n)
+    norm_a, slope_a = _norm2(c, mu, G, D, bounds, offsets, n, a, y)
     target = math.log(u)
     for _ in range(MAX_ITERATIONS):
         s = a - (math.log(norm_a) - target) * norm_a / slope_a if slope_a < 0.0 else b
         if not a < s < b:
             s = 0.5 * (a + b)
             if not a < s < b:  # the bracket is two neighbouring numbers
-                return s, n
-        norm, slope = _norm2(c, mu, G, n, s, y)
+                return s
+        norm, slope = _norm2(c, mu, G, D, bounds, offsets, n, s, y)
         if abs(norm - u) <= JUMP_TOL * u:
-            return s, n
+            return s
         if norm >= u:
             a, norm_a, slope_a = s, norm, slope
-            n = _in_use(c, mu, a, bound)
+            _in_use(c, mu, bounds, a, bound, n)
         else:
             b = s
-    return 0.5 * (a + b), n
+    return 0.5 * (a + b)
 
 
 @nb.njit(cache=True)
-def advance_through(mu, VT, G, c, t0, s, u, times, first, last, X, y):
+def advance_through(mu, VT, G, D, bounds, offsets, c, t0, s, u, times, first, last, X, y, n):
     """Evolve the amplitudes c (set at time t0; the trajectory is at t0 + s) through
     times[first:last], stopping where ||psi||^2 reaches u.  X[i] gets the state at
-    times[first + i].  Returns (k, s, jumped, n): k the first time not reached, s the stop
-    (the jump, or times[last - 1] - t0), n the modes in use there, with y[:n] the stop's
+    times[first + i].  Returns (k, s, jumped): k the first time not reached, s the stop (the
+    jump, or times[last - 1] - t0), with n[b] the modes of sector b in use there and y their
     amplitudes c e^{mu s}."""
     bound = MODE_TOL * math.sqrt(u)
     k = first
     while k < last:
         target = max(times[k] - t0, s)
-        n = _in_use(c, mu, s, bound)
-        norm, _ = _norm2(c, mu, G, n, target, y)
+        _in_use(c, mu, bounds, s, bound, n)
+        norm, _ = _norm2(c, mu, G, D, bounds, offsets, n, target, y, False)
         if norm < u:
-            s, n = _jump_time(c, mu, G, s, target, u, bound, y)
-            _norm2(c, mu, G, n, s, y)
-            return k, s, True, n
-        expand(VT, y, n, X[k - first])
+            s = _jump_time(c, mu, G, D, bounds, offsets, s, target, u, bound, y, n)
+            _norm2(c, mu, G, D, bounds, offsets, n, s, y, False)
+            return k, s, True
+        expand(VT, bounds, offsets, y, n, X[k - first])
         s = target
         k += 1
-    n = _in_use(c, mu, s, bound)
-    _norm2(c, mu, G, n, s, y)
-    return last, s, False, n
+    _in_use(c, mu, bounds, s, bound, n)
+    _norm2(c, mu, G, D, bounds, offsets, n, s, y, False)
+    return last, s, False

@@ -70,34 +70,67 @@ def classes_of(point: dict) -> tuple[groups.Group, ...]:
 
 @dataclass(frozen=True)
 class Eigenmodes:
-    """A = V diag(mu) V^-1, modes sorted from the slowest decay: VT = V^T, G = V^dag V,
-    W = V^-1 (``compiled.modes``)."""
+    """A = V diag(mu) V^-1 in each of its two sectors (even and odd number of spins up: Sigma and
+    S_w- swap them, H_eff keeps them), on the product states reordered by sector (``perm``;
+    sector b is entries and modes bounds[b] .. bounds[b + 1]), modes sorted from the slowest
+    decay: VT = V^T, G = V^dag V, D = G o (conj mu_i + mu_j) (the derivative's) and W = V^-1,
+    each stored as its sectors' blocks from ``offsets`` (``compiled.modes``)."""
 
     mu: np.ndarray
     VT: np.ndarray
     G: np.ndarray
+    D: np.ndarray
     W: np.ndarray
+    bounds: np.ndarray
+    offsets: np.ndarray
+    perm: np.ndarray
 
     @classmethod
-    def of(cls, A: np.ndarray) -> Eigenmodes | None:
-        """The decomposition of A, or None where it is not accurate (MODES_RESIDUAL)."""
-        mu, V = np.linalg.eig(A)
-        order = np.argsort(-mu.real, kind="stable")
-        mu, V = mu[order], V[:, order]
-        try:
-            W = np.linalg.inv(V)
-        except np.linalg.LinAlgError:
-            return None
-        scale = max(np.abs(A).max(), 1e-300)
-        if np.abs(A @ V - V * mu).max() > MODES_RESIDUAL * scale or \
-                np.abs(W @ V - np.eye(mu.size)).max() > MODES_RESIDUAL:
-            return None
-        return cls(np.ascontiguousarray(mu), np.ascontiguousarray(V.T),
-                   np.ascontiguousarray(V.conj().T @ V), np.ascontiguousarray(W))
+    def of(cls, A: sp.spmatrix, sector: np.ndarray) -> Eigenmodes | None:
+        """The decomposition of A with sector[i] the sector of product state i, or None where
+        it is not accurate (MODES_RESIDUAL)."""
+        perm = np.argsort(sector, kind="stable")
+        bounds = np.searchsorted(sector[perm], [0, 1, 2]).astype(np.int64)
+        mu, parts = [], {"VT": [], "G": [], "D": [], "W": []}
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            index = perm[lo:hi]
+            found = _decompose(A[index][:, index].toarray())
+            if found is None:
+                return None
+            m, V, W = found
+            G = V.conj().T @ V
+            mu.append(m)
+            for name, part in (("VT", V.T), ("G", G), ("D", G * (m.conj()[:, None] + m)),
+                               ("W", W)):
+                parts[name].append(part.ravel())
+        offsets = np.concatenate(([0], np.cumsum(np.diff(bounds) ** 2)[:-1])).astype(np.int64)
+        flat = {name: np.ascontiguousarray(np.concatenate(p), complex)
+                for name, p in parts.items()}
+        return cls(np.concatenate(mu).astype(complex), **flat, bounds=bounds, offsets=offsets,
+                   perm=perm)
 
     @property
     def nbytes(self) -> int:
-        return self.VT.nbytes + self.G.nbytes + self.W.nbytes
+        return self.VT.nbytes + self.G.nbytes + self.D.nbytes + self.W.nbytes
+
+
+def _decompose(A: np.ndarray):
+    """(mu, V, V^-1) of a dense A, modes sorted from the slowest decay, or None where the
+    residual ||A V - V mu|| (relative to max |A|) or ||V^-1 V - 1|| exceeds MODES_RESIDUAL."""
+    if A.size == 0:
+        return np.zeros(0, complex), A, A
+    mu, V = np.linalg.eig(A)
+    order = np.argsort(-mu.real, kind="stable")
+    mu, V = mu[order], V[:, order]
+    try:
+        W = np.linalg.inv(V)
+    except np.linalg.LinAlgError:
+        return None
+    scale = max(np.abs(A).max(), 1e-300)
+    if np.abs(A @ V - V * mu).max() > MODES_RESIDUAL * scale or \
+            np.abs(W @ V - np.eye(mu.size)).max() > MODES_RESIDUAL:
+        return None
+    return mu, V, W
 
 
 @dataclass(frozen=True)
@@ -142,10 +175,9 @@ def build_block(classes: tuple, rates: Rates) -> GroupedBlock:
         for up in (False, True):
             K = groups.embedded(classes, k, dicke.loss_kraus(g.N, g.N, g.N - 1, up))
             losses.append((f"lost_{'up' if up else 'down'}_{k}", K, after, g.N))
-    d = A.shape[0]
-    eigenmodes = Eigenmodes.of(A.toarray()) if d <= MODES_MAX else None
     sy_index = sum(np.arange(g.N + 1).reshape([-1 if i == k else 1 for i in range(len(classes))])
                    for k, g in enumerate(classes)).ravel()
+    eigenmodes = Eigenmodes.of(A, sy_index % 2) if A.shape[0] <= MODES_MAX else None
     return GroupedBlock(classes, diagonals.offsets.astype(np.int64),
                         np.ascontiguousarray(diagonals.data, np.complex128),
                         float(abs(A).sum(axis=1).max()) if A.nnz else 0.0, eigenmodes, channels,
@@ -232,30 +264,36 @@ def initial_state(point: dict, classes: tuple) -> np.ndarray:
 
 
 class _Modes:
-    """A trajectory's no-jump state in eigenmodes: amplitudes c set at t0, now at t0 + s."""
+    """A trajectory's no-jump state in eigenmodes: amplitudes c set at t0, now at t0 + s (the
+    product states in the sectors' order)."""
 
     def __init__(self, block: GroupedBlock, psi: np.ndarray, t: float, u: float):
         e = block.eigenmodes
         self.e, self.t0, self.s, self.u = e, t, 0.0, u
         self.c = np.empty(e.mu.size, complex)
-        modes.apply(e.W, np.ascontiguousarray(psi, complex), e.mu.size, self.c)
-        self.y, self.n = self.c.copy(), e.mu.size
+        modes.amplitudes(e.W, e.bounds, e.offsets, np.ascontiguousarray(psi[e.perm], complex),
+                         self.c)
+        self.y, self.n = self.c.copy(), np.diff(e.bounds)
 
     @property
     def t(self) -> float:
         return self.t0 + self.s
 
     def advance_through(self, times, first, last):
-        X = np.empty((last - first, self.c.size), complex)
-        k, self.s, jumped, self.n = modes.advance_through(self.e.mu, self.e.VT, self.e.G,
-                                                          self.c, self.t0, self.s, self.u,
-                                                          times, first, last, X, self.y)
-        return k, jumped, X[:k - first]
+        e, X = self.e, np.empty((last - first, self.c.size), complex)
+        k, self.s, jumped = modes.advance_through(e.mu, e.VT, e.G, e.D, e.bounds, e.offsets,
+                                                  self.c, self.t0, self.s, self.u, times, first,
+                                                  last, X, self.y, self.n)
+        out = np.empty_like(X[:k - first])
+        out[:, self.e.perm] = X[:k - first]
+        return k, jumped, out
 
     def psi(self) -> np.ndarray:
         out = np.empty(self.c.size, complex)
-        modes.expand(self.e.VT, self.y, self.n, out)
-        return out
+        modes.expand(self.e.VT, self.e.bounds, self.e.offsets, self.y, self.n, out)
+        psi = np.empty_like(out)
+        psi[self.e.perm] = out
+        return psi
 
 
 class _Steps:
@@ -459,11 +497,11 @@ class GroupedEngine(Engine):
 
 
 def block_bytes(d: int) -> float:
-    """Memory of a block of d product states: its eigenmodes (three d x d complex matrices and
-    the decomposition's work space, ~6 of them) up to MODES_MAX, else its diagonals and a
-    Krylov basis."""
+    """Memory of a block of d product states: up to MODES_MAX its eigenmodes (four matrices of
+    two d/2 x d/2 sectors, and the decomposition's work space: ~3 d x d complex matrices in
+    all), else its diagonals and a Krylov basis."""
     if d <= MODES_MAX:
-        return 6 * 16.0 * d * d
+        return 3 * 16.0 * d * d
     return 16.0 * (krylov.KRYLOV_DIM + 2 + 40) * d
 
 
