@@ -227,10 +227,10 @@ def bayes_posteriors(point: dict, measurements: pd.DataFrame) -> list[np.ndarray
 
 
 def bayes_applies(point: dict) -> bool:
-    """The exact filter follows j = N/2 models (no local dissipation) read by a projective or
-    weak instrument (not copies)."""
+    """The exact filter follows j = N/2 models (no local dissipation, no classes of spins) read
+    by a projective or weak instrument (not copies)."""
     model = point["model"]
-    return (not model["gamma_phi"] and not model["gamma_rel"]
+    return (not model["gamma_phi"] and not model["gamma_rel"] and not model.get("groups")
             and point["measurement"]["kind"] in ("projective", "weak"))
 
 

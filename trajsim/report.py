@@ -86,9 +86,11 @@ def _gap(point: dict) -> float:
     """Exact Liouvillian gap of Eq. (2) in j = N/2 (the relaxation rate after a loss) for N - 1
     spins, the first loss's target, in the sector of even coherences (exact.even_coherences:
     the steady state and so the state after a loss live there); NaN beyond N = 300 (too costly
-    here), with local terms, or without the Eq. (2) reservoir (Gamma = 0)."""
+    here), with local terms, for classes of spins (model.groups), or without the Eq. (2)
+    reservoir (Gamma = 0)."""
     m = point["model"]
-    if m["N"] > 300 or m["gamma_phi"] or m["gamma_rel"] or m["N"] < 3 or not m["Gamma"] > 0:
+    if m["N"] > 300 or m["gamma_phi"] or m["gamma_rel"] or m["N"] < 3 or not m["Gamma"] > 0 \
+            or m.get("groups"):
         return np.nan
     return exact.liouvillian_gap(m["N"] - 1, m["r"], m["Gamma"], even_only=True)
 
@@ -441,7 +443,12 @@ def _what_was_run(manifest: dict) -> str:
     s, points = manifest["scenario"], manifest["points"]
     model, loss, meas = s["model"], s["loss"], s["measurement"]
     unit = _time_unit(manifest)[1]
-    parts = [f"N = {model['N']} spins at r = {model.get('r', 0):g}"]
+    N = model["N"] if "N" in model else sum(g["N"] for g in model["groups"])
+    parts = [f"N = {N} spins at r = {model.get('r', 0):g}"]
+    if model.get("groups"):
+        parts.append("in classes (N, δ, w) = " + ", ".join(
+            f"({g['N']}, {g.get('delta', 0.0):g}, {g.get('weight', 1.0):g})"
+            for g in model["groups"]))
     if model.get("kind") == "hybrid":
         parts.append(f"coupled (g = {model['g']:g}) to a cavity with κ_sqz = "
                      f"{model.get('kappa_sqz', 1.0):g}, κ_int = {model.get('kappa_int', 0.0):g} "
@@ -564,13 +571,13 @@ def _ensemble_figure(manifest: dict, summary: pd.DataFrame, files: dict) -> str:
     _save(fig, files, "ensemble.png")
     more = f" (the first {MAX_LINES} of {len(points)} points)" if len(points) > MAX_LINES else ""
     return (f"Ensemble means with their standard-error bands{more}; dashed and dotted lines: the "
-            "exact Eq. (2) steady states of N and N − 1 spins where they apply (spin model, "
-            "Γ > 0 the only rate, N ≤ 300).")
+            "exact Eq. (2) steady states of N and N − 1 spins where they apply (spin model "
+            "without classes, Γ > 0 the only rate, N ≤ 300).")
 
 
 def _steady(point, N: int) -> dict | None:
     m = point["model"]
-    if (m["kind"] != "spin" or not m["Gamma"] > 0 or N < 1 or N > 300
+    if (m["kind"] != "spin" or not m["Gamma"] > 0 or N < 1 or N > 300 or m.get("groups")
             or any(m[k] for k in ("gamma_coll", "gamma_phi", "gamma_rel", "chi"))):
         return None
     return exact.steady_observables(N, m["r"])
@@ -698,6 +705,12 @@ def _warnings(manifest: dict, events: pd.DataFrame) -> list[str]:
                        "their weight in the top two Fock levels of the cavity: model.n_max is "
                        "too small and distorts the dynamics (at 2e-4 a steady ⟨Sy²⟩ was 2 % "
                        "off).")
+    if manifest["scenario"]["model"].get("groups"):
+        out.append("This run simulates classes of spins with their own detunings and couplings "
+                   "(model.groups): the automatic threshold and the CUSUM are designed on the "
+                   "symmetric Eq. (2) steady states of N and N − 1 spins (no disorder), so they "
+                   "test how a detector built for the ideal ensemble copes; the exact Bayesian "
+                   "filter and the steady-state lines do not apply and are left out.")
     if manifest["scenario"]["model"].get("Gamma", 1.0) == 0:
         out.append("Gamma = 0: without the reservoir of Eq. (2) there is no even-odd steady "
                    "state; the automatic settings assume it.")

@@ -546,13 +546,9 @@ def _check_model_kind(raw: dict) -> None:
     given = set(model) | {key.split(".", 1)[1] for key in swept if key.startswith("model.")}
     if "N" not in given and "groups" not in given:
         raise ScenarioError("model: 'N' is a required property")
-    if "groups" in given:
-        for key in GROUPED_REFUSED + HYBRID_KEYS + ("kind",):
-            if key in given:
-                raise ScenarioError(f"model.{key}: not a key of the grouped model "
-                                    "(model.groups): its classes stay symmetric, without local "
-                                    "rates, twisting or a cavity; remove it")
-        return
+    if "groups" in given and model.get("kind", "spin") == "hybrid":
+        raise ScenarioError("model.groups: classes of spins run in the spin model only (not "
+                            "model.kind: hybrid)")
     if model.get("kind", "spin") == "hybrid":
         for key in SPIN_ONLY_KEYS:
             if key in given:
@@ -602,6 +598,11 @@ def _resolve_groups(point: dict, label: str) -> None:
     """model.groups: each class's delta (0) and weight (1) filled in, and model.N their sum
     (given, it must be that sum); the initial states the product space has."""
     m, init = point["model"], point["initial_state"]
+    for key in GROUPED_REFUSED:
+        if m[key]:
+            raise ScenarioError(f"{label}model.{key}: not in the grouped model (model.groups), "
+                                "whose classes stay symmetric (no local rates, no twisting); "
+                                "remove it")
     m["groups"] = [{"delta": 0.0, "weight": 1.0, **g} for g in m["groups"]]
     total = sum(g["N"] for g in m["groups"])
     if m.setdefault("N", total) != total:
