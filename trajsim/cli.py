@@ -91,6 +91,7 @@ def _run(args) -> int:
 def _final_values(result) -> str:
     """Per point: its swept values, the last sample (mean ± standard error) and the smallest
     ensemble xi^2 over time with its time."""
+    from .point import shown
     summary, points = result.summary, result.points
     swept = [key for key in points.columns if key != "point"]
     lines = [" ".join([f"{'point':>5}", *(f"{key:>14}" for key in swept), f"{'t':>8}",
@@ -100,7 +101,7 @@ def _final_values(result) -> str:
         last = rows.iloc[-1]
         best = rows.loc[rows.xi2.idxmin()] if rows.xi2.notna().any() else last
         values = points.loc[points.point == point, swept].iloc[0] if swept else []
-        lines.append(" ".join([f"{int(point):>5}", *(f"{v:>14.6g}" for v in values),
+        lines.append(" ".join([f"{int(point):>5}", *(f"{shown(v):>14}" for v in values),
                                f"{last.t:>8.3g}", f"{last.N_mean:>8.3f}",
                                f"{last.Sz_mean:>9.4g} ± {last.Sz_sem:<6.2g}",
                                f"{last.Sy2_mean:>11.4g} ± {last.Sy2_sem:<8.2g}",

@@ -27,8 +27,13 @@ from .exact import solve_with_trace
 from .model import Rates
 from .squeezing import moments_from_columns, wineland_xi2
 
-__all__ = ["Group", "dimension", "embedded", "liouvillian", "moments", "operators",
-           "steady_state"]
+__all__ = ["DISTRIBUTIONS", "Group", "broadening", "dimension", "embedded", "liouvillian",
+           "moments", "operators", "steady_state"]
+
+#: Inhomogeneous broadenings (``broadening``) and what their width is: the standard deviation,
+#: the half width at half maximum, the half width of the support.
+DISTRIBUTIONS = {"gaussian": "standard deviation", "lorentzian": "half width at half maximum",
+                 "uniform": "half width: detunings on [-width, width]"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,24 @@ class Group:
     N: int
     delta: float = 0.0
     weight: float = 1.0
+
+
+def broadening(distribution: str, width: float, M: int) -> np.ndarray:
+    """The detunings of M classes of equal size for a broadening of this width (DISTRIBUTIONS):
+    the distribution cut into M bins of probability 1/M at its quantiles, each class at its
+    bin's mean (gaussian, uniform) or, as the Lorentzian's outer bins have no mean, its bin's
+    median.  Symmetric about 0 by construction."""
+    from scipy import stats
+    if distribution == "lorentzian":
+        return width * stats.cauchy.ppf((np.arange(M) + 0.5) / M)
+    dist = stats.norm(scale=width) if distribution == "gaussian" else \
+        stats.uniform(loc=-width, scale=2 * width)
+    if width == 0:
+        return np.zeros(M)
+    edges = dist.ppf(np.arange(M + 1) / M)
+    means = [M * dist.expect(lambda x: x, lb=a, ub=b) for a, b in zip(edges[:-1], edges[1:])]
+    means = np.array(means)
+    return (means - means[::-1]) / 2  # exactly antisymmetric
 
 
 def dimension(groups: tuple[Group, ...]) -> int:

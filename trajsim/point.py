@@ -62,3 +62,21 @@ def measurement_times(point: dict) -> np.ndarray:
         times += list(meas["period"] * np.arange(1, int(t_end / meas["period"]) + 1))
     times = np.unique(np.asarray(times, float))
     return times[times <= t_end]
+
+
+def shown(value) -> str:
+    """A swept value as people write it: a number to 6 digits, a mapping in YAML's flow style
+    (``{distribution: gaussian, width: 0.3, groups: 2}``), a list in brackets."""
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {shown(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(map(shown, value)) + "]"
+    if isinstance(value, (bool, str)) or value is None:
+        return str(value)
+    return f"{value:.6g}"
+
+
+def sweep_label(point, keys) -> str:
+    """'model.N=41, model.r=2.5' for a sweep point's swept keys."""
+    return ", ".join(f"{k}={shown(point[k.split('.')[0]][k.split('.')[1]])}" for k in keys)
+

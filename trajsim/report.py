@@ -27,6 +27,7 @@ from .detection import Detector
 from .engines import engine_for, readout_shots
 from .errors import TrajsimError, printable
 from .hybrid import WARN_TOP_WEIGHT
+from .point import sweep_label
 from .runner import unit_identities
 from .scenario import resolve
 from .store import RunDirectory, RunDirectoryError, write_owned
@@ -90,7 +91,7 @@ def _gap(point: dict) -> float:
     reservoir (Gamma = 0)."""
     m = point["model"]
     if m["N"] > 300 or m["gamma_phi"] or m["gamma_rel"] or m["N"] < 3 or not m["Gamma"] > 0 \
-            or m.get("groups"):
+            or "groups" in m:
         return np.nan
     return exact.liouvillian_gap(m["N"] - 1, m["r"], m["Gamma"], even_only=True)
 
@@ -100,7 +101,7 @@ def _label(manifest: dict, point: dict, index: int) -> str:
     keys = manifest["scenario"]["sweep"]
     if not keys:
         return f"point {index}"
-    return ", ".join(f"{k}={point[k.split('.')[0]][k.split('.')[1]]}" for k in keys)
+    return sweep_label(point, keys)
 
 
 def _points(manifest: dict) -> list[dict]:
@@ -214,11 +215,13 @@ def _figure(*grid, **options):
     return fig, fig.subplots(*grid, **options)
 
 
-def _save(fig, files: dict, name: str) -> None:
-    """The figure as PNG bytes in files[name]."""
-    fig.tight_layout()
+def _save(fig, files: dict, name: str, outside: bool = False) -> None:
+    """The figure as PNG bytes in files[name] (``outside``: laid out by the caller before it
+    placed a legend outside the axes, and grown to hold it)."""
+    if not outside:
+        fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight" if outside else None)
     files[name] = buffer.getvalue()
 
 
@@ -279,7 +282,7 @@ def _single_shot(point: dict) -> dict:
     resolution: the error of one outcome and the independent outcomes for 99 % confidence."""
     N, r = point["model"]["N"], point["model"]["r"]
     sigma = float(point["measurement"]["sigma"] or 0.0)
-    if N < 2 or point["model"]["Gamma"] == 0:
+    if N < 2 or point["model"]["Gamma"] == 0 or "groups" in point["model"]:
         return {"single_shot_error": np.nan, "outcomes_for_99pct": np.nan}
     try:
         needed = discrimination.outcomes_for_confidence(N, r, sigma)
@@ -294,6 +297,9 @@ def _sweep_axis(ax, manifest: dict, values: pd.Series) -> pd.Series:
     a positive rate), else the point index; sets the axis label."""
     keys = list(manifest["scenario"]["sweep"])
     points = _points(manifest)
+    if keys == ["model.broadening"]:  # its width
+        ax.set_xlabel("model.broadening.width")
+        return values.map(lambda p: points[p]["model"]["broadening"]["width"])
     if len(keys) == 1:
         section, key = keys[0].split(".")
         x = values.map(lambda p: points[p][section][key])
@@ -445,6 +451,10 @@ def _what_was_run(manifest: dict) -> str:
     unit = _time_unit(manifest)[1]
     N = model["N"] if "N" in model else sum(g["N"] for g in model["groups"])
     parts = [f"N = {N} spins at r = {model.get('r', 0):g}"]
+    if model.get("broadening") and "model.broadening" not in s.get("sweep", {}):
+        b = model["broadening"]
+        parts.append(f"{b['distribution']} broadening of width {b['width']:g} in "
+                     f"{b['groups']} classes")
     if model.get("groups"):
         parts.append("in classes (N, δ, w) = " + ", ".join(
             f"({g['N']}, {g.get('delta', 0.0):g}, {g.get('weight', 1.0):g})"
@@ -536,6 +546,10 @@ def _answer(summary: pd.DataFrame, unit: str, lost: bool) -> str:
     return verdict + "."
 
 
+#: Legend entries up to this many characters fit inside the ensemble figure's first panel.
+LEGEND_INSIDE = 32
+
+
 def _ensemble_figure(manifest: dict, summary: pd.DataFrame, files: dict) -> str:
     """⟨Sy²⟩(t), ⟨Sz⟩(t) and ξ²(t) with SEM bands, against the exact Eq. (2) steady values of
     N and N − 1 (spin model, Γ the only rate, N ≤ 300)."""
@@ -567,8 +581,13 @@ def _ensemble_figure(manifest: dict, summary: pd.DataFrame, files: dict) -> str:
             ax.set_yscale("log")
     for ax in axes:
         ax.set(xlabel=f"{label} ({unit})" if label == "t" else label)
-    axes[0].legend(fontsize=7)
-    _save(fig, files, "ensemble.png")
+    long = max(len(_label(manifest, point, p)) for p, point in shown) > LEGEND_INSIDE
+    if long:  # below the axes, where it hides no data
+        fig.tight_layout()
+        axes[1].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
+    else:
+        axes[0].legend(fontsize=7)
+    _save(fig, files, "ensemble.png", outside=long)
     more = f" (the first {MAX_LINES} of {len(points)} points)" if len(points) > MAX_LINES else ""
     return (f"Ensemble means with their standard-error bands{more}; dashed and dotted lines: the "
             "exact Eq. (2) steady states of N and N − 1 spins where they apply (spin model "
@@ -705,12 +724,13 @@ def _warnings(manifest: dict, events: pd.DataFrame) -> list[str]:
                        "their weight in the top two Fock levels of the cavity: model.n_max is "
                        "too small and distorts the dynamics (at 2e-4 a steady ⟨Sy²⟩ was 2 % "
                        "off).")
-    if manifest["scenario"]["model"].get("groups"):
+    if {"groups", "broadening"} & set(manifest["scenario"]["model"]):
         out.append("This run simulates classes of spins with their own detunings and couplings "
                    "(model.groups): the automatic threshold and the CUSUM are designed on the "
                    "symmetric Eq. (2) steady states of N and N − 1 spins (no disorder), so they "
                    "test how a detector built for the ideal ensemble copes; the exact Bayesian "
-                   "filter and the steady-state lines do not apply and are left out.")
+                   "filter, the single-outcome discrimination and the steady-state lines do not "
+                   "apply and are left out.")
     if manifest["scenario"]["model"].get("Gamma", 1.0) == 0:
         out.append("Gamma = 0: without the reservoir of Eq. (2) there is no even-odd steady "
                    "state; the automatic settings assume it.")

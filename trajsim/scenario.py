@@ -26,7 +26,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from . import engines, hybrid
+from . import engines, groups, hybrid
 from .cavity import squeezed_reservoir_rates
 from .dicke import OBSERVABLES
 from .errors import ScenarioError, TrajsimError, printable  # noqa: F401  (re-exported)
@@ -35,6 +35,7 @@ from .point import (  # noqa: F401  (measurement_times, time_grid: re-exported)
     UNIT_SIZE_DEFAULT,
     Point,
     measurement_times,
+    sweep_label,
     time_grid,
 )
 
@@ -142,6 +143,16 @@ SCHEMA = _obj(
                                "weight": _number(0, True, "a coupling weight w_k > 0 and <= "
                                                  f"{MAX_RATE:g}", maximum=MAX_RATE),
                            }, required=["N"])},
+                "broadening": _obj({
+                    "distribution": {"enum": list(groups.DISTRIBUTIONS),
+                                     "description": "gaussian, lorentzian or uniform"},
+                    "width": _number(0, description="a width >= 0 (the gaussian's standard "
+                                     "deviation, the lorentzian's half width at half maximum, "
+                                     f"the uniform's half width), <= {MAX_RATE:g}",
+                                     maximum=MAX_RATE),
+                    "groups": _integer(1, MAX_GROUPS, f"a number of classes from 1 to "
+                                       f"{MAX_GROUPS}"),
+                }, required=["distribution", "width", "groups"]),
             },
         ),
         "initial_state": _obj(
@@ -546,9 +557,13 @@ def _check_model_kind(raw: dict) -> None:
     given = set(model) | {key.split(".", 1)[1] for key in swept if key.startswith("model.")}
     if "N" not in given and "groups" not in given:
         raise ScenarioError("model: 'N' is a required property")
-    if "groups" in given and model.get("kind", "spin") == "hybrid":
-        raise ScenarioError("model.groups: classes of spins run in the spin model only (not "
-                            "model.kind: hybrid)")
+    for key in ("groups", "broadening"):
+        if key in given and model.get("kind", "spin") == "hybrid":
+            raise ScenarioError(f"model.{key}: classes of spins run in the spin model only (not "
+                                "model.kind: hybrid)")
+    if "groups" in given and "broadening" in given:
+        raise ScenarioError("model.broadening: give either model.groups or model.broadening "
+                            "(which makes the groups)")
     if model.get("kind", "spin") == "hybrid":
         for key in SPIN_ONLY_KEYS:
             if key in given:
@@ -592,6 +607,19 @@ def _resolve_hybrid(point: dict, label: str) -> None:
                             f"{tail:.2g} of the squeezed reservoir's photon distribution "
                             f"(r = {m['r']:g}) at or beyond it (at most "
                             f"{hybrid.REFUSE_TOP_WEIGHT:g}); use {advice}n_max: auto")
+
+
+def _broadened_groups(point: dict, label: str) -> None:
+    """model.broadening: model.groups of M equal classes at the detunings of
+    ``groups.broadening``."""
+    m, spec = point["model"], point["model"]["broadening"]
+    M = spec["groups"]
+    if m["N"] % M:
+        raise ScenarioError(f"{label}model.broadening.groups: {M} classes of equal size need N "
+                            f"divisible by {M} (N = {m['N']}); unequal classes break the "
+                            "symmetry of the broadening (docs/validation.md)")
+    deltas = groups.broadening(spec["distribution"], spec["width"], M)
+    m["groups"] = [{"N": m["N"] // M, "delta": float(d), "weight": 1.0} for d in deltas]
 
 
 def _resolve_groups(point: dict, label: str) -> None:
@@ -672,8 +700,7 @@ def _check_measurement(meas: dict, t_end: float, label: str) -> None:
 
 def _label(index: int, point: dict, keys) -> str:
     """'sweep point 3 (model.N=41, model.r=2.5): ' for messages about one point of a sweep."""
-    values = ", ".join(f"{k}={point[k.split('.')[0]][k.split('.')[1]]}" for k in keys)
-    return f"sweep point {index} ({values}): " if keys else ""
+    return f"sweep point {index} ({sweep_label(point, keys)}): " if keys else ""
 
 
 def resolve(raw, name: str = "scenario") -> Scenario:
@@ -707,6 +734,8 @@ def resolve(raw, name: str = "scenario") -> Scenario:
             raise ScenarioError(f"{label}{err}") from None
         if point["model"]["kind"] == "hybrid":
             _resolve_hybrid(point, label)
+        if "broadening" in point["model"]:
+            _broadened_groups(point, label)
         if "groups" in point["model"]:
             _resolve_groups(point, label)
         _check_point(point, label)

@@ -13,7 +13,7 @@ from .scenario import DEFAULTS
 #: (keys, meaning, allowed values, default shown instead of DEFAULTS' where that says less)
 ROWS = [
     (('model.N',),
-     'number of spins',
+     'number of spins (with `model.groups`: their sum, may be left out)',
      'integer ≥ 1', 'required'),
     (('model.r',),
      'squeezing parameter of Σ(r) = cosh r S− − sinh r S+',
@@ -48,6 +48,12 @@ ROWS = [
     (('model.cavity_basis',),
      '`hybrid` only: the basis the cavity is cut in: `fock`, the photons of a; `reservoir`, those of the reservoir\'s mode b = cosh r a + sinh r a† (the squeezed vacuum is its vacuum, so n_max counts only the photons the rest adds: faster where the cavity stays near the squeezed vacuum, Δ_c ≈ 0). `n_max`, `auto` and `top_fock` then count b-photons; `auto` counts only κ_int\'s (r = 1, κ_int/κ_sqz = 0.02: 6 levels against 45), while S_y measurements, losses and detuning add more: `hybrid_parity_sensing.yaml` needs n_max: 28 in b (top weight 1.4e−5, as its 45 in a), 2.6× faster; runs warn when `top_fock` > 10⁻⁴',
      '`fock`, `reservoir`', '`fock`'),
+    (('model.groups',),
+     'classes of identical spins (inhomogeneous broadening, unequal couplings): class k has `N` spins, detuning `delta` (H = Σ_k δ_k S_z^(k) in the reservoir\'s frame) and coupling `weight` w_k in Σ = Σ_k w_k (cosh r S−^(k) − sinh r S+^(k)) and in γ_coll\'s S−; exact trajectories in the product of the classes\' symmetric blocks (`trajsim.engines.grouped`, "Inhomogeneous ensembles"); a loss takes a spin from class k with probability N_k/N; not with local rates, `chi`, `kind: hybrid`, `initial_state.kind: steady` or `run.engine: record`',
+     'list of 1..16 `{N: ≥ 1, delta: real, weight: > 0}`', 'none; `delta` 0, `weight` 1'),
+    (('model.broadening',),
+     '`{distribution, width, groups: M}`: `model.groups` made of M equal classes of N/M spins at the detunings of `trajsim.groups.broadening`, the distribution cut at its M-quantiles, each class at its bin\'s mean (the lorentzian\'s at its median: its outer bins have no mean); `width` is the gaussian\'s standard deviation, the lorentzian\'s half width at half maximum, the uniform\'s half width',
+     '`gaussian`, `lorentzian`, `uniform`; width ≥ 0; M in 1..16 dividing N', 'none'),
     (('initial_state.kind',),
      '`dicke`: \\|j, m⟩; `css`: coherent spin state along (θ, φ); `steady`: the Eq. (2) steady state of j = N/2 (dark state for even N, Eq. (16) ρ ∝ (Σ†Σ)⁻¹ for odd N, sampled as an ensemble of LMG eigenstates)',
      '`dicke`, `css`, `steady`', None),

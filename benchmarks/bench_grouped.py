@@ -1,0 +1,114 @@
+"""The grouped engine (model.groups) vs QuTiP 5 mcsolve on the same product space, and its reach.
+
+Problem: two classes of N/2 spins at detunings +-0.3 (Gamma = 1, r = 2.5, all spins down at
+t = 0), 101 samples of the total-spin moments up to t_end, optionally Poisson spin loss.
+trajsim runs one thread: a whole unit's CPU time per trajectory, the first block's set-up
+(eigenmodes) timed apart; QuTiP mcsolve runs H_eff's pieces (H = sum_k delta_k S_z^(k), the
+collapse operator sqrt(Gamma) Sigma) on the same product of the classes' symmetric blocks
+(``trajsim.groups.operators``) with its default ODE method, atol 1e-8, rtol 1e-6 (no spin
+loss: QuTiP has no class-changing loss), serial map, CPU per trajectory.  Prints Markdown.
+
+    python benchmarks/bench_grouped.py [--qutip-trajectories 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import time
+
+import numpy as np
+
+from trajsim import groups
+from trajsim.engines import WorkUnit
+from trajsim.engines.grouped import GROUPED, classes_of, grouped_seconds
+from trajsim.scenario import load
+
+R, DELTA, SAMPLES = 2.5, 0.3, 101
+#: (class sizes, t_end, loss rate per spin, trajectories)
+CASES = (((6, 6), 50.0, 0.0, 20), ((6, 6), 50.0, 0.01, 20), ((20, 20), 50.0, 0.0, 8),
+         ((20, 20), 5.0, 0.002, 8), ((20, 20), 50.0, 0.002, 6), ((10, 10, 10, 10), 1.0, 0.0, 1))
+
+
+def scenario(sizes, t_end: float, loss: float, trajectories: int) -> dict:
+    deltas = np.linspace(DELTA, -DELTA, len(sizes))
+    return {"name": "bench", "model": {"r": R, "groups": [{"N": n, "delta": float(d)}
+                                                         for n, d in zip(sizes, deltas)]},
+            "time": {"t_end": t_end, "n_samples": SAMPLES},
+            "loss": {"rate_per_spin": loss},
+            "run": {"trajectories": trajectories, "unit_size": trajectories, "store": "summary"}}
+
+
+def trajsim_run(raw: dict) -> dict:
+    """CPU seconds: set-up of the first block, per trajectory (the unit after it), events."""
+    point = load(raw).points[0]
+    start = time.process_time()
+    setup = GROUPED.build(point)
+    setup.block(setup.classes)
+    built = time.process_time() - start
+    n = point["run"]["trajectories"]
+    start = time.process_time()
+    result = GROUPED.run_unit(setup, WorkUnit(0, 0, 0, n), 1, True)
+    per = (time.process_time() - start) / n
+    events = result.frames["events"]
+    return {"setup": built, "per": per, "events": len(events) / n,
+            "losses": int((events.kind == "loss").sum()) / n,
+            "modes": setup.block(setup.classes).eigenmodes is not None,
+            "estimate": grouped_seconds(point)[0]}
+
+
+def qutip_run(raw: dict, n_traj: int) -> str:
+    """QuTiP mcsolve CPU seconds per trajectory on the same problem, without loss (at atol
+    1e-8, rtol 1e-6; where its collapse-time search fails, again at 1e-10, 1e-8)."""
+    import qutip
+    point = load(raw).points[0]
+    classes = classes_of(point)
+    ops = groups.operators(classes, R)
+    d = groups.dimension(classes)
+    psi0 = qutip.basis(d, 0)
+    H = qutip.Qobj(ops["H"])
+    c_ops = [qutip.Qobj(ops["Sigma"])]
+    e_ops = [qutip.Qobj(ops["Sy"] @ ops["Sy"])]
+    times = np.linspace(0, point["time"]["t_end"], SAMPLES)
+    failed = []
+    for atol, rtol in ((1e-8, 1e-6), (1e-10, 1e-8)):
+        start = time.process_time()
+        try:
+            qutip.mcsolve(H, psi0, times, c_ops, e_ops=e_ops, ntraj=n_traj,
+                          options={"atol": atol, "rtol": rtol, "map": "serial",
+                                   "progress_bar": False})
+        except RuntimeError:  # "Could not find the collapse time within desired tolerance"
+            failed.append(f"fails at atol {atol:g}")
+            continue
+        return "; ".join(failed + [f"{(time.process_time() - start) / n_traj:.3g}"
+                                   + (f" (atol {atol:g})" if failed else "")])
+    return "; ".join(failed)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--qutip-trajectories", type=int, default=4)
+    parser.add_argument("--skip-qutip", action="store_true")
+    args = parser.parse_args()
+    trajsim_run(scenario((2, 2), 1.0, 0.01, 2))  # compile the kernels
+    print(f"# grouped engine, {platform.processor() or platform.machine()}, "
+          f"{datetime.date.today()}, one thread, CPU time\n")
+    print("| classes | d | t_end | loss/spin | route | set-up s | events/traj | losses/traj | "
+          "s/traj | model s/traj | QuTiP mcsolve s/traj |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for sizes, t_end, loss, n in CASES:
+        raw = scenario(sizes, t_end, loss, n)
+        mine = trajsim_run(raw)
+        theirs = "—"
+        if not args.skip_qutip and loss == 0 and len(sizes) == 2:
+            theirs = qutip_run(raw, args.qutip_trajectories)
+        d = int(np.prod([s + 1 for s in sizes]))
+        route = "eigenmodes" if mine["modes"] else "Krylov"
+        print(f"| {'+'.join(map(str, sizes))} | {d} | {t_end:g} | {loss:g} | {route} | "
+              f"{mine['setup']:.3g} | {mine['events']:.0f} | {mine['losses']:.2g} | "
+              f"{mine['per']:.3g} | {mine['estimate']:.2g} | {theirs} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
