@@ -241,3 +241,18 @@ def test_a_grouped_run_is_thread_independent_and_reports(tmp_path):
     report = (write_report(tmp_path / "one") / "report.md").read_text()
     assert "in classes (N, δ, w) = (3, 0.6, 1), (3, -0.2, 0.7)" in report
     assert "model.groups" in report and "| cusum |" in report and "| bayes |" not in report
+
+
+def test_steady_state_of_classes():
+    """trajsim steady on model.groups: 6 + 6 spins at +-0.5 have the pure even dark state
+    (<Sy^2> = 0.0384, docs/validation.md); identical classes (not unique) and too many product
+    states are one-line errors."""
+    from trajsim import steady
+    point = points("model: {r: 1.5, groups: [{N: 6, delta: 0.5}, {N: 6, delta: -0.5}]}\n"
+                   "time: {t_end: 1}")
+    row = steady.steady_row(point)
+    assert abs(row["purity"] - 1) < 1e-9 and abs(row["Sy2"] - 0.0384369) < 1e-6
+    for groups_, message in (("[{N: 6}, {N: 6}]", "not unique"),
+                             ("[{N: 30, delta: 1}, {N: 30}]", "limited to")):
+        with pytest.raises(scenario.ScenarioError, match=message):
+            steady.steady_row(points(f"model: {{r: 1.5, groups: {groups_}}}\ntime: {{t_end: 1}}"))

@@ -17,13 +17,39 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from . import exact, hybrid
+from . import exact, groups, hybrid
 from .model import Rates, build_block
+from .point import shown
 from .scenario import Scenario, ScenarioError
 
 GAP_MAX_N = 300
 LOCAL_MAX_N = 60
 HYBRID_MAX_DIM = 160
+#: Largest product space of model.groups whose steady state is solved (two classes of 11
+#: spins, 144 states: ~10 s; its sparse LU grows as about the third power of the states squared).
+GROUPED_MAX_DIM = 150
+
+
+def grouped_row(point: dict) -> dict:
+    """The exact steady state of classes of spins (``groups.steady_state``) of a small
+    ``model.groups`` point: N, r, xi2, purity, <Sy^2>, <Sz> of the total spin, and <S^2>'s j
+    (j(j + 1) = <S^2>: not a quantum number once the classes differ)."""
+    m = point["model"]
+    classes = tuple(groups.Group(g["N"], g["delta"], g["weight"]) for g in m["groups"])
+    dim = groups.dimension(classes)
+    if dim > GROUPED_MAX_DIM:
+        raise ScenarioError(f"model.groups: the exact steady state of classes of spins is limited "
+                            f"to {GROUPED_MAX_DIM} product states (here {dim}); run trajectories "
+                            "(trajsim run) instead")
+    try:
+        rho = groups.steady_state(classes, Rates.of(m))
+    except ValueError as err:
+        raise ScenarioError(f"model.groups: {err}") from None
+    o = groups.moments(rho, classes)
+    S2 = o["Sx2"] + o["Sy2"] + o["Sz2"]
+    return {"N": m["N"], "r": m["r"], "xi2": o["xi2"], "purity": float(np.trace(rho @ rho).real),
+            "Sy2": o["Sy2"], "Sz": o["Sz"], "j": float(np.sqrt(S2 + 0.25) - 0.5),
+            "jump_rate": np.nan, "gap": np.nan, "gap_even": np.nan}
 
 
 def hybrid_row(point: dict) -> dict:
@@ -64,6 +90,8 @@ def steady_row(point: dict, gaps: bool = False) -> dict:
     m = point["model"]
     if m.get("kind") == "hybrid":
         return hybrid_row(point)
+    if "groups" in m:
+        return grouped_row(point)
     N, r, Gamma = m["N"], m["r"], m["Gamma"]
     local = m["gamma_phi"] > 0 or m["gamma_rel"] > 0
     if not (Gamma > 0 or m["gamma_coll"] > 0 or local):
@@ -93,5 +121,6 @@ def steady_table(scenario: Scenario, gaps: bool = False, progress: bool = False)
     for p, point in enumerate(tqdm(scenario.points, desc="steady states", unit="point",
                                    disable=not progress)):
         swept = {key: point[key.split(".")[0]][key.split(".")[1]] for key in scenario.swept}
+        swept = {key: shown(v) if isinstance(v, (dict, list)) else v for key, v in swept.items()}
         rows.append({"point": p, **swept, **steady_row(point, gaps)})
     return pd.DataFrame(rows)

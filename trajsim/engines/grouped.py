@@ -27,6 +27,7 @@ import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -475,8 +476,7 @@ class GroupedEngine(Engine):
 
     @staticmethod
     def events(point: dict) -> float:
-        from .jumps import expected_jumps
-        return expected_jumps(point)
+        return grouped_events(point)
 
     @staticmethod
     def check(point: dict, label: str, unit_size: int) -> None:
@@ -505,28 +505,60 @@ def block_bytes(d: int) -> float:
     return 16.0 * (krylov.KRYLOV_DIM + 2 + 40) * d
 
 
-#: Grouped engine cost model (``grouped_seconds``), measured with benchmarks/bench_grouped.py.
-GROUPED_EVENT_S = 2e-4
+#: Grouped engine cost model (``grouped_seconds``), measured with benchmarks/bench_grouped.py
+#: (AMD EPYC, 2026-12-04): per event (jump, loss, measurement) GROUPED_EVENT_S and d^2
+#: GROUPED_S_PER_ENTRY in eigenmodes; per block GROUPED_BLOCK_S and d^3 GROUPED_S_PER_D3; and
+#: the jumps a disordered ensemble adds, DISORDER_JUMPS of the odd rate (two classes of 6 at
+#: +-0.3, r = 2.5: 52 per 1/Gamma without loss; of 20: 17).
+GROUPED_EVENT_S = 4.5e-5
 GROUPED_S_PER_ENTRY = 2e-9
-GROUPED_BLOCK_S_PER_D3 = 4e-9
+GROUPED_BLOCK_S = 5e-3
+GROUPED_S_PER_D3 = 2e-9
+DISORDER_JUMPS = 0.1
+
+
+def grouped_events(point: dict) -> float:
+    """Expected jumps of a grouped trajectory: the symmetric model's (``expected_jumps``) and,
+    when the classes differ, DISORDER_JUMPS of the odd jump rate over the run (the even state
+    is no longer dark until the ensemble finds the classes' own dark state, at a rate
+    ~ delta^2)."""
+    from .jumps import _odd_jump_rate, expected_jumps
+    classes, m = classes_of(point), point["model"]
+    jumps = expected_jumps(point)
+    if len({(g.delta, g.weight) for g in classes}) > 1 and m["N"] > 1 and m["Gamma"] > 0:
+        jumps += DISORDER_JUMPS * _odd_jump_rate(m["N"] - 1 + m["N"] % 2, m["r"]) * \
+            m["Gamma"] * point["time"]["t_end"]
+    return jumps
 
 
 def grouped_seconds(point: dict) -> tuple[float, float]:
-    """(CPU seconds per trajectory, set-up) of the grouped engine: each event (jump, loss,
-    measurement) costs GROUPED_EVENT_S and d^2 GROUPED_S_PER_ENTRY (the new state's mode
-    amplitudes), each sample d^2 GROUPED_S_PER_ENTRY at most; each block's decomposition
-    d^3 GROUPED_BLOCK_S_PER_D3."""
-    from .jumps import expected_jumps
-    d = groups.dimension(classes_of(point))
-    t_end = point["time"]["t_end"]
+    """(CPU seconds per trajectory, set-up) of the grouped engine.  In eigenmodes each event
+    (``grouped_events``, losses, measurements) costs GROUPED_EVENT_S + d^2 GROUPED_S_PER_ENTRY,
+    each sample d^2 GROUPED_S_PER_ENTRY; beyond MODES_MAX the hybrid engine's Krylov model
+    (a step per HYBRID_REACH / ||A||, each costing HYBRID_STEP_S + HYBRID_S_PER_NNZ nnz).  Each
+    block visited costs GROUPED_BLOCK_S + d^3 GROUPED_S_PER_D3 (its eigenmodes)."""
+    from .hybrid import HYBRID_REACH, HYBRID_S_PER_NNZ, HYBRID_STEP_S
+    classes, t_end = classes_of(point), point["time"]["t_end"]
+    d = groups.dimension(classes)
     losses = point["loss"]["rate_per_spin"] * point["model"]["N"] * t_end + \
         len(point["loss"]["times"])
-    events = expected_jumps(point) + losses + measurement_times(point).size
-    stops = time_grid(point).size
+    events = grouped_events(point) + losses + measurement_times(point).size
     per_trajectory = events * (GROUPED_EVENT_S + d * d * GROUPED_S_PER_ENTRY) + \
-        stops * d * d * GROUPED_S_PER_ENTRY
-    blocks = 1 + len(classes_of(point)) * math.ceil(losses + 3 * math.sqrt(losses))
-    return per_trajectory, blocks * d**3 * GROUPED_BLOCK_S_PER_D3
+        time_grid(point).size * d * d * GROUPED_S_PER_ENTRY
+    blocks = 1 + len(classes) * math.ceil(losses + 3 * math.sqrt(losses))
+    if d > MODES_MAX:
+        anorm, nnz = _generator_size(classes, Rates.of(point["model"]))
+        steps = t_end * anorm / HYBRID_REACH + events
+        return (events * GROUPED_EVENT_S + steps * (HYBRID_STEP_S + nnz * HYBRID_S_PER_NNZ),
+                blocks * GROUPED_BLOCK_S)
+    return per_trajectory, blocks * (GROUPED_BLOCK_S + d**3 * GROUPED_S_PER_D3)
+
+
+@cache
+def _generator_size(classes: tuple, rates: Rates) -> tuple[float, int]:
+    """(||A||_inf, non-zeros) of the block's generator (built beyond MODES_MAX only)."""
+    b = build_block(classes, rates)
+    return b.anorm, int(np.count_nonzero(b.data))
 
 
 GROUPED = GroupedEngine()
