@@ -256,3 +256,23 @@ def test_steady_state_of_classes():
                              ("[{N: 30, delta: 1}, {N: 30}]", "limited to")):
         with pytest.raises(scenario.ScenarioError, match=message):
             steady.steady_row(points(f"model: {{r: 1.5, groups: {groups_}}}\ntime: {{t_end: 1}}"))
+
+
+@pytest.mark.slow
+def test_identical_classes_reproduce_the_symmetric_model():
+    """delta_k = 0, w_k = 1: classes 3 + 4 from all spins down are j = 7/2 under Eq. (2)
+    (with gamma_coll): <Sz>, <Sx^2>, <Sy^2>, <SxSz> within 5 SE of ``exact.evolve`` at every
+    sample."""
+    from trajsim.exact import evolve
+    point = points("""
+model: {r: 1.2, gamma_coll: 0.2, groups: [{N: 3}, {N: 4}]}
+time: {t_end: 3, n_samples: 7}
+""")
+    times, n = point.time_grid(), 3000
+    traj = run(point, n, seed=3)["trajectories"]
+    rho0 = np.zeros((8, 8))
+    rho0[0, 0] = 1.0
+    reference = evolve(point.rates(), 7, 7, rho0, times)
+    for name in ("Sz", "Sx2", "Sy2", "SxSz"):
+        values = traj[name].to_numpy().reshape(n, -1)
+        within(values.mean(0), values.std(0, ddof=1) / np.sqrt(n), reference[name], name)

@@ -349,7 +349,7 @@ def test_blocks_past_the_memory_budget_are_dropped_and_rebuilt_bit_for_bit():
                   "initial_state": {"m": 0}, "loss": {"times": [1.0]},
                   "run": {"trajectories": 6}}).points[0]
     roomy, tight = HYBRID.build(point), HYBRID.build(point)
-    tight.budget = 1.0
+    tight.blocks.budget = 1.0
     unit = WorkUnit(0, 0, 0, 6)
     a, b = HYBRID.run_unit(roomy, unit, 1, True), HYBRID.run_unit(tight, unit, 1, True)
     assert len(roomy.blocks) > 2 and len(tight.blocks) == 1

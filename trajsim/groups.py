@@ -27,8 +27,8 @@ from .exact import solve_with_trace
 from .model import Rates
 from .squeezing import moments_from_columns, wineland_xi2
 
-__all__ = ["DISTRIBUTIONS", "Group", "broadening", "dimension", "embedded", "liouvillian",
-           "moments", "operators", "steady_state"]
+__all__ = ["DISTRIBUTIONS", "Group", "broadening", "dark_states", "dimension", "embedded",
+           "liouvillian", "moments", "operators", "steady_state"]
 
 #: Inhomogeneous broadenings (``broadening``) and what their width is: the standard deviation,
 #: the half width at half maximum, the half width of the support.
@@ -127,6 +127,28 @@ def steady_state(groups: tuple[Group, ...], rates: Rates) -> np.ndarray:
         raise ValueError("groups.steady_state: the steady state is not unique (the solve gave "
                          "a matrix that is not a density matrix)")
     return rho
+
+
+def dark_states(groups: tuple[Group, ...], r: float) -> np.ndarray:
+    """The states psi with Sigma psi = 0 and H psi = 0 (columns, orthonormal): each is a pure
+    steady state (Gamma D[Sigma] and -i[H, .] both vanish on |psi><psi|).  Symmetric equal-size
+    classes (a broadening cut at its quantiles) have exactly one for even N, the steady state
+    when that is unique (docs/validation.md).  The null space of K = Sigma^dag Sigma + H^2
+    (Hermitian, >= 0) by shift-invert Lanczos (sparse LU of K + 1), eigenvalues below
+    DARK_TOL ||K||_inf."""
+    from scipy.sparse.linalg import eigsh
+    ops = operators(groups, r)
+    K = (ops["Sigma"].conj().T @ ops["Sigma"] + ops["H"] @ ops["H"]).tocsc()
+    scale = max(float(abs(K).sum(axis=1).max()), 1.0)
+    if K.shape[0] <= 16:
+        values, vectors = np.linalg.eigh(K.toarray())
+    else:
+        values, vectors = eigsh(K, k=4, sigma=-1.0, which="LM")
+    return vectors[:, values < DARK_TOL * scale]
+
+
+#: Eigenvalues of Sigma^dag Sigma + H^2 below this (relative) are dark (``dark_states``).
+DARK_TOL = 1e-10
 
 
 def moments(rho: np.ndarray, groups: tuple[Group, ...]) -> dict[str, float]:

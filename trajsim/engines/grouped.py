@@ -24,17 +24,14 @@ of a loss: 'lost_down_0' is a spin lost from class 0 with the loss operator of t
 from __future__ import annotations
 
 import math
-import threading
-from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cache
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from .. import dicke, groups
-from ..compiled import OBSERVABLES, Instrument, rng_states
+from ..compiled import OBSERVABLES, Instrument
 from ..compiled import krylov, modes
 from ..compiled.streams import _uniform
 from ..errors import ScenarioError
@@ -42,18 +39,17 @@ from ..instruments import _sy_basis
 from ..memory import memory_budget
 from ..model import Rates
 from ..point import Point, measurement_times, time_grid
-from ..stats import UnitStats
 from . import (
     Engine,
-    Outcomes,
     PointSetup,
     UnitResult,
     WorkUnit,
+    driven,
     next_poisson_loss,
     pick,
     sy_outcome,
-    trajectory_frame,
 )
+from .driven import Blocks
 
 #: Eigenmodes up to this dimension (their decomposition is O(d^3) once per block), Krylov steps
 #: beyond; and the largest error of the decomposition accepted (residual ||A V - V mu|| relative
@@ -222,24 +218,18 @@ def measure(psi: np.ndarray, block: GroupedBlock, instrument: Instrument, stream
 @dataclass
 class GroupedSetup(PointSetup):
     """What the grouped engine needs for one sweep point (blocks built lazily, shared by
-    threads, least recently used dropped past the memory budget: the same bits when rebuilt)."""
+    threads: ``driven.Blocks``)."""
 
     rates: Rates
     classes: tuple
     psi0: np.ndarray
-    budget: float = field(default_factory=memory_budget)
-    blocks: OrderedDict = field(default_factory=OrderedDict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    blocks: Blocks = None
+
+    def __post_init__(self):
+        self.blocks = Blocks(lambda classes: build_block(classes, self.rates))
 
     def block(self, classes: tuple) -> GroupedBlock:
-        with self.lock:
-            if classes not in self.blocks:
-                self.blocks[classes] = build_block(classes, self.rates)
-                while len(self.blocks) > 1 and sum(b.nbytes for b in self.blocks.values()) \
-                        > self.budget:
-                    self.blocks.popitem(last=False)
-            self.blocks.move_to_end(classes)
-            return self.blocks[classes]
+        return self.blocks(classes)
 
 
 def initial_state(point: dict, classes: tuple) -> np.ndarray:
@@ -315,7 +305,7 @@ class _Steps:
 
 
 @dataclass
-class _Trajectory:
+class _Trajectory(driven.Trajectory):
     """One grouped trajectory between events (module docstring): its block, its no-jump state
     (``_Modes`` or ``_Steps``) and its loss schedule."""
 
@@ -331,6 +321,14 @@ class _Trajectory:
         return self.block.N
 
     @property
+    def j(self) -> float:
+        return self.N / 2
+
+    @property
+    def key(self) -> tuple:
+        return self.block.classes
+
+    @property
     def t(self) -> float:
         return self.state.t
 
@@ -339,18 +337,23 @@ class _Trajectory:
         kind = _Modes if self.block.eigenmodes else _Steps
         self.state = kind(self.block, psi / np.linalg.norm(psi), t, _uniform(self.rng))
 
-    def next_loss(self) -> tuple[float, bool]:
-        """(time, scripted?) of the next loss: the Poisson one or the next scripted one."""
-        times = self.setup.script_times
-        if self.N == 0:
-            return np.inf, False
-        if self.scripted < times.size and times[self.scripted] <= self.poisson:
-            return times[self.scripted], True
-        return self.poisson, False
+    def advance_through(self, times: np.ndarray, first: int, last: int):
+        return self.state.advance_through(times, first, last)
+
+    def measure(self, instrument: Instrument, stream: np.ndarray, out: np.ndarray):
+        """One measurement of the total S_y now (``measure``): the state after it."""
+        psi = self.state.psi()
+        psi = measure(psi / np.linalg.norm(psi), self.block, instrument, stream, out)
+        self.set_state(psi, self.t)
+        return psi
+
+    def observables(self, classes: tuple, psis: np.ndarray) -> np.ndarray:
+        return observables(psis, self.setup.block(classes))
 
     def event(self, row: int, t: float, loss: bool, is_scripted: bool, events: list) -> None:
         """A jump (channel drawn with probability ||L psi||^2) or a loss at t (class k with
-        probability N_k / N, then its Kraus operator s with ||K_s psi||^2), appended to events."""
+        probability N_k / N, then its Kraus operator s with ||K_s psi||^2), appended to events
+        (j: N / 2)."""
         psi, before = self.state.psi(), self.N
         if loss:
             phis = [K @ psi for _, K, _, _ in self.block.losses]
@@ -365,76 +368,17 @@ class _Trajectory:
             phis = [L @ psi for _, L in self.block.channels]
             c = pick([np.vdot(p, p).real for p in phis], self.rng)
             name = self.block.channels[c][0]
-        events.append((row, t, "loss" if loss else "jump", name, self.N, before))
+        events.append((row, t, "loss" if loss else "jump", name, self.N, self.N, before))
         self.set_state(phis[c], t)
 
 
-def _trajectory(setup: GroupedSetup, row: int, rng: np.ndarray, rng_meas: np.ndarray,
-                samples: np.ndarray, outcomes: np.ndarray, outcome_N: np.ndarray,
-                events: list) -> None:
-    """One trajectory: samples[sample, column], its outcomes and events (appended).  The stops
-    up to the next measurement or loss go through one compiled call; at equal times a loss
-    comes first, then a measurement, then a sample."""
+def _start(setup: GroupedSetup, rng: np.ndarray) -> _Trajectory:
+    """A trajectory from its random stream: the initial state, its no-jump threshold and first
+    Poisson loss."""
     tr = _Trajectory(setup, rng, setup.block(setup.classes))
     tr.set_state(setup.psi0, 0.0)
     tr.poisson = next_poisson_loss(0.0, setup.loss_rate, tr.N, rng)
-    meas_times = setup.instrument.times if setup.instrument else np.zeros(0)
-    per_time = setup.instrument.per_time if setup.instrument else 1
-    stops = np.union1d(setup.t_grid, meas_times)
-    measured = np.flatnonzero(np.isin(stops, meas_times))
-    sample_of = np.searchsorted(setup.t_grid, stops)
-    is_sample = np.isin(stops, setup.t_grid)
-    k, q, states = 0, 0, {}  # states: classes -> [(samples, psis)]
-
-    def keep(first: int, psis: np.ndarray) -> None:
-        taken = np.arange(first, first + len(psis))[is_sample[first:first + len(psis)]]
-        if taken.size:
-            samples[sample_of[taken], 0], samples[sample_of[taken], 1] = tr.N, tr.N / 2
-            states.setdefault(tr.block.classes, []).append(
-                (sample_of[taken], psis[is_sample[first:first + len(psis)]]))
-
-    while k < stops.size:
-        t_loss, is_scripted = tr.next_loss()
-        following = np.searchsorted(measured, k)
-        last = int(measured[following]) + 1 if following < measured.size else stops.size
-        cut = min(last, int(np.searchsorted(stops, t_loss, "left")))
-        if cut > k:
-            k_new, jumped, psis = tr.state.advance_through(stops, k, cut)
-            at_measurement = k_new == last and q < meas_times.size and \
-                stops[last - 1] == meas_times[q]
-            keep(k, psis[:len(psis) - at_measurement])
-            if at_measurement:
-                psi = tr.state.psi()
-                psi = measure(psi / np.linalg.norm(psi), tr.block, setup.instrument, rng_meas,
-                              outcomes[q * per_time:(q + 1) * per_time])
-                tr.set_state(psi, stops[last - 1])
-                outcome_N[q], q = tr.N, q + 1
-                keep(last - 1, psi[None])
-            k = k_new
-            if jumped:
-                tr.event(row, tr.t, False, False, events)
-            continue
-        _, jumped, _ = tr.state.advance_through(np.array([t_loss]), 0, 1)
-        tr.event(row, tr.t if jumped else t_loss, not jumped, is_scripted, events)
-    for classes, taken in states.items():
-        rows = np.concatenate([r for r, _ in taken])
-        samples[rows, 2:] = observables(np.concatenate([psis for _, psis in taken]),
-                                        setup.block(classes))
-
-
-def _events_frame(point: int, index: np.ndarray, events: list) -> pd.DataFrame:
-    """The unit's events table (README, "Output directory"): j is N / 2 (module docstring)."""
-    column = list(zip(*events)) if events else [()] * 6
-    return pd.DataFrame({
-        "point": np.full(len(events), point, np.int64),
-        "trajectory": index[np.asarray(column[0], np.int64)].astype(np.int64),
-        "t": np.asarray(column[1], float),
-        "kind": np.asarray(column[2], object),
-        "channel": np.asarray(column[3], object),
-        "N": np.asarray(column[4], np.int64),
-        "j": np.asarray(column[4], float) / 2.0,
-        "j_before": np.asarray(column[5], float) / 2.0,
-    })
+    return tr
 
 
 class GroupedEngine(Engine):
@@ -452,23 +396,7 @@ class GroupedEngine(Engine):
 
     @staticmethod
     def run_unit(setup: GroupedSetup, unit: WorkUnit, seed: int, keep: bool) -> UnitResult:
-        index = np.arange(unit.first, unit.first + unit.count)
-        rng = rng_states(seed, unit.point, index)
-        rng_meas = rng_states(seed, unit.point, index, stream=1)
-        samples = np.zeros((unit.count, setup.t_grid.size, len(OBSERVABLES)))
-        record, events = Outcomes.of(setup.instrument, unit.count), []
-        for row in range(unit.count):
-            _trajectory(setup, row, rng[row], rng_meas[row], samples[row], record.values[row],
-                        record.N[row], events)
-        stats = UnitStats.of(samples, setup.point["model"]["N"])
-        if not keep:
-            return UnitResult(stats)
-        frames = {"trajectories": trajectory_frame(unit.point, index, setup.t_grid, samples,
-                                                   OBSERVABLES),
-                  "events": _events_frame(unit.point, index, events)}
-        if setup.instrument:
-            frames["measurements"] = record.frame(unit.point, index)
-        return UnitResult(stats, frames)
+        return driven.run_unit(setup, unit, seed, keep, OBSERVABLES, _start)
 
     @staticmethod
     def seconds(point: dict) -> tuple[float, float]:

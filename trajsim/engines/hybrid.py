@@ -24,17 +24,14 @@ cavity's ``hybrid.CAVITY_OBSERVABLES``.  The exact reference is ``hybrid.liouvil
 from __future__ import annotations
 
 import math
-import threading
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from .. import dicke, exact, hybrid
-from ..compiled import OBSERVABLES, Instrument, rng_states
+from ..compiled import OBSERVABLES, Instrument
 from ..compiled import krylov
 from ..compiled.bands import band_expectations
 from ..compiled.streams import _uniform
@@ -43,19 +40,18 @@ from ..instruments import _sy_basis
 from ..memory import memory_budget
 from ..model import Rates
 from ..point import Point, measurement_times, time_grid
-from ..stats import UnitStats
 from . import (
     Engine,
-    Outcomes,
     PointSetup,
     UnitResult,
     WorkUnit,
+    driven,
     initial_ensemble,
     next_poisson_loss,
     pick,
     sy_outcome,
-    trajectory_frame,
 )
+from .driven import Blocks
 from .jumps import DICKE, expected_jumps
 
 #: Most CPU seconds one hybrid trajectory may be expected to take (a day of one core).
@@ -135,29 +131,22 @@ def build_block(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates) -> Hybr
 
 @dataclass
 class HybridSetup(PointSetup):
-    """What the hybrid engine needs for one sweep point (blocks built lazily, shared by threads)."""
+    """What the hybrid engine needs for one sweep point (blocks built lazily, shared by threads:
+    ``driven.Blocks``)."""
 
     cavity: hybrid.Cavity
     rates: Rates
     two_j: int
     weights: np.ndarray
     states: np.ndarray
-    budget: float = field(default_factory=memory_budget)
-    blocks: OrderedDict = field(default_factory=OrderedDict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    blocks: Blocks = None
+
+    def __post_init__(self):
+        self.blocks = Blocks(lambda key: build_block(*key, self.cavity, self.rates))
 
     def block(self, N: int, two_j: int) -> HybridBlock:
-        """Block (N, j), built on first use.  Past ``budget`` bytes the least recently used
-        blocks are dropped (a trajectory holding one keeps it alive) and rebuilt when needed:
-        the same bits, as building is deterministic."""
-        with self.lock:
-            if (N, two_j) not in self.blocks:
-                self.blocks[N, two_j] = build_block(N, two_j, self.cavity, self.rates)
-                while len(self.blocks) > 1 and sum(b.nbytes for b in self.blocks.values()) \
-                        > self.budget:
-                    self.blocks.popitem(last=False)
-            self.blocks.move_to_end((N, two_j))
-            return self.blocks[N, two_j]
+        """Block (N, j), built on first use."""
+        return self.blocks((N, two_j))
 
 
 #: Every observable is at most quadratic in a, a^dag or S+-, S_z: its matrix lies within
@@ -263,27 +252,11 @@ class HybridEngine(Engine):
 
     @staticmethod
     def run_unit(setup: HybridSetup, unit: WorkUnit, seed: int, keep: bool) -> UnitResult:
-        index = np.arange(unit.first, unit.first + unit.count)
-        rng = rng_states(seed, unit.point, index)
-        rng_meas = rng_states(seed, unit.point, index, stream=1)
-        samples = np.zeros((unit.count, setup.t_grid.size, len(COLUMNS)))
-        record, events = Outcomes.of(setup.instrument, unit.count), []
-        for row in range(unit.count):
-            _trajectory(setup, row, rng[row], rng_meas[row], samples[row], record.values[row],
-                        record.N[row], events)
-        stats = UnitStats.of(samples, setup.point["model"]["N"])
-        if not keep:
-            return UnitResult(stats)
-        frames = {"trajectories": trajectory_frame(unit.point, index, setup.t_grid, samples,
-                                                   COLUMNS),
-                  "events": _events_frame(unit.point, index, events)}
-        if setup.instrument:
-            frames["measurements"] = record.frame(unit.point, index)
-        return UnitResult(stats, frames)
+        return driven.run_unit(setup, unit, seed, keep, COLUMNS, _start)
 
 
 @dataclass
-class _Trajectory:
+class _Trajectory(driven.Trajectory):
     """The state of one hybrid trajectory between events (module docstring): x = psi.ravel(),
     u the no-jump threshold, step the Krylov step carried between calls."""
 
@@ -299,14 +272,13 @@ class _Trajectory:
     scripted: int = 0
     poisson: float = np.inf
 
-    def next_loss(self) -> tuple[float, bool]:
-        """(time, scripted?) of the next loss: the Poisson one or the next scripted one."""
-        times = self.setup.script_times
-        if self.N == 0:  # an empty ensemble: later scripted losses are no-ops
-            return np.inf, False
-        if self.scripted < times.size and times[self.scripted] <= self.poisson:
-            return times[self.scripted], True
-        return self.poisson, False
+    @property
+    def j(self) -> float:
+        return self.two_j / 2
+
+    @property
+    def key(self) -> int:
+        return self.two_j
 
     def advance_through(self, times: np.ndarray, first: int, last: int):
         """No-jump evolution through times[first:last] (``compiled.krylov``): (k, jumped,
@@ -318,9 +290,19 @@ class _Trajectory:
     def psi(self) -> np.ndarray:
         return self.x.reshape(self.block.shape)
 
-    def event(self, row: int, loss: bool, is_scripted: bool, events: list) -> None:
+    def measure(self, instrument: Instrument, stream: np.ndarray, out: np.ndarray):
+        """One S_y measurement now (``_measure``): the state after it."""
+        self.set_state(_measure(self.psi() / np.linalg.norm(self.x), self.two_j, instrument,
+                                stream, out))
+        return self.psi()
+
+    def observables(self, two_j: int, psis: np.ndarray) -> np.ndarray:
+        return observables(psis, two_j, self.setup.cavity)
+
+    def event(self, row: int, t: float, loss: bool, is_scripted: bool, events: list) -> None:
         """A jump (channel drawn with probability ||L_c psi||^2) or a loss (Kraus operator drawn
-        likewise) at self.t, appended to events; the state renormalised, u redrawn."""
+        likewise) at t, appended to events; the state renormalised, u redrawn."""
+        self.t = t
         psi, before = self.psi(), self.two_j
         if loss:
             phis = [psi @ K.T for _, _, K in self.block.losses]
@@ -344,12 +326,9 @@ class _Trajectory:
         self.u = _uniform(self.rng)
 
 
-def _trajectory(setup: HybridSetup, row: int, rng: np.ndarray, rng_meas: np.ndarray,
-                samples: np.ndarray, outcomes: np.ndarray, outcome_N: np.ndarray,
-                events: list) -> None:
-    """One trajectory: samples[sample, column], its outcomes and events (appended).  The stops
-    up to the next measurement or loss go through one compiled call; at equal times a loss
-    comes first, then a measurement, then a sample."""
+def _start(setup: HybridSetup, rng: np.ndarray) -> _Trajectory:
+    """A trajectory from its random stream: the initial ensemble's member, the cavity in the
+    reservoir's squeezed vacuum, its no-jump threshold and first Poisson loss."""
     N = setup.point["model"]["N"]
     member = pick(list(setup.weights), rng) if setup.weights.size > 1 else 0
     block = setup.block(N, setup.two_j)
@@ -358,65 +337,7 @@ def _trajectory(setup: HybridSetup, row: int, rng: np.ndarray, rng_meas: np.ndar
     tr = _Trajectory(setup, rng, N, setup.two_j, block, psi.astype(complex).ravel(),
                      _uniform(rng), np.array([krylov.initial_step(block.anorm), 0.0]))
     tr.poisson = next_poisson_loss(0.0, setup.loss_rate, N, rng)
-    meas_times = setup.instrument.times if setup.instrument else np.zeros(0)
-    per_time = setup.instrument.per_time if setup.instrument else 1
-    stops = np.union1d(setup.t_grid, meas_times)
-    measured = np.flatnonzero(np.isin(stops, meas_times))
-    sample_of = np.searchsorted(setup.t_grid, stops)  # the sample index of a stop that is one
-    is_sample = np.isin(stops, setup.t_grid)
-    k, q, states = 0, 0, {}  # states: 2j -> [(samples, psis)]
-
-    def keep(first: int, psis: np.ndarray) -> None:
-        taken = np.arange(first, first + len(psis))[is_sample[first:first + len(psis)]]
-        if taken.size:
-            samples[sample_of[taken], 0], samples[sample_of[taken], 1] = tr.N, tr.two_j / 2
-            states.setdefault(tr.two_j, []).append(
-                (sample_of[taken], psis[is_sample[first:first + len(psis)]]))
-
-    while k < stops.size:
-        t_loss, is_scripted = tr.next_loss()
-        following = np.searchsorted(measured, k)  # the next measurement at or after stop k
-        last = int(measured[following]) + 1 if following < measured.size else stops.size
-        cut = min(last, int(np.searchsorted(stops, t_loss, "left")))
-        if cut > k:  # the stops before the next measurement (inclusive) or loss
-            k_new, jumped, psis = tr.advance_through(stops, k, cut)
-            at_measurement = k_new == last and q < meas_times.size and stops[last - 1] == \
-                meas_times[q]
-            keep(k, psis[:len(psis) - at_measurement])
-            if at_measurement:
-                tr.set_state(_measure(tr.psi() / np.linalg.norm(tr.x), tr.two_j,
-                                      setup.instrument, rng_meas,
-                                      outcomes[q * per_time:(q + 1) * per_time]))
-                outcome_N[q], q = tr.N, q + 1
-                keep(last - 1, tr.psi()[None])
-            k = k_new
-            if jumped:
-                tr.event(row, False, False, events)
-            continue
-        _, jumped, _ = tr.advance_through(np.array([t_loss]), 0, 1)  # the loss is due first
-        if not jumped:
-            tr.t = t_loss
-        tr.event(row, not jumped, is_scripted, events)
-    for two_j, taken in states.items():  # the observables, one pass per total spin j
-        rows = np.concatenate([r for r, _ in taken])
-        samples[rows, 2:] = observables(np.concatenate([psis for _, psis in taken]), two_j,
-                                        setup.cavity)
-
-
-def _events_frame(point: int, index: np.ndarray, events: list) -> pd.DataFrame:
-    """The unit's events table (README, "Output directory"), one row per jump or loss, in
-    trajectory and time order (as appended)."""
-    column = list(zip(*events)) if events else [()] * 7
-    return pd.DataFrame({
-        "point": np.full(len(events), point, np.int64),
-        "trajectory": index[np.asarray(column[0], np.int64)].astype(np.int64),
-        "t": np.asarray(column[1], float),
-        "kind": np.asarray(column[2], object),
-        "channel": np.asarray(column[3], object),
-        "N": np.asarray(column[4], np.int64),
-        "j": np.asarray(column[5], float) / 2.0,
-        "j_before": np.asarray(column[6], float) / 2.0,
-    })
+    return tr
 
 
 def hybrid_sizes(point: dict) -> tuple[int, int]:
