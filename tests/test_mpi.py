@@ -354,3 +354,23 @@ def test_hybrid_runs_are_identical_for_ranks_and_threads(tmp_path):
     outs = run_ways(path, tmp_path, (("one", None, "1"), ("mpi", 2, None)))
     assert outs[0] == outs[1]
     assert any(name.startswith("measurements.parquet/") for name in outs[0])
+
+
+@pytest.mark.slow
+def test_grouped_runs_give_identical_files_under_mpirun(tmp_path):
+    """model.groups (two detuned classes, losses, weak S_y measurements) on 2 ranks: the same
+    Parquet bytes as one process."""
+    path = tmp_path / "grouped.yaml"
+    path.write_text("model: {r: 1.3, gamma_coll: 0.3, groups: [{N: 3, delta: 0.6}, "
+                    "{N: 3, delta: -0.2, weight: 0.7}]}\ntime: {t_end: 3, n_samples: 7}\n"
+                    "loss: {rate_per_spin: 0.1, times: [1.5]}\n"
+                    "measurement: {kind: weak, sigma: 0.8, period: 1.0}\n"
+                    "run: {trajectories: 12, unit_size: 4, seed: 3}\n")
+    runs = {}
+    for ranks in (None, 2):
+        out = tmp_path / f"n{ranks}"
+        res = subprocess.run(trajsim_cmd("run", path, "--out", out, ranks=ranks),
+                             capture_output=True, text=True, timeout=300, check=False)
+        assert res.returncode == 0, res.stderr
+        runs[ranks] = files(out)
+    assert runs[None] == runs[2] and len(runs[2]) > 4

@@ -24,6 +24,7 @@ of a loss: 'lost_down_0' is a spin lost from class 0 with the loss operator of t
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, replace
 from functools import cache
 
@@ -163,7 +164,9 @@ def build_block(classes: tuple, rates: Rates) -> GroupedBlock:
                 (("Sigma", rates.Gamma, "Sigma"), ("S-", rates.gamma_coll, "S-w")) if rate > 0]
     decay = sum((L.conj().T @ L for _, L in channels), sp.csr_matrix(ops["H"].shape))
     A = (-1j * ops["H"] - 0.5 * decay).tocsr()
-    diagonals = A.todia()
+    with warnings.catch_warnings():  # many classes make many diagonals: it says so, we know
+        warnings.simplefilter("ignore", sp.SparseEfficiencyWarning)
+        diagonals = A.todia()
     losses = []
     for k, g in enumerate(classes):
         if g.N == 0:
