@@ -2,16 +2,18 @@
 steady-state contrast <Sy^2>_odd / <Sy^2>_even and the even xi^2 against the width of a
 Gaussian broadening cut into M equal classes (``model.broadening``), at r = 2.5.
 
-Even N: the pure dark state of the classes (``groups.dark_states``: Sigma psi = 0 = H psi, unique
-for a symmetric cut), exact.  Odd N (one spin lost from the first class, so N/M - 1 there): the
-exact steady state (``groups.steady_state``, sparse LU) up to ODD_EXACT_MAX product states, else
-left out (N = 40: time averages of trajectories are too heavy-tailed at r = 2.5 to say more than
-the order of magnitude, docs/validation.md).  Then detection from the S_y record against the
-width: scenarios/broadened_parity_sensing.yaml (the quick start, 24 spins in two classes,
-r = 1.5, one loss at t = 4/Gamma, weak readout sigma = 1 every 0.25/Gamma; a projective readout
-would tell the parity from the lattice of outcomes alone, half-integer for odd N, whatever the
-state), its threshold and CUSUM at their operating points and at a false-alarm rate
-<= FALSE_ALARM_RATE.
+Even N: the pure dark state of the classes (``groups.dark_states``: Sigma psi = 0 = H psi,
+unique for a symmetric cut), exact.  Odd N (one spin lost from the first class, so N/M - 1
+there): the exact steady state (``groups.steady_state``, sparse LU) up to ODD_EXACT_MAX product
+states, else (N = 40) the time average of grouped trajectories (ODD_RUN: from all spins down,
+after BURN_IN), its standard error from the trajectories' own averages.
+
+Then detection from the S_y record against the width: scenarios/broadened_parity_sensing.yaml
+(the quick start, 24 spins in two classes, r = 1.5, one loss at t = 4/Gamma, weak readout
+sigma = 1 every 0.25/Gamma; a projective readout would tell the parity from the lattice of
+outcomes alone, half-integer for odd N, whatever the state), its threshold and CUSUM at their
+operating points and at a false-alarm rate <= FALSE_ALARM_RATE.
+
 Outputs docs/figures/grouped_broadening.png, .csv and _detection.csv.
     python analysis/grouped_broadening.py [--replot: from the CSVs]
 """
@@ -43,6 +45,9 @@ R = 2.5
 SIZES = ((8, 2), (8, 4), (8, 8), (12, 2), (12, 4), (16, 2), (40, 2))
 WIDTHS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 ODD_EXACT_MAX = 200
+#: The odd N = 39 runs: trajectories, t_end, samples; and the burn-in left out of the average.
+ODD_RUN = {"trajectories": 64, "t_end": 25.0, "n_samples": 101}
+BURN_IN = 5.0
 #: Widths of the detection runs, and the false-alarm rate (per 1/Gamma) compared at.
 DETECTION_WIDTHS = (0.0, 0.3, 1.0, 3.0, 10.0, 30.0)
 FALSE_ALARM_RATE = 0.02
@@ -69,11 +74,18 @@ def pure_moments(psi: np.ndarray, cl) -> dict:
                                                           second))}
 
 
-def odd_sy2(cl) -> float:
-    """<Sy^2> in the odd ensemble's exact steady state, or NaN beyond ODD_EXACT_MAX states."""
-    if groups.dimension(cl) > ODD_EXACT_MAX:
-        return np.nan
-    return groups.moments(groups.steady_state(cl, Rates(r=R)), cl)["Sy2"]
+def odd_sy2(cl) -> tuple[float, float]:
+    """(<Sy^2>, standard error) in the odd ensemble's steady state: exact up to ODD_EXACT_MAX
+    states (error 0), else from trajectories (module docstring)."""
+    if groups.dimension(cl) <= ODD_EXACT_MAX:
+        return groups.moments(groups.steady_state(cl, Rates(r=R)), cl)["Sy2"], 0.0
+    name = "odd_" + "_".join(f"{g.N}at{g.delta:.4g}" for g in cl)
+    raw = {"name": name, "model": {"r": R, "groups": [{"N": g.N, "delta": g.delta} for g in cl]},
+           "time": {"t_end": ODD_RUN["t_end"], "n_samples": ODD_RUN["n_samples"]},
+           "run": {"trajectories": ODD_RUN["trajectories"], "seed": 39}}
+    traj = trajsim.run(raw, OUT / name, resume=True).trajectories
+    means = traj[traj.t >= BURN_IN].groupby("trajectory").Sy2.mean()
+    return float(means.mean()), float(means.std(ddof=1) / np.sqrt(means.size))
 
 
 def table() -> pd.DataFrame:
@@ -87,11 +99,13 @@ def table() -> pd.DataFrame:
             if dark.shape[1] != 1:
                 raise RuntimeError(f"{N}, {M}, {width}: {dark.shape[1]} dark states")
             even = pure_moments(dark[:, 0], even_classes)
-            odd = odd_sy2(classes(N, M, width, lost=1))
+            odd, odd_se = odd_sy2(classes(N, M, width, lost=1))
             rows.append({"N": N, "M": M, "width": width, "width_per_NGamma": width / N,
                          "Sy2_even": even["Sy2"], "xi2_even": even["xi2"], "Sy2_odd": odd,
-                         "contrast": odd / even["Sy2"], "Sy2_even_symmetric": symmetric[0],
-                         "contrast_symmetric": symmetric[1] / symmetric[0]})
+                         "Sy2_odd_se": odd_se, "contrast": odd / even["Sy2"],
+                         "Sy2_even_symmetric": symmetric[0],
+                         "contrast_symmetric": symmetric[1] / symmetric[0],
+                         "xi2_even_symmetric": exact.steady_observables(N, R)["xi2"]})
             print(rows[-1], flush=True)
     return pd.DataFrame(rows)
 
@@ -123,7 +137,8 @@ def figure(data: pd.DataFrame, detection: pd.DataFrame) -> None:
     for (N, M), rows in data.groupby(["N", "M"]):
         line, = axes[0].plot(rows.width, rows.contrast, "o-", label=f"N = {N}, M = {M}")
         axes[0].axhline(rows.contrast_symmetric.iloc[0], color=line.get_color(), ls=":", lw=0.8)
-        axes[1].plot(rows.width, rows.Sy2_odd, "o-", color=line.get_color(),
+        axes[1].errorbar(rows.width, rows.Sy2_odd, yerr=rows.Sy2_odd_se, fmt="o-", capsize=2,
+                         color=line.get_color(),
                      label=f"odd, N = {N - 1}")
         axes[1].plot(rows.width, rows.Sy2_even, "s--", color=line.get_color(), mfc="none",
                      label=f"even, N = {N}")

@@ -32,7 +32,8 @@ def propagate(A, e, psi, times, u):
     modes.amplitudes(e.W, e.bounds, e.offsets, psi[e.perm], c)
     X = np.empty((times.size, psi.size), complex)
     k, s, jumped = modes.advance_through(e.mu, e.VT, e.G, e.D, e.bounds, e.offsets, c, 0.0,
-                                         0.0, u, times, 0, times.size, X, y, n)
+                                         0.0, u, times, 0, times.size, X, y, n,
+                                         np.array([1.0, 0.0]))
     out = np.empty_like(psi)
     modes.expand(e.VT, e.bounds, e.offsets, y, n, out)
     states, stop = np.empty_like(X[:k]), np.empty_like(out)

@@ -118,6 +118,8 @@ def _duration(seconds: float) -> str:
 
 
 def _validate(args) -> int:
+    import math
+
     import yaml
 
     from .detectors import bayes_bytes
@@ -133,6 +135,9 @@ def _validate(args) -> int:
         model = scenario.points[p]["model"]
         if model["kind"] == "hybrid":
             work = f"hybrid engine, n_max = {model['n_max']}, {work}"
+        if "groups" in model:
+            states = math.prod(g["N"] + 1 for g in model["groups"])
+            work = f"grouped engine, {len(model['groups'])} classes, {states} states, {work}"
         print(f"# point {p}: {work}, ~{_duration(row['cpu_s_per_trajectory'])} CPU per "
               f"trajectory (run.engine: {row['engine']})")
         bayes = bayes_bytes(scenario.points[p])

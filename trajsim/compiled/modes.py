@@ -136,37 +136,44 @@ def amplitudes(W, bounds, offsets, psi, c):
 
 
 @nb.njit(cache=True)
-def _jump_time(c, mu, G, D, bounds, offsets, a, b, u, bound, y, n):
+def _jump_time(c, mu, G, D, bounds, offsets, a, b, u, bound, y, n, start):
     """The s in (a, b] with ||psi(s)||^2 = u, given ||psi(a)||^2 >= u > ||psi(b)||^2: Newton
     from the bracket's left end (where log ||psi||^2 is convex it never overshoots), bisection
-    when a step leaves the bracket.  Returns s, with n the modes in use there."""
+    when a step leaves the bracket.  ``start`` = (norm, slope) at a = 0 if known (the caller
+    has them from the state itself, where all modes are still in use), else slope 0.  Returns
+    (s, whether y holds the amplitudes at s), with n the modes in use there."""
     _in_use(c, mu, bounds, a, bound, n)
-    norm_a, slope_a = _norm2(c, mu, G, D, bounds, offsets, n, a, y)
+    if a == 0.0 and start[1] < 0.0:
+        norm_a, slope_a = start[0], start[1]
+    else:
+        norm_a, slope_a = _norm2(c, mu, G, D, bounds, offsets, n, a, y)
     target = math.log(u)
     for _ in range(MAX_ITERATIONS):
         s = a - (math.log(norm_a) - target) * norm_a / slope_a if slope_a < 0.0 else b
         if not a < s < b:
             s = 0.5 * (a + b)
             if not a < s < b:  # the bracket is two neighbouring numbers
-                return s
+                return s, False
         norm, slope = _norm2(c, mu, G, D, bounds, offsets, n, s, y)
         if abs(norm - u) <= JUMP_TOL * u:
-            return s
+            return s, True
         if norm >= u:
             a, norm_a, slope_a = s, norm, slope
             _in_use(c, mu, bounds, a, bound, n)
         else:
             b = s
-    return 0.5 * (a + b)
+    return 0.5 * (a + b), False
 
 
 @nb.njit(cache=True)
-def advance_through(mu, VT, G, D, bounds, offsets, c, t0, s, u, times, first, last, X, y, n):
+def advance_through(mu, VT, G, D, bounds, offsets, c, t0, s, u, times, first, last, X, y, n,
+                    start):
     """Evolve the amplitudes c (set at time t0; the trajectory is at t0 + s) through
     times[first:last], stopping where ||psi||^2 reaches u.  X[i] gets the state at
-    times[first + i].  Returns (k, s, jumped): k the first time not reached, s the stop (the
-    jump, or times[last - 1] - t0), with n[b] the modes of sector b in use there and y their
-    amplitudes c e^{mu s}."""
+    times[first + i]; ``start`` is (||psi||^2, its derivative) at t0 if known (``_jump_time``).
+    Returns (k, s, jumped): k the first time not reached, s the stop (the jump, or
+    times[last - 1] - t0), with n[b] the modes of sector b in use there and y their amplitudes
+    c e^{mu s}."""
     bound = MODE_TOL * math.sqrt(u)
     k = first
     while k < last:
@@ -174,8 +181,10 @@ def advance_through(mu, VT, G, D, bounds, offsets, c, t0, s, u, times, first, la
         _in_use(c, mu, bounds, s, bound, n)
         norm, _ = _norm2(c, mu, G, D, bounds, offsets, n, target, y, False)
         if norm < u:
-            s = _jump_time(c, mu, G, D, bounds, offsets, s, target, u, bound, y, n)
-            _norm2(c, mu, G, D, bounds, offsets, n, s, y, False)
+            s, fresh = _jump_time(c, mu, G, D, bounds, offsets, s, target, u, bound, y, n,
+                                  start)
+            if not fresh:
+                _norm2(c, mu, G, D, bounds, offsets, n, s, y, False)
             return k, s, True
         expand(VT, bounds, offsets, y, n, X[k - first])
         s = target

@@ -265,9 +265,12 @@ class _Modes:
         e = block.eigenmodes
         self.e, self.t0, self.s, self.u = e, t, 0.0, u
         self.c = np.empty(e.mu.size, complex)
-        modes.amplitudes(e.W, e.bounds, e.offsets, np.ascontiguousarray(psi[e.perm], complex),
-                         self.c)
+        psi = np.ascontiguousarray(psi, complex)
+        modes.amplitudes(e.W, e.bounds, e.offsets, np.ascontiguousarray(psi[e.perm]), self.c)
         self.y, self.n = self.c.copy(), np.diff(e.bounds)
+        Apsi = np.empty_like(psi)  # d||psi||^2/dt = 2 Re <psi|A psi>, from the sparse A
+        krylov._matvec(block.offsets, block.data, psi, Apsi)
+        self.start = np.array([krylov._norm2(psi), 2.0 * krylov._dot(psi, Apsi).real])
 
     @property
     def t(self) -> float:
@@ -277,7 +280,7 @@ class _Modes:
         e, X = self.e, np.empty((last - first, self.c.size), complex)
         k, self.s, jumped = modes.advance_through(e.mu, e.VT, e.G, e.D, e.bounds, e.offsets,
                                                   self.c, self.t0, self.s, self.u, times, first,
-                                                  last, X, self.y, self.n)
+                                                  last, X, self.y, self.n, self.start)
         out = np.empty_like(X[:k - first])
         out[:, self.e.perm] = X[:k - first]
         return k, jumped, out
