@@ -6,8 +6,9 @@ import pytest
 import scipy.sparse as sp
 from scipy.linalg import expm
 from scipy.sparse.linalg import expm_multiply
-
 from test_groups import grouped_ensemble, spin_chain
+
+from trajsim import groups as grp
 from trajsim import scenario
 from trajsim.compiled import modes
 from trajsim.engines import WorkUnit, grouped
@@ -277,3 +278,43 @@ time: {t_end: 3, n_samples: 7}
     for name in ("Sz", "Sx2", "Sy2", "SxSz"):
         values = traj[name].to_numpy().reshape(n, -1)
         within(values.mean(0), values.std(0, ddof=1) / np.sqrt(n), reference[name], name)
+
+
+@pytest.mark.slow
+def test_projective_total_sy_measurement_matches_the_density_matrix():
+    """3 + 2 detuned classes, one projective S_y measurement at t = 1: the outcome frequencies
+    against the exact law Tr(P_m rho(1)) (P_m: the projector on total S_y = m, from the dense
+    total S_y), and the samples after it against rho evolved from sum_m P_m rho(1) P_m, within
+    5 SE."""
+    point = points("""
+model: {r: 0.9, groups: [{N: 3, delta: 0.7}, {N: 2, delta: -0.4, weight: 0.8}]}
+time: {t_end: 2, n_samples: 5}
+measurement: {kind: projective, times: [1.0]}
+""")
+    n = 4000
+    frames = run(point, n, seed=17)
+    classes = grouped.classes_of(point)
+    G = grp.liouvillian(classes, point.rates())
+    ops = grp.operators(classes, 0.0)
+    d = ops["Sy"].shape[0]
+    rho0 = np.zeros((d, d), complex)
+    rho0[0, 0] = 1.0
+    rho1 = expm_multiply(G, rho0.ravel(), start=0, stop=1.0, num=2, endpoint=True)[1]
+    rho1 = rho1.reshape(d, d)
+    values, vectors = np.linalg.eigh(ops["Sy"].toarray())
+    outcomes = frames["measurements"].outcome.to_numpy()
+    after = np.zeros_like(rho1)
+    for m in np.unique(np.round(values * 2) / 2):
+        V = vectors[:, np.abs(values - m) < 1e-9]
+        P = V @ V.conj().T
+        p = np.trace(P @ rho1).real
+        seen = np.mean(np.abs(outcomes - m) < 1e-9)
+        assert abs(seen - p) <= 5 * np.sqrt(p * (1 - p) / n) + 1e-12, (m, seen, p)
+        after += P @ rho1 @ P
+    later = expm_multiply(G, after.ravel(), start=0, stop=1.0, num=3, endpoint=True)
+    traj = frames["trajectories"]
+    for name in ("Sz", "Sy2"):
+        O = ops[name] if name == "Sz" else ops["Sy"] @ ops["Sy"]
+        exact = [np.real(np.sum(v.reshape(d, d).T * O.toarray())) for v in later]
+        values_ = traj[traj.t >= 1.0][name].to_numpy().reshape(n, -1)
+        within(values_.mean(0), values_.std(0, ddof=1) / np.sqrt(n), np.array(exact), name)
