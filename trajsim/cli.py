@@ -118,8 +118,6 @@ def _duration(seconds: float) -> str:
 
 
 def _validate(args) -> int:
-    import math
-
     import yaml
 
     from .detectors import bayes_bytes
@@ -136,7 +134,9 @@ def _validate(args) -> int:
         if model["kind"] == "hybrid":
             work = f"hybrid engine, n_max = {model['n_max']}, {work}"
         if "groups" in model:
-            states = math.prod(g["N"] + 1 for g in model["groups"])
+            from .engines.grouped import classes_of
+            from .groups import dimension
+            states = dimension(classes_of(scenario.points[p]))
             work = f"grouped engine, {len(model['groups'])} classes, {states} states, {work}"
         print(f"# point {p}: {work}, ~{_duration(row['cpu_s_per_trajectory'])} CPU per "
               f"trajectory (run.engine: {row['engine']})")

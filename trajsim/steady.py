@@ -18,6 +18,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from . import exact, groups, hybrid
+from .engines.grouped import classes_of
 from .model import Rates, build_block
 from .point import shown
 from .scenario import Scenario, ScenarioError
@@ -35,7 +36,7 @@ def grouped_row(point: dict) -> dict:
     ``model.groups`` point: N, r, xi2, purity, <Sy^2>, <Sz> of the total spin, and <S^2>'s j
     (j(j + 1) = <S^2>: not a quantum number once the classes differ)."""
     m = point["model"]
-    classes = tuple(groups.Group(g["N"], g["delta"], g["weight"]) for g in m["groups"])
+    classes = classes_of(point)
     dim = groups.dimension(classes)
     if dim > GROUPED_MAX_DIM:
         raise ScenarioError(f"model.groups: the exact steady state of classes of spins is limited "

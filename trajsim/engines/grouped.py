@@ -51,6 +51,8 @@ from . import (
     sy_outcome,
 )
 from .driven import Blocks
+from .hybrid import HYBRID_REACH, HYBRID_S_PER_NNZ, HYBRID_STEP_S
+from .jumps import _odd_jump_rate, expected_jumps
 
 #: Eigenmodes up to this dimension (their decomposition is O(d^3) once per block), Krylov steps
 #: beyond; and the largest error of the decomposition accepted (residual ||A V - V mu|| relative
@@ -456,7 +458,6 @@ def grouped_events(point: dict) -> float:
     when the classes differ, DISORDER_JUMPS of the odd jump rate over the run (the even state
     is no longer dark until the ensemble finds the classes' own dark state, at a rate
     ~ delta^2)."""
-    from .jumps import _odd_jump_rate, expected_jumps
     classes, m = classes_of(point), point["model"]
     jumps = expected_jumps(point)
     if len({(g.delta, g.weight) for g in classes}) > 1 and m["N"] > 1 and m["Gamma"] > 0:
@@ -471,7 +472,6 @@ def grouped_seconds(point: dict) -> tuple[float, float]:
     each sample d^2 GROUPED_S_PER_ENTRY; beyond MODES_MAX the hybrid engine's Krylov model
     (a step per HYBRID_REACH / ||A||, each costing HYBRID_STEP_S + HYBRID_S_PER_NNZ nnz).  Each
     block visited costs GROUPED_BLOCK_S + d^3 GROUPED_S_PER_D3 (its eigenmodes)."""
-    from .hybrid import HYBRID_REACH, HYBRID_S_PER_NNZ, HYBRID_STEP_S
     classes, t_end = classes_of(point), point["time"]["t_end"]
     d = groups.dimension(classes)
     losses = point["loss"]["rate_per_spin"] * point["model"]["N"] * t_end + \
