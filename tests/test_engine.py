@@ -165,7 +165,7 @@ def test_mean_number_of_jumps_is_integrated_jump_rate():
     N, rates = 10, Rates(r=1.5)
     psi = dicke.dicke_state(N, -N)
     grid = np.linspace(0, 2.0, 2001)
-    rhos = expm_multiply(exact._lindblad_terms(N, N, rates), np.outer(psi, psi).ravel(),
+    rhos = expm_multiply(exact.block_liouvillian(N, N, rates), np.outer(psi, psi).ravel(),
                          start=0, stop=2.0, num=grid.size, endpoint=True)
     K = dicke.lmg(N, rates.r)
     expected = trapezoid([np.trace(x.reshape(N + 1, N + 1) @ K).real for x in rhos], grid)

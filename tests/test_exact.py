@@ -166,7 +166,7 @@ def test_even_coherence_sector_is_invariant_and_holds_the_relevant_gap():
     even to odd ones.  In j = 1/2 the even sector is the populations, relaxing at
     cosh^2 r + sinh^2 r = cosh 2r; the slow e^{-2r}/2 coherence mode is in the odd sector."""
     for two_j in (1, 4, 7):
-        G = exact._lindblad_terms(two_j, two_j, Rates(r=1.3, gamma_coll=0.2)).toarray()
+        G = exact.block_liouvillian(two_j, two_j, Rates(r=1.3, gamma_coll=0.2)).toarray()
         even = exact.even_coherences(two_j)
         odd = np.setdiff1d(np.arange(G.shape[0]), even)
         assert np.abs(G[np.ix_(odd, even)]).max(initial=0) == 0

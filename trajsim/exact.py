@@ -76,7 +76,7 @@ def expectations(blocks: dict[tuple[int, int], np.ndarray]) -> dict:
 # ----------------------------------------------------------------------------- evolution
 
 
-def _lindblad_terms(N: int, two_j: int, rates: Rates) -> sp.csr_matrix:
+def block_liouvillian(N: int, two_j: int, rates: Rates) -> sp.csr_matrix:
     """Superoperator of -i[H, .] + sum_c D[L_c] inside one block, H the one-axis twisting of
     Eq. (G1) (row-major vec: vec(A X B) = (A ⊗ B^T) vec X)."""
     diag, off2 = no_jump_generator(N, two_j, rates)
@@ -148,7 +148,7 @@ def _generator(layout: _Layout, rates: Rates, loss_rate: float) -> sp.csr_matrix
     blocks = [[None] * len(layout.keys) for _ in layout.keys]
     index = {k: i for i, k in enumerate(layout.keys)}
     for i, (N, tj) in enumerate(layout.keys):
-        G = _lindblad_terms(N, tj, rates)
+        G = block_liouvillian(N, tj, rates)
         for two_jp, S in _local_superoperators(N, tj, rates).items():
             if two_jp == tj:
                 G = G + S
@@ -217,7 +217,7 @@ class Propagator:
 
 class BlockPropagator:
     """exp(G tau) of Eq. (11) without local rates (Gamma, gamma_coll, one-axis twisting) inside
-    one block (N, j), on row-major vec(rho) (``_lindblad_terms``).
+    one block (N, j), on row-major vec(rho) (``block_liouvillian``).
 
     G changes k and k' of rho[k, k'] together (every operator moves m by +-1, or keeps it), so
     it splits into the sectors k - k' even and k - k' odd, each (D^2 / 2)-dimensional.  The
@@ -237,7 +237,7 @@ class BlockPropagator:
     def __init__(self, N: int, two_j: int, rates: Rates, cache_size: int = 16):
         if rates.local():
             raise ValueError("BlockPropagator: local rates move j; use Propagator")
-        G = _lindblad_terms(N, two_j, rates).toarray()
+        G = block_liouvillian(N, two_j, rates).toarray()
         if np.all(G.imag == 0):
             G = G.real
         k = np.arange(two_j + 1)
@@ -423,7 +423,7 @@ def liouvillian_gap(N: int, r: float, Gamma: float = 1.0, n_eigs: int = 8,
     two_j = N if two_j is None else two_j
     if two_j == 0:
         return np.nan
-    G = _lindblad_terms(N, two_j, Rates(Gamma=Gamma, r=r))
+    G = block_liouvillian(N, two_j, Rates(Gamma=Gamma, r=r))
     if even_only:
         keep = even_coherences(two_j)
         G = G[keep][:, keep]

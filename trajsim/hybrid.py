@@ -6,7 +6,7 @@ rotating frame, the cavity coupled to a squeezed reservoir and lossy:
     H = g (a^dag S- + a S+) + Delta_c a^dag a,
     d rho/dt = -i[H, rho] + kappa_sqz D[cosh r a + sinh r a^dag] rho + kappa_int D[a] rho,
 
-on Fock(n_max) ⊗ V_{N/2} (row-major vec, as ``exact._lindblad_terms``); with the local rates
+on Fock(n_max) ⊗ V_{N/2} (row-major vec, as ``exact.block_liouvillian``); with the local rates
 of Eq. (11) over every block (N, j), their jumps j-resolved as in the spin engine
 (``steady_blocks``).  Eliminating the cavity when sqrt(N) g << kappa_sqz + kappa_int gives
 Eq. (11) with Gamma and gamma_coll of Eqs. (12)-(13) (``cavity.squeezed_reservoir_rates``):

@@ -5,7 +5,7 @@ matrix rho_N per spin number N, and Eq. (11) with Poisson loss (rate gamma per s
 
     d rho_N / dt = (L_N - gamma N) rho_N + gamma (N + 1) Lambda_{N+1} rho_{N+1},
 
-L_N the generator inside block N (``exact._lindblad_terms``), Lambda the loss map
+L_N the generator inside block N (``exact.block_liouvillian``), Lambda the loss map
 (``exact._loss_superoperator``).  Over an interval tau the propagator is block lower-triangular;
 E(N -> N - k) carries the states that lost k spins within tau.  It is built in the eigenmodes
 L_N - gamma N = R_N diag(mu_N) R_N^-1 of each block (``exact.BlockPropagator.modes``, the record
