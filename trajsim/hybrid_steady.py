@@ -36,7 +36,7 @@ from scipy.sparse.linalg import LinearOperator, gmres, splu
 from . import exact, hybrid
 from .cavity import squeezed_reservoir_rates
 
-__all__ = ["TOL", "steady_state", "memory"]
+__all__ = ["TOL", "memory", "steady_state"]
 
 #: ||G rho|| / ((Gamma + gamma_coll) ||rho||) at which the iteration stops.
 TOL = 1e-10
