@@ -135,10 +135,11 @@ class _NoJump:
 
 def memory(N: int, cavity: hybrid.Cavity) -> float:
     """Bytes the solver holds: RESTART + 4 vectors of the kept entries, P1's LUs (measured
-    about 1.5 (n_max + 1) non-zeros per row, 16 bytes each) and P2's Schur forms."""
+    about 1.5 (n_max + 1) non-zeros per row, 16 bytes each, and 0.2 MB per SuperLU object, one
+    per spin mode) and P2's Schur forms; within 25 % of the measured peak (docs/benchmarks.md)."""
     F, S = cavity.n_max + 1, N + 1
     kept = (F * S) ** 2 / 2
-    return 16 * ((RESTART + 4) * kept + 1.5 * F * kept + (F * S) ** 2)
+    return 16 * ((RESTART + 4) * kept + 1.5 * F * kept + (F * S) ** 2) + 2e5 * S**2
 
 
 def steady_state(N: int, cavity: hybrid.Cavity, tol: float = TOL) -> np.ndarray:
