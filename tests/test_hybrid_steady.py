@@ -16,12 +16,17 @@ from trajsim.steady import steady_row
     (4, hybrid.Cavity(g=0.3, kappa_sqz=1.0, r=0.5, kappa_int=0.0, n_max=8)),  # no-jump dark state
     (5, hybrid.Cavity(g=0.6, kappa_sqz=1.0, r=0.5, kappa_int=0.0, Delta_c=0.5, n_max=6)),
     (6, hybrid.Cavity(g=0.8, kappa_sqz=0.5, r=0.8, kappa_int=0.1, Delta_c=-1.0, n_max=10)),
+    (3, hybrid.Cavity(g=0.2, kappa_sqz=1.0, r=0.5, kappa_int=0.0, n_max=16)),  # needs refining
+    (4, hybrid.Cavity(g=0.2, kappa_sqz=1.0, r=0.0, kappa_int=0.1, n_max=6)),  # G_s defective
+    (4, hybrid.Cavity(g=0.2, kappa_sqz=0.0, r=0.5, kappa_int=0.1, n_max=6)),  # Gamma = 0
 ])
 def test_the_iterative_steady_state_is_the_lu_one(N, cavity):
     """Even and odd N, both bases, Delta_c != 0, kappa_int = 0 (where the no-jump evolution has
-    a dark state and the preconditioners need their shift) and sqrt(N) g / kappa from 0.6 to 4
-    (far from the adiabatic model P1 is built on): the same rho as the LU to 1e-10, Hermitian,
-    unit trace, with ||G rho|| <= TOL (Gamma + gamma_coll) ||rho||."""
+    a dark state and the preconditioners need their shift; odd N there needs GMRES refined),
+    sqrt(N) g / kappa from 0.4 to 4 (far from the adiabatic model P1 is built on), r = 0 and
+    kappa_sqz = 0 (Eq. (11)'s collective decay alone: no eigenbasis, hence P1's Schur form):
+    the same rho as the LU to 1e-10, Hermitian, unit trace, with
+    ||G rho|| <= TOL (Gamma + gamma_coll) ||rho||."""
     rho = hybrid_steady.steady_state(N, cavity)
     assert np.abs(rho - hybrid.steady_state(N, cavity)).max() < 1e-10
     assert np.trace(rho).real == pytest.approx(1.0, abs=1e-13)
@@ -32,28 +37,30 @@ def test_the_iterative_steady_state_is_the_lu_one(N, cavity):
 
 
 def test_an_iteration_that_does_not_converge_is_a_one_line_scenario_error(monkeypatch):
-    """Two GMRES steps cannot reach TOL: the solver says so, and trajsim steady turns it into
-    a ScenarioError naming model.N."""
+    """Two GMRES steps, not refined, cannot reach TOL: the solver says so, and trajsim steady
+    turns it into a ScenarioError naming model.N."""
     monkeypatch.setattr(hybrid_steady, "RESTART", 2)
     monkeypatch.setattr(hybrid_steady, "MAX_RESTARTS", 1)
+    monkeypatch.setattr(hybrid_steady, "MAX_REFINEMENTS", 1)
     cavity = hybrid.Cavity(g=0.3, kappa_sqz=0.98, r=1.0, kappa_int=0.02, n_max=8)
     with pytest.raises(ValueError, match="GMRES reached"):
         hybrid_steady.steady_state(4, cavity)
     point = load({"model": {"kind": "hybrid", "N": 4, "r": 1.0, "g": 0.3, "kappa_sqz": 0.98,
                             "cavity_basis": "reservoir",
                             "kappa_int": 0.02, "n_max": 8}, "time": {"t_end": 1.0}}).points[0]
-    with pytest.raises(ScenarioError, match="^model.N: the hybrid steady state did not converge"):
+    with pytest.raises(ScenarioError, match=r"^model.N: the hybrid steady state did not converge"):
         steady_row(point)
 
 
-def test_points_beyond_the_memory_budget_or_uncoupled_are_refused_naming_the_key():
+def test_points_beyond_the_memory_budget_or_nearly_uncoupled_are_refused_naming_the_key():
     model = {"kind": "hybrid", "N": 1000, "r": 0.5, "g": 0.01, "kappa_sqz": 1.0,
              "kappa_int": 0.05, "n_max": 20}
-    with pytest.raises(ScenarioError, match="^model.N: the hybrid steady state of .* GB"):
+    with pytest.raises(ScenarioError, match=r"^model.N: the hybrid steady state of .* GB"):
         steady_row(load({"model": model, "time": {"t_end": 1.0}}).points[0])
-    with pytest.raises(ScenarioError, match="^model.g: uncoupled"):
-        steady_row(load({"model": {**model, "N": 4, "g": 0.0},
-                         "time": {"t_end": 1.0}}).points[0])
+    for g in (0.0, 1e-5):
+        with pytest.raises(ScenarioError, match=r"^model.g: the spins' rate .* double precision"):
+            steady_row(load({"model": {**model, "N": 4, "g": g},
+                             "time": {"t_end": 1.0}}).points[0])
 
 
 @pytest.mark.slow

@@ -8,19 +8,20 @@ G P^-1 y = -G x0, x = x0 + P^-1 y, with P^-1 = P1^-1 + P2^-1 (1 - G P1^-1) (mult
 
 - P1, the adiabatic model: G_c ⊗ 1 + 1 ⊗ G_s - eps, the cavity's own Liouvillian G_c (its
   reservoirs and Delta_c, no spins) beside the spins' Eq. (11) Liouvillian G_s with Gamma,
-  gamma_coll of Eqs. (12)-(13).  G_s = V diag(lambda) V^-1 (dense, S^2 states per sector) turns
-  it into one sparse LU of G_c + lambda - eps per eigenvalue.  It is exact for the cavity,
-  whose relaxation in the Fock basis of a takes hundreds of jumps (the reservoir's jumps
-  cosh r a + sinh r a^dag random-walk the photon number), and for the spins as far as
-  Eq. (11) holds (sqrt(N) g << kappa).
+  gamma_coll of Eqs. (12)-(13).  The Schur form of G_s (dense, S^2 / 2 pairs per sector)
+  turns it into one sparse LU of G_c + lambda - eps per eigenvalue lambda of G_s.  It is
+  exact for the cavity, whose relaxation in the Fock basis of a takes hundreds of jumps (the
+  reservoir's jumps cosh r a + sinh r a^dag random-walk the photon number), and for the spins
+  as far as Eq. (11) holds (sqrt(N) g << kappa).
 - P2, the no-jump evolution: rho -> A rho + rho A^dag - eps with A = -i H_eff
   (``hybrid.no_jump_generator``), a Sylvester equation solved in the Schur form of A per
   parity sector (LAPACK ztrsyl).  It is exact for the exchange g, where P1 is not.
 
 x0 is P1^-1 of the identity (the adiabatic steady state, since eps is small).  eps = EPS_SHIFT
 times the spins' rate scale keeps both solves regular (A has a dark state at kappa_int = 0).
-Measured at N = 8, n_max = 45, sqrt(N) g / kappa = 0.5: 155 iterations (P1 alone 550, P2
-alone more than 10^4); see docs/benchmarks.md.  The result is accepted when
+Measured at N = 8, n_max = 45, sqrt(N) g / kappa = 0.5: 193 iterations (P1 alone 550, P2
+alone more than 10^4); see docs/benchmarks.md.  GMRES is restarted from its result
+(refinement) until the true residual is small, since P is near-singular.  It is accepted when
 ||G rho|| <= tol (Gamma + gamma_coll) ||rho|| (Frobenius norms; the spins' rate scale, so that
 the error of rho stays ~tol where the slowest rates are the spins'), and is returned Hermitian
 with unit trace.
@@ -36,15 +37,20 @@ from scipy.sparse.linalg import LinearOperator, gmres, splu
 from . import exact, hybrid
 from .cavity import squeezed_reservoir_rates
 
-__all__ = ["TOL", "memory", "steady_state"]
+__all__ = ["MIN_SPIN_RATE", "TOL", "memory", "steady_state"]
 
 #: ||G rho|| / ((Gamma + gamma_coll) ||rho||) at which the iteration stops.
 TOL = 1e-10
 #: The preconditioners' shift eps in units of the spins' Eq. (11) rate scale Gamma + gamma_coll.
 EPS_SHIFT = 1e-4
-#: GMRES restart length and the most restarts.
+#: The smallest spins' rate Gamma + gamma_coll, relative to the cavity's kappa_sqz + kappa_int,
+#: whose steady state the tolerance resolves (``trajsim steady`` refuses smaller g).
+MIN_SPIN_RATE = 1e-8
+#: GMRES restart length, the most restarts per refinement, and the most refinements (GMRES again
+#: from its result: P is near-singular, so GMRES's own residual estimate is optimistic).
 RESTART = 80
 MAX_RESTARTS = 40
+MAX_REFINEMENTS = 6
 
 
 def _pair_parity(levels: int) -> np.ndarray:
@@ -87,29 +93,33 @@ class _Layout:
 
 
 class _Adiabatic:
-    """P1^-1: (G_c ⊗ 1 + 1 ⊗ G_s - eps)^-1 per sector q, by the eigenmodes of G_s."""
+    """P1^-1: (G_c ⊗ 1 + 1 ⊗ G_s - eps)^-1 per sector q, by the Schur form G_s = U T U^dag
+    (stable where G_s has no eigenbasis: r = 0, kappa_sqz = 0): with X = W U^T the sector
+    equation G_c X + X G_s^T - eps X = B is G_c W + W T^T - eps W = B conj(U), whose columns
+    are solved from the last, each one sparse LU of G_c + T[j, j] - eps."""
 
     def __init__(self, layout: _Layout, N: int, cavity: hybrid.Cavity, eps: float):
         self.layout = layout
         G_c = hybrid.liouvillian(0, cavity).tocsc()
         rates = squeezed_reservoir_rates(cavity.g, cavity.kappa_sqz, cavity.kappa_int, cavity.r)
         G_s = exact.block_liouvillian(N, N, rates).toarray()
-        self.modes, self.solvers = [], []
+        self.schur, self.solvers = [], []
         for q in (0, 1):
             c, s = layout.cavity[q], layout.spin[q]
-            lam, V = la.eig(G_s[np.ix_(s, s)])
-            self.modes.append((V.T, la.inv(V).T))
+            T, U = la.schur(G_s[np.ix_(s, s)], output="complex")
+            self.schur.append((T, U))
             block = G_c[c][:, c].tocsc()
             eye = sp.identity(len(c), format="csc")
-            self.solvers.append([splu((block + (mu - eps) * eye).tocsc()) for mu in lam])
+            self.solvers.append([splu((block + (mu - eps) * eye).tocsc()) for mu in np.diag(T)])
 
     def solve(self, b: np.ndarray) -> np.ndarray:
         out = []
-        for X, (V_T, V_inv_T), lus in zip(self.layout.sectors(b), self.modes, self.solvers):
-            W = X @ V_inv_T
-            for j, lu in enumerate(lus):
-                W[:, j] = lu.solve(np.ascontiguousarray(W[:, j]))
-            out.append((W @ V_T).ravel())
+        for X, (T, U), lus in zip(self.layout.sectors(b), self.schur, self.solvers):
+            W = X @ U.conj()
+            for j in range(len(lus) - 1, -1, -1):
+                rhs = W[:, j] - W[:, j + 1:] @ T[j, j + 1:]
+                W[:, j] = lus[j].solve(rhs)
+            out.append((W @ U.T).ravel())
         return np.concatenate(out)
 
 
@@ -145,7 +155,7 @@ def memory(N: int, cavity: hybrid.Cavity) -> float:
 def steady_state(N: int, cavity: hybrid.Cavity, tol: float = TOL) -> np.ndarray:
     """The steady state of Eq. (9) in j = N/2 (dense, (n_max + 1)(N + 1) square), as
     ``hybrid.steady_state`` but iterative: ||G rho|| <= tol (Gamma + gamma_coll) ||rho||.
-    Raises ValueError when GMRES does not get there within MAX_RESTARTS restarts."""
+    Raises ValueError when GMRES does not get there within MAX_REFINEMENTS."""
     F, S = cavity.n_max + 1, N + 1
     layout = _Layout(F, S)
     rates = squeezed_reservoir_rates(cavity.g, cavity.kappa_sqz, cavity.kappa_int, cavity.r)
@@ -162,16 +172,19 @@ def steady_state(N: int, cavity: hybrid.Cavity, tol: float = TOL) -> np.ndarray:
     identity[layout.trace] = 1.0
     x0 = adiabatic.solve(identity)
     x0 /= x0[layout.trace].sum()
-    n = len(x0)
+    n, x = len(x0), x0
     operator = LinearOperator((n, n), matvec=lambda y: G @ precondition(y), dtype=complex)
-    y, _ = gmres(operator, -(G @ x0), rtol=0.0, atol=0.1 * tol * scale * np.linalg.norm(x0),
-                 restart=RESTART, maxiter=MAX_RESTARTS)
-    x = x0 + precondition(y)
-    x /= x[layout.trace].sum()
-    residual = np.linalg.norm(G @ x) / (scale * np.linalg.norm(x))
-    if not residual <= tol:
+    for _ in range(MAX_REFINEMENTS):
+        y, _ = gmres(operator, -(G @ x), rtol=0.0, atol=0.1 * tol * scale * np.linalg.norm(x),
+                     restart=RESTART, maxiter=MAX_RESTARTS)
+        x = x + precondition(y)
+        x /= x[layout.trace].sum()
+        residual = np.linalg.norm(G @ x) / (scale * np.linalg.norm(x))
+        if residual <= tol:
+            break
+    else:
         raise ValueError(f"GMRES reached ||G rho|| / ((Gamma + gamma_coll) ||rho||) = "
-                         f"{residual:.1e}, not {tol:.0e}, in {MAX_RESTARTS * RESTART} iterations")
+                         f"{residual:.1e}, not {tol:.0e}, in {MAX_REFINEMENTS} refinements")
     d = F * S
     rho = np.zeros(d * d, complex)
     rho[layout.full] = x

@@ -65,8 +65,6 @@ def hybrid_row(point: dict) -> dict:
     m = point["model"]
     N, dim = m["N"], (m["n_max"] + 1) * (m["N"] + 1)
     cavity, rates = hybrid.Cavity.of(m), Rates.of(m)
-    if m["g"] == 0:
-        raise ScenarioError("model.g: uncoupled spins (g = 0) have no unique steady state")
     advice = ("model.cavity_basis: reservoir (where the cavity stays near the squeezed vacuum "
               "it needs far fewer levels), or " if m["cavity_basis"] == "fock" else "")
     if rates.local():  # every j of N spins
@@ -77,6 +75,13 @@ def hybrid_row(point: dict) -> dict:
                                 "trajectories (trajsim run) instead")
         blocks = hybrid.steady_blocks(N, cavity, rates)
     else:
+        kappa = m["kappa_sqz"] + m["kappa_int"]
+        spins = 4 * m["g"] ** 2 / kappa  # Gamma + gamma_coll, Eqs. (12)-(13)
+        if spins < hybrid_steady.MIN_SPIN_RATE * kappa:
+            raise ScenarioError(f"model.g: the spins' rate 4 g^2 / kappa = {spins:.2g} "
+                                f"is below {hybrid_steady.MIN_SPIN_RATE:g} of the cavity's kappa: "
+                                "their steady state is not resolved in double precision (at "
+                                "g = 0 it is not unique)")
         need = hybrid_steady.memory(N, cavity)
         if need > memory_budget():
             raise ScenarioError(f"model.N: the hybrid steady state of (n_max + 1)(N + 1) = {dim} "
