@@ -219,8 +219,17 @@ def bayes_posteriors(point: dict, measurements: pd.DataFrame) -> list[np.ndarray
         bayes = ParityFilter(Rates.of(point["model"]), point["model"]["N"], rho0,
                              loss_prior(point), _longest_interval(point),
                              float(point["measurement"]["sigma"] or 0.0))
-        return [bayes.posteriors(g.outcome.to_numpy(), g.t.to_numpy())
-                for _, g in ordered.groupby("trajectory", sort=True)]
+        records = [(g.outcome.to_numpy(), g.t.to_numpy())
+                   for _, g in ordered.groupby("trajectory", sort=True)]
+        posteriors = [np.empty(0)] * len(records)
+        same = {}  # records at the same times are filtered together
+        for i, (_, t) in enumerate(records):
+            same.setdefault(t.tobytes(), []).append(i)
+        for rows in same.values():
+            outcomes = np.stack([records[i][0] for i in rows], axis=1)
+            for i, p in zip(rows, bayes.posteriors(outcomes, records[rows[0]][1]).T):
+                posteriors[i] = p
+        return posteriors
     except LadderUnavailable as why:
         log.warning("no Bayesian filter rows: %s", why)
         return None

@@ -30,6 +30,7 @@ levels N .. N - depth instead, up to ``DENSE_MAX`` rows.
 from __future__ import annotations
 
 import itertools
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache
@@ -98,16 +99,18 @@ class _Column:
 
 
 def _matmul(A: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """A x; a real A acts on the real and imaginary parts of a complex x at once."""
+    """A x for x of shape (n,) or (n, B); a real A acts on the real and imaginary parts of a
+    complex x at once."""
     if A.dtype == complex:
         return A @ x
-    pair = np.ascontiguousarray(x).view(float).reshape(-1, 2)
-    return np.ascontiguousarray(A @ pair).view(complex).ravel()
+    pairs = np.ascontiguousarray(x).view(float).reshape(x.shape[0], 2 * math.prod(x.shape[1:]))
+    return np.ascontiguousarray(A @ pairs).view(complex).reshape((A.shape[0], *x.shape[1:]))
 
 
-def trace(N: int, x: np.ndarray) -> float:
-    """Tr rho_N of the row-major vec x."""
-    return float(x[:: N + 2].real.sum())
+def trace(N: int, x: np.ndarray) -> float | np.ndarray:
+    """Tr rho_N of the row-major vec x (a float), or of each column of x (shape (d, B))."""
+    traces = x[:: N + 2].real.sum(axis=0)
+    return float(traces) if x.ndim == 1 else traces
 
 
 @cache
@@ -145,15 +148,16 @@ class LossLadder:
         return ladder_depth(N, self.loss_rate, self.tau)
 
     def advance(self, levels: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
-        """Every level {N: row-major vec rho_N} through tau, the losses within it included; a
-        level's blocks run to the depth its mass (Tr rho_N) needs."""
+        """Every level {N: row-major vec rho_N, or B of them as columns} through tau, the losses
+        within it included; a level's blocks run to the depth its largest mass (Tr rho_N)
+        needs."""
         out: dict[int, np.ndarray] = {}
         for N, x in levels.items():
             column = self.column(N)
-            depth = min(len(column.U[0]) - 1,
-                        ladder_depth(N, self.loss_rate, self.tau, trace(N, x)))
+            mass = float(np.max(trace(N, x)))
+            depth = min(len(column.U[0]) - 1, ladder_depth(N, self.loss_rate, self.tau, mass))
             for k in range(depth + 1):
-                out.setdefault(N - k, np.zeros((N - k + 1) ** 2, complex))
+                out.setdefault(N - k, np.zeros(((N - k + 1) ** 2, *x.shape[1:]), complex))
             for s, cols in enumerate(sectors(N)):
                 z = _matmul(column.V[s][: column.offsets[s][depth + 1]], x[cols])
                 for k in range(depth + 1):

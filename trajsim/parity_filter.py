@@ -50,23 +50,34 @@ class ParityFilter:
 
     def posteriors(self, outcomes: np.ndarray, times: np.ndarray | None = None) -> np.ndarray:
         """P(odd | outcomes 1..i) after each outcome i, at ``times`` (default: spacing,
-        2 spacing, ...).  An outcome impossible under the filter's model (a hybrid run's record
-        read with its Eq. (11) reduction can hold one) is skipped."""
+        2 spacing, ...); outcomes of shape (steps,) or, for B records at the same times,
+        (steps, B), each column filtered on its own (in one pass: the ladder's products act
+        on all columns at once).  An outcome impossible under the filter's model (a hybrid
+        run's record read with its Eq. (11) reduction can hold one) is skipped."""
+        outcomes = np.asarray(outcomes, float)
         if times is None:
             times = self.spacing * np.arange(1, len(outcomes) + 1)
-        levels, now = self.start, 0.0
-        out = np.empty(len(outcomes))
-        for i, (y, t) in enumerate(zip(outcomes, times, strict=True)):
+        records = outcomes.reshape(len(outcomes), -1)
+        levels = {N: np.repeat(x[:, None], records.shape[1], axis=1)
+                  for N, x in self.start.items()}
+        now, out = 0.0, np.empty(records.shape)
+        for i, (y, t) in enumerate(zip(records, times, strict=True)):
             predicted = self._advance(levels, t - now)
             now = t
             levels = {N: self._measured(N, x, y) for N, x in predicted.items()}
             mass = {N: trace(N, x) for N, x in levels.items()}
-            if sum(mass.values()) <= 0:
-                levels, mass = predicted, {N: trace(N, x) for N, x in predicted.items()}
+            impossible = sum(mass.values()) <= 0
+            for N, x in levels.items():
+                x[:, impossible] = predicted[N][:, impossible]
+                mass[N] = np.where(impossible, trace(N, predicted[N]), mass[N])
             total = sum(mass.values())
-            levels = {N: x / total for N, x in levels.items() if mass[N] > MASS_TOL * total}
-            out[i] = sum(mass[N] for N in levels if N % 2) / sum(mass[N] for N in levels)
-        return out
+            kept = {N: mass[N] > MASS_TOL * total for N in levels}
+            levels = {N: np.where(kept[N], x / total, 0.0) for N, x in levels.items()
+                      if kept[N].any()}
+            odd = sum((np.where(kept[N], mass[N], 0.0) for N in levels if N % 2),
+                      np.zeros(records.shape[1]))
+            out[i] = odd / sum(np.where(kept[N], mass[N], 0.0) for N in levels)
+        return out.reshape(outcomes.shape)
 
     def _advance(self, levels: dict, tau: float) -> dict:
         """Every level through the interval tau, losses within it included (one
@@ -78,19 +89,21 @@ class ParityFilter:
             self._ladders[key] = LossLadder(self.rates, self.loss_rate, key)
         return self._ladders[key].advance(levels)
 
-    def _measured(self, N: int, x: np.ndarray, y: float) -> np.ndarray:
-        """The outcome's Kraus operator applied to rho_N."""
+    def _measured(self, N: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Each column's outcome (y[b]) Kraus operator applied to its rho_N (x[:, b])."""
         my, U = _sy_basis(N)
-        rho = x.reshape(N + 1, N + 1)
-        return (U @ ((U.conj().T @ rho @ U) * self._kraus(my, y)) @ U.conj().T).ravel()
+        rho = x.T.reshape(-1, N + 1, N + 1)
+        weights = self._kraus(my, y)
+        return (U @ ((U.conj().T @ rho @ U) * weights) @ U.conj().T).reshape(len(y), -1).T
 
-    def _kraus(self, my: np.ndarray, y: float) -> np.ndarray:
-        """The outcome's weights W[m, m'] = M_y(m) M_y(m') in the S_y basis (up to a constant)."""
+    def _kraus(self, my: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The outcomes' weights W[b, m, m'] = M_y(m) M_y(m') in the S_y basis (up to a
+        constant)."""
         if self.sigma == 0:
-            amplitude = (np.abs(my - y) < 1e-9).astype(float)
+            amplitude = (np.abs(my[None, :] - y[:, None]) < 1e-9).astype(float)
         else:
-            amplitude = np.exp(-((y - my) ** 2) / (4 * self.sigma**2))
-        return np.outer(amplitude, amplitude)
+            amplitude = np.exp(-((y[:, None] - my[None, :]) ** 2) / (4 * self.sigma**2))
+        return amplitude[:, :, None] * amplitude[:, None, :]
 
 
 def filter_declarations(posterior: np.ndarray, level: float, start_odd: bool) -> np.ndarray:
