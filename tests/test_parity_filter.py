@@ -171,6 +171,27 @@ def test_an_outcome_impossible_under_the_filter_model_is_skipped():
     assert 0 < posterior[1] < 1
 
 
+@pytest.mark.parametrize("sigma", [0.0, 0.8])
+def test_records_filtered_together_are_filtered_as_each_alone(sigma):
+    """Columns of outcomes at shared times (the report's batch) give each record's own
+    posterior: with losses at different times, a projective record whose levels drop out
+    where the others' do not, and one outcome that only one record makes impossible."""
+    N, r, loss_rate = 6, 1.0, 0.05
+    times = 0.5 * np.arange(1, 21)
+    rates, rho0 = Rates(r=r), steady_density_matrix(N, N, r)
+    records = np.stack([simulated_record(N, r, loss_rate, sigma, times, seed=s)
+                        for s in range(4)], axis=1)
+    if sigma == 0:
+        records[7, 2] = 9.0  # no S_y eigenvalue of any level
+    bayes = ParityFilter(rates, N, rho0, loss_rate, 0.5, sigma)
+    together = bayes.posteriors(records, times)
+    assert together.shape == records.shape and np.all(np.isfinite(together))
+    for b in range(records.shape[1]):
+        np.testing.assert_allclose(together[:, b], bayes.posteriors(records[:, b], times),
+                                   rtol=0, atol=1e-12)
+    assert len({tuple(np.round(column, 6)) for column in together.T}) == records.shape[1]
+
+
 def test_a_filter_beyond_the_memory_budget_is_refused(monkeypatch):
     """One line naming the size and the budget; nothing is built."""
     monkeypatch.setattr(parity_filter, "memory_budget", lambda: 2.0**30)
