@@ -65,7 +65,7 @@ def one(N: int, n_max: int, basis: str, solver: str) -> dict:
     elif solver == "lu":
         rho = hybrid.steady_state(N, c)
     else:
-        rho = hybrid_steady.steady_state(N, c)
+        rho = hybrid_steady.steady_state(N, c)[(N, N)]
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "iterations": len(iterations), "peak_GB": peak_bytes() / 1e9,
             "Sy2": hybrid.spin_observables(rho, N)["Sy2"]}

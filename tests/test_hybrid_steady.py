@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from trajsim import hybrid, hybrid_steady
+from trajsim.model import Rates
 from trajsim.scenario import ScenarioError, load
 from trajsim.steady import steady_row
 
@@ -27,13 +28,31 @@ def test_the_iterative_steady_state_is_the_lu_one(N, cavity):
     kappa_sqz = 0 (Eq. (11)'s collective decay alone: no eigenbasis, hence P1's Schur form):
     the same rho as the LU to 1e-10, Hermitian, unit trace, with
     ||G rho|| <= TOL (Gamma + gamma_coll) ||rho||."""
-    rho = hybrid_steady.steady_state(N, cavity)
+    blocks = hybrid_steady.steady_state(N, cavity)
+    assert list(blocks) == [(N, N)]
+    rho = blocks[(N, N)]
     assert np.abs(rho - hybrid.steady_state(N, cavity)).max() < 1e-10
     assert np.trace(rho).real == pytest.approx(1.0, abs=1e-13)
     assert np.array_equal(rho, rho.conj().T)
     residual = hybrid.liouvillian(N, cavity) @ rho.ravel()
     scale = 4 * cavity.g**2 / (cavity.kappa_sqz + cavity.kappa_int)  # Gamma + gamma_coll
     assert np.linalg.norm(residual) <= hybrid_steady.TOL * scale * np.linalg.norm(rho)
+
+
+@pytest.mark.parametrize("N", [3, 4])
+def test_with_local_rates_every_j_is_the_lu_ones(N):
+    """Local dephasing and relaxation move j: the iterative blocks over every j (parity kept
+    across them: every local Kraus operator shifts k and k' alike) are the sparse LU's of
+    hybrid.steady_blocks, and carry the probabilities p_j."""
+    cavity = hybrid.Cavity(g=0.3, kappa_sqz=0.98, r=1.0, kappa_int=0.02, Delta_c=0.2, n_max=6)
+    rates = Rates(gamma_phi=0.05, gamma_rel=0.02)
+    blocks, reference = hybrid_steady.steady_state(N, cavity, rates), \
+        hybrid.steady_blocks(N, cavity, rates)
+    assert sorted(blocks) == sorted(reference) and len(blocks) == N // 2 + 1
+    for key, rho in reference.items():
+        assert np.abs(blocks[key] - rho).max() < 1e-10
+    assert sum(np.trace(rho).real for rho in blocks.values()) == pytest.approx(1.0, abs=1e-13)
+    assert all(np.trace(rho).real > 1e-3 for rho in blocks.values())
 
 
 def test_an_iteration_that_does_not_converge_is_a_one_line_scenario_error(monkeypatch):

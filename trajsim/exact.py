@@ -332,16 +332,21 @@ def stationary_observables(rates: Rates, N: int) -> dict:
     return expectations(stationary_blocks(rates, N))
 
 
-def stationary_blocks(rates: Rates, N: int) -> dict[tuple[int, int], np.ndarray]:
-    """Steady state of Eq. (11) with one-axis twisting (no spin loss): {(N, 2j): p_j rho_j}.
+def stationary_generator(rates: Rates, N: int) -> tuple[list[tuple[int, int]], sp.csr_matrix]:
+    """The blocks (N, 2j) of N spins that Eq. (11) reaches without spin loss (every j when
+    local dephasing or relaxation mix them, else j = N/2 alone) and its generator on their
+    row-major vecs, concatenated in that order."""
+    layout = _Layout.reachable(N, N, 0, local=bool(rates.local()))
+    return layout.keys, _generator(layout, rates, 0.0)
 
-    Over every j block of N spins when local dephasing or relaxation mix them, otherwise in
-    j = N/2 alone.  Solves G x = 0 with one equation replaced by Tr rho = 1 (sparse LU).
-    """
+
+def stationary_blocks(rates: Rates, N: int) -> dict[tuple[int, int], np.ndarray]:
+    """Steady state of Eq. (11) with one-axis twisting (no spin loss): {(N, 2j): p_j rho_j}
+    (``stationary_generator``: G x = 0 with one equation replaced by Tr rho = 1, sparse LU)."""
     layout = _Layout.reachable(N, N, 0, local=bool(rates.local()))
     diagonals = np.concatenate([offset + np.arange(two_j + 1) * (two_j + 2)
                                 for (_, two_j), offset in layout.offsets.items()])
-    return layout.split(solve_with_trace(_generator(layout, rates, 0.0), diagonals))
+    return layout.split(solve_with_trace(stationary_generator(rates, N)[1], diagonals))
 
 
 def solve_with_trace(G: sp.spmatrix, diagonals: np.ndarray) -> np.ndarray:

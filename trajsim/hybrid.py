@@ -233,11 +233,11 @@ def local_jumps(N: int, two_j: int, cavity: Cavity, rates: Rates) -> list:
             for two_j1, two_jp in dicke.local_targets(N, two_j)]
 
 
-def steady_blocks(N: int, cavity: Cavity, rates: Rates) -> dict[tuple[int, int], np.ndarray]:
-    """The steady state of Eq. (9) with the local rates of Eq. (11) over every j of N spins:
-    {(N, 2j): p_j rho_j} (sparse LU of the block generator, the first equation replaced by the
-    total trace).  Without local rates see ``steady_state`` (j = N/2 alone)."""
-    keys = [(N, int(t)) for t in dicke.two_j_values(N)[::-1]]
+def generator_over_j(N: int, cavity: Cavity, rates: Rates, keys: list[tuple[int, int]]
+                     ) -> sp.csr_matrix:
+    """The generator of Eq. (9) with the local rates of Eq. (11) on the blocks ``keys``
+    ((N, 2j): every j of N spins, or j = N/2 alone without local rates), their row-major vecs
+    concatenated in that order: ``liouvillian`` in each, the local jumps between them."""
     index = {key: i for i, key in enumerate(keys)}
     blocks = [[None] * len(keys) for _ in keys]
     for i, (_, two_j) in enumerate(keys):
@@ -247,10 +247,18 @@ def steady_blocks(N: int, cavity: Cavity, rates: Rates) -> dict[tuple[int, int],
                 row = index[(N, target)]
                 term = sp.kron(K, K)
                 blocks[row][i] = term if blocks[row][i] is None else blocks[row][i] + term
+    return sp.bmat(blocks, format="csr")
+
+
+def steady_blocks(N: int, cavity: Cavity, rates: Rates) -> dict[tuple[int, int], np.ndarray]:
+    """The steady state of Eq. (9) with the local rates of Eq. (11) over every j of N spins:
+    {(N, 2j): p_j rho_j} (sparse LU of ``generator_over_j``, the first equation replaced by
+    the total trace).  Without local rates see ``steady_state`` (j = N/2 alone)."""
+    keys = [(N, int(t)) for t in dicke.two_j_values(N)[::-1]]
     dims = [(cavity.n_max + 1) * (two_j + 1) for _, two_j in keys]
     offsets = np.concatenate(([0], np.cumsum(np.square(dims))))
     diagonals = np.concatenate([o + np.arange(d) * (d + 1) for o, d in zip(offsets, dims)])
-    vec = solve_with_trace(sp.bmat(blocks), diagonals)
+    vec = solve_with_trace(generator_over_j(N, cavity, rates, keys), diagonals)
     return {key: vec[o:o + d * d].reshape(d, d) for key, o, d in zip(keys, offsets, dims)}
 
 

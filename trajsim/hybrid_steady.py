@@ -34,10 +34,11 @@ import scipy.linalg as la
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator, gmres, splu
 
-from . import exact, hybrid
+from . import dicke, exact, hybrid
 from .cavity import squeezed_reservoir_rates
+from .model import Rates
 
-__all__ = ["MIN_SPIN_RATE", "TOL", "memory", "steady_state"]
+__all__ = ["MIN_SPIN_RATE", "TOL", "memory", "spin_rate", "steady_state"]
 
 #: ||G rho|| / ((Gamma + gamma_coll) ||rho||) at which the iteration stops.
 TOL = 1e-10
@@ -60,36 +61,54 @@ def _pair_parity(levels: int) -> np.ndarray:
 
 
 class _Layout:
-    """The kept entries of rho (n + k and n' + k' of equal parity, i.e. n - n' and k - k' of
-    equal parity) ordered by that parity q, then cavity pair (n, n'), then spin pair (k, k'):
-    sector q is the matrix X_q[(n, n'), (k, k')] that P1 acts on."""
+    """The kept entries of the blocks rho_j (``keys``: (N, 2j) in ``exact.stationary_generator``'s
+    order; n + k and n' + k' of equal parity, i.e. n - n' and k - k' of equal parity: every
+    operator of Eq. (9) and every local Kraus operator shifts k and k' alike) ordered by that
+    parity q, then cavity pair (n, n'), then spin pair (j, k, k'): sector q is the matrix
+    X_q[(n, n'), (j, k, k')] that P1 acts on."""
 
-    def __init__(self, F: int, S: int):
-        self.F, self.S = F, S
-        cav, spin = _pair_parity(F), _pair_parity(S)
-        self.cavity = [np.flatnonzero(cav == q) for q in (0, 1)]
-        self.spin = [np.flatnonzero(spin == q) for q in (0, 1)]
+    def __init__(self, F: int, keys: list[tuple[int, int]]):
+        S = np.array([two_j + 1 for _, two_j in keys])
         d = F * S
-        full = []  # index of rho[(n, k), (n', k')] in row-major vec(rho)
+        start = np.concatenate(([0], np.cumsum(d * d)))  # of block j in the full vector
+        pairs = [(b, k, k1) for b, s in enumerate(S) for k in range(s) for k1 in range(s)]
+        b, k, k1 = (np.array(column) for column in zip(*pairs))
+        spin = (k - k1) % 2
+        self.cavity = [np.flatnonzero(_pair_parity(F) == q) for q in (0, 1)]
+        self.spin = [np.flatnonzero(spin == q) for q in (0, 1)]
+        full = []
         for q in (0, 1):
             n, n1 = np.divmod(self.cavity[q], F)
-            k, k1 = np.divmod(self.spin[q], S)
-            rows = n[:, None] * S + k[None, :]
-            cols = n1[:, None] * S + k1[None, :]
-            full.append((rows * d + cols).ravel())
+            sb, sk, sk1 = b[self.spin[q]], k[self.spin[q]], k1[self.spin[q]]
+            rows = n[:, None] * S[sb] + sk
+            cols = n1[:, None] * S[sb] + sk1
+            full.append((start[sb] + rows * d[sb] + cols).ravel())
         self.sizes = [len(self.cavity[q]) * len(self.spin[q]) for q in (0, 1)]
         self.full = np.concatenate(full)
-        states = (np.arange(F)[:, None] + np.arange(S)[None, :]).ravel() % 2
-        self.states = [np.flatnonzero(states == p) for p in (0, 1)]
-        where = np.full(d * d, -1)
+        where = np.full(start[-1], -1)
         where[self.full] = np.arange(len(self.full))
-        # the entries of rho restricted to states of parity p, as positions in the vector
-        self.blocks = [where[(s[:, None] * d + s[None, :]).ravel()] for s in self.states]
-        self.trace = where[np.arange(d) * (d + 1)]
+        # per block and parity p of n + k: its states and their entries' positions in the vector
+        self.blocks = []
+        for j, (s, dj) in enumerate(zip(S, d)):
+            parity = (np.arange(F)[:, None] + np.arange(s)[None, :]).ravel() % 2
+            for p in (0, 1):
+                states = np.flatnonzero(parity == p)
+                self.blocks.append((j, states,
+                                    where[start[j] + (states[:, None] * dj + states).ravel()]))
+        self.trace = np.concatenate([where[o + np.arange(dj) * (dj + 1)]
+                                     for o, dj in zip(start, d)])
+        self.start, self.dims = start, d
 
     def sectors(self, x: np.ndarray) -> list[np.ndarray]:
         return [x[: self.sizes[0]].reshape(len(self.cavity[0]), -1),
                 x[self.sizes[0]:].reshape(len(self.cavity[1]), -1)]
+
+    def blocks_of(self, x: np.ndarray) -> dict[int, np.ndarray]:
+        """The dense rho_j of a vector of kept entries."""
+        rho = np.zeros(self.start[-1], complex)
+        rho[self.full] = x
+        return {j: rho[o:o + dj * dj].reshape(dj, dj)
+                for j, (o, dj) in enumerate(zip(self.start, self.dims))}
 
 
 class _Adiabatic:
@@ -98,11 +117,9 @@ class _Adiabatic:
     equation G_c X + X G_s^T - eps X = B is G_c W + W T^T - eps W = B conj(U), whose columns
     are solved from the last, each one sparse LU of G_c + T[j, j] - eps."""
 
-    def __init__(self, layout: _Layout, N: int, cavity: hybrid.Cavity, eps: float):
+    def __init__(self, layout: _Layout, G_s: np.ndarray, cavity: hybrid.Cavity, eps: float):
         self.layout = layout
         G_c = hybrid.liouvillian(0, cavity).tocsc()
-        rates = squeezed_reservoir_rates(cavity.g, cavity.kappa_sqz, cavity.kappa_int, cavity.r)
-        G_s = exact.block_liouvillian(N, N, rates).toarray()
         self.schur, self.solvers = [], []
         for q in (0, 1):
             c, s = layout.cavity[q], layout.spin[q]
@@ -124,45 +141,68 @@ class _Adiabatic:
 
 
 class _NoJump:
-    """P2^-1: (rho -> A rho + rho A^dag - eps)^-1 on the parity blocks of rho (Schur form)."""
+    """P2^-1: (rho_j -> A_j rho_j + rho_j A_j^dag - eps)^-1 on the parity blocks of each rho_j
+    (Schur form of A_j)."""
 
-    def __init__(self, layout: _Layout, N: int, cavity: hybrid.Cavity, eps: float):
-        self.layout = layout
-        A = hybrid.no_jump_generator(N, N, cavity).toarray() - 0.5 * eps * np.eye(
-            len(layout.states[0]) + len(layout.states[1]))
-        self.schur = [la.schur(A[np.ix_(s, s)], output="complex") for s in layout.states]
+    def __init__(self, layout: _Layout, N: int, keys: list, cavity: hybrid.Cavity, rates: Rates,
+                 eps: float):
+        self.schur = []
+        A = {}
+        for j, states, positions in layout.blocks:
+            if j not in A:
+                A[j] = hybrid.no_jump_generator(N, keys[j][1], cavity, rates).toarray()
+            shifted = A[j][np.ix_(states, states)] - 0.5 * eps * np.eye(len(states))
+            self.schur.append((positions, *la.schur(shifted, output="complex")))
 
     def solve(self, b: np.ndarray) -> np.ndarray:
         out = np.zeros_like(b)
-        for block, (T, Q) in zip(self.layout.blocks, self.schur):
-            C = Q.conj().T @ b[block].reshape(len(T), len(T)) @ Q
+        for positions, T, Q in self.schur:
+            C = Q.conj().T @ b[positions].reshape(len(T), len(T)) @ Q
             Y, scale, info = la.lapack.ztrsyl(T, T, C, tranb="C")
             if info < 0:
                 raise ValueError(f"ztrsyl: argument {-info} is illegal")
-            out[block] = (Q @ (Y / scale) @ Q.conj().T).ravel()
+            out[positions] = (Q @ (Y / scale) @ Q.conj().T).ravel()
         return out
 
 
-def memory(N: int, cavity: hybrid.Cavity) -> float:
+def spin_rate(cavity: hybrid.Cavity, rates: Rates = hybrid.NO_LOCAL) -> float:
+    """The spins' rate scale: Gamma + gamma_coll of Eqs. (12)-(13) plus the local rates."""
+    return 4 * cavity.g**2 / (cavity.kappa_sqz + cavity.kappa_int) + rates.gamma_phi + \
+        rates.gamma_rel
+
+
+def _keys(N: int, cavity: hybrid.Cavity, rates: Rates):
+    """The blocks and the spins' Eq. (11) generator over them (the adiabatic model)."""
+    eq11 = squeezed_reservoir_rates(cavity.g, cavity.kappa_sqz, cavity.kappa_int, cavity.r,
+                                    rates.gamma_rel, rates.gamma_phi)
+    return exact.stationary_generator(eq11, N)
+
+
+def memory(N: int, cavity: hybrid.Cavity, rates: Rates = hybrid.NO_LOCAL) -> float:
     """Bytes the solver holds: RESTART + 4 vectors of the kept entries, P1's LUs (measured
     about 1.5 (n_max + 1) non-zeros per row, 16 bytes each, and 0.2 MB per SuperLU object, one
-    per spin mode) and P2's Schur forms; within 25 % of the measured peak (docs/benchmarks.md)."""
-    F, S = cavity.n_max + 1, N + 1
-    kept = (F * S) ** 2 / 2
-    return 16 * ((RESTART + 4) * kept + 1.5 * F * kept + (F * S) ** 2) + 2e5 * S**2
+    per spin mode) and Schur forms; within 25 % of the measured peak (docs/benchmarks.md)."""
+    F = cavity.n_max + 1
+    two_js = dicke.two_j_values(N) if rates.local() else [N]
+    spin = float(sum((t + 1) ** 2 for t in two_js))
+    kept = F**2 * spin / 2
+    return 16 * ((RESTART + 4) * kept + 1.5 * F * kept + spin**2 / 2 + 2 * kept / F) + \
+        2e5 * spin
 
 
-def steady_state(N: int, cavity: hybrid.Cavity, tol: float = TOL) -> np.ndarray:
-    """The steady state of Eq. (9) in j = N/2 (dense, (n_max + 1)(N + 1) square), as
-    ``hybrid.steady_state`` but iterative: ||G rho|| <= tol (Gamma + gamma_coll) ||rho||.
-    Raises ValueError when GMRES does not get there within MAX_REFINEMENTS."""
-    F, S = cavity.n_max + 1, N + 1
-    layout = _Layout(F, S)
-    rates = squeezed_reservoir_rates(cavity.g, cavity.kappa_sqz, cavity.kappa_int, cavity.r)
-    scale = rates.Gamma + rates.gamma_coll
+def steady_state(N: int, cavity: hybrid.Cavity, rates: Rates = hybrid.NO_LOCAL,
+                 tol: float = TOL) -> dict[tuple[int, int], np.ndarray]:
+    """The steady state of Eq. (9) with the local rates of Eq. (11): {(N, 2j): p_j rho_j} over
+    every j (j = N/2 alone without local rates), as ``hybrid.steady_state`` /
+    ``hybrid.steady_blocks`` but iterative: ||G rho|| <= tol (``spin_rate``) ||rho||.  Raises
+    ValueError when GMRES does not get there within MAX_REFINEMENTS."""
+    keys, G_s = _keys(N, cavity, rates)
+    layout = _Layout(cavity.n_max + 1, keys)
+    scale = spin_rate(cavity, rates)
     eps = EPS_SHIFT * scale
-    G = hybrid.liouvillian(N, cavity)[layout.full][:, layout.full].tocsr()
-    adiabatic, no_jump = _Adiabatic(layout, N, cavity, eps), _NoJump(layout, N, cavity, eps)
+    G = hybrid.generator_over_j(N, cavity, rates, keys)[layout.full][:, layout.full].tocsr()
+    adiabatic = _Adiabatic(layout, G_s.toarray(), cavity, eps)
+    no_jump = _NoJump(layout, N, keys, cavity, rates, eps)
 
     def precondition(b: np.ndarray) -> np.ndarray:
         z = adiabatic.solve(b)
@@ -183,10 +223,6 @@ def steady_state(N: int, cavity: hybrid.Cavity, tol: float = TOL) -> np.ndarray:
         if residual <= tol:
             break
     else:
-        raise ValueError(f"GMRES reached ||G rho|| / ((Gamma + gamma_coll) ||rho||) = "
-                         f"{residual:.1e}, not {tol:.0e}, in {MAX_REFINEMENTS} refinements")
-    d = F * S
-    rho = np.zeros(d * d, complex)
-    rho[layout.full] = x
-    rho = rho.reshape(d, d)
-    return (rho + rho.conj().T) / 2
+        raise ValueError(f"GMRES reached ||G rho|| / (spin rate ||rho||) = {residual:.1e}, "
+                         f"not {tol:.0e}, in {MAX_REFINEMENTS} refinements")
+    return {keys[j]: (rho + rho.conj().T) / 2 for j, rho in layout.blocks_of(x).items()}

@@ -26,8 +26,6 @@ from .scenario import Scenario, ScenarioError
 
 GAP_MAX_N = 300
 LOCAL_MAX_N = 60
-#: Largest (n_max + 1)(N + 1) of a hybrid point with local rates (sparse LU over every j).
-HYBRID_MAX_DIM = 160
 #: Largest product space of model.groups whose steady state is solved (two classes of 11
 #: spins, 144 states: ~10 s; its sparse LU grows as about the third power of the states squared).
 GROUPED_MAX_DIM = 150
@@ -56,43 +54,35 @@ def grouped_row(point: dict) -> dict:
 
 
 def hybrid_row(point: dict) -> dict:
-    """The exact steady state of Eq. (9) of a hybrid point: iterative in j = N/2
-    (``hybrid_steady.steady_state``, up to the memory budget), by sparse LU over every j with
-    local rates (``hybrid.steady_blocks``, small points): the spin columns of ``steady_row``
-    (purity: of the spins' reduced state, summed over j blocks), the cavity's <a^dag a>
-    ('n_cav') and top-two-level weight ('top_fock'), and xi2 and <Sy^2> of the Eq. (11) model
-    with Gamma, gamma_coll of Eqs. (12)-(13) ('xi2_eq11', 'Sy2_eq11') beside them."""
+    """The exact steady state of Eq. (9) of a hybrid point, over every j with local rates
+    (``hybrid_steady.steady_state``: iterative, up to the memory budget): the spin columns of
+    ``steady_row`` (purity: of the spins' reduced state, summed over j blocks), the cavity's
+    <a^dag a> ('n_cav') and top-two-level weight ('top_fock'), and xi2 and <Sy^2> of the
+    Eq. (11) model with Gamma, gamma_coll of Eqs. (12)-(13) ('xi2_eq11', 'Sy2_eq11') beside
+    them."""
     m = point["model"]
     N, dim = m["N"], (m["n_max"] + 1) * (m["N"] + 1)
     cavity, rates = hybrid.Cavity.of(m), Rates.of(m)
-    advice = ("model.cavity_basis: reservoir (where the cavity stays near the squeezed vacuum "
-              "it needs far fewer levels), or " if m["cavity_basis"] == "fock" else "")
-    if rates.local():  # every j of N spins
-        if dim > HYBRID_MAX_DIM:
-            raise ScenarioError(f"model.N: the exact hybrid steady state with local rates is "
-                                f"limited to (n_max + 1)(N + 1) <= {HYBRID_MAX_DIM} (here {dim}: "
-                                f"its LU grows as that to the fourth power); try {advice}run "
-                                "trajectories (trajsim run) instead")
-        blocks = hybrid.steady_blocks(N, cavity, rates)
-    else:
-        kappa = m["kappa_sqz"] + m["kappa_int"]
-        spins = 4 * m["g"] ** 2 / kappa  # Gamma + gamma_coll, Eqs. (12)-(13)
-        if spins < hybrid_steady.MIN_SPIN_RATE * kappa:
-            raise ScenarioError(f"model.g: the spins' rate 4 g^2 / kappa = {spins:.2g} "
-                                f"is below {hybrid_steady.MIN_SPIN_RATE:g} of the cavity's kappa: "
-                                "their steady state is not resolved in double precision (at "
-                                "g = 0 it is not unique)")
-        need = hybrid_steady.memory(N, cavity)
-        if need > memory_budget():
-            raise ScenarioError(f"model.N: the hybrid steady state of (n_max + 1)(N + 1) = {dim} "
-                                f"states needs {need / 1e9:.1f} GB, over the memory budget of "
-                                f"{memory_budget() / 1e9:.1f} GB; try {advice}run trajectories "
-                                "(trajsim run) instead")
-        try:
-            blocks = {(N, N): hybrid_steady.steady_state(N, cavity)}
-        except ValueError as err:
-            raise ScenarioError(f"model.N: the hybrid steady state did not converge: {err}"
-                                ) from None
+    kappa, spins = m["kappa_sqz"] + m["kappa_int"], hybrid_steady.spin_rate(cavity, rates)
+    if spins < hybrid_steady.MIN_SPIN_RATE * kappa:
+        raise ScenarioError(f"model.g: the spins' rate (4 g^2 / kappa and the local rates) "
+                            f"{spins:.2g} is below {hybrid_steady.MIN_SPIN_RATE:g} of the "
+                            "cavity's kappa: their steady state is not resolved in double "
+                            "precision (without any, it is not unique)")
+    need = hybrid_steady.memory(N, cavity, rates)
+    if need > memory_budget():
+        advice = ("model.cavity_basis: reservoir (where the cavity stays near the squeezed "
+                  "vacuum it needs far fewer levels), or " if m["cavity_basis"] == "fock" else "")
+        raise ScenarioError(f"model.N: the hybrid steady state of (n_max + 1)(N + 1) = {dim} "
+                            f"states{' over every j' if rates.local() else ''} needs "
+                            f"{need / 1e9:.1f} GB, over the memory budget of "
+                            f"{memory_budget() / 1e9:.1f} GB; try {advice}run trajectories "
+                            "(trajsim run) instead")
+    try:
+        blocks = hybrid_steady.steady_state(N, cavity, rates)
+    except ValueError as err:
+        raise ScenarioError(f"model.N: the hybrid steady state did not converge: {err}"
+                            ) from None
     spins = {key: hybrid.spin_state(rho, key[1]) for key, rho in blocks.items()}
     cavities = sum(hybrid.cavity_state(rho, key[1]) for key, rho in blocks.items())
     o = exact.expectations(spins)
