@@ -13,7 +13,7 @@ import numpy as np
 from .kernels import FAST
 
 
-@nb.njit(cache=True, fastmath=FAST)
+@nb.njit(cache=True, nogil=True, fastmath=FAST)
 def band_expectations(psis, B, out):
     """out[s, o] = Re Tr(rho_s O_o) for psis[s, a, k] with B[o, band + delta, k] =
     O_o[k + delta, k] (``engines.hybrid._bands``); sums in a fixed order."""

@@ -274,7 +274,7 @@ def initial_step(anorm):
     return (fact * TOL / 4.0) ** (1.0 / m) / max(anorm, 1e-300)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def advance_through(offsets, data, anorm, x, t, u, times, first, last, step):
     """Evolve x (unnormalised, ||x||^2 >= u) from t through times[first:last], stopping where
     ||x||^2 reaches u.  step[0] carries the next step size between calls (a trajectory's own:

@@ -110,7 +110,7 @@ def _norm2(c, mu, G, D, bounds, offsets, n, s, y, slope_too=True):
     return norm, slope
 
 
-@nb.njit(cache=True, fastmath=FAST)
+@nb.njit(cache=True, nogil=True, fastmath=FAST)
 def expand(VT, bounds, offsets, y, n, out):
     """out = sum of y_i v_i over the modes in use (v_i = row i of VT within its sector)."""
     out[:] = 0.0
@@ -122,7 +122,7 @@ def expand(VT, bounds, offsets, y, n, out):
                 out[q] += a * VT[start + q]
 
 
-@nb.njit(cache=True, fastmath=FAST)
+@nb.njit(cache=True, nogil=True, fastmath=FAST)
 def amplitudes(W, bounds, offsets, psi, c):
     """c = V^-1 psi sector by sector, each entry summed in order (no BLAS: the same bits
     everywhere); a sector where psi vanishes (a jump leaves the state in one) is skipped."""
@@ -165,7 +165,7 @@ def _jump_time(c, mu, G, D, bounds, offsets, a, b, u, bound, y, n, start):
     return 0.5 * (a + b), False
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def advance_through(mu, VT, G, D, bounds, offsets, c, t0, s, u, times, first, last, X, y, n,
                     start):
     """Evolve the amplitudes c (set at time t0; the trajectory is at t0 + s) through
