@@ -71,6 +71,21 @@ def test_an_iteration_that_does_not_converge_is_a_one_line_scenario_error(monkey
         steady_row(point)
 
 
+def test_a_bug_inside_the_solver_is_not_reported_as_bad_input(monkeypatch):
+    """Only NotConverged becomes a one-line ScenarioError (exit 2); any other error keeps its
+    traceback (exit 1)."""
+    def broken(*args, **kwargs):
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(hybrid_steady, "steady_state", broken)
+    point = load({"model": {"kind": "hybrid", "N": 4, "r": 1.0, "g": 0.3, "kappa_sqz": 0.98,
+                            "cavity_basis": "reservoir", "kappa_int": 0.02, "n_max": 8},
+                  "time": {"t_end": 1.0}}).points[0]
+    with pytest.raises(ValueError, match="a bug") as caught:
+        steady_row(point)
+    assert not isinstance(caught.value, ScenarioError)
+
+
 def test_points_beyond_the_memory_budget_or_nearly_uncoupled_are_refused_naming_the_key():
     model = {"kind": "hybrid", "N": 1000, "r": 0.5, "g": 0.01, "kappa_sqz": 1.0,
              "kappa_int": 0.05, "n_max": 20}

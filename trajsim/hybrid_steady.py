@@ -38,7 +38,7 @@ from . import dicke, exact, hybrid
 from .cavity import squeezed_reservoir_rates
 from .model import Rates
 
-__all__ = ["MIN_SPIN_RATE", "TOL", "memory", "spin_rate", "steady_state"]
+__all__ = ["MIN_SPIN_RATE", "TOL", "NotConverged", "memory", "spin_rate", "steady_state"]
 
 #: ||G rho|| / ((Gamma + gamma_coll) ||rho||) at which the iteration stops.
 TOL = 1e-10
@@ -58,6 +58,10 @@ def _pair_parity(levels: int) -> np.ndarray:
     """(i - i') mod 2 of the pairs (i, i') of ``levels`` states, row-major."""
     i = np.arange(levels)
     return ((i[:, None] - i[None, :]) % 2).ravel()
+
+
+class NotConverged(ValueError):
+    """GMRES did not reach the tolerance within MAX_REFINEMENTS (one line: how far it got)."""
 
 
 class _Layout:
@@ -165,17 +169,16 @@ class _NoJump:
         return out
 
 
+def _eq11(cavity: hybrid.Cavity, rates: Rates) -> Rates:
+    """The spins' Eq. (11) rates: Gamma, gamma_coll of Eqs. (12)-(13) and the local rates."""
+    return squeezed_reservoir_rates(cavity.g, cavity.kappa_sqz, cavity.kappa_int, cavity.r,
+                                    rates.gamma_rel, rates.gamma_phi)
+
+
 def spin_rate(cavity: hybrid.Cavity, rates: Rates = hybrid.NO_LOCAL) -> float:
     """The spins' rate scale: Gamma + gamma_coll of Eqs. (12)-(13) plus the local rates."""
-    return 4 * cavity.g**2 / (cavity.kappa_sqz + cavity.kappa_int) + rates.gamma_phi + \
-        rates.gamma_rel
-
-
-def _keys(N: int, cavity: hybrid.Cavity, rates: Rates):
-    """The blocks and the spins' Eq. (11) generator over them (the adiabatic model)."""
-    eq11 = squeezed_reservoir_rates(cavity.g, cavity.kappa_sqz, cavity.kappa_int, cavity.r,
-                                    rates.gamma_rel, rates.gamma_phi)
-    return exact.stationary_generator(eq11, N)
+    eq11 = _eq11(cavity, rates)
+    return eq11.Gamma + eq11.gamma_coll + eq11.gamma_phi + eq11.gamma_rel
 
 
 def memory(N: int, cavity: hybrid.Cavity, rates: Rates = hybrid.NO_LOCAL) -> float:
@@ -195,8 +198,8 @@ def steady_state(N: int, cavity: hybrid.Cavity, rates: Rates = hybrid.NO_LOCAL,
     """The steady state of Eq. (9) with the local rates of Eq. (11): {(N, 2j): p_j rho_j} over
     every j (j = N/2 alone without local rates), as ``hybrid.steady_state`` /
     ``hybrid.steady_blocks`` but iterative: ||G rho|| <= tol (``spin_rate``) ||rho||.  Raises
-    ValueError when GMRES does not get there within MAX_REFINEMENTS."""
-    keys, G_s = _keys(N, cavity, rates)
+    NotConverged when GMRES does not get there within MAX_REFINEMENTS."""
+    keys, G_s = exact.stationary_generator(_eq11(cavity, rates), N)  # P1's spins
     layout = _Layout(cavity.n_max + 1, keys)
     scale = spin_rate(cavity, rates)
     eps = EPS_SHIFT * scale
@@ -223,6 +226,6 @@ def steady_state(N: int, cavity: hybrid.Cavity, rates: Rates = hybrid.NO_LOCAL,
         if residual <= tol:
             break
     else:
-        raise ValueError(f"GMRES reached ||G rho|| / (spin rate ||rho||) = {residual:.1e}, "
+        raise NotConverged(f"GMRES reached ||G rho|| / (spin rate ||rho||) = {residual:.1e}, "
                          f"not {tol:.0e}, in {MAX_REFINEMENTS} refinements")
     return {keys[j]: (rho + rho.conj().T) / 2 for j, rho in layout.blocks_of(x).items()}

@@ -80,7 +80,7 @@ def hybrid_row(point: dict) -> dict:
                             "(trajsim run) instead")
     try:
         blocks = hybrid_steady.steady_state(N, cavity, rates)
-    except ValueError as err:
+    except hybrid_steady.NotConverged as err:
         raise ScenarioError(f"model.N: the hybrid steady state did not converge: {err}"
                             ) from None
     spins = {key: hybrid.spin_state(rho, key[1]) for key, rho in blocks.items()}
