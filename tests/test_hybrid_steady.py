@@ -100,7 +100,8 @@ def test_points_beyond_the_memory_budget_or_nearly_uncoupled_are_refused_naming_
 @pytest.mark.slow
 def test_the_shipped_hybrid_scenario_is_solved_in_under_a_minute():
     """scenarios/hybrid_parity_sensing.yaml (N = 8, 46 Fock levels of a, 414 states: out of the
-    LU's reach) and its odd neighbour, in under a minute each; the even-odd contrast of <Sy^2>
+    LU's reach) and its odd neighbour, in under a minute of wall time each (CPU time counts
+    every BLAS thread: 60.7 s of it for one solve in a CI run); the even-odd contrast of <Sy^2>
     is there (2.4 at r = 1), and both agree with the reservoir basis cut at 28 levels (top
     weight 3e-8) to the Fock cut's own error (7e-4 of <Sy^2> at a top weight of 3.5e-7)."""
     import time
@@ -112,9 +113,9 @@ def test_the_shipped_hybrid_scenario_is_solved_in_under_a_minute():
     for N in (8, 9):
         for basis, n_max in (("fock", point["model"]["n_max"]), ("reservoir", 28)):
             model = {**point["model"], "N": N, "cavity_basis": basis, "n_max": n_max}
-            start = time.process_time()
+            start = time.perf_counter()
             rows.append(steady_row({**point, "model": model}))
-            assert time.process_time() - start < 60
+            assert time.perf_counter() - start < 60
     even_fock, even_b, odd_fock, odd_b = rows
     assert even_fock["top_fock"] < 1e-6 and even_b["top_fock"] < 1e-7
     assert even_fock["Sy2"] == pytest.approx(even_b["Sy2"], rel=1e-3)
