@@ -245,6 +245,29 @@ def test_steady_out_on_a_directory_is_refused(tmp_path, capsys):
     assert "is a directory" in err and "Errno" not in err
 
 
+@pytest.mark.parametrize("model, why", [
+    ("{Gamma: 0, groups: [{N: 2, delta: 0.3}, {N: 2}]}", "dissipation"),
+    ("{groups: [{N: 2}, {N: 2}]}", "not unique")])  # a steady state in every block of total J
+def test_steady_of_classes_without_a_unique_state_is_one_line(tmp_path, capsys, model, why):
+    path = tmp_path / "s.yaml"
+    path.write_text(f"model: {model}\ntime: {{t_end: 1}}\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert cli.main(["steady", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "model" in err and why in err
+
+
+def test_a_sweep_over_classes_prints_its_values(tmp_path, capsys):
+    path = tmp_path / "s.yaml"
+    path.write_text("model: {groups: [{N: 2, delta: 0.3}, {N: 2}]}\n"
+                    "time: {t_end: 0.5, n_samples: 3}\nrun: {trajectories: 2}\n"
+                    "sweep: {model.groups: [[{N: 2, delta: 0.1}, {N: 2}], [{N: 3}, {N: 1}]]}\n")
+    assert cli.main(["run", str(path), "--out", str(tmp_path / "run"), "--threads", "1"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert any("[{" in line and "N: 3" in line for line in table)
+
+
 # ---------------------------------------------------------------- end to end fuzz
 
 SMALL = st.sampled_from([0, 1e-300, 1e-3, 0.3, 1.0, 2.5, 5.0])
@@ -273,8 +296,18 @@ HYBRID = st.fixed_dictionaries({"kind": st.just("hybrid"), "N": st.integers(1, 4
                                          "cavity_basis": st.sampled_from(["fock",
                                                                           "reservoir"]),
                                          "n_max": st.sampled_from(["auto", 1, 6])})
+CLASS = st.fixed_dictionaries({"N": st.integers(1, 3)}, optional={
+    "delta": st.sampled_from([0.0, 1e-300, 0.3, -2.0]), "weight": st.sampled_from([0.5, 1, 3])})
+GROUPED = st.fixed_dictionaries({"groups": st.lists(CLASS, min_size=1, max_size=3)}, optional={
+    "r": SMALL, "Gamma": st.sampled_from([0.0, 1.0]), "gamma_coll": SMALL})
+BROADENED = st.fixed_dictionaries({
+    "N": st.sampled_from([2, 4, 6]),
+    "broadening": st.fixed_dictionaries({
+        "distribution": st.sampled_from(["gaussian", "lorentzian", "uniform"]),
+        "width": st.sampled_from([0.0, 1e-300, 0.3, 30.0]), "groups": st.integers(1, 3)})},
+    optional={"r": SMALL, "Gamma": st.sampled_from([0.0, 1.0])})
 SCENARIOS = st.fixed_dictionaries({
-    "model": SPIN | HYBRID,
+    "model": SPIN | HYBRID | GROUPED | BROADENED,
     "time": st.fixed_dictionaries({"t_end": st.sampled_from([0.5, 2.0]),
                                    "n_samples": st.sampled_from([2, 11])}),
     "loss": st.fixed_dictionaries({}, optional={
@@ -300,8 +333,9 @@ def _one_line(status, err):
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(SCENARIOS)
 def test_fuzz_validate_run_report(capsys, scenario):
-    """validate -> a 2-trajectory run -> report on the newer keys: exit 0 or one line with exit
-    2, and no NaN in a summary (TRAJSIM_E2E_FUZZ_EXAMPLES=500 for a longer search)."""
+    """validate -> steady -> a 2-trajectory run -> report on the newer keys: exit 0 or one line
+    with exit 2, and no NaN in a summary (TRAJSIM_E2E_FUZZ_EXAMPLES=500 for a longer
+    search)."""
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # a user would see them: a bug here
         warnings.simplefilter("error", UserWarning)
@@ -312,6 +346,7 @@ def test_fuzz_validate_run_report(capsys, scenario):
         _one_line(status, capsys.readouterr().err)
         if status:
             return
+        _one_line(cli.main(["steady", str(path)]), capsys.readouterr().err)
         cost = sum(c["cpu_s"] for c in trajsim.load_scenario(str(path)).cost())
         assume(cost < 20)
         status = cli.main(["run", str(path), "--out", f"{tmp}/run", "--threads", "1"])

@@ -14,13 +14,14 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import eig, expm
-from scipy.sparse.linalg import eigs, expm_multiply, spsolve
+from scipy.sparse.linalg import MatrixRankWarning, eigs, expm_multiply, spsolve
 
 from . import dicke
 from .dicke import OBSERVABLES
@@ -352,13 +353,20 @@ def stationary_blocks(rates: Rates, N: int) -> dict[tuple[int, int], np.ndarray]
 def solve_with_trace(G: sp.spmatrix, diagonals: np.ndarray) -> np.ndarray:
     """x with G x = 0 and sum x[diagonals] = 1 (the trace): the first equation replaced by the
     trace, sparse LU.  Needs the vec entry 0 (rho[0, 0] of the first block) among the
-    diagonals, which makes the system regular for a unique steady state."""
+    diagonals, which makes the system regular for a unique steady state; an exactly singular
+    one (several steady states) raises ValueError."""
     G = G.tolil()
     G[0, :] = 0.0
     G[0, diagonals] = 1.0
     rhs = np.zeros(G.shape[0], complex)
     rhs[0] = 1.0
-    return spsolve(G.tocsc().astype(complex), rhs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MatrixRankWarning)
+        try:
+            return spsolve(G.tocsc().astype(complex), rhs)
+        except MatrixRankWarning:
+            raise ValueError("the steady state is not unique (the stationary equations are "
+                             "singular)") from None
 
 
 # ----------------------------------------------------------------------------- steady states

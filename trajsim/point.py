@@ -69,7 +69,7 @@ def shown(value) -> str:
     (``{distribution: gaussian, width: 0.3, groups: 2}``), a list in brackets."""
     if isinstance(value, Mapping):
         return "{" + ", ".join(f"{k}: {shown(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, np.ndarray)):  # a list read back from Parquet: an array
         return "[" + ", ".join(map(shown, value)) + "]"
     if isinstance(value, (bool, str)) or value is None:
         return str(value)
