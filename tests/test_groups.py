@@ -150,3 +150,48 @@ def grouped_ensemble(classes, rates, loss_rate, rho0, times):
             for name, O in ops.items():
                 out[name][t] += np.real(np.sum(rho.T * O.toarray()))
     return out
+
+
+@pytest.mark.parametrize("n, r, delta", [(3, 1.5, 0.4), (4, 2.5, 7.0), (10, -0.8, 0.05)])
+def test_the_pair_dark_state_is_the_dark_state_of_two_opposite_classes(n, r, delta):
+    classes = (Group(n, delta), Group(n, -delta))
+    dark = grp.dark_states(classes, r)
+    psi = grp.pair_dark_state(n, r)
+    assert dark.shape[1] == 1 and abs(np.vdot(dark[:, 0], psi)) == pytest.approx(1, abs=1e-12)
+    ops = grp.operators(classes, r)
+    assert np.abs(ops["Sigma"] @ psi).max() < 1e-12 and np.abs(ops["H"] @ psi).max() < 1e-12
+
+
+@pytest.mark.parametrize("n, M", [(2, 4), (3, 4), (1, 6)])
+def test_a_symmetric_cut_has_the_product_of_pairs_as_its_dark_state(n, M):
+    """Classes k and M - 1 - k at -+delta_k pair up: the dark state is their pairs' product."""
+    deltas = grp.broadening("gaussian", 2.0, M)
+    classes = tuple(Group(n, float(d)) for d in deltas)
+    dark = grp.dark_states(classes, 1.5)
+    product, axes = np.ones(()), []
+    for k in range(M // 2):
+        product = np.multiply.outer(product, grp.pair_dark_state(n, 1.5).reshape(n + 1, n + 1))
+        axes += [k, M - 1 - k]
+    product = product.transpose(np.argsort(axes)).ravel()
+    assert dark.shape[1] == 1
+    assert abs(np.vdot(dark[:, 0], product)) == pytest.approx(1, abs=1e-12)
+
+
+@pytest.mark.parametrize("distribution", ["gaussian", "uniform", "lorentzian"])
+@pytest.mark.parametrize("width", [1e-300, 1e-6, 0.3, 1e5])
+def test_broadening_puts_each_class_at_its_bins_mean(distribution, width):
+    """Bin i holds the quantiles p in [i/M, (i + 1)/M]: its mean M * integral of the quantile
+    function over them (the median p = (i + 1/2)/M for the Lorentzian), at any width."""
+    from scipy import integrate, stats
+    unit = {"gaussian": stats.norm(), "uniform": stats.uniform(-1, 2),
+            "lorentzian": stats.cauchy()}[distribution]
+    for M in range(1, 7):
+        if distribution == "lorentzian":
+            expected = unit.ppf((np.arange(M) + 0.5) / M)
+        else:
+            expected = [M * integrate.quad(unit.ppf, i / M, (i + 1) / M, epsabs=1e-13)[0]
+                        for i in range(M)]
+        deltas = grp.broadening(distribution, width, M)
+        np.testing.assert_allclose(deltas / width, expected, rtol=1e-9, atol=1e-9)
+        assert np.array_equal(deltas, -deltas[::-1])
+    assert not grp.broadening(distribution, 0.0, 3).any()

@@ -28,7 +28,7 @@ from .model import Rates
 from .squeezing import moments_from_columns, wineland_xi2
 
 __all__ = ["DISTRIBUTIONS", "Group", "broadening", "dark_states", "dimension", "embedded",
-           "liouvillian", "moments", "operators", "steady_state"]
+           "liouvillian", "moments", "operators", "pair_dark_state", "steady_state"]
 
 #: Inhomogeneous broadenings (``broadening``) and what their width is: the standard deviation,
 #: the half width at half maximum, the half width of the support.
@@ -48,19 +48,22 @@ class Group:
 def broadening(distribution: str, width: float, M: int) -> np.ndarray:
     """The detunings of M classes of equal size for a broadening of this width (DISTRIBUTIONS):
     the distribution cut into M bins of probability 1/M at its quantiles, each class at its
-    bin's mean (gaussian, uniform) or, as the Lorentzian's outer bins have no mean, its bin's
-    median.  Symmetric about 0 by construction."""
+    bin's mean or, as the Lorentzian's outer bins have no mean, its bin's median.  In closed
+    form at unit width, then scaled: Gaussian M (phi(z_i) - phi(z_i+1)) between the quantiles
+    z_i = Phi^-1(i/M), uniform the bins' midpoints, Lorentzian tan(pi ((i + 1/2)/M - 1/2)).
+    Symmetric about 0 by construction."""
     from scipy import stats
-    if distribution == "lorentzian":
-        return width * stats.cauchy.ppf((np.arange(M) + 0.5) / M)
-    dist = stats.norm(scale=width) if distribution == "gaussian" else \
-        stats.uniform(loc=-width, scale=2 * width)
+    i = np.arange(M)
     if width == 0:
         return np.zeros(M)
-    edges = dist.ppf(np.arange(M + 1) / M)
-    means = [M * dist.expect(lambda x: x, lb=a, ub=b) for a, b in zip(edges[:-1], edges[1:])]
-    means = np.array(means)
-    return (means - means[::-1]) / 2  # exactly antisymmetric
+    if distribution == "lorentzian":
+        unit = stats.cauchy.ppf((i + 0.5) / M)
+    elif distribution == "gaussian":
+        density = stats.norm.pdf(stats.norm.ppf(np.arange(M + 1) / M))  # 0 at -inf and inf
+        unit = M * (density[:-1] - density[1:])
+    else:
+        unit = (2 * i + 1) / M - 1.0
+    return width * (unit - unit[::-1]) / 2  # exactly antisymmetric
 
 
 def dimension(groups: tuple[Group, ...]) -> int:
@@ -145,6 +148,22 @@ def dark_states(groups: tuple[Group, ...], r: float) -> np.ndarray:
     else:
         values, vectors = eigsh(K, k=4, sigma=-1.0, which="LM")
     return vectors[:, values < DARK_TOL * scale]
+
+
+def pair_dark_state(n: int, r: float) -> np.ndarray:
+    """The dark state of two classes of n spins at opposite detunings +-delta and equal weights,
+    on V_{n/2} ⊗ V_{n/2} (class 0 the slower index): a two-mode squeezed state of the classes,
+
+        psi = sum_k tanh(r)^k |k>|k> / norm     (Dicke index k = j + m in each class),
+
+    for every delta.  (S_z^(1) - S_z^(2)) psi = 0, and Sigma psi = 0 term by term: on
+    |k-1>|k> cosh r <k-1|S-|k> c_k = sinh r <k|S+|k-1> c_{k-1}, the two matrix elements equal.
+    A broadening cut symmetrically into an even number of classes has the product of such pairs
+    (class k with class M - 1 - k) as its dark state (tests/test_groups.py)."""
+    c = np.tanh(r) ** np.arange(n + 1, dtype=float)
+    psi = np.zeros((n + 1, n + 1))
+    psi[np.diag_indices(n + 1)] = c / np.linalg.norm(c)
+    return psi.ravel()
 
 
 #: Eigenvalues of Sigma^dag Sigma + H^2 below this (relative) are dark (``dark_states``).
