@@ -76,6 +76,27 @@ def test_load_scenario_takes_overrides_in_every_form():
 def test_open_run_refuses_what_is_not_a_run(tmp_path):
     with pytest.raises(trajsim.TrajsimError, match="not a trajsim run directory"):
         trajsim.open_run(tmp_path)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(trajsim.TrajsimError, match="not a trajsim run directory"):
+        trajsim.open_run(tmp_path / "file")
+
+
+def test_numpy_values_read_as_the_numbers_they_hold():
+    """A notebook's np.int64, np.float32, 0-d arrays and np.linspace sweeps are numbers and
+    lists; the scenario is the one written with Python's own."""
+    written = {**SCENARIO, "model": {"N": np.int64(6), "r": np.float64(0.9),
+                                     "gamma_coll": np.array(0.1)},
+               "sweep": {"model.N": np.arange(6, 8)}}
+    by_numpy = trajsim.load_scenario(written, {"time.t_end": np.float32(1.5)})
+    assert by_numpy.hash() == trajsim.load_scenario(SCENARIO).hash()
+    with pytest.raises(trajsim.TrajsimError, match="model.r"):
+        trajsim.load_scenario({**SCENARIO, "model": {"N": 6, "r": np.array([1.0, 2.0])}})
+
+
+@pytest.mark.parametrize("threads", [0, -2, 1.5, True, "2"])
+def test_bad_thread_counts_are_refused(threads):
+    with pytest.raises(trajsim.TrajsimError, match="threads"):
+        trajsim.run(SCENARIO, threads=threads)
 
 
 def _content_digest(df: pd.DataFrame) -> str:

@@ -11,7 +11,10 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+import numpy as np
+
 from . import scenario
+from .errors import TrajsimError
 from .results import RunResult
 from .scenario import Scenario
 
@@ -22,7 +25,8 @@ def load_scenario(source, overrides: Mapping | Iterable | None = None) -> Scenar
     Parameters
     ----------
     source : str, Path, dict or Scenario
-        A scenario YAML file, the same content as a mapping, or a loaded scenario.
+        A scenario YAML file, the same content as a mapping (NumPy numbers and arrays in it,
+        or in ``overrides``, read as the numbers and lists they hold), or a loaded scenario.
     overrides : mapping or iterable, optional
         Values to change, as ``{"model.r": 2.0, "sweep.model.N": [40, 41]}``, ``(key, value)``
         pairs, ``"key=value"`` strings (the command line's ``--set``) or one such string. A value for a swept key
@@ -66,7 +70,7 @@ def run(source, out=None, *, trajectories: int | None = None, seed: int | None =
     trajectories, seed : int, optional
         Override ``run.trajectories`` and ``run.seed``.
     threads : int, optional
-        Worker threads (default: every core). Under mpirun each rank uses one.
+        Worker threads, >= 1 (default: every core). Under mpirun each rank uses one.
     resume : bool
         Continue the run in ``out``: finished work units are kept, missing or damaged ones
         computed.
@@ -86,6 +90,11 @@ def run(source, out=None, *, trajectories: int | None = None, seed: int | None =
     trajsim.TrajsimError
         Bad input, or an output directory that cannot take this run.
     """
+    whole = isinstance(threads, int | np.integer) and not isinstance(threads, bool)
+    if threads is not None and not (whole and threads >= 1):
+        raise TrajsimError(f"threads: {threads!r} is not allowed; give a whole number >= 1 "
+                           "(or None: every core)")
+    threads = None if threads is None else int(threads)
     extra = dict(overrides.items() if isinstance(overrides, Mapping) else
                  (scenario.parse_override(o) if isinstance(o, str) else o for o in overrides or ()))
     if trajectories is not None:

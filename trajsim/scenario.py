@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 import yaml
 
 from . import engines, groups, hybrid
@@ -762,7 +763,7 @@ def parse_override(text: str) -> tuple[str, object]:
 def load(source, overrides=()) -> Scenario:
     """Read, override, validate and resolve a scenario: a YAML file's path, or a mapping."""
     if isinstance(source, dict):
-        raw, name = copy.deepcopy(source), "scenario"
+        raw, name = plain(source), "scenario"
     else:
         path = Path(source)
         if not path.exists():
@@ -783,5 +784,20 @@ def load(source, overrides=()) -> Scenario:
         if not isinstance(raw, dict):
             raise ScenarioError(f"{path}: expected a YAML mapping with model:, time:, ... sections")
     for key, value in overrides:
-        override(raw, key, value)
+        override(raw, key, plain(value))
     return resolve(raw, name=name)
+
+
+def plain(node, depth: int = 0):
+    """A copy of a scenario written in Python, NumPy's scalars and arrays (a notebook's
+    ``np.int64(40)``, ``np.linspace(...)``) as the numbers and lists they hold; other values are
+    left for ``_check_tree`` to judge."""
+    if depth > MAX_DEPTH:
+        raise ScenarioError(f"scenario: nested too deeply (at most {MAX_DEPTH} levels)")
+    if isinstance(node, np.ndarray | np.generic):
+        node = node.tolist()
+    if isinstance(node, dict):
+        return {key: plain(value, depth + 1) for key, value in node.items()}
+    if isinstance(node, list | tuple):
+        return [plain(value, depth + 1) for value in node]
+    return copy.deepcopy(node)

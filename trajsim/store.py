@@ -185,8 +185,9 @@ class RunDirectory:
         """The manifest, checked to be one trajsim wrote, or a one-line RunDirectoryError."""
         try:
             manifest = json.loads(self.manifest_path.read_text())
-        except FileNotFoundError:
-            raise RunDirectoryError(f"{self.path}: no {MANIFEST}; not a trajsim run directory") from None
+        except (FileNotFoundError, NotADirectoryError):
+            raise RunDirectoryError(f"{self.path}: no {MANIFEST}; not a trajsim run "
+                                    "directory") from None
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise RunDirectoryError(f"{self.manifest_path}: damaged (not JSON); the run cannot be "
                                     "identified, so it cannot be resumed or reported") from None
