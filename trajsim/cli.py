@@ -182,8 +182,9 @@ def _steady(args) -> int:
                                     "file; give a file name for the table, e.g. steady.csv")
         existing = [str(t) for t in targets if t.exists()]
         if existing and not args.force:
-            raise RunDirectoryError(f"--out {csv}: {', '.join(existing)} already exist; add "
-                                    "--force to replace them, or choose another name")
+            verb = "exists" if len(existing) == 1 else "exist"
+            raise RunDirectoryError(f"--out {csv}: {' and '.join(existing)} already {verb}; add "
+                                    "--force to replace, or choose another name")
     table = steady_table(_load(args), gaps=args.gap, progress=os.isatty(2))
     print(table.to_string(index=False, float_format=lambda x: f"{x:.6g}"))
     if targets:
