@@ -2,12 +2,23 @@
 steady-state contrast <Sy^2>_odd / <Sy^2>_even and the even xi^2 against the width of a
 Gaussian broadening cut into M equal classes (``model.broadening``), at r = 2.5.
 
-Even N: the pure dark state of the classes (``groups.dark_states``: Sigma psi = 0 = H psi,
-unique for a symmetric cut), exact.  Odd N (one spin lost from the first class, so N/M - 1
-there): the exact steady state (``groups.steady_state``, sparse LU) and the slowest relaxation
-rate towards it (the Liouvillian's gap, shift-invert Arnoldi) up to ODD_EXACT_MAX product states;
-beyond that left out: trajectory time averages are not the steady state, which a broadened odd
-ensemble approaches at rates of ~0.01 Gamma (docs/validation.md).
+Even N: the pure dark state of the classes (Sigma psi = 0 = H psi, unique for a symmetric cut),
+exact: the product of M/2 two-mode squeezed pairs (``groups.pair_dark_state``: class k with
+class M - 1 - k), so <Sy^2> is M/2 times a pair's and xi2 a pair's; checked against the null
+space of Sigma^dag Sigma + H^2 (``groups.dark_states``) up to DARK_CHECK_MAX product states.
+Odd N (one spin lost from the first class, so N/M - 1 there): the exact steady state
+(``groups.steady_state``, sparse LU) and the slowest relaxation rate towards it (the
+Liouvillian's gap, shift-invert Arnoldi) up to ODD_EXACT_MAX product states.  Beyond that, for
+M = 2 at the widths of ODD_TRAJECTORY_CASES (where the gap is ~0.1 Gamma or more, so a burn-in of
+ODD_BURN forgets the start), from trajectories: ODD_TRAJECTORIES of them from all spins down,
+each time-averaged over [ODD_BURN, ODD_T_END], the standard error from the spread of those
+per-trajectory means; the same estimator runs at N = 15, where the exact state is known.  (At
+small widths the gap is ~w^2 and no such average is the steady state: docs/validation.md.)
+
+Wide broadenings decouple the pairs (their dissipators oscillate at different frequencies: the
+secular limit, corrections ~ width^-2, tests/test_groups.py): the odd state is then the broken
+pair's (n - 1 + n spins at the outer detunings) beside M/2 - 1 dark pairs, which gives the
+contrast of M = 4 and 8 at N = 40 in that limit (WIDE_SIZES at WIDE_WIDTH).
 
 Then detection from the S_y record against the width: scenarios/broadened_parity_sensing.yaml
 (the quick start, 24 spins in two classes, r = 1.5, one loss at t = 4/Gamma, weak readout
@@ -15,7 +26,8 @@ sigma = 1 every 0.25/Gamma; a projective readout would tell the parity from the 
 outcomes alone, half-integer for odd N, whatever the state), its threshold and CUSUM at their
 operating points and at a false-alarm rate <= FALSE_ALARM_RATE.
 
-Outputs docs/figures/grouped_broadening.png, .csv and _detection.csv.
+Outputs docs/figures/grouped_broadening.png, .csv, _odd_trajectories.csv, _wide.csv and
+_detection.csv.
     python analysis/grouped_broadening.py [--replot: from the CSVs]
 """
 
@@ -42,10 +54,18 @@ OUT = ROOT / "analysis" / "output" / "grouped_broadening"
 
 R = 2.5
 #: (N, M): 8 spins in 2, 4 and 8 classes (M = 8: every spin its own), 12 in 2 and 4, 16 in 2,
-#: and two classes of 20 (the paper's N = 40); the odd state where it has <= ODD_EXACT_MAX.
-SIZES = ((8, 2), (8, 4), (8, 8), (12, 2), (12, 4), (16, 2), (40, 2))
+#: and the paper's N = 40 in 2, 4 and 8 classes; the odd state where it has <= ODD_EXACT_MAX.
+SIZES = ((8, 2), (8, 4), (8, 8), (12, 2), (12, 4), (16, 2), (40, 2), (40, 4), (40, 8))
+DARK_CHECK_MAX = 20_000
 WIDTHS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 ODD_EXACT_MAX = 150
+#: The trajectory estimate of odd steady states (module docstring): (N, width) pairs, N even
+#: (one spin fewer is run), M = 2.
+ODD_TRAJECTORY_CASES = ((16, 10.0), (16, 30.0), (40, 3.0), (40, 10.0), (40, 30.0))
+ODD_TRAJECTORIES, ODD_BURN, ODD_T_END = 64, 50.0, 250.0
+#: The secular limit (module docstring): (N, M) and the width it is evaluated at.
+WIDE_SIZES = ((8, 4), (8, 8), (40, 4), (40, 8))
+WIDE_WIDTH = 300.0
 #: Widths of the detection runs, and the false-alarm rate (per 1/Gamma) compared at.
 DETECTION_WIDTHS = (0.0, 0.3, 1.0, 3.0, 10.0, 30.0)
 FALSE_ALARM_RATE = 0.02
@@ -72,6 +92,25 @@ def pure_moments(psi: np.ndarray, cl) -> dict:
                                                           second))}
 
 
+def even_dark(N: int, M: int, width: float) -> dict:
+    """<Sy^2>, xi2 of the even dark state: M/2 identical pairs (module docstring), each with
+    <S_y> = 0, so the variances add and the mean spins too; checked against
+    ``groups.dark_states`` where that runs."""
+    n = N // M
+    pair = pure_moments(groups.pair_dark_state(n, R), (groups.Group(n, 1.0),
+                                                         groups.Group(n, -1.0)))
+    even = {"Sy2": M / 2 * pair["Sy2"], "xi2": pair["xi2"]}
+    cl = classes(N, M, width)
+    if groups.dimension(cl) <= DARK_CHECK_MAX:
+        dark = groups.dark_states(cl, R)
+        if dark.shape[1] != 1:
+            raise RuntimeError(f"{N}, {M}, {width}: {dark.shape[1]} dark states")
+        direct = pure_moments(dark[:, 0], cl)
+        if not all(np.isclose(direct[k], even[k], rtol=1e-8, atol=0) for k in even):
+            raise RuntimeError(f"{N}, {M}, {width}: the dark state is not the pairs' product")
+    return even
+
+
 def odd_steady(cl) -> tuple[float, float]:
     """(<Sy^2>, slowest relaxation rate) of the odd ensemble's exact steady state, or NaNs
     beyond ODD_EXACT_MAX states.  The rate: minus the real part of the Liouvillian's eigenvalue
@@ -94,11 +133,7 @@ def table() -> pd.DataFrame:
         symmetric = (exact.steady_observables(N, R)["Sy2"],
                      exact.steady_observables(N - 1, R)["Sy2"])
         for width in WIDTHS:
-            even_classes = classes(N, M, width)
-            dark = groups.dark_states(even_classes, R)
-            if dark.shape[1] != 1:
-                raise RuntimeError(f"{N}, {M}, {width}: {dark.shape[1]} dark states")
-            even = pure_moments(dark[:, 0], even_classes)
+            even = even_dark(N, M, width)
             odd, gap = odd_steady(classes(N, M, width, lost=1))
             rows.append({"N": N, "M": M, "width": width, "width_per_NGamma": width / N,
                          "Sy2_even": even["Sy2"], "xi2_even": even["xi2"], "Sy2_odd": odd,
@@ -107,6 +142,44 @@ def table() -> pd.DataFrame:
                          "contrast_symmetric": symmetric[1] / symmetric[0],
                          "xi2_even_symmetric": exact.steady_observables(N, R)["xi2"]})
             print(rows[-1], flush=True)
+    return pd.DataFrame(rows)
+
+
+def odd_by_trajectories() -> pd.DataFrame:
+    """<Sy^2> of the odd (N - 1) ensemble in two classes as the mean of ODD_TRAJECTORIES
+    trajectories' time averages over [ODD_BURN, ODD_T_END], with its standard error; beside it
+    the exact steady state where ``odd_steady`` has it."""
+    rows = []
+    for N, width in ODD_TRAJECTORY_CASES:
+        cl = classes(N, 2, width, lost=1)
+        scenario = {"name": f"odd_{N - 1}_{width:g}", "model": {
+            "r": R, "groups": [{"N": g.N, "delta": g.delta} for g in cl]},
+            "time": {"t_end": ODD_T_END, "n_samples": int(2 * ODD_T_END) + 1},
+            "run": {"trajectories": ODD_TRAJECTORIES, "seed": 7, "store": "trajectories",
+                    "unit_size": 1}}
+        result = trajsim.run(scenario, OUT / scenario["name"], threads=1, resume=True)
+        traj = result.trajectories
+        means = traj[traj.t >= ODD_BURN].groupby("trajectory").Sy2.mean()
+        rows.append({"N": N - 1, "M": 2, "width": width, "Sy2_odd": means.mean(),
+                     "Sy2_odd_sem": means.sem(), "Sy2_odd_exact": odd_steady(cl)[0]})
+        print(rows[-1], flush=True)
+    return pd.DataFrame(rows)
+
+
+def wide_limit() -> pd.DataFrame:
+    """<Sy^2> of the odd ensemble (one spin lost from class 0) and the contrast in the secular
+    limit: the broken pair (classes 0 and M - 1, exact steady state) plus M/2 - 1 dark pairs;
+    the even state is M/2 dark pairs (``even_dark``)."""
+    rows = []
+    for N, M in WIDE_SIZES:
+        n, deltas = N // M, groups.broadening("gaussian", WIDE_WIDTH, M)
+        broken = (groups.Group(n - 1, deltas[0]), groups.Group(n, deltas[-1]))
+        pair = groups.moments(groups.steady_state(broken, Rates(r=R)), broken)["Sy2"]
+        even = even_dark(N, M, WIDE_WIDTH)["Sy2"]
+        odd = pair + (M / 2 - 1) * even / (M / 2)
+        rows.append({"N": N, "M": M, "width": WIDE_WIDTH, "Sy2_even": even, "Sy2_odd": odd,
+                     "contrast": odd / even})
+        print(rows[-1], flush=True)
     return pd.DataFrame(rows)
 
 
@@ -132,8 +205,19 @@ def detection_table() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def figure(data: pd.DataFrame, detection: pd.DataFrame) -> None:
+def figure(data: pd.DataFrame, odd: pd.DataFrame, wide: pd.DataFrame,
+           detection: pd.DataFrame) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    for N, rows in odd[odd.Sy2_odd_exact.isna()].groupby("N"):
+        even = data[(data.N == N + 1) & (data.M == 2)].Sy2_even.iloc[0]
+        axes[0].errorbar(rows.width, rows.Sy2_odd / even, yerr=rows.Sy2_odd_sem / even,
+                         fmt="D", color="k", capsize=2,
+                         label=f"N = {N + 1}, M = 2 (odd: trajectories)")
+        symmetric = data[(data.N == N + 1) & (data.M == 2)].contrast_symmetric.iloc[0]
+        axes[0].axhline(symmetric, color="k", ls=":", lw=0.8)
+    for (N, M), rows in wide[wide.N >= 40].groupby(["N", "M"]):
+        axes[0].plot(rows.width, rows.contrast, "*", ms=9,
+                     label=f"N = {N}, M = {M} (wide limit)")
     for (N, M), rows in data.groupby(["N", "M"]):
         N, M = int(N), int(M)
         line, = axes[1].plot(rows.width, rows.Sy2_even, "s--", mfc="none",
@@ -148,7 +232,9 @@ def figure(data: pd.DataFrame, detection: pd.DataFrame) -> None:
     axes[0].set(xscale="log", yscale="log", xlabel="Gaussian width (Γ)",
                 ylabel="⟨Sy²⟩_odd / ⟨Sy²⟩_even")
     axes[1].set(xscale="log", yscale="log", xlabel="Gaussian width (Γ)", ylabel="steady ⟨Sy²⟩")
-    axes[0].legend(fontsize=7, title="dotted: no broadening", title_fontsize=7)
+    axes[0].set_ylim(top=3e4)  # room above the data for the legend
+    axes[0].legend(fontsize=6, ncol=2, loc="upper center", title="dotted: no broadening",
+                   title_fontsize=6)
     axes[1].set_ylim(top=3e3)  # room above the data for the legend
     axes[1].legend(fontsize=6, ncol=3, loc="upper center")
     shown = detection[detection.width > 0]
@@ -163,16 +249,20 @@ def figure(data: pd.DataFrame, detection: pd.DataFrame) -> None:
     axes[2].set(xscale="log", ylim=(0, 1.02), xlabel="Gaussian width (Γ), N = 24, M = 2",
                 ylabel="detection probability (weak record, σ = 1)")
     axes[2].legend(fontsize=6, title="dotted: width 0", title_fontsize=6)
-    save(fig, "grouped_broadening", csv=data, detection=detection)
+    save(fig, "grouped_broadening", csv=data, detection=detection, odd_trajectories=odd,
+         wide=wide)
 
 
 def main() -> None:
     if "--replot" in sys.argv:
         data = pd.read_csv(FIGURES / "grouped_broadening.csv")
+        odd = pd.read_csv(FIGURES / "grouped_broadening_odd_trajectories.csv")
+        wide = pd.read_csv(FIGURES / "grouped_broadening_wide.csv")
         detection = pd.read_csv(FIGURES / "grouped_broadening_detection.csv")
     else:
-        data, detection = table(), detection_table()
-    figure(data, detection)
+        data, odd, wide = table(), odd_by_trajectories(), wide_limit()
+        detection = detection_table()
+    figure(data, odd, wide, detection)
 
 
 if __name__ == "__main__":

@@ -195,3 +195,29 @@ def test_broadening_puts_each_class_at_its_bins_mean(distribution, width):
         np.testing.assert_allclose(deltas / width, expected, rtol=1e-9, atol=1e-9)
         assert np.array_equal(deltas, -deltas[::-1])
     assert not grp.broadening(distribution, 0.0, 3).any()
+
+
+@pytest.mark.parametrize("r", [0.5, 1.5, 2.5])
+def test_one_spin_per_class_squeezes_like_weak_dephasing(r):
+    """M = N classes: pairs (|down down> + tanh r |up up>)/norm, whose xi2 is (1 + e^{-4r})/2,
+    the weak-dephasing steady state's (docs/validation.md), and <Sy^2> = (1 - tanh 2r)/2."""
+    moments = grp.moments(np.outer(*[grp.pair_dark_state(1, r)] * 2),
+                          (Group(1, 0.5), Group(1, -0.5)))
+    assert moments["xi2"] == pytest.approx((1 + np.exp(-4 * r)) / 2, rel=1e-12)
+    assert moments["Sy2"] == pytest.approx((1 - np.tanh(2 * r)) / 2, rel=1e-12)
+
+
+@pytest.mark.parametrize("width, tol", [(100.0, 1e-3), (1000.0, 1e-5)])
+def test_wide_broadening_splits_the_odd_state_into_pairs(width, tol):
+    """Far apart in frequency, the pairs' dissipators decouple (secular limit, corrections ~
+    width^-2): the odd state of 1 + 2 + 2 + 2 spins has the <Sy^2> of the broken pair (1, 2)
+    plus that of a dark pair of 2 + 2 (docs/validation.md)."""
+    r, deltas = 2.5, grp.broadening("gaussian", width, 4)
+    classes = tuple(Group(n, float(d)) for n, d in zip((1, 2, 2, 2), deltas))
+    full = grp.moments(grp.steady_state(classes, Rates(r=r)), classes)["Sy2"]
+    broken = (Group(1, deltas[0]), Group(2, deltas[3]))
+    dark = np.outer(*[grp.pair_dark_state(2, r)] * 2)
+    pairs = (grp.moments(grp.steady_state(broken, Rates(r=r)), broken)["Sy2"]
+             + grp.moments(dark, (Group(2, 1.0), Group(2, -1.0)))["Sy2"])
+    assert full == pytest.approx(pairs, rel=tol)
+    assert abs(full / pairs - 1) > tol / 100  # a limit, not an identity at this width

@@ -104,8 +104,8 @@ def steady_row(point: dict, gaps: bool = False) -> dict:
     N, r, Gamma = m["N"], m["r"], m["Gamma"]
     local = m["gamma_phi"] > 0 or m["gamma_rel"] > 0
     if not (Gamma > 0 or m["gamma_coll"] > 0 or local):
-        raise ScenarioError("model: without dissipation (Gamma, gamma_coll, gamma_phi and gamma_rel "
-                         "all 0) there is no unique steady state; switch one rate on")
+        raise ScenarioError("model: without dissipation (Gamma, gamma_coll, gamma_phi and "
+                            "gamma_rel all 0) there is no unique steady state; switch one rate on")
     if "groups" in m:
         return grouped_row(point)
     if local or m["gamma_coll"] > 0 or m["chi"] != 0 or Gamma == 0:
