@@ -247,8 +247,10 @@ def test_steady_out_on_a_directory_is_refused(tmp_path, capsys):
 
 @pytest.mark.parametrize("model, why", [
     ("{Gamma: 0, groups: [{N: 2, delta: 0.3}, {N: 2}]}", "dissipation"),
-    ("{groups: [{N: 2}, {N: 2}]}", "not unique")])  # a steady state in every block of total J
-def test_steady_of_classes_without_a_unique_state_is_one_line(tmp_path, capsys, model, why):
+    ("{groups: [{N: 2}, {N: 2}]}", "not unique"),  # a steady state in every block of total J
+    ("{N: 1, Gamma: 0, gamma_phi: 1e-300}", "gamma_phi"),  # the LU is singular
+    ("{N: 2, Gamma: 0, gamma_phi: 1.0}", "gamma_phi")])  # the LU returned one of many
+def test_steady_without_a_unique_state_is_one_line(tmp_path, capsys, model, why):
     path = tmp_path / "s.yaml"
     path.write_text(f"model: {model}\ntime: {{t_end: 1}}\n")
     with warnings.catch_warnings():

@@ -350,11 +350,15 @@ def stationary_blocks(rates: Rates, N: int) -> dict[tuple[int, int], np.ndarray]
     return layout.split(solve_with_trace(stationary_generator(rates, N)[1], diagonals))
 
 
+class NotUnique(ValueError):
+    """The stationary equations are singular: there are several steady states."""
+
+
 def solve_with_trace(G: sp.spmatrix, diagonals: np.ndarray) -> np.ndarray:
     """x with G x = 0 and sum x[diagonals] = 1 (the trace): the first equation replaced by the
     trace, sparse LU.  Needs the vec entry 0 (rho[0, 0] of the first block) among the
     diagonals, which makes the system regular for a unique steady state; an exactly singular
-    one (several steady states) raises ValueError."""
+    one (several steady states) raises NotUnique."""
     G = G.tolil()
     G[0, :] = 0.0
     G[0, diagonals] = 1.0
@@ -365,8 +369,8 @@ def solve_with_trace(G: sp.spmatrix, diagonals: np.ndarray) -> np.ndarray:
         try:
             return spsolve(G.tocsc().astype(complex), rhs)
         except MatrixRankWarning:
-            raise ValueError("the steady state is not unique (the stationary equations are "
-                             "singular)") from None
+            raise NotUnique("the steady state is not unique (the stationary equations are "
+                            "singular)") from None
 
 
 # ----------------------------------------------------------------------------- steady states

@@ -106,13 +106,20 @@ def steady_row(point: dict, gaps: bool = False) -> dict:
     if not (Gamma > 0 or m["gamma_coll"] > 0 or local):
         raise ScenarioError("model: without dissipation (Gamma, gamma_coll, gamma_phi and "
                             "gamma_rel all 0) there is no unique steady state; switch one rate on")
+    if not (Gamma > 0 or m["gamma_coll"] > 0 or m["gamma_rel"] > 0):
+        raise ScenarioError("model.gamma_phi: dephasing alone leaves every state diagonal in "
+                            "S_z stationary, so there is no unique steady state; switch on "
+                            "Gamma, gamma_coll or gamma_rel")
     if "groups" in m:
         return grouped_row(point)
     if local or m["gamma_coll"] > 0 or m["chi"] != 0 or Gamma == 0:
         if local and N > LOCAL_MAX_N:
             raise ScenarioError(f"model.N: the exact Eq. (11) stationary state is limited to "
                              f"N <= {LOCAL_MAX_N} (its size grows as N^4)")
-        o = exact.stationary_observables(Rates.of(m), N)
+        try:
+            o = exact.stationary_observables(Rates.of(m), N)
+        except exact.NotUnique as err:
+            raise ScenarioError(f"model: {err}") from None
         purity = jump_rate = np.nan
     else:
         o = exact.steady_observables(N, r)
