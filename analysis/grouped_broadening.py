@@ -34,6 +34,7 @@ _detection.csv.
 from __future__ import annotations
 
 import sys
+from functools import cache
 from pathlib import Path
 
 import matplotlib
@@ -92,13 +93,18 @@ def pure_moments(psi: np.ndarray, cl) -> dict:
                                                           second))}
 
 
+@cache
+def dark_pair(n: int) -> dict:
+    """<Sy^2>, xi2 of one dark pair of n + n spins (``groups.pair_dark_state``)."""
+    return pure_moments(groups.pair_dark_state(n, R), (groups.Group(n, 1.0),
+                                                         groups.Group(n, -1.0)))
+
+
 def even_dark(N: int, M: int, width: float) -> dict:
     """<Sy^2>, xi2 of the even dark state: M/2 identical pairs (module docstring), each with
     <S_y> = 0, so the variances add and the mean spins too; checked against
     ``groups.dark_states`` where that runs."""
-    n = N // M
-    pair = pure_moments(groups.pair_dark_state(n, R), (groups.Group(n, 1.0),
-                                                         groups.Group(n, -1.0)))
+    pair = dark_pair(N // M)
     even = {"Sy2": M / 2 * pair["Sy2"], "xi2": pair["xi2"]}
     cl = classes(N, M, width)
     if groups.dimension(cl) <= DARK_CHECK_MAX:
@@ -169,14 +175,14 @@ def odd_by_trajectories() -> pd.DataFrame:
 def wide_limit() -> pd.DataFrame:
     """<Sy^2> of the odd ensemble (one spin lost from class 0) and the contrast in the secular
     limit: the broken pair (classes 0 and M - 1, exact steady state) plus M/2 - 1 dark pairs;
-    the even state is M/2 dark pairs (``even_dark``)."""
+    the even state is M/2 of them (``dark_pair``)."""
     rows = []
     for N, M in WIDE_SIZES:
         n, deltas = N // M, groups.broadening("gaussian", WIDE_WIDTH, M)
         broken = (groups.Group(n - 1, deltas[0]), groups.Group(n, deltas[-1]))
-        pair = groups.moments(groups.steady_state(broken, Rates(r=R)), broken)["Sy2"]
-        even = even_dark(N, M, WIDE_WIDTH)["Sy2"]
-        odd = pair + (M / 2 - 1) * even / (M / 2)
+        odd = (groups.moments(groups.steady_state(broken, Rates(r=R)), broken)["Sy2"]
+               + (M / 2 - 1) * dark_pair(n)["Sy2"])
+        even = M / 2 * dark_pair(n)["Sy2"]
         rows.append({"N": N, "M": M, "width": WIDE_WIDTH, "Sy2_even": even, "Sy2_odd": odd,
                      "contrast": odd / even})
         print(rows[-1], flush=True)

@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import dicke
-from .exact import solve_with_trace
+from .exact import NotUnique, solve_with_trace
 from .model import Rates
 from .squeezing import moments_from_columns, wineland_xi2
 
@@ -116,8 +116,8 @@ def steady_state(groups: tuple[Group, ...], rates: Rates) -> np.ndarray:
     one equation replaced by Tr rho = 1 (sparse LU).  It need not be unique: identical classes
     have one in every block of total J, and unequal weights without detunings leave several
     dark states (Sigma has a 3-dimensional kernel for 6 + 6 spins at w = 1, 0.5); a solution
-    that is not a density matrix (not Hermitian, or an eigenvalue below -1e-9, to 1e-9) raises
-    ValueError."""
+    that is not a density matrix (not Hermitian, or an eigenvalue below -1e-9, to 1e-9), or an
+    exactly singular solve, raises ``exact.NotUnique``."""
     dim = dimension(groups)
     two_m = (2 * operators(groups, 0.0)["Sz"].diagonal().real).round().astype(int)
     kept = np.flatnonzero(((two_m[:, None] - two_m[None, :]) % 4 == 0).ravel())
@@ -127,8 +127,8 @@ def steady_state(groups: tuple[Group, ...], rates: Rates) -> np.ndarray:
     rho = rho.reshape(dim, dim)
     if (np.abs(rho - rho.conj().T).max() > 1e-9
             or np.linalg.eigvalsh((rho + rho.conj().T) / 2).min() < -1e-9):
-        raise ValueError("groups.steady_state: the steady state is not unique (the solve gave "
-                         "a matrix that is not a density matrix)")
+        raise NotUnique("groups.steady_state: the steady state is not unique (the solve gave "
+                        "a matrix that is not a density matrix)")
     return rho
 
 

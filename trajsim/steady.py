@@ -44,7 +44,7 @@ def grouped_row(point: dict) -> dict:
                             "(trajsim run) instead")
     try:
         rho = groups.steady_state(classes, Rates.of(m))
-    except ValueError as err:
+    except exact.NotUnique as err:
         raise ScenarioError(f"model.groups: {err}") from None
     o = groups.moments(rho, classes)
     S2 = o["Sx2"] + o["Sy2"] + o["Sz2"]
@@ -103,13 +103,13 @@ def steady_row(point: dict, gaps: bool = False) -> dict:
         return hybrid_row(point)
     N, r, Gamma = m["N"], m["r"], m["Gamma"]
     local = m["gamma_phi"] > 0 or m["gamma_rel"] > 0
-    if not (Gamma > 0 or m["gamma_coll"] > 0 or local):
-        raise ScenarioError("model: without dissipation (Gamma, gamma_coll, gamma_phi and "
-                            "gamma_rel all 0) there is no unique steady state; switch one rate on")
-    if not (Gamma > 0 or m["gamma_coll"] > 0 or m["gamma_rel"] > 0):
-        raise ScenarioError("model.gamma_phi: dephasing alone leaves every state diagonal in "
-                            "S_z stationary, so there is no unique steady state; switch on "
-                            "Gamma, gamma_coll or gamma_rel")
+    if not (Gamma > 0 or m["gamma_coll"] > 0 or m["gamma_rel"] > 0):  # nothing relaxes
+        raise ScenarioError(
+            "model.gamma_phi: dephasing alone leaves every state diagonal in S_z stationary, so "
+            "there is no unique steady state; switch on Gamma, gamma_coll or gamma_rel"
+            if m["gamma_phi"] > 0 else
+            "model: without dissipation (Gamma, gamma_coll, gamma_phi and gamma_rel all 0) "
+            "there is no unique steady state; switch one rate on")
     if "groups" in m:
         return grouped_row(point)
     if local or m["gamma_coll"] > 0 or m["chi"] != 0 or Gamma == 0:
