@@ -111,9 +111,9 @@ def reach_row(N: int, n_max: int, n_traj: int) -> str:
     block = setup.block(N, N)
     x = np.zeros(d, complex)
     x[0] = 1.0
-    step = np.array([krylov.initial_step(block.anorm), 0.0])
-    block.advance_through(x, 0.0, 0.0, np.linspace(0.5, T_END, SAMPLES - 1), 0, SAMPLES - 1,
-                          step)
+    step = np.array([krylov.initial_step(block.generator.anorm), 0.0])
+    block.generator.advance_through(x, 0.0, 0.0, np.linspace(0.5, T_END, SAMPLES - 1), 0,
+                                    SAMPLES - 1, step)
     with open("/proc/self/status") as status:
         peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
     return (f"| {N} | {n_max} | {d} | {nnz} | {step[1]:.0f} | {per_trajectory:.3g} | "

@@ -21,9 +21,8 @@ def generator(classes, rates):
 
 
 def dense_A(block):
-    """A = -i H_eff of a block, from its diagonals (scipy's DIA layout)."""
-    d = block.data.shape[1]
-    return sp.dia_matrix((block.data, block.offsets), shape=(d, d)).toarray()
+    """A = -i H_eff of a block, dense."""
+    return block.generator.matrix().toarray()
 
 
 def propagate(A, e, psi, times, u):

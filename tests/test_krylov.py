@@ -19,15 +19,14 @@ STEPS_BOUND = 500
 def evolve(block, x, u, times, t=0.0):
     """advance_through from t with a fresh step size: (k, t, jumped, X, x after)."""
     x = x.astype(complex).copy()
-    step = np.array([krylov.initial_step(block.anorm), 0.0])
-    k, t, jumped, X = block.advance_through(x, t, u, np.asarray(times, float), 0, len(times), step)
+    step = np.array([krylov.initial_step(block.generator.anorm), 0.0])
+    k, t, jumped, X = block.generator.advance_through(x, t, u, np.asarray(times, float), 0, len(times), step)
     return k, t, jumped, X, x
 
 
 def generator_of(block):
     """The block's A, dense."""
-    n = block.data.shape[1]
-    return sp.dia_matrix((block.data, block.offsets), shape=(n, n)).toarray()
+    return block.generator.matrix().toarray()
 
 
 def random_block(seed, N=12, n_max=10):
@@ -45,7 +44,7 @@ def test_no_jump_evolution_is_expm_of_the_generator_at_every_stop(seed):
     within the stated tolerance, relative to ||x||."""
     block, rng = random_block(seed)
     A = generator_of(block)
-    assert block.data.shape[1] > 4 * krylov.KRYLOV_DIM  # the space does not close
+    assert block.generator.dim > 4 * krylov.KRYLOV_DIM  # the space does not close
     x = rng.normal(size=A.shape[0]) + 1j * rng.normal(size=A.shape[0])
     x /= np.linalg.norm(x)
     times = np.sort(rng.uniform(0, 6.0, 15))
@@ -65,6 +64,31 @@ def test_a_call_from_a_later_time_and_a_stop_at_that_time():
     k, t, jumped, X, _ = evolve(block, x, 1e-300, [2.0, 2.5], t=2.0)
     assert np.array_equal(X[0], x)
     assert np.linalg.norm(X[1] - expm(A * 0.5) @ x) < STEPS_BOUND * krylov.TOL
+
+
+@pytest.mark.parametrize("basis", ["fock", "reservoir"])
+def test_a_state_in_one_parity_sector_evolves_there(basis):
+    """H_eff keeps n + k even and odd apart (local rates, detuning and either cavity basis
+    included): a state in one sector is propagated in that half of the block, a state in both
+    in the whole one; each is expm(A t) x, zero outside its sector."""
+    rng = np.random.default_rng(5)
+    cavity = hybrid.Cavity(g=0.4, kappa_sqz=1.0, r=0.7, kappa_int=0.1, Delta_c=0.3, n_max=7,
+                           basis=basis)
+    block = build_block(9, 7, cavity, Rates(gamma_phi=0.2, gamma_rel=0.1))
+    A = generator_of(block)
+    n, k = np.divmod(np.arange(A.shape[0]), 8)
+    assert len(block.generator.sectors) == 2
+    for parity, (idx, sector) in enumerate(block.generator.sectors):
+        assert np.array_equal(idx, np.flatnonzero((n + k) % 2 == parity))
+        assert np.array_equal(sector.matrix().toarray(), A[np.ix_(idx, idx)])
+        x = np.zeros(A.shape[0], complex)
+        x[idx] = rng.normal(size=idx.size) + 1j * rng.normal(size=idx.size)
+        x /= np.linalg.norm(x)
+        times = [0.7, 3.0, 9.5]
+        _, _, _, X, _ = evolve(block, x, 1e-300, times)
+        for i, tau in enumerate(times):
+            assert np.linalg.norm(X[i] - expm(A * tau) @ x) < STEPS_BOUND * krylov.TOL
+            assert not X[i][(n + k) % 2 != parity].any()
 
 
 @pytest.mark.parametrize("u", [0.999, 0.5, 0.01])
@@ -109,15 +133,13 @@ def test_near_an_exceptional_point_in_a_large_sector():
     of order d; A + A^dag <= 0, so the norm never grows, as for any no-jump generator)."""
     d = 120
     A = sp.diags([np.full(d, -1.0 + 0.1j), np.full(d - 1, 1.0)], [0, -1], format="csr")
-    A = A.todia()
     x = np.zeros(d, complex)
     x[0] = 1.0
     step = np.array([krylov.initial_step(2.0), 0.0])
     times = np.array([1.0, 7.5, 30.0])
     y = x.copy()
-    k, t, jumped, X = krylov.advance_through(A.offsets.astype(np.int64),
-                                             A.data.astype(complex), 2.0, y, 0.0, 1e-300,
-                                             times, 0, 3, step)
+    k, t, jumped, X = krylov.Generator.of(A, anorm=2.0).advance_through(y, 0.0, 1e-300, times,
+                                                                        0, 3, step)
     for i, tau in enumerate(times):
         exact = expm(A.toarray() * tau) @ x
         assert np.linalg.norm(X[i] - exact) < STEPS_BOUND * krylov.TOL * np.linalg.norm(x)
@@ -126,6 +148,6 @@ def test_near_an_exceptional_point_in_a_large_sector():
 def test_a_state_that_is_not_finite_is_an_error_not_an_endless_loop():
     """NaN in the state: the step control gives up after MAX_REJECTIONS with an error."""
     block, _ = random_block(3)
-    x = np.full(block.data.shape[1], np.nan, complex)
+    x = np.full(block.generator.dim, np.nan, complex)
     with pytest.raises(FloatingPointError, match="no step size meets TOL"):
         evolve(block, x, 0.5, [1.0])

@@ -1,8 +1,9 @@
-"""Expectation values of banded operators in the reduced states of pure bipartite states.
+"""Expectation values of banded operators in the two reduced states of pure bipartite states.
 
-For psi[a, k] (a the traced factor) the reduced state is rho[k, l] = sum_a psi[a, k] psi[a, l]^*,
-and an operator O within ``band`` of the diagonal has Tr(rho O) = sum_{k, delta}
-rho[k, k + delta] O[k + delta, k]: only 2 band + 1 diagonals of rho are needed, O(d) per state.
+For psi[a, k] the reduced state of the second factor is rho[k, l] = sum_a psi[a, k] psi[a, l]^*
+and that of the first rho[a, b] = sum_k psi[a, k] psi[b, k]^*; an operator O within ``band`` of
+the diagonal has Tr(rho O) = sum_{k, delta} rho[k, k + delta] O[k + delta, k]: only 2 band + 1
+diagonals of rho are needed, O(d) per state.
 """
 
 from __future__ import annotations
@@ -13,19 +14,61 @@ import numpy as np
 from .kernels import FAST
 
 
+@nb.njit(cache=True, nogil=True)
+def _used(B):
+    """used[o, i]: diagonal i of operator o has an entry that is not zero."""
+    used = np.zeros(B.shape[:2], np.bool_)
+    for o in range(B.shape[0]):
+        for i in range(B.shape[1]):
+            for k in range(B.shape[2]):
+                if B[o, i, k] != 0:
+                    used[o, i] = True
+                    break
+    return used
+
+
 @nb.njit(cache=True, nogil=True, fastmath=FAST)
-def band_expectations(psis, B, out):
-    """out[s, o] = Re Tr(rho_s O_o) for psis[s, a, k] with B[o, band + delta, k] =
-    O_o[k + delta, k] (``engines.hybrid._bands``); sums in a fixed order."""
+def band_expectations(psis, B, C, out):
+    """out[s] = (Re Tr(rho_s O) for O in B, then for O in C) / ||psi_s||^2: rho_s the reduced
+    state of the second factor of psis[s, a, k] for B, of the first for C, with B[o, band +
+    delta, k] = O_o[k + delta, k] (``engines.hybrid._bands``); sums in a fixed order, the inner
+    loops over contiguous k."""
     band = (B.shape[1] - 1) // 2
-    dim = psis.shape[2]
+    size_a, size_k = psis.shape[1], psis.shape[2]
+    rho = np.empty(max(size_a, size_k), np.complex128)
+    used_b, used_c = _used(B), _used(C)
     for s in range(psis.shape[0]):
-        for o in range(B.shape[0]):
-            out[s, o] = 0.0
+        psi = psis[s]
+        norm = 0.0
+        for a in range(size_a):
+            for k in range(size_k):
+                norm += psi[a, k].real * psi[a, k].real + psi[a, k].imag * psi[a, k].imag
+        out[s, :] = 0.0
         for delta in range(-band, band + 1):
-            for k in range(max(0, -delta), min(dim, dim - delta)):
-                rho = 0j
-                for a in range(psis.shape[1]):
-                    rho += psis[s, a, k] * np.conj(psis[s, a, k + delta])
-                for o in range(B.shape[0]):
-                    out[s, o] += (rho * B[o, band + delta, k]).real
+            lo, hi = max(0, -delta), min(size_k, size_k - delta)
+            rho[lo:hi] = 0.0
+            for a in range(size_a):
+                for k in range(lo, hi):
+                    rho[k] += psi[a, k] * np.conj(psi[a, k + delta])
+            for o in range(B.shape[0]):
+                if not used_b[o, band + delta]:
+                    continue
+                total = 0.0
+                for k in range(lo, hi):
+                    total += (rho[k] * B[o, band + delta, k]).real
+                out[s, o] += total
+            lo, hi = max(0, -delta), min(size_a, size_a - delta)
+            for a in range(lo, hi):
+                total = 0j
+                for k in range(size_k):
+                    total += psi[a, k] * np.conj(psi[a + delta, k])
+                rho[a] = total
+            for o in range(C.shape[0]):
+                if not used_c[o, band + delta]:
+                    continue
+                total = 0.0
+                for a in range(lo, hi):
+                    total += (rho[a] * C[o, band + delta, a]).real
+                out[s, B.shape[0] + o] += total
+        for o in range(out.shape[1]):
+            out[s, o] /= norm

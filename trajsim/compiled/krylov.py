@@ -1,7 +1,8 @@
 """No-jump evolution of a large sparse non-normal generator by Krylov (Arnoldi) steps.
 
-Between jumps a trajectory evolves as psi(t + s) = exp(A s) psi(t), A = -i H_eff stored by
-diagonals (the hybrid generator has five, seven in the reservoir's basis), and it jumps where
+Between jumps a trajectory evolves as psi(t + s) = exp(A s) psi(t), A = -i H_eff stored as
+runs of consecutive rows along one diagonal (``Generator``: the hybrid generator's five or seven
+diagonals, or a parity sector of them, where each row of photons is a run), and it jumps where
 ||psi||^2 falls to the uniform u drawn after the last jump.  From x = beta v_1 the
 Arnoldi process (modified Gram-Schmidt) builds an orthonormal basis v_1 .. v_{m+1} of the Krylov
 space of A and x and the Hessenberg H_m = V_m^dag A V_m; then for 0 <= s <= h
@@ -27,8 +28,11 @@ from __future__ import annotations
 
 import math
 
+from dataclasses import dataclass
+
 import numba as nb
 import numpy as np
+import scipy.sparse as sp
 
 from .kernels import FAST
 
@@ -63,15 +67,16 @@ def _axpy_scalar(a, x, y):
 
 
 @nb.njit(cache=True, fastmath=FAST)
-def _matvec(offsets, data, x, y):
-    """y = A x for A stored by diagonals (scipy's DIA layout: data[d, j] multiplies x[j] in row
-    j - offsets[d]); each element sums its diagonals in the stored order."""
-    n = x.size
+def _matvec(runs, data, x, y):
+    """y = A x for A stored as runs (``Generator``): run r = (row, column, length) adds
+    data[start:start + length] * x[column:column + length] to y[row:row + length], start the
+    sum of the lengths before it; each element sums its runs in the stored order."""
     y[:] = 0.0
-    for d in range(offsets.size):
-        off = offsets[d]
-        lo, hi = max(0, -off), min(n, n - off)
-        _axpy(data[d, lo + off:hi + off], x[lo + off:hi + off], y[lo:hi])
+    start = 0
+    for r in range(runs.shape[0]):
+        row, col, length = runs[r, 0], runs[r, 1], runs[r, 2]
+        _axpy(data[start:start + length], x[col:col + length], y[row:row + length])
+        start += length
 
 
 @nb.njit(cache=True, fastmath=FAST)
@@ -102,7 +107,7 @@ def _norm2(x):
 
 
 @nb.njit(cache=True, fastmath=FAST)
-def _arnoldi(offsets, data, anorm, x, beta, V, Hbar):
+def _arnoldi(runs, data, anorm, x, beta, V, Hbar):
     """V[0 .. m] and Hbar (module docstring) for x = beta V[0]; V[m + 1] is work space.
     Returns (p, closed, ||A v_{m+1}||): p the size of Hbar in use (j + 1 if the space closed
     after j + 1 vectors, else m + 2)."""
@@ -112,7 +117,7 @@ def _arnoldi(offsets, data, anorm, x, beta, V, Hbar):
         V[0, i] = x[i] / beta
     for j in range(m):
         w = V[j + 1]
-        _matvec(offsets, data, V[j], w)
+        _matvec(runs, data, V[j], w)
         for i in range(j + 1):
             hij = _dot(V[i], w)
             Hbar[i, j] = hij
@@ -123,7 +128,7 @@ def _arnoldi(offsets, data, anorm, x, beta, V, Hbar):
         Hbar[j + 1, j] = hnext
         for q in range(w.size):
             w[q] /= hnext
-    _matvec(offsets, data, V[m], V[m + 1])
+    _matvec(runs, data, V[m], V[m + 1])
     Hbar[m + 1, m] = 1.0
     return m + 2, False, math.sqrt(_norm2(V[m + 1]))
 
@@ -275,7 +280,7 @@ def initial_step(anorm):
 
 
 @nb.njit(cache=True, nogil=True)
-def advance_through(offsets, data, anorm, x, t, u, times, first, last, step):
+def advance_through(runs, data, anorm, x, t, u, times, first, last, step):
     """Evolve x (unnormalised, ||x||^2 >= u) from t through times[first:last], stopping where
     ||x||^2 reaches u.  step[0] carries the next step size between calls (a trajectory's own:
     ``initial_step`` at its start); step[1] counts the Krylov steps (Arnoldi processes).  Returns (k, t, jumped, X): k the first time not reached,
@@ -294,7 +299,7 @@ def advance_through(offsets, data, anorm, x, t, u, times, first, last, step):
             k += 1
             continue
         beta = math.sqrt(_norm2(x))
-        p, closed, avnorm = _arnoldi(offsets, data, anorm, x, beta, V, Hbar)
+        p, closed, avnorm = _arnoldi(runs, data, anorm, x, beta, V, Hbar)
         step[1] += 1.0
         q = p if closed else m + 1  # the entries of z that are coefficients of V
         span = times[last - 1] - t
@@ -326,3 +331,73 @@ def advance_through(offsets, data, anorm, x, t, u, times, first, last, step):
             return k, t + root, True, X
         t = times[last - 1] if h == span else t + h
     return last, t, False, X
+
+
+@dataclass(frozen=True)
+class Generator:
+    """A sparse generator A as ``_matvec``'s runs (row, column, length) and their entries, in
+    the order of the diagonals (column - row), then of the rows; ``anorm`` = ||A||_inf (of the
+    whole generator when this is a sector of it: a bound for the sector).  ``sectors``: (indices,
+    A restricted to them) for two sets of states that A never mixes (a parity), or empty."""
+
+    runs: np.ndarray
+    data: np.ndarray
+    dim: int
+    anorm: float
+    sectors: tuple = ()
+
+    @classmethod
+    def of(cls, A, labels: np.ndarray | None = None, anorm: float | None = None) -> Generator:
+        """The runs of the scipy sparse matrix A (its stored entries, explicit zeros too), with
+        the sectors labels == 0 and labels == 1 if A keeps them apart."""
+        coo = sp.coo_matrix(A)
+        coo.sum_duplicates()
+        diagonal = coo.col.astype(np.int64) - coo.row
+        order = np.lexsort((coo.row, diagonal))
+        row, col, diagonal = coo.row[order], coo.col[order], diagonal[order]
+        first = np.ones(row.size, bool)
+        first[1:] = (diagonal[1:] != diagonal[:-1]) | (row[1:] != row[:-1] + 1)
+        starts = np.flatnonzero(first)
+        lengths = np.diff(np.append(starts, row.size))
+        runs = np.column_stack((row[starts], col[starts], lengths)).astype(np.int64)
+        if anorm is None:
+            anorm = float(abs(coo).sum(axis=1).max()) if coo.nnz else 0.0
+        sectors = ()
+        if labels is not None and np.all(labels[coo.row] == labels[coo.col]):
+            A = sp.csr_matrix(A)
+            sectors = tuple((idx, cls.of(A[idx][:, idx], anorm=anorm))
+                            for idx in (np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)))
+        return cls(np.ascontiguousarray(runs), np.ascontiguousarray(coo.data[order], complex),
+                   A.shape[0], anorm, sectors)
+
+    @property
+    def nbytes(self) -> int:
+        return self.runs.nbytes + self.data.nbytes + sum(idx.nbytes + S.nbytes
+                                                         for idx, S in self.sectors)
+
+    def matrix(self) -> sp.csr_matrix:
+        """A itself."""
+        rows = np.concatenate([np.arange(r, r + n) for r, _, n in self.runs] or [[]])
+        cols = np.concatenate([np.arange(c, c + n) for _, c, n in self.runs] or [[]])
+        return sp.csr_matrix((self.data, (rows, cols)), shape=(self.dim, self.dim))
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """A x."""
+        y = np.empty(self.dim, complex)
+        _matvec(self.runs, self.data, np.ascontiguousarray(x, complex), y)
+        return y
+
+    def advance_through(self, x: np.ndarray, t: float, u: float, times: np.ndarray, first: int,
+                        last: int, step: np.ndarray):
+        """``advance_through`` with this generator: in the sector of x if it lies in one (half
+        the work), else in the whole space; x and the states returned are the whole space's."""
+        for (idx, S), (other, _) in zip(self.sectors, self.sectors[::-1]):
+            if not x[other].any():
+                y = x[idx]
+                k, t, jumped, Y = S.advance_through(y, t, u, times, first, last, step)
+                x[idx] = y
+                X = np.zeros((k - first, x.size), complex)
+                X[:, idx] = Y[:k - first]
+                return k, t, jumped, X
+        return advance_through(self.runs, self.data, self.anorm, x, t, u, times, first, last,
+                               step)

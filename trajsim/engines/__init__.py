@@ -24,6 +24,7 @@ An engine is a module-level object (``DICKE`` in ``jumps``, ``RECORD`` in ``reco
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -87,6 +88,16 @@ class PointSetup:
                 "script_times": np.sort(np.asarray(point["loss"]["times"], float)),
                 "loss_rate": float(point["loss"]["rate_per_spin"]),
                 "instrument": instrument(point)}
+
+    @cached_property
+    def schedule(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(stops, measured, sample_of, is_sample), the same for every trajectory: the union of
+        the sample and measurement times, the indices of the stops that are measurements, the
+        sample index of each stop (where it is one) and which stops are samples."""
+        meas_times = self.instrument.times if self.instrument else np.zeros(0)
+        stops = np.union1d(self.t_grid, meas_times)
+        return (stops, np.flatnonzero(np.isin(stops, meas_times)),
+                np.searchsorted(self.t_grid, stops), np.isin(stops, self.t_grid))
 
 
 class Engine:

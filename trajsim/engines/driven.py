@@ -84,18 +84,16 @@ def drive(tr, setup: PointSetup, row: int, rng_meas: np.ndarray, samples: np.nda
     events (appended)."""
     meas_times = setup.instrument.times if setup.instrument else np.zeros(0)
     per_time = setup.instrument.per_time if setup.instrument else 1
-    stops = np.union1d(setup.t_grid, meas_times)
-    measured = np.flatnonzero(np.isin(stops, meas_times))
-    sample_of = np.searchsorted(setup.t_grid, stops)  # the sample index of a stop that is one
-    is_sample = np.isin(stops, setup.t_grid)
+    stops, measured, sample_of, is_sample = setup.schedule
     k, q, states = 0, 0, {}  # states: key -> [(samples, states)]
 
     def keep(first: int, psis: np.ndarray) -> None:
-        taken = np.arange(first, first + len(psis))[is_sample[first:first + len(psis)]]
+        chosen = is_sample[first:first + len(psis)]
+        taken = np.arange(first, first + len(psis))[chosen]
         if taken.size:
             samples[sample_of[taken], 0], samples[sample_of[taken], 1] = tr.N, tr.j
             states.setdefault(tr.key, []).append(
-                (sample_of[taken], psis[is_sample[first:first + len(psis)]]))
+                (sample_of[taken], psis[chosen]))  # a copy: psis may be a live state
 
     while k < stops.size:
         t_loss, is_scripted = tr.next_loss()
@@ -120,7 +118,8 @@ def drive(tr, setup: PointSetup, row: int, rng_meas: np.ndarray, samples: np.nda
         tr.event(row, tr.t if jumped else t_loss, not jumped, is_scripted, events)
     for key, taken in states.items():  # the observables, one pass per block
         rows = np.concatenate([r for r, _ in taken])
-        samples[rows, 2:] = tr.observables(key, np.concatenate([psis for _, psis in taken]))
+        psis = taken[0][1] if len(taken) == 1 else np.concatenate([p for _, p in taken])
+        samples[rows, 2:] = tr.observables(key, psis)
 
 
 def run_unit(setup: PointSetup, unit: WorkUnit, seed: int, keep: bool, columns,

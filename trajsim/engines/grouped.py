@@ -24,7 +24,6 @@ of a loss: 'lost_down_0' is a spin lost from class 0 with the loss operator of t
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, replace
 from functools import cache
 
@@ -135,15 +134,13 @@ def _decompose(A: np.ndarray):
 
 @dataclass(frozen=True)
 class GroupedBlock:
-    """The classes at their current sizes: A = -i H_eff by diagonals and its max row sum (for
-    Krylov steps) or its ``eigenmodes``; the jump channels (name, sqrt(rate) L); the losses
+    """The classes at their current sizes: A = -i H_eff (``krylov.Generator``, for Krylov
+    steps) and, in small blocks, its ``eigenmodes``; the jump channels (name, sqrt(rate) L); the losses
     (event name, Kraus operator, classes after, class size N_k); the total S_x, S_y, S_z; and
     the total S_y's eigenvalue index of each product state of the classes' S_y eigenbases."""
 
     classes: tuple
-    offsets: np.ndarray
-    data: np.ndarray
-    anorm: float
+    generator: krylov.Generator
     eigenmodes: Eigenmodes | None
     channels: list
     losses: list
@@ -156,7 +153,7 @@ class GroupedBlock:
 
     @property
     def nbytes(self) -> int:
-        return self.data.nbytes + (self.eigenmodes.nbytes if self.eigenmodes else 0)
+        return self.generator.nbytes + (self.eigenmodes.nbytes if self.eigenmodes else 0)
 
 
 def build_block(classes: tuple, rates: Rates) -> GroupedBlock:
@@ -166,9 +163,6 @@ def build_block(classes: tuple, rates: Rates) -> GroupedBlock:
                 (("Sigma", rates.Gamma, "Sigma"), ("S-", rates.gamma_coll, "S-w")) if rate > 0]
     decay = sum((L.conj().T @ L for _, L in channels), sp.csr_matrix(ops["H"].shape))
     A = (-1j * ops["H"] - 0.5 * decay).tocsr()
-    with warnings.catch_warnings():  # many classes make many diagonals: it says so, we know
-        warnings.simplefilter("ignore", sp.SparseEfficiencyWarning)
-        diagonals = A.todia()
     losses = []
     for k, g in enumerate(classes):
         if g.N == 0:
@@ -180,10 +174,8 @@ def build_block(classes: tuple, rates: Rates) -> GroupedBlock:
     sy_index = sum(np.arange(g.N + 1).reshape([-1 if i == k else 1 for i in range(len(classes))])
                    for k, g in enumerate(classes)).ravel()
     eigenmodes = Eigenmodes.of(A, sy_index % 2) if A.shape[0] <= MODES_MAX else None
-    return GroupedBlock(classes, diagonals.offsets.astype(np.int64),
-                        np.ascontiguousarray(diagonals.data, np.complex128),
-                        float(abs(A).sum(axis=1).max()) if A.nnz else 0.0, eigenmodes, channels,
-                        losses, (ops["Sx"], ops["Sy"], ops["Sz"]), sy_index)
+    return GroupedBlock(classes, krylov.Generator.of(A, sy_index % 2), eigenmodes, channels, losses,
+                        (ops["Sx"], ops["Sy"], ops["Sz"]), sy_index)
 
 
 def observables(psis: np.ndarray, block: GroupedBlock) -> np.ndarray:
@@ -270,8 +262,7 @@ class _Modes:
         psi = np.ascontiguousarray(psi, complex)
         modes.amplitudes(e.W, e.bounds, e.offsets, np.ascontiguousarray(psi[e.perm]), self.c)
         self.y, self.n = self.c.copy(), np.diff(e.bounds)
-        Apsi = np.empty_like(psi)  # d||psi||^2/dt = 2 Re <psi|A psi>, from the sparse A
-        krylov._matvec(block.offsets, block.data, psi, Apsi)
+        Apsi = block.generator.apply(psi)  # d||psi||^2/dt = 2 Re <psi|A psi>
         self.start = np.array([krylov._norm2(psi), 2.0 * krylov._dot(psi, Apsi).real])
 
     @property
@@ -300,12 +291,11 @@ class _Steps:
 
     def __init__(self, block: GroupedBlock, psi: np.ndarray, t: float, u: float):
         self.b, self.x, self.t, self.u = block, np.array(psi, complex), t, u
-        self.step = np.array([krylov.initial_step(block.anorm), 0.0])
+        self.step = np.array([krylov.initial_step(block.generator.anorm), 0.0])
 
     def advance_through(self, times, first, last):
-        k, self.t, jumped, X = krylov.advance_through(self.b.offsets, self.b.data, self.b.anorm,
-                                                      self.x, self.t, self.u, times, first,
-                                                      last, self.step)
+        k, self.t, jumped, X = self.b.generator.advance_through(self.x, self.t, self.u, times,
+                                                                first, last, self.step)
         return k, jumped, X[:k - first]
 
     def psi(self) -> np.ndarray:
@@ -492,7 +482,7 @@ def grouped_seconds(point: dict) -> tuple[float, float]:
 def _generator_size(classes: tuple, rates: Rates) -> tuple[float, int]:
     """(||A||_inf, non-zeros) of the block's generator (built beyond MODES_MAX only)."""
     b = build_block(classes, rates)
-    return b.anorm, int(np.count_nonzero(b.data))
+    return b.generator.anorm, int(np.count_nonzero(b.generator.data))
 
 
 GROUPED = GroupedEngine()

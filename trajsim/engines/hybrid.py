@@ -74,8 +74,9 @@ COLUMNS = OBSERVABLES + hybrid.CAVITY_OBSERVABLES
 
 @dataclass(frozen=True)
 class HybridBlock:
-    """Block (N, j): A = -i H_eff on psi.ravel() (index n (2j+1) + k) by diagonals (scipy's DIA
-    layout: ``offsets``, ``data``), its max row sum ``anorm``, and its jump channels.
+    """Block (N, j): A = -i H_eff on psi.ravel() (index n (2j+1) + k; ``krylov.Generator``,
+    with its two parity sectors n + k even and odd, which H_eff never mixes) and its jump
+    channels.
 
     ``channels``: (name, 2j after, Fock factor or None, spin factor or None: one of the two),
     sqrt(rate) folded in; ``losses``: (name, 2j after, spin factor), the loss Kraus operators."""
@@ -83,25 +84,17 @@ class HybridBlock:
     N: int
     two_j: int
     fock: int
-    offsets: np.ndarray
-    data: np.ndarray
-    anorm: float
+    generator: krylov.Generator
     channels: list
     losses: list
 
     @property
     def nbytes(self) -> int:
-        return self.data.nbytes + self.offsets.nbytes
+        return self.generator.nbytes
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.fock, self.two_j + 1
-
-    def advance_through(self, x: np.ndarray, t: float, u: float, times: np.ndarray, first: int,
-                        last: int, step: np.ndarray):
-        """``compiled.krylov.advance_through`` with this block's generator."""
-        return krylov.advance_through(self.offsets, self.data, self.anorm, x, t, u, times, first,
-                                      last, step)
 
 
 def generator(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates):
@@ -117,16 +110,14 @@ def generator(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates):
 
 
 def build_block(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates) -> HybridBlock:
-    """Block (N, j): its generator by diagonals, channels and loss Kraus operators."""
+    """Block (N, j): its generator and parity sectors, channels and loss Kraus operators."""
     A, channels = generator(N, two_j, cavity, rates)
     losses = [("lost_up" if up else "lost_down", two_j1, dicke.loss_kraus(N, two_j, two_j1, up))
               for two_j1 in (dicke.loss_targets(N, two_j) if N > 0 else [])
               for up in (False, True)]
-    anorm = float(abs(A).sum(axis=1).max()) if A.nnz else 0.0  # ||A||_inf
-    diagonals = A.todia()
-    return HybridBlock(N, two_j, cavity.n_max + 1, diagonals.offsets.astype(np.int64),
-                       np.ascontiguousarray(diagonals.data, np.complex128), anorm, channels,
-                       losses)
+    n, k = np.divmod(np.arange(A.shape[0]), two_j + 1)
+    return HybridBlock(N, two_j, cavity.n_max + 1, krylov.Generator.of(A, (n + k) % 2),
+                       channels, losses)
 
 
 @dataclass
@@ -178,22 +169,13 @@ def _cavity_bands(cavity: hybrid.Cavity) -> np.ndarray:
     return _bands([ops[name] for name in hybrid.CAVITY_OBSERVABLES])
 
 
-def _expectations(psis: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Tr(rho O) for the reduced state on the last axis of psis[sample, a, k]
-    (``compiled.bands``)."""
-    out = np.empty((len(psis), len(B)))
-    band_expectations(np.ascontiguousarray(psis), B, out)
-    return out
-
-
 def observables(psis: np.ndarray, two_j: int, cavity: hybrid.Cavity) -> np.ndarray:
     """COLUMNS after N and j of the states psis[sample, n, k] of one block (normalised here;
-    n in the cavity's basis):
-    Tr(rho O) of the reduced spin and cavity states, all samples in one pass, O(d) each."""
-    psis = psis / np.linalg.norm(psis, axis=(1, 2))[:, None, None]
-    return np.concatenate((_expectations(psis, _spin_bands(two_j)),
-                           _expectations(psis.transpose(0, 2, 1),
-                                         _cavity_bands(cavity))), axis=1)
+    n in the cavity's basis): Tr(rho O) of the reduced spin and cavity states, all samples in
+    one pass, O(d) each (``compiled.bands``)."""
+    out = np.empty((len(psis), len(COLUMNS) - 2))
+    band_expectations(np.ascontiguousarray(psis), _spin_bands(two_j), _cavity_bands(cavity), out)
+    return out
 
 
 def _measure(psi: np.ndarray, two_j: int, instrument: Instrument, stream: np.ndarray,
@@ -283,8 +265,8 @@ class _Trajectory(driven.Trajectory):
     def advance_through(self, times: np.ndarray, first: int, last: int):
         """No-jump evolution through times[first:last] (``compiled.krylov``): (k, jumped,
         states at times[first:k])."""
-        k, self.t, jumped, X = self.block.advance_through(self.x, self.t, self.u, times, first,
-                                                          last, self.step)
+        k, self.t, jumped, X = self.block.generator.advance_through(self.x, self.t, self.u, times,
+                                                                    first, last, self.step)
         return k, jumped, X[:k - first].reshape(-1, *self.block.shape)
 
     def psi(self) -> np.ndarray:
@@ -335,7 +317,7 @@ def _start(setup: HybridSetup, rng: np.ndarray) -> _Trajectory:
     psi = np.outer(hybrid.reservoir_vacuum(setup.cavity),
                    setup.states[member])
     tr = _Trajectory(setup, rng, N, setup.two_j, block, psi.astype(complex).ravel(),
-                     _uniform(rng), np.array([krylov.initial_step(block.anorm), 0.0]))
+                     _uniform(rng), np.array([krylov.initial_step(block.generator.anorm), 0.0]))
     tr.poisson = next_poisson_loss(0.0, setup.loss_rate, N, rng)
     return tr
 
@@ -352,11 +334,11 @@ def hybrid_sizes(point: dict) -> tuple[int, int]:
 
 
 def hybrid_block_bytes(point: dict) -> float:
-    """Memory of the largest hybrid block: its generator by diagonals (within 24 bytes per
-    non-zero, the diagonals' padding included) and a trajectory's Krylov basis (m + 2 vectors
-    of d)."""
+    """Memory of the largest hybrid block: its generator and its two parity sectors (16 bytes
+    per non-zero each, the sectors' indices 8 bytes per state) and a trajectory's Krylov basis
+    (m + 2 vectors of d)."""
     d, nnz = hybrid_sizes(point)
-    return 24.0 * nnz + 8.0 * d + 16.0 * (krylov.KRYLOV_DIM + 2) * d
+    return 32.0 * nnz + 8.0 * d + 16.0 * (krylov.KRYLOV_DIM + 2) * d
 
 
 def _hybrid_events(point: dict) -> float:
