@@ -46,6 +46,7 @@ BREAKDOWN = 1e-12
 #: (remainder SUB_NORM^15 / 15! ~ 2e-17).
 SUB_NORM = 0.5
 SUB_DEGREE = 14
+INVERSE_FACTORIAL = np.array([1.0 / math.factorial(k) for k in range(SUB_DEGREE + 1)])
 #: A step rejected this many times in a row (each at least halves it) means that the state or
 #: the generator is not finite: an error rather than an endless loop.
 MAX_REJECTIONS = 60
@@ -157,25 +158,27 @@ def _sum_terms(T, p, f, out):
 
 @nb.njit(cache=True)
 def _exp_taylor(D):
-    """sum_{k <= SUB_DEGREE} D^k / k! by Paterson-Stockmeyer: the powers D^0 .. D^3, then
-    Horner in D^4 (6 products instead of SUB_DEGREE)."""
+    """sum_{k <= SUB_DEGREE} D^k / k! by Paterson-Stockmeyer: the powers D^0 .. D^4, then
+    Horner in D^4 (6 products instead of SUB_DEGREE), without temporaries."""
     p = D.shape[0]
-    powers = np.empty((4, p, p), np.complex128)
-    powers[0] = np.identity(p, dtype=np.complex128)
-    for i in range(1, 4):
-        powers[i] = np.dot(powers[i - 1], D)
-    fourth = np.dot(powers[3], D)
-    coefficient = np.empty(SUB_DEGREE + 1)
-    coefficient[0] = 1.0
-    for k in range(1, SUB_DEGREE + 1):
-        coefficient[k] = coefficient[k - 1] / k
-    E = np.zeros((p, p), np.complex128)
+    powers = np.zeros((5, p, p), np.complex128)
+    for i in range(p):
+        powers[0, i, i] = 1.0
+    powers[1] = D
+    for i in range(2, 5):
+        np.dot(powers[i - 1], D, powers[i])
+    E, work = np.zeros((p, p), np.complex128), np.empty((p, p), np.complex128)
     for block in range(SUB_DEGREE // 4, -1, -1):
         if block < SUB_DEGREE // 4:
-            E = np.dot(fourth, E)
+            np.dot(powers[4], E, work)
+            E[:, :] = work
         for i in range(4):
-            if 4 * block + i <= SUB_DEGREE:
-                E += coefficient[4 * block + i] * powers[i]
+            k = 4 * block + i
+            if k <= SUB_DEGREE:
+                c = INVERSE_FACTORIAL[k]
+                for a in range(p):
+                    for b in range(p):
+                        E[a, b] += c * powers[i, a, b]
     return E
 
 
