@@ -354,8 +354,9 @@ def _hybrid_seconds(point: dict) -> tuple[float, float]:
     """(CPU seconds per trajectory, once-per-process set-up) of the hybrid engine.  A trajectory
     takes a Krylov step per HYBRID_REACH / ||A|| of time (||A||: ``hybrid_norm``), one more at
     each measurement and half a step more at each event (jump, loss: it cuts a step short at a
-    random point), each step costing HYBRID_STEP_S and
-    HYBRID_S_PER_NNZ per non-zero of A (m + 1 sparse products, Gram-Schmidt); each stop
+    random point), each step costing HYBRID_STEP_S and HYBRID_S_PER_NNZ per non-zero of A
+    (m + 1 sparse products, Gram-Schmidt) of one parity sector (half of them) unless the
+    initial state or an S_y measurement mixes the two; each stop
     (sample or measurement) expands the state, HYBRID_S_PER_ENTRY per entry; each measurement
     and event costs HYBRID_EVENT_S of Python.  Events: the jumps (``_hybrid_events``) and the
     losses.  Set-up: each block's generator, O(nnz)."""
@@ -366,6 +367,8 @@ def _hybrid_seconds(point: dict) -> tuple[float, float]:
     losses = point["loss"]["rate_per_spin"] * m["N"] * t_end + len(point["loss"]["times"])
     events = _hybrid_events(point) + losses
     steps = t_end * hybrid_norm(point) / HYBRID_REACH + measurements + events / 2
+    if not measurements and point["initial_state"]["kind"] != "css":
+        nnz /= 2  # the state keeps to one parity sector (``krylov.Generator``)
     per_trajectory = (steps * (HYBRID_STEP_S + nnz * HYBRID_S_PER_NNZ)
                       + stops * d * HYBRID_S_PER_ENTRY + (measurements + events) * HYBRID_EVENT_S)
     blocks = 1 + min(m["N"], math.ceil(losses + 3 * math.sqrt(losses)))
