@@ -17,8 +17,9 @@ small widths the gap is ~w^2 and no such average is the steady state: docs/valid
 
 Wide broadenings decouple the pairs (their dissipators oscillate at different frequencies: the
 secular limit, corrections ~ width^-2, tests/test_groups.py): the odd state is then the broken
-pair's (n - 1 + n spins at the outer detunings) beside M/2 - 1 dark pairs, which gives the
-contrast of M = 4 and 8 at N = 40 in that limit (WIDE_SIZES at WIDE_WIDTH).
+pair's (n - 1 + n spins at the outer detunings) beside M/2 - 1 dark pairs, and the broken pair's
+own state is the secular one (``groups.secular_steady_state``), which gives the contrast of
+M = 2, 4 and 8 at N = 40 for width -> infinity (WIDE_SIZES; drawn at WIDE_SHOWN_AT).
 
 Then detection from the S_y record against the width: scenarios/broadened_parity_sensing.yaml
 (the quick start, 24 spins in two classes, r = 1.5, one loss at t = 4/Gamma, weak readout
@@ -65,8 +66,9 @@ ODD_EXACT_MAX = 150
 ODD_TRAJECTORY_CASES = ((16, 10.0), (16, 30.0), (40, 3.0), (40, 10.0), (40, 30.0))
 ODD_TRAJECTORIES, ODD_BURN, ODD_T_END = 64, 50.0, 250.0
 #: The secular limit (module docstring): (N, M) and the width it is evaluated at.
-WIDE_SIZES = ((8, 4), (8, 8), (40, 4), (40, 8))
-WIDE_WIDTH = 300.0
+WIDE_SIZES = ((8, 2), (8, 4), (8, 8), (16, 2), (40, 2), (40, 4), (40, 8))
+WIDE_SHOWN_AT = 300.0
+WIDE_MARKERS = {2: "*", 4: "P", 8: "X"}
 #: Widths of the detection runs, and the false-alarm rate (per 1/Gamma) compared at.
 DETECTION_WIDTHS = (0.0, 0.3, 1.0, 3.0, 10.0, 30.0)
 FALSE_ALARM_RATE = 0.02
@@ -174,16 +176,17 @@ def odd_by_trajectories() -> pd.DataFrame:
 
 def wide_limit() -> pd.DataFrame:
     """<Sy^2> of the odd ensemble (one spin lost from class 0) and the contrast in the secular
-    limit: the broken pair (classes 0 and M - 1, exact steady state) plus M/2 - 1 dark pairs;
-    the even state is M/2 of them (``dark_pair``)."""
+    limit, width -> infinity: the broken pair (classes 0 and M - 1, n - 1 and n spins, its
+    secular steady state) plus M/2 - 1 dark pairs; the even state is M/2 of them
+    (``dark_pair``)."""
     rows = []
     for N, M in WIDE_SIZES:
-        n, deltas = N // M, groups.broadening("gaussian", WIDE_WIDTH, M)
-        broken = (groups.Group(n - 1, deltas[0]), groups.Group(n, deltas[-1]))
-        odd = (groups.moments(groups.steady_state(broken, Rates(r=R)), broken)["Sy2"]
+        n = N // M
+        broken = (groups.Group(n - 1, 1.0), groups.Group(n, -1.0))
+        odd = (groups.moments(groups.secular_steady_state(broken, R), broken)["Sy2"]
                + (M / 2 - 1) * dark_pair(n)["Sy2"])
         even = M / 2 * dark_pair(n)["Sy2"]
-        rows.append({"N": N, "M": M, "width": WIDE_WIDTH, "Sy2_even": even, "Sy2_odd": odd,
+        rows.append({"N": N, "M": M, "width": np.inf, "Sy2_even": even, "Sy2_odd": odd,
                      "contrast": odd / even})
         print(rows[-1], flush=True)
     return pd.DataFrame(rows)
@@ -222,8 +225,8 @@ def figure(data: pd.DataFrame, odd: pd.DataFrame, wide: pd.DataFrame,
         symmetric = data[(data.N == N + 1) & (data.M == 2)].contrast_symmetric.iloc[0]
         axes[0].axhline(symmetric, color="k", ls=":", lw=0.8)
     for (N, M), rows in wide[wide.N >= 40].groupby(["N", "M"]):
-        axes[0].plot(rows.width, rows.contrast, "*", ms=9,
-                     label=f"N = {N}, M = {M} (wide limit)")
+        axes[0].plot(np.full(len(rows), WIDE_SHOWN_AT), rows.contrast, WIDE_MARKERS[M],
+                     color="k", ms=8, label=f"N = {N}, M = {M}, width → ∞ (at {WIDE_SHOWN_AT:g})")
     for (N, M), rows in data.groupby(["N", "M"]):
         N, M = int(N), int(M)
         line, = axes[1].plot(rows.width, rows.Sy2_even, "s--", mfc="none",

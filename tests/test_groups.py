@@ -221,3 +221,25 @@ def test_wide_broadening_splits_the_odd_state_into_pairs(width, tol):
              + grp.moments(dark, (Group(2, 1.0), Group(2, -1.0)))["Sy2"])
     assert full == pytest.approx(pairs, rel=tol)
     assert abs(full / pairs - 1) > tol / 100  # a limit, not an identity at this width
+
+
+def test_the_secular_steady_state_is_the_wide_broadening_limit():
+    """Two classes at +-w (3 + 4 spins, odd; unequal weights too): the exact steady state's
+    <Sy^2> approaches the secular one as w^-2 (the error falls ~10x per 10^(1/2) in w); an
+    even pair's secular state is its dark pair; same detunings are refused."""
+    r = 2.5
+    for weights in ((1.0, 1.0), (1.0, 0.7)):
+        unit = (Group(3, 1.0, weights[0]), Group(4, -1.0, weights[1]))
+        limit = grp.moments(grp.secular_steady_state(unit, r), unit)["Sy2"]
+        errors = []
+        for w in (100.0, 1000.0 / np.sqrt(10), 1000.0):
+            classes = (Group(3, w, weights[0]), Group(4, -w, weights[1]))
+            exact = grp.moments(grp.steady_state(classes, Rates(r=r)), classes)["Sy2"]
+            errors.append(abs(exact - limit))
+        assert errors[0] < 1e-3 * limit  # 5e-5 and 2e-4 relative at w = 100
+        assert 7 < errors[0] / errors[1] < 13 and 7 < errors[1] / errors[2] < 13
+    pair = (Group(4, 0.5), Group(4, -0.5))
+    psi = grp.pair_dark_state(4, r)
+    assert np.allclose(grp.secular_steady_state(pair, r), np.outer(psi, psi), atol=1e-12)
+    with pytest.raises(ValueError, match="opposite detunings"):
+        grp.secular_steady_state((Group(3, 1.0), Group(4, 1.0)), r)

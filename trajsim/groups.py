@@ -28,7 +28,8 @@ from .model import Rates
 from .squeezing import moments_from_columns, wineland_xi2
 
 __all__ = ["DISTRIBUTIONS", "Group", "broadening", "dark_states", "dimension", "embedded",
-           "liouvillian", "moments", "operators", "pair_dark_state", "steady_state"]
+           "liouvillian", "moments", "operators", "pair_dark_state", "secular_steady_state",
+           "steady_state"]
 
 #: Inhomogeneous broadenings (``broadening``) and what their width is: the standard deviation,
 #: the half width at half maximum, the half width of the support.
@@ -124,12 +125,50 @@ def steady_state(groups: tuple[Group, ...], rates: Rates) -> np.ndarray:
     rho = np.zeros(dim * dim, complex)  # kept[0] = 0: rho[0, 0] is among the kept entries
     rho[kept] = solve_with_trace(liouvillian(groups, rates)[kept][:, kept],
                                  np.flatnonzero(np.isin(kept, np.arange(dim) * (dim + 1))))
-    rho = rho.reshape(dim, dim)
+    return _density_matrix(rho.reshape(dim, dim), "groups.steady_state")
+
+
+def _density_matrix(rho: np.ndarray, where: str) -> np.ndarray:
+    """rho, if it is a density matrix (Hermitian, eigenvalues >= -1e-9, to 1e-9); else the
+    solve picked one of several steady states: exact.NotUnique."""
     if (np.abs(rho - rho.conj().T).max() > 1e-9
             or np.linalg.eigvalsh((rho + rho.conj().T) / 2).min() < -1e-9):
-        raise NotUnique("groups.steady_state: the steady state is not unique (the solve gave "
-                        "a matrix that is not a density matrix)")
+        raise NotUnique(f"{where}: the steady state is not unique (the solve gave a matrix "
+                        "that is not a density matrix)")
     return rho
+
+
+def secular_steady_state(groups: tuple[Group, Group], r: float) -> np.ndarray:
+    """The steady state (dense) of two classes at opposite detunings +-delta in the limit
+    |delta| >> the dissipative rates: in the frame of H, Sigma = e^{-i delta t} L_1 +
+    e^{i delta t} L_2 with L_1 = w_0 cosh r S_-^(0) - w_1 sinh r S_+^(1) and L_2 = w_1 cosh r
+    S_-^(1) - w_0 sinh r S_+^(0), and the cross terms average out (the secular limit):
+
+        d rho / dt = Gamma (D[L_1] + D[L_2]) rho.
+
+    Both L change m_0 - m_1 by one, so the generator keeps the entries with equal m_0 - m_1 on
+    both sides (where the steady state lies; it then commutes with H, so it is the lab frame's
+    too), a few thousand unknowns for classes of 20.  Corrections are ~delta^-2
+    (tests/test_groups.py).  Raises exact.NotUnique as ``steady_state``."""
+    (a, b), (c, s) = groups, (np.cosh(r), np.sinh(r))
+    if a.delta == 0 or a.delta != -b.delta:
+        raise ValueError("groups.secular_steady_state: two classes at opposite detunings "
+                         "+-delta, delta != 0")
+    dim = dimension(groups)
+    Jp0, Jm0, _ = (embedded(groups, 0, M) for M in dicke.spin_matrices(a.N))
+    Jp1, Jm1, _ = (embedded(groups, 1, M) for M in dicke.spin_matrices(b.N))
+    eye = sp.identity(dim, format="csr")
+    G = sp.csr_matrix((dim * dim, dim * dim), dtype=complex)
+    for L in (a.weight * c * Jm0 - b.weight * s * Jp1, b.weight * c * Jm1 - a.weight * s * Jp0):
+        LdL = (L.conj().T @ L).tocsr()
+        G = G + sp.kron(L, L.conj()) - 0.5 * sp.kron(LdL, eye) - 0.5 * sp.kron(eye, LdL.T)
+    k0, k1 = np.divmod(np.arange(dim), b.N + 1)
+    difference = k0 - k1
+    kept = np.flatnonzero((difference[:, None] == difference[None, :]).ravel())
+    rho = np.zeros(dim * dim, complex)  # kept[0] = 0: rho[0, 0] is among the kept entries
+    rho[kept] = solve_with_trace(G.tocsr()[kept][:, kept],
+                                 np.flatnonzero(np.isin(kept, np.arange(dim) * (dim + 1))))
+    return _density_matrix(rho.reshape(dim, dim), "groups.secular_steady_state")
 
 
 def dark_states(groups: tuple[Group, ...], r: float) -> np.ndarray:
