@@ -27,6 +27,18 @@ def _used(B):
     return used
 
 
+@nb.njit(cache=True, nogil=True, fastmath=FAST, inline="always")
+def _add_traces(rho, lo, hi, B, used, i, out, first):
+    """out[first + o] += Re sum_{lo <= k < hi} rho[k] B[o, i, k] for each operator o whose
+    diagonal i is in use."""
+    for o in range(B.shape[0]):
+        if used[o, i]:
+            total = 0.0
+            for k in range(lo, hi):
+                total += (rho[k] * B[o, i, k]).real
+            out[first + o] += total
+
+
 @nb.njit(cache=True, nogil=True, fastmath=FAST)
 def band_expectations(psis, B, C, out):
     """out[s] = (Re Tr(rho_s O) for O in B, then for O in C) / ||psi_s||^2: rho_s the reduced
@@ -50,25 +62,13 @@ def band_expectations(psis, B, C, out):
             for a in range(size_a):
                 for k in range(lo, hi):
                     rho[k] += psi[a, k] * np.conj(psi[a, k + delta])
-            for o in range(B.shape[0]):
-                if not used_b[o, band + delta]:
-                    continue
-                total = 0.0
-                for k in range(lo, hi):
-                    total += (rho[k] * B[o, band + delta, k]).real
-                out[s, o] += total
+            _add_traces(rho, lo, hi, B, used_b, band + delta, out[s], 0)
             lo, hi = max(0, -delta), min(size_a, size_a - delta)
             for a in range(lo, hi):
                 total = 0j
                 for k in range(size_k):
                     total += psi[a, k] * np.conj(psi[a + delta, k])
                 rho[a] = total
-            for o in range(C.shape[0]):
-                if not used_c[o, band + delta]:
-                    continue
-                total = 0.0
-                for a in range(lo, hi):
-                    total += (rho[a] * C[o, band + delta, a]).real
-                out[s, B.shape[0] + o] += total
+            _add_traces(rho, lo, hi, C, used_c, band + delta, out[s], B.shape[0])
         for o in range(out.shape[1]):
             out[s, o] /= norm
