@@ -151,3 +151,23 @@ def test_a_state_that_is_not_finite_is_an_error_not_an_endless_loop():
     x = np.full(block.generator.dim, np.nan, complex)
     with pytest.raises(FloatingPointError, match="no step size meets TOL"):
         evolve(block, x, 0.5, [1.0])
+
+
+@pytest.mark.parametrize("density", [0.0, 0.02, 0.3])
+def test_generator_runs_hold_the_matrix(density):
+    """``krylov.Generator`` stores any sparse matrix as runs (gaps of up to RUN_GAP rows as
+    zeros): it gives back the same matrix and the same products, empty ones included; sectors
+    only where the labels are kept apart."""
+    rng = np.random.default_rng(3)
+    d = 40
+    A = sp.random(d, d, density=density, random_state=rng, format="csr") * (1 + 0.5j)
+    g = krylov.Generator.of(A)
+    x = rng.normal(size=d) + 1j * rng.normal(size=d)
+    assert np.array_equal(g.matrix().toarray(), A.toarray())
+    assert np.allclose(g.apply(x), A @ x, rtol=0, atol=1e-13)
+    labels = np.arange(d) % 2
+    assert (krylov.Generator.of(A, labels).sectors == ()) == bool(
+        A[labels == 0][:, labels == 1].nnz + A[labels == 1][:, labels == 0].nnz)
+    diagonal = krylov.Generator.of(sp.diags(rng.normal(size=d)).tocsr(), labels)
+    assert [idx.tolist() for idx, _ in diagonal.sectors] == [list(range(0, d, 2)),
+                                                             list(range(1, d, 2))]

@@ -50,7 +50,7 @@ from . import (
     sy_outcome,
 )
 from .driven import Blocks
-from .hybrid import HYBRID_REACH, HYBRID_S_PER_NNZ, HYBRID_STEP_S
+from .hybrid import one_sector
 from .jumps import _odd_jump_rate, expected_jumps
 
 #: Eigenmodes up to this dimension (their decomposition is O(d^3) once per block), Krylov steps
@@ -440,6 +440,11 @@ GROUPED_EVENT_S = 4.5e-5
 GROUPED_S_PER_ENTRY = 2e-9
 GROUPED_BLOCK_S = 5e-3
 GROUPED_S_PER_D3 = 2e-9
+#: Beyond MODES_MAX: time reached by a Krylov step per unit of ||A||_inf (38-74 measured over
+#: 2 x 60 and 4 x 8, 4 x 10 spins, r = 1-2.5; 2026-12-05) and the observables' cost per state
+#: and sample (the total spin's operators on each sample).
+GROUPED_REACH = 50.0
+GROUPED_S_PER_STATE = 2e-7
 DISORDER_JUMPS = 0.1
 
 
@@ -459,8 +464,9 @@ def grouped_events(point: dict) -> float:
 def grouped_seconds(point: dict) -> tuple[float, float]:
     """(CPU seconds per trajectory, set-up) of the grouped engine.  In eigenmodes each event
     (``grouped_events``, losses, measurements) costs GROUPED_EVENT_S + d^2 GROUPED_S_PER_ENTRY,
-    each sample d^2 GROUPED_S_PER_ENTRY; beyond MODES_MAX the hybrid engine's Krylov model
-    (a step per HYBRID_REACH / ||A||, each costing HYBRID_STEP_S + HYBRID_S_PER_NNZ nnz).  Each
+    each sample d^2 GROUPED_S_PER_ENTRY; beyond MODES_MAX Krylov steps (one per GROUPED_REACH
+    / ||A||_inf of time and one per event, each ``krylov.step_seconds`` in one parity sector
+    unless the two mix: ``hybrid.one_sector``) and each sample d GROUPED_S_PER_STATE.  Each
     block visited costs GROUPED_BLOCK_S + d^3 GROUPED_S_PER_D3 (its eigenmodes)."""
     classes, t_end = classes_of(point), point["time"]["t_end"]
     d = groups.dimension(classes)
@@ -472,9 +478,10 @@ def grouped_seconds(point: dict) -> tuple[float, float]:
     blocks = 1 + len(classes) * math.ceil(losses + 3 * math.sqrt(losses))
     if d > MODES_MAX:
         anorm, nnz = _generator_size(classes, Rates.of(point["model"]))
-        steps = t_end * anorm / HYBRID_REACH + events
-        return (events * GROUPED_EVENT_S + steps * (HYBRID_STEP_S + nnz * HYBRID_S_PER_NNZ),
-                blocks * GROUPED_BLOCK_S)
+        steps = t_end * anorm / GROUPED_REACH + events
+        sector = 0.5 if one_sector(point) else 1.0
+        return (events * GROUPED_EVENT_S + steps * krylov.step_seconds(sector * d, sector * nnz)
+                + time_grid(point).size * d * GROUPED_S_PER_STATE, blocks * GROUPED_BLOCK_S)
     return per_trajectory, blocks * (GROUPED_BLOCK_S + d**3 * GROUPED_S_PER_D3)
 
 

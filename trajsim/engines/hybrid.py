@@ -58,12 +58,10 @@ from .jumps import DICKE, expected_jumps
 MAX_TRAJECTORY_S = 86400.0
 #: Hybrid engine cost model (``_hybrid_seconds``; measured with benchmarks/bench_hybrid.py,
 #: AMD EPYC, 2026-12-04): time reached by one Krylov step per unit of ``hybrid_norm`` (m = 12,
-#: TOL = 1e-10: 16-25 over N = 4-1000, n_max = 8-60), seconds per step and per non-zero of a
-#: step, per state entry at a stop, of Python per measurement or event, and per block built
-#: and non-zero built.
+#: TOL = 1e-10: 16-25 over N = 4-1000, n_max = 8-60; a step's cost is
+#: ``krylov.step_seconds``), seconds per state entry at a stop, of Python per measurement or
+#: event, and per block built and non-zero built.
 HYBRID_REACH = 20.0
-HYBRID_STEP_S = 4e-5
-HYBRID_S_PER_NNZ = 4e-8
 HYBRID_S_PER_ENTRY = 1.5e-8
 HYBRID_EVENT_S = 2e-4
 HYBRID_BLOCK_S = 4e-3
@@ -342,21 +340,29 @@ def hybrid_block_bytes(point: dict) -> float:
 
 
 def _hybrid_events(point: dict) -> float:
-    """Expected jumps of a hybrid trajectory: the spin model's (``expected_jumps``) and two
+    """Expected jumps of a hybrid trajectory: the spin model's (``expected_jumps``), two
     cavity jumps per reservoir photon lost internally (kappa_int n_th t_end; the reservoir's
-    jump follows, restoring the squeezed vacuum)."""
-    m = point["model"]
+    jump follows, restoring the squeezed vacuum), and cosh 2r per spin up at the start, which
+    the cavity carries away (measured: 1.7 per spin from a coherent spin state at r = 0.5)."""
+    m, init = point["model"], point["initial_state"]
     n_th = m["kappa_sqz"] * math.sinh(m["r"]) ** 2 / (m["kappa_sqz"] + m["kappa_int"])
-    return expected_jumps(point) + 2 * m["kappa_int"] * n_th * point["time"]["t_end"]
+    if init["kind"] == "css":
+        up = m["N"] * (1 - math.cos(init["theta"])) / 2
+    elif init["kind"] == "steady":
+        up = 0.0
+    else:
+        up = m["N"] / 2 + (init["m"] if init["m"] is not None else -m["N"] / 2)
+    return (expected_jumps(point) + 2 * m["kappa_int"] * n_th * point["time"]["t_end"]
+            + math.cosh(2 * m["r"]) * up)
 
 
 def _hybrid_seconds(point: dict) -> tuple[float, float]:
     """(CPU seconds per trajectory, once-per-process set-up) of the hybrid engine.  A trajectory
     takes a Krylov step per HYBRID_REACH / ||A|| of time (||A||: ``hybrid_norm``), one more at
     each measurement and half a step more at each event (jump, loss: it cuts a step short at a
-    random point), each step costing HYBRID_STEP_S and HYBRID_S_PER_NNZ per non-zero of A
-    (m + 1 sparse products, Gram-Schmidt) of one parity sector (half of them) unless the
-    initial state or an S_y measurement mixes the two; each stop
+    random point), each step costing ``krylov.step_seconds`` in one parity sector (half the
+    block) unless the initial state or an S_y measurement mixes the two (``one_sector``); each
+    stop
     (sample or measurement) expands the state, HYBRID_S_PER_ENTRY per entry; each measurement
     and event costs HYBRID_EVENT_S of Python.  Events: the jumps (``_hybrid_events``) and the
     losses.  Set-up: each block's generator, O(nnz)."""
@@ -367,14 +373,20 @@ def _hybrid_seconds(point: dict) -> tuple[float, float]:
     losses = point["loss"]["rate_per_spin"] * m["N"] * t_end + len(point["loss"]["times"])
     events = _hybrid_events(point) + losses
     steps = t_end * hybrid_norm(point) / HYBRID_REACH + measurements + events / 2
-    if not measurements and point["initial_state"]["kind"] != "css":
-        nnz /= 2  # the state keeps to one parity sector (``krylov.Generator``)
-    per_trajectory = (steps * (HYBRID_STEP_S + nnz * HYBRID_S_PER_NNZ)
+    sector = 0.5 if one_sector(point) else 1.0
+    per_trajectory = (steps * krylov.step_seconds(sector * d, sector * nnz)
                       + stops * d * HYBRID_S_PER_ENTRY + (measurements + events) * HYBRID_EVENT_S)
     blocks = 1 + min(m["N"], math.ceil(losses + 3 * math.sqrt(losses)))
     if m["gamma_phi"] or m["gamma_rel"]:
         blocks *= 1 + m["N"] // 2  # every j
     return per_trajectory, blocks * (HYBRID_BLOCK_S + nnz * HYBRID_S_PER_NNZ_BUILD)
+
+
+def one_sector(point: dict) -> bool:
+    """Whether a trajectory's state keeps to one parity sector between jumps (``krylov.Generator``
+    then works on half the block): not from a coherent spin state, nor after an S_y
+    measurement, which mix the parities of k."""
+    return measurement_times(point).size == 0 and point["initial_state"]["kind"] != "css"
 
 
 def hybrid_norm(point: dict) -> float:
