@@ -440,12 +440,12 @@ GROUPED_EVENT_S = 4.5e-5
 GROUPED_S_PER_ENTRY = 2e-9
 GROUPED_BLOCK_S = 5e-3
 GROUPED_S_PER_D3 = 2e-9
+DISORDER_JUMPS = 0.1
 #: Beyond MODES_MAX: time reached by a Krylov step per unit of ||A||_inf (38-74 measured over
 #: 2 x 60 and 4 x 8, 4 x 10 spins, r = 1-2.5; 2026-12-05) and the observables' cost per state
 #: and sample (the total spin's operators on each sample).
 GROUPED_REACH = 50.0
 GROUPED_S_PER_STATE = 2e-7
-DISORDER_JUMPS = 0.1
 
 
 def grouped_events(point: dict) -> float:
