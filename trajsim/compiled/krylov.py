@@ -27,7 +27,6 @@ found by bisection.  The estimate at s = h bounds the error at every s < h (it g
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 
 import numba as nb
@@ -49,6 +48,7 @@ BREAKDOWN = 1e-12
 #: (remainder SUB_NORM^15 / 15! ~ 2e-17).
 SUB_NORM = 0.5
 SUB_DEGREE = 14
+#: 1/k!, k = 0 .. SUB_DEGREE.
 INVERSE_FACTORIAL = np.array([1.0 / math.factorial(k) for k in range(SUB_DEGREE + 1)])
 #: What a step costs (``step_seconds``; measured 2026-12-05, AMD EPYC, one thread, on hybrid
 #: sectors of 63-603 states and grouped ones of 1 860-7 320): the small-space work, each
@@ -300,9 +300,10 @@ def initial_step(anorm):
 def advance_through(runs, data, anorm, x, t, u, times, first, last, step):
     """Evolve x (unnormalised, ||x||^2 >= u) from t through times[first:last], stopping where
     ||x||^2 reaches u.  step[0] carries the next step size between calls (a trajectory's own:
-    ``initial_step`` at its start); step[1] counts the Krylov steps (Arnoldi processes).  Returns (k, t, jumped, X): k the first time not reached,
-    t the time of the stop (the jump, or times[last - 1]), X[i] the state at times[first + i]
-    for i < k - first; x holds the state at the stop."""
+    ``initial_step`` at its start); step[1] counts the Krylov steps (Arnoldi processes).
+    Returns (k, t, jumped, X): k the first time not reached, t the time of the stop (the jump,
+    or times[last - 1]), X[i] the state at times[first + i] for i < k - first; x holds the
+    state at the stop."""
     m = KRYLOV_DIM
     X = np.empty((last - first, x.size), np.complex128)
     V = np.empty((m + 2, x.size), np.complex128)
@@ -353,7 +354,8 @@ def advance_through(runs, data, anorm, x, t, u, times, first, last, step):
 @dataclass(frozen=True)
 class Generator:
     """A sparse generator A as ``_matvec``'s runs (row, column, length) and their entries, in
-    the order of the diagonals (column - row), then of the rows; ``anorm`` = ||A||_inf (of the
+    the order of the diagonals (column - row), then of the rows, a run continuing over up to
+    RUN_GAP missing rows (stored as zeros); ``anorm`` = ||A||_inf (of the
     whole generator when this is a sector of it: a bound for the sector).  ``sectors``: (indices,
     A restricted to them) for two sets of states that A never mixes (a parity), or empty."""
 
@@ -379,10 +381,10 @@ class Generator:
         ends = np.append(starts[1:], row.size)[:starts.size] - 1  # none without entries
         lengths = row[ends] - row[starts] + 1
         runs = np.column_stack((row[starts], row[starts] + diagonal[starts], lengths))
-        offset = np.repeat(np.cumsum(lengths) - lengths - row[starts], np.diff(np.append(starts,
-                                                                                   row.size)))
+        entries = np.diff(np.append(starts, row.size))  # stored entries per run
+        run_start = np.cumsum(lengths) - lengths  # where each run's data begins
         data = np.zeros(int(lengths.sum()), complex)
-        data[row + offset] = value
+        data[np.repeat(run_start - row[starts], entries) + row] = value
         if anorm is None:
             anorm = float(abs(coo).sum(axis=1).max()) if coo.nnz else 0.0
         sectors = ()

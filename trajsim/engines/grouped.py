@@ -135,9 +135,10 @@ def _decompose(A: np.ndarray):
 @dataclass(frozen=True)
 class GroupedBlock:
     """The classes at their current sizes: A = -i H_eff (``krylov.Generator``, for Krylov
-    steps) and, in small blocks, its ``eigenmodes``; the jump channels (name, sqrt(rate) L); the losses
-    (event name, Kraus operator, classes after, class size N_k); the total S_x, S_y, S_z; and
-    the total S_y's eigenvalue index of each product state of the classes' S_y eigenbases."""
+    steps) and, in small blocks, its ``eigenmodes``; the jump channels (name, sqrt(rate) L);
+    the losses (event name, Kraus operator, classes after, class size N_k); the total S_x, S_y,
+    S_z; and the total S_y's eigenvalue index of each product state of the classes' S_y
+    eigenbases."""
 
     classes: tuple
     generator: krylov.Generator

@@ -9,9 +9,10 @@ k = j + m), in the rotating frame of Eq. (8):
             the local dephasing and relaxation of Eq. (11), j-resolved as in the spin engine,
     no jump d psi/dt = -i H_eff psi,  H_eff = H - (i/2) sum_c L_c^dag L_c.
 
-H_eff is sparse (five diagonals, seven in the reservoir's basis) and not normal;
-``compiled.krylov`` propagates it by Arnoldi steps with an a-posteriori error bound, and finds
-the jump time as the root of the norm.  A jump picks channel c with probability
+H_eff is sparse (five diagonals, seven in the reservoir's basis), not normal, and keeps the
+parity of n + k; ``compiled.krylov`` propagates it by Arnoldi steps with an a-posteriori error
+bound, in the state's parity sector when it has one, and finds the jump time as the root of
+the norm.  A jump picks channel c with probability
 ||L_c psi||^2 over their sum.  Spin losses are those of the spin engine (a Poisson process of rate
 gamma_loss N plus scripted times; ``dicke.loss_kraus`` on the spin factor, the cavity
 untouched), and S_y instruments act on the spin factor as ``compiled.kernels._measure_sy`` does.
