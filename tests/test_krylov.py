@@ -20,7 +20,8 @@ def evolve(block, x, u, times, t=0.0):
     """advance_through from t with a fresh step size: (k, t, jumped, X, x after)."""
     x = x.astype(complex).copy()
     step = np.array([krylov.initial_step(block.generator.anorm), 0.0])
-    k, t, jumped, X = block.generator.advance_through(x, t, u, np.asarray(times, float), 0, len(times), step)
+    k, t, jumped, X = block.generator.advance_through(x, t, u, np.asarray(times, float), 0,
+                                                      len(times), step)
     return k, t, jumped, X, x
 
 
