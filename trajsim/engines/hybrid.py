@@ -211,7 +211,7 @@ class HybridEngine(Engine):
             raise ScenarioError(f"{label}model.n_max: N = {N} spins with "
                                 f"{point['model']['n_max']} photons need about "
                                 f"{needed / 2**30:.3g} GiB per block (memory grows as "
-                                f"(N n_max)^2); at most {budget / 2**30:.0f} GiB is available")
+                                f"N n_max); at most {budget / 2**30:.0f} GiB is available")
         seconds = _hybrid_seconds(point)[0]
         if seconds > MAX_TRAJECTORY_S:
             raise ScenarioError(f"{label}time.t_end: about {seconds:.2g} CPU s per hybrid "
