@@ -105,10 +105,14 @@ def liouvillian(groups: tuple[Group, ...], rates: Rates) -> sp.csr_matrix:
     G = -1j * (sp.kron(ops["H"], eye) - sp.kron(eye, ops["H"].T))
     for rate, L in ((rates.Gamma, ops["Sigma"]), (rates.gamma_coll, ops["S-w"])):
         if rate > 0:
-            LdL = (L.conj().T @ L).tocsr()
-            G = G + rate * (sp.kron(L, L.conj()) - 0.5 * sp.kron(LdL, eye)
-                            - 0.5 * sp.kron(eye, LdL.T))
+            G = G + rate * _dissipator(L, eye)
     return G.tocsr()
+
+
+def _dissipator(L: sp.spmatrix, eye: sp.spmatrix) -> sp.spmatrix:
+    """D[L] on row-major vec(rho): L rho L^dag - {L^dag L, rho} / 2."""
+    LdL = (L.conj().T @ L).tocsr()
+    return sp.kron(L, L.conj()) - 0.5 * sp.kron(LdL, eye) - 0.5 * sp.kron(eye, LdL.T)
 
 
 def steady_state(groups: tuple[Group, ...], rates: Rates) -> np.ndarray:
@@ -160,8 +164,7 @@ def secular_steady_state(groups: tuple[Group, Group], r: float) -> np.ndarray:
     eye = sp.identity(dim, format="csr")
     G = sp.csr_matrix((dim * dim, dim * dim), dtype=complex)
     for L in (a.weight * c * Jm0 - b.weight * s * Jp1, b.weight * c * Jm1 - a.weight * s * Jp0):
-        LdL = (L.conj().T @ L).tocsr()
-        G = G + sp.kron(L, L.conj()) - 0.5 * sp.kron(LdL, eye) - 0.5 * sp.kron(eye, LdL.T)
+        G = G + _dissipator(L, eye)
     k0, k1 = np.divmod(np.arange(dim), b.N + 1)
     difference = k0 - k1
     kept = np.flatnonzero((difference[:, None] == difference[None, :]).ravel())

@@ -1,6 +1,7 @@
 """What the engines that keep a state vector in Python between compiled no-jump stretches share
-(the hybrid engine, the grouped engine): their blocks, their loss schedule, the event loop of a
-trajectory and the unit around it.
+(the hybrid engine, the grouped engine): their blocks, their loss schedule, whether a state keeps
+to one parity sector (``one_sector``, for their cost models), the event loop of a trajectory and
+the unit around it.
 
 A trajectory object (``Trajectory``'s subclasses) knows its physics:
 
@@ -29,6 +30,7 @@ import pandas as pd
 
 from ..compiled import rng_states
 from ..memory import memory_budget
+from ..point import measurement_times
 from ..stats import UnitStats
 from . import Outcomes, PointSetup, UnitResult, WorkUnit, trajectory_frame
 
@@ -76,6 +78,13 @@ class Trajectory:
         if self.scripted < times.size and times[self.scripted] <= self.poisson:
             return times[self.scripted], True
         return self.poisson, False
+
+
+def one_sector(point: dict) -> bool:
+    """Whether a trajectory's state keeps to one parity sector between jumps (``krylov.Generator``
+    then works on half the block): not from a coherent spin state, nor after an S_y
+    measurement, which mix the parities of k."""
+    return measurement_times(point).size == 0 and point["initial_state"]["kind"] != "css"
 
 
 def drive(tr, setup: PointSetup, row: int, rng_meas: np.ndarray, samples: np.ndarray,

@@ -50,7 +50,6 @@ from . import (
     sy_outcome,
 )
 from .driven import Blocks
-from .hybrid import one_sector
 from .jumps import _odd_jump_rate, expected_jumps
 
 #: Eigenmodes up to this dimension (their decomposition is O(d^3) once per block), Krylov steps
@@ -174,8 +173,10 @@ def build_block(classes: tuple, rates: Rates) -> GroupedBlock:
             losses.append((f"lost_{'up' if up else 'down'}_{k}", K, after, g.N))
     sy_index = sum(np.arange(g.N + 1).reshape([-1 if i == k else 1 for i in range(len(classes))])
                    for k, g in enumerate(classes)).ravel()
-    eigenmodes = Eigenmodes.of(A, sy_index % 2) if A.shape[0] <= MODES_MAX else None
-    return GroupedBlock(classes, krylov.Generator.of(A, sy_index % 2), eigenmodes, channels, losses,
+    parity = sy_index % 2
+    eigenmodes = Eigenmodes.of(A, parity) if A.shape[0] <= MODES_MAX else None
+    sectors = parity if eigenmodes is None else None  # only Krylov steps use the sectors
+    return GroupedBlock(classes, krylov.Generator.of(A, sectors), eigenmodes, channels, losses,
                         (ops["Sx"], ops["Sy"], ops["Sz"]), sy_index)
 
 
@@ -467,7 +468,7 @@ def grouped_seconds(point: dict) -> tuple[float, float]:
     (``grouped_events``, losses, measurements) costs GROUPED_EVENT_S + d^2 GROUPED_S_PER_ENTRY,
     each sample d^2 GROUPED_S_PER_ENTRY; beyond MODES_MAX Krylov steps (one per GROUPED_REACH
     / ||A||_inf of time and one per event, each ``krylov.step_seconds`` in one parity sector
-    unless the two mix: ``hybrid.one_sector``) and each sample d GROUPED_S_PER_STATE.  Each
+    unless the two mix: ``driven.one_sector``) and each sample d GROUPED_S_PER_STATE.  Each
     block visited costs GROUPED_BLOCK_S + d^3 GROUPED_S_PER_D3 (its eigenmodes)."""
     classes, t_end = classes_of(point), point["time"]["t_end"]
     d = groups.dimension(classes)
@@ -480,7 +481,7 @@ def grouped_seconds(point: dict) -> tuple[float, float]:
     if d > MODES_MAX:
         anorm, nnz = _generator_size(classes, Rates.of(point["model"]))
         steps = t_end * anorm / GROUPED_REACH + events
-        sector = 0.5 if one_sector(point) else 1.0
+        sector = 0.5 if driven.one_sector(point) else 1.0
         return (events * GROUPED_EVENT_S + steps * krylov.step_seconds(sector * d, sector * nnz)
                 + time_grid(point).size * d * GROUPED_S_PER_STATE, blocks * GROUPED_BLOCK_S)
     return per_trajectory, blocks * (GROUPED_BLOCK_S + d**3 * GROUPED_S_PER_D3)

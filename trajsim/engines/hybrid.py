@@ -362,8 +362,8 @@ def _hybrid_seconds(point: dict) -> tuple[float, float]:
     takes a Krylov step per HYBRID_REACH / ||A|| of time (||A||: ``hybrid_norm``), one more at
     each measurement and half a step more at each event (jump, loss: it cuts a step short at a
     random point), each step costing ``krylov.step_seconds`` in one parity sector (half the
-    block) unless the initial state or an S_y measurement mixes the two (``one_sector``); each
-    stop
+    block) unless the initial state or an S_y measurement mixes the two
+    (``driven.one_sector``); each stop
     (sample or measurement) expands the state, HYBRID_S_PER_ENTRY per entry; each measurement
     and event costs HYBRID_EVENT_S of Python.  Events: the jumps (``_hybrid_events``) and the
     losses.  Set-up: each block's generator, O(nnz)."""
@@ -374,20 +374,13 @@ def _hybrid_seconds(point: dict) -> tuple[float, float]:
     losses = point["loss"]["rate_per_spin"] * m["N"] * t_end + len(point["loss"]["times"])
     events = _hybrid_events(point) + losses
     steps = t_end * hybrid_norm(point) / HYBRID_REACH + measurements + events / 2
-    sector = 0.5 if one_sector(point) else 1.0
+    sector = 0.5 if driven.one_sector(point) else 1.0
     per_trajectory = (steps * krylov.step_seconds(sector * d, sector * nnz)
                       + stops * d * HYBRID_S_PER_ENTRY + (measurements + events) * HYBRID_EVENT_S)
     blocks = 1 + min(m["N"], math.ceil(losses + 3 * math.sqrt(losses)))
     if m["gamma_phi"] or m["gamma_rel"]:
         blocks *= 1 + m["N"] // 2  # every j
     return per_trajectory, blocks * (HYBRID_BLOCK_S + nnz * HYBRID_S_PER_NNZ_BUILD)
-
-
-def one_sector(point: dict) -> bool:
-    """Whether a trajectory's state keeps to one parity sector between jumps (``krylov.Generator``
-    then works on half the block): not from a coherent spin state, nor after an S_y
-    measurement, which mix the parities of k."""
-    return measurement_times(point).size == 0 and point["initial_state"]["kind"] != "css"
 
 
 def hybrid_norm(point: dict) -> float:
