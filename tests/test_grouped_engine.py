@@ -28,11 +28,12 @@ def dense_A(block):
 def propagate(A, e, psi, times, u):
     """``modes.advance_through`` from psi at t0 = 0 through times: (k, s, jumped, states at
     the times reached, state at the stop), in the product basis."""
-    c, y, n = np.empty(A.shape[0], complex), np.empty(A.shape[0], complex), np.diff(e.bounds)
+    c, y, ym = (np.empty(A.shape[0], complex) for _ in range(3))
+    n = np.diff(e.bounds)
     modes.amplitudes(e.W, e.bounds, e.offsets, psi[e.perm], c)
     X = np.empty((times.size, psi.size), complex)
-    k, s, jumped = modes.advance_through(e.mu, e.VT, e.G, e.D, e.bounds, e.offsets, c, 0.0,
-                                         0.0, u, times, 0, times.size, X, y, n,
+    k, s, jumped = modes.advance_through(e.mu, e.VT, e.G, e.bounds, e.offsets, c, 0.0, 0.0, u,
+                                         times, 0, times.size, X, y, ym, n,
                                          np.array([1.0, 0.0]))
     out = np.empty_like(psi)
     modes.expand(e.VT, e.bounds, e.offsets, y, n, out)
@@ -70,9 +71,10 @@ def test_an_inaccurate_decomposition_is_refused():
     """Near an exceptional point (a Jordan block perturbed by 1e-14) the eigenvectors are
     nearly parallel and V^-1 V - 1 is far from 0: no eigenmodes (the Krylov route runs)."""
     A = np.array([[-1.0, 1.0, 0.0], [1e-14, -1.0, 1.0], [0.0, 0.0, -2.0]], complex)
-    assert grouped.Eigenmodes.of(sp.csr_matrix(A), np.zeros(3, int)) is None
-    assert grouped.Eigenmodes.of(sp.csr_matrix(A), np.array([0, 1, 1])) is not None
-    assert grouped.Eigenmodes.of(sp.csr_matrix(np.diag([-1.0, -2.0 + 1j])), np.zeros(2, int))
+    assert grouped.Eigenmodes.of(sp.csr_matrix(A), np.zeros(3, int), []) is None
+    assert grouped.Eigenmodes.of(sp.csr_matrix(A), np.array([0, 1, 1]), []) is not None
+    assert grouped.Eigenmodes.of(sp.csr_matrix(np.diag([-1.0, -2.0 + 1j])), np.zeros(2, int),
+                                  [])
 
 
 def points(text: str):

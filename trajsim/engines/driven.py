@@ -8,12 +8,14 @@ A trajectory object (``Trajectory``'s subclasses) knows its physics:
     N, j, key                     spins, the j column, the block its samples' observables need
     t                             the current time
     advance_through(times, first, last) -> (k, jumped, states at times[first:k])
-                                  no-jump evolution, stopping at the jump (compiled)
+                                  no-jump evolution, stopping at a jump (compiled); one
+                                  that makes its jumps itself records them in events
     measure(instrument, stream, out) -> state   one S_y measurement now
-    event(row, t, loss, scripted, events)       a jump or a loss at t, appended to events
+    event(t, loss, scripted)                    a jump or a loss at t, appended to events
     observables(key, states) -> values          the columns after N and j
 
-and ``drive`` runs it through the sample and measurement times: the stops up to the next
+and ``drive`` runs it through the sample and measurement times, recording its events (row,
+t, kind, channel, N, 2j after, 2j before) in ``events``: the stops up to the next
 measurement or loss go through one compiled call; at equal times a loss comes first, then a
 measurement, then a sample.
 """
@@ -63,12 +65,15 @@ class Blocks:
 
 class Trajectory:
     """The loss schedule every driven trajectory shares: ``setup`` (a PointSetup), ``scripted``
-    (scripted losses done), ``poisson`` (the next Poisson loss) and N (spins now)."""
+    (scripted losses done), ``poisson`` (the next Poisson loss) and N (spins now); and where
+    its events go (set by ``drive``): its ``row`` in the unit and the unit's ``events``."""
 
     setup: PointSetup
     scripted: int
     poisson: float
     N: int
+    row: int
+    events: list
 
     def next_loss(self) -> tuple[float, bool]:
         """(time, scripted?) of the next loss: the Poisson one or the next scripted one."""
@@ -94,6 +99,7 @@ def drive(tr, setup: PointSetup, row: int, rng_meas: np.ndarray, samples: np.nda
     meas_times = setup.instrument.times if setup.instrument else np.zeros(0)
     per_time = setup.instrument.per_time if setup.instrument else 1
     stops, measured, sample_of, is_sample = setup.schedule
+    tr.row, tr.events = row, events
     k, q, states = 0, 0, {}  # states: key -> [(samples, states)]
 
     def keep(first: int, psis: np.ndarray) -> None:
@@ -121,10 +127,10 @@ def drive(tr, setup: PointSetup, row: int, rng_meas: np.ndarray, samples: np.nda
                 keep(last - 1, after[None])
             k = k_new
             if jumped:
-                tr.event(row, tr.t, False, False, events)
+                tr.event(tr.t, False, False)
             continue
         _, jumped, _ = tr.advance_through(np.array([t_loss]), 0, 1)  # the loss is due first
-        tr.event(row, tr.t if jumped else t_loss, not jumped, is_scripted, events)
+        tr.event(tr.t if jumped else t_loss, not jumped, is_scripted)
     for key, taken in states.items():  # the observables, one pass per block
         rows = np.concatenate([r for r, _ in taken])
         psis = taken[0][1] if len(taken) == 1 else np.concatenate([p for _, p in taken])

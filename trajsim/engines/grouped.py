@@ -23,6 +23,7 @@ of a loss: 'lost_down_0' is a spin lost from class 0 with the loss operator of t
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, replace
 from functools import cache
@@ -71,45 +72,59 @@ class Eigenmodes:
     """A = V diag(mu) V^-1 in each of its two sectors (even and odd number of spins up: Sigma and
     S_w- swap them, H_eff keeps them), on the product states reordered by sector (``perm``;
     sector b is entries and modes bounds[b] .. bounds[b + 1]), modes sorted from the slowest
-    decay: VT = V^T, G = V^dag V, D = G o (conj mu_i + mu_j) (the derivative's) and W = V^-1,
-    each stored as its sectors' blocks from ``offsets`` (``compiled.modes``)."""
+    decay: VT = V^T, G = V^dag V and W = V^-1, each stored as its sectors' blocks from
+    ``offsets``, and each jump channel's J = V^-1 L V from sector b at jumps[q, b]
+    (``compiled.modes``)."""
 
     mu: np.ndarray
     VT: np.ndarray
     G: np.ndarray
-    D: np.ndarray
     W: np.ndarray
+    J: np.ndarray
+    jumps: np.ndarray
     bounds: np.ndarray
     offsets: np.ndarray
     perm: np.ndarray
 
     @classmethod
-    def of(cls, A: sp.spmatrix, sector: np.ndarray) -> Eigenmodes | None:
-        """The decomposition of A with sector[i] the sector of product state i, or None where
-        it is not accurate (MODES_RESIDUAL)."""
+    def of(cls, A: sp.spmatrix, sector: np.ndarray, channels: list) -> Eigenmodes | None:
+        """The decomposition of A with sector[i] the sector of product state i and the jump
+        operators ``channels`` (each mapping a sector to the other), or None where it is not
+        accurate (MODES_RESIDUAL)."""
         perm = np.argsort(sector, kind="stable")
         bounds = np.searchsorted(sector[perm], [0, 1, 2]).astype(np.int64)
-        mu, parts = [], {"VT": [], "G": [], "D": [], "W": []}
-        for lo, hi in zip(bounds[:-1], bounds[1:]):
-            index = perm[lo:hi]
-            found = _decompose(A[index][:, index].toarray())
+        sectors = [slice(lo, hi) for lo, hi in itertools.pairwise(bounds)]
+        mu, V, W, parts = [], [], [], {"VT": [], "G": [], "W": []}
+        for part in sectors:
+            found = _decompose(A[perm[part]][:, perm[part]].toarray())
             if found is None:
                 return None
-            m, V, W = found
-            G = V.conj().T @ V
-            mu.append(m)
-            for name, part in (("VT", V.T), ("G", G), ("D", G * (m.conj()[:, None] + m)),
-                               ("W", W)):
-                parts[name].append(part.ravel())
+            mu.append(found[0])
+            V.append(found[1])
+            W.append(found[2])
+            for name, matrix in (("VT", found[1].T), ("G", found[1].conj().T @ found[1]),
+                                 ("W", found[2])):
+                parts[name].append(matrix.ravel())
+        J, jumps = [], []
+        for L in channels:
+            L = L[perm][:, perm]
+            if any(L[part][:, part].count_nonzero() for part in sectors):
+                return None  # J assumes L flips the sector
+            jumps.append([])
+            for b, part in enumerate(sectors):
+                jumps[-1].append(sum(j.size for j in J))
+                J.append((W[1 - b] @ (L[sectors[1 - b]][:, part] @ V[b])).ravel())
         offsets = np.concatenate(([0], np.cumsum(np.diff(bounds) ** 2)[:-1])).astype(np.int64)
         flat = {name: np.ascontiguousarray(np.concatenate(p), complex)
                 for name, p in parts.items()}
-        return cls(np.concatenate(mu).astype(complex), **flat, bounds=bounds, offsets=offsets,
-                   perm=perm)
+        return cls(np.concatenate(mu).astype(complex), **flat,
+                   J=np.ascontiguousarray(np.concatenate(J) if J else np.zeros(0), complex),
+                   jumps=np.array(jumps, np.int64).reshape(len(channels), 2), bounds=bounds,
+                   offsets=offsets, perm=perm)
 
     @property
     def nbytes(self) -> int:
-        return self.VT.nbytes + self.G.nbytes + self.D.nbytes + self.W.nbytes
+        return self.VT.nbytes + self.G.nbytes + self.W.nbytes + self.J.nbytes
 
 
 def _decompose(A: np.ndarray):
@@ -174,7 +189,8 @@ def build_block(classes: tuple, rates: Rates) -> GroupedBlock:
     sy_index = sum(np.arange(g.N + 1).reshape([-1 if i == k else 1 for i in range(len(classes))])
                    for k, g in enumerate(classes)).ravel()
     parity = sy_index % 2
-    eigenmodes = Eigenmodes.of(A, parity) if A.shape[0] <= MODES_MAX else None
+    eigenmodes = Eigenmodes.of(A, parity, [L for _, L in channels]) \
+        if A.shape[0] <= MODES_MAX else None
     sectors = parity if eigenmodes is None else None  # only Krylov steps use the sectors
     return GroupedBlock(classes, krylov.Generator.of(A, sectors), eigenmodes, channels, losses,
                         (ops["Sx"], ops["Sy"], ops["Sz"]), sy_index)
@@ -254,31 +270,44 @@ def initial_state(point: dict, classes: tuple) -> np.ndarray:
 
 
 class _Modes:
-    """A trajectory's no-jump state in eigenmodes: amplitudes c set at t0, now at t0 + s (the
-    product states in the sectors' order)."""
+    """A trajectory's no-jump state in eigenmodes: amplitudes c set at t0, now at t0 + s
+    (clock = [t0, s, u]; the product states in the sectors' order); its jumps stay in modes
+    (``modes.run``) and draw from rng."""
 
-    def __init__(self, block: GroupedBlock, psi: np.ndarray, t: float, u: float):
+    #: Jumps recorded per compiled call.
+    EVENTS = 1024
+
+    def __init__(self, block: GroupedBlock, psi: np.ndarray, t: float, u: float,
+                 rng: np.ndarray):
         e = block.eigenmodes
-        self.e, self.t0, self.s, self.u = e, t, 0.0, u
+        self.e, self.rng, self.clock = e, rng, np.array([t, 0.0, u])
         self.c = np.empty(e.mu.size, complex)
         psi = np.ascontiguousarray(psi, complex)
         modes.amplitudes(e.W, e.bounds, e.offsets, np.ascontiguousarray(psi[e.perm]), self.c)
-        self.y, self.n = self.c.copy(), np.diff(e.bounds)
+        self.y, self.ym, self.n = self.c.copy(), self.c.copy(), np.diff(e.bounds)
         Apsi = block.generator.apply(psi)  # d||psi||^2/dt = 2 Re <psi|A psi>
         self.start = np.array([krylov._norm2(psi), 2.0 * krylov._dot(psi, Apsi).real])
+        self.work = np.empty((len(block.channels), e.mu.size), complex)
+        self.event_t, self.event_q = np.empty(self.EVENTS), np.empty(self.EVENTS, np.int64)
 
     @property
     def t(self) -> float:
-        return self.t0 + self.s
+        return self.clock[0] + self.clock[1]
 
-    def advance_through(self, times, first, last):
+    def advance_through(self, times, first, last, jumps: list):
+        """The states at times[first:last], the jumps on the way appended to jumps as (t,
+        channel)."""
         e, X = self.e, np.empty((last - first, self.c.size), complex)
-        k, self.s, jumped = modes.advance_through(e.mu, e.VT, e.G, e.D, e.bounds, e.offsets,
-                                                  self.c, self.t0, self.s, self.u, times, first,
-                                                  last, X, self.y, self.n, self.start)
-        out = np.empty_like(X[:k - first])
-        out[:, self.e.perm] = X[:k - first]
-        return k, jumped, out
+        k = first
+        while k < last:
+            k, count = modes.run(e.mu, e.VT, e.G, e.J, e.jumps, e.bounds, e.offsets, self.c,
+                                 self.clock, times, k, last, X[k - first:], self.y, self.ym,
+                                 self.n, self.start, self.rng, self.work, self.event_t,
+                                 self.event_q)
+            jumps.extend(zip(self.event_t[:count].tolist(), self.event_q[:count].tolist()))
+        out = np.empty_like(X)
+        out[:, self.e.perm] = X
+        return out
 
     def psi(self) -> np.ndarray:
         out = np.empty(self.c.size, complex)
@@ -334,11 +363,21 @@ class _Trajectory(driven.Trajectory):
 
     def set_state(self, psi: np.ndarray, t: float) -> None:
         """psi normalised at t, and a fresh no-jump threshold u."""
-        kind = _Modes if self.block.eigenmodes else _Steps
-        self.state = kind(self.block, psi / np.linalg.norm(psi), t, _uniform(self.rng))
+        psi, u = psi / np.linalg.norm(psi), _uniform(self.rng)
+        self.state = _Modes(self.block, psi, t, u, self.rng) if self.block.eigenmodes else \
+            _Steps(self.block, psi, t, u)
 
     def advance_through(self, times: np.ndarray, first: int, last: int):
-        return self.state.advance_through(times, first, last)
+        """No-jump evolution through the stops (``driven``); in eigenmodes the jumps on the way
+        are made and recorded here, so it never stops at one."""
+        if isinstance(self.state, _Steps):
+            return self.state.advance_through(times, first, last)
+        jumps = []
+        psis = self.state.advance_through(times, first, last, jumps)
+        for t, q in jumps:
+            self.events.append((self.row, t, "jump", self.block.channels[q][0], self.N, self.N,
+                                self.N))
+        return last, False, psis
 
     def measure(self, instrument: Instrument, stream: np.ndarray, out: np.ndarray):
         """One measurement of the total S_y now (``measure``): the state after it."""
@@ -350,7 +389,7 @@ class _Trajectory(driven.Trajectory):
     def observables(self, classes: tuple, psis: np.ndarray) -> np.ndarray:
         return observables(psis, self.setup.block(classes))
 
-    def event(self, row: int, t: float, loss: bool, is_scripted: bool, events: list) -> None:
+    def event(self, t: float, loss: bool, is_scripted: bool) -> None:
         """A jump (channel drawn with probability ||L psi||^2) or a loss at t (class k with
         probability N_k / N, then its Kraus operator s with ||K_s psi||^2), appended to events
         (j: N / 2)."""
@@ -368,7 +407,7 @@ class _Trajectory(driven.Trajectory):
             phis = [L @ psi for _, L in self.block.channels]
             c = pick([np.vdot(p, p).real for p in phis], self.rng)
             name = self.block.channels[c][0]
-        events.append((row, t, "loss" if loss else "jump", name, self.N, self.N, before))
+        self.events.append((self.row, t, "loss" if loss else "jump", name, self.N, self.N, before))
         self.set_state(phis[c], t)
 
 

@@ -280,7 +280,7 @@ class _Trajectory(driven.Trajectory):
     def observables(self, two_j: int, psis: np.ndarray) -> np.ndarray:
         return observables(psis, two_j, self.setup.cavity)
 
-    def event(self, row: int, t: float, loss: bool, is_scripted: bool, events: list) -> None:
+    def event(self, t: float, loss: bool, is_scripted: bool) -> None:
         """A jump (channel drawn with probability ||L_c psi||^2) or a loss (Kraus operator drawn
         likewise) at t, appended to events; the state renormalised, u redrawn."""
         self.t = t
@@ -297,7 +297,8 @@ class _Trajectory(driven.Trajectory):
             phis = [F @ psi if S is None else psi @ S.T for _, _, F, S in self.block.channels]
             c = pick([np.vdot(phi, phi).real for phi in phis], self.rng)
             name, self.two_j = self.block.channels[c][:2]
-        events.append((row, self.t, "loss" if loss else "jump", name, self.N, self.two_j, before))
+        self.events.append((self.row, self.t, "loss" if loss else "jump", name, self.N,
+                            self.two_j, before))
         self.block = self.setup.block(self.N, self.two_j)
         self.set_state(phis[c])
 
