@@ -28,13 +28,13 @@ def dense_A(block):
 def propagate(A, e, psi, times, u):
     """``modes.advance_through`` from psi at t0 = 0 through times: (k, s, jumped, states at
     the times reached, state at the stop), in the product basis."""
-    c, y, ym = (np.empty(A.shape[0], complex) for _ in range(3))
+    c, y, *scratch = (np.empty(A.shape[0], complex) for _ in range(6))
     n = np.diff(e.bounds)
-    modes.amplitudes(e.W, e.bounds, e.offsets, psi[e.perm], c)
+    modes.amplitudes(e.WT, e.bounds, e.offsets, psi[e.perm], c)
     X = np.empty((times.size, psi.size), complex)
-    k, s, jumped = modes.advance_through(e.mu, e.VT, e.G, e.bounds, e.offsets, c, 0.0, 0.0, u,
-                                         times, 0, times.size, X, y, ym, n,
-                                         np.array([1.0, 0.0]))
+    k, s, jumped = modes.advance_through(e.mu, e.VT, e.GT, e.bounds, e.offsets, c, 0.0, 0.0, u,
+                                         times, 0, times.size, X, y, tuple(scratch), n,
+                                         np.array([-1.0, 0.0, 0.0]))
     out = np.empty_like(psi)
     modes.expand(e.VT, e.bounds, e.offsets, y, n, out)
     states, stop = np.empty_like(X[:k]), np.empty_like(out)

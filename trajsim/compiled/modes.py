@@ -19,9 +19,10 @@ trajectory between losses and measurements never leaves compiled code.
 
 A has sectors that it never mixes (for spins: the parity of the number of spins up, which Sigma
 flips): entries and modes bounds[b] .. bounds[b + 1] form sector b, and each matrix (VT = V^T,
-G, W = V^-1) is stored as its sectors' square blocks one after the other in a flat array,
-block b from offsets[b], row-major.  The jump channels map sector b to sector 1 - b: channel q's
-J from sector b is the (n_{1-b} x n_b) block at jumps[q, b], row-major.
+GT = G^T, WT = (V^-1)^T) is stored as its sectors' square blocks one after the other in a flat
+array, block b from offsets[b], row-major.  The jump channels map sector b to sector 1 - b:
+channel q's JT = J^T from sector b is the (n_b x n_{1-b}) block at jumps[q, b], row-major.
+The transposes make every product a sum of rows (``_axpy``), which vectorises.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from .streams import _uniform
 MODE_TOL = 1e-13
 #: ||psi(s)||^2 = u is solved to |||psi||^2 - u| <= JUMP_TOL u, or to the last bit of s.
 JUMP_TOL = 1e-12
+#: Residual below which a Newton step that converges quadratically is trusted (``_reach``).
+SURE_RESIDUAL = 1e-7
 #: Root iterations before the bracket's midpoint is taken as the jump (never reached in tests).
 MAX_ITERATIONS = 200
 
@@ -59,62 +62,54 @@ def _in_use(c, mu, bounds, s, bound, n):
 
 
 @nb.njit(cache=True, fastmath=FAST, inline="always")
-def _row(M, start, y, lo, hi):
-    """sum_{lo <= j < hi} M[start + j - lo] y_j in four interleaved partial sums added in a
-    fixed order (independent chains run in parallel; the same bits on every CPU)."""
-    s0, s1, s2, s3 = 0j, 0j, 0j, 0j
-    j, shift = lo, start - lo
-    while j + 4 <= hi:
-        s0 += M[shift + j] * y[j]
-        s1 += M[shift + j + 1] * y[j + 1]
-        s2 += M[shift + j + 2] * y[j + 2]
-        s3 += M[shift + j + 3] * y[j + 3]
-        j += 4
-    while j < hi:
-        s0 += M[shift + j] * y[j]
-        j += 1
-    return (s0 + s1) + (s2 + s3)
+def _axpy(out, lo, M, start, a, count):
+    """out[lo + i] += M[start + i] a for 0 <= i < count.  Unsigned indices spare Numba's
+    negative-index wrap-around, so the loop vectorises; each entry still sums in the callers'
+    order, so the bits do not depend on the vector width."""
+    o, m = np.uint64(lo), np.uint64(start)
+    for i in range(np.uint64(count)):
+        out[o + i] += M[m + i] * a
 
 
 @nb.njit(cache=True, fastmath=FAST, inline="always")
-def _rows(G, start, y, ym, lo, hi):
-    """(sum_j G[start + j - lo] y_j, the same with ym) over lo <= j < hi, each in two
-    interleaved partial sums added in a fixed order."""
-    g0, g1, h0, h1 = 0j, 0j, 0j, 0j
-    j, shift = lo, start - lo
-    while j + 2 <= hi:
-        g0 += G[shift + j] * y[j]
-        h0 += G[shift + j] * ym[j]
-        g1 += G[shift + j + 1] * y[j + 1]
-        h1 += G[shift + j + 1] * ym[j + 1]
-        j += 2
-    if j < hi:
-        g0 += G[shift + j] * y[j]
-        h0 += G[shift + j] * ym[j]
-    return g0 + g1, h0 + h1
+def _axpy2(out, out2, lo, M, start, a, a2, count):
+    """``_axpy`` of a and of a2 with the same M (read once) into out and out2."""
+    o, m = np.uint64(lo), np.uint64(start)
+    for i in range(np.uint64(count)):
+        x = M[m + i]
+        out[o + i] += x * a
+        out2[o + i] += x * a2
 
 
 @nb.njit(cache=True, fastmath=FAST)
-def _norm2(c, mu, G, bounds, offsets, n, s, y, ym, slope_too=True):
-    """(||psi(s)||^2, its derivative unless not ``slope_too``) over the modes in use, y = c
-    e^{mu s} and ym = mu y there.  The sectors are orthogonal, and G is Hermitian: each sum
-    runs over i <= j within a sector, the derivative's row i as conj(mu_i) G y + G (mu y)."""
+def _norm2(c, mu, GT, bounds, offsets, n, s, y, scratch, slope_too=True):
+    """(||psi(s)||^2, its derivative unless not ``slope_too``) over the modes in use, with y =
+    c e^{mu s} there.  The sectors are orthogonal and G is Hermitian: with t_i = sum_{j>i}
+    G_ij y_j and h_i the same of mu_j y_j (columns of G's upper triangle: rows of G^T),
+    ||psi||^2 = sum_i |y_i|^2 G_ii + 2 Re conj(y_i) t_i and the derivative sum_i 2 |y_i|^2
+    G_ii Re mu_i + 2 Re conj(y_i) (conj(mu_i) t_i + h_i).  scratch: separate arrays (a 2-D
+    array's rows might overlap for all LLVM knows, and then it does not vectorise) for mu y,
+    t, h and ``_jump``'s sums."""
+    ym, t, h = scratch[0], scratch[1], scratch[2]
     norm, slope = 0.0, 0.0
     for b in range(bounds.size - 1):
-        lo, hi, size = bounds[b], bounds[b] + n[b], bounds[b + 1] - bounds[b]
-        for i in range(lo, hi):
+        lo, m, size = bounds[b], n[b], bounds[b + 1] - bounds[b]
+        for i in range(lo, lo + m):
             y[i] = c[i] * np.exp(mu[i] * s)
-            ym[i] = mu[i] * y[i]
-        for i in range(lo, hi):
-            yi, weight = np.conj(y[i]), abs(y[i]) ** 2
-            diagonal = offsets[b] + (i - lo) * (size + 1)
-            gii = G[diagonal].real
+            ym[i], t[i], h[i] = mu[i] * y[i], 0j, 0j
+        for j in range(1, m):
+            row = offsets[b] + j * size
             if slope_too:
-                g, h = _rows(G, diagonal + 1, y, ym, i + 1, hi)
-                slope += 2.0 * (weight * gii * mu[i].real + (yi * (np.conj(mu[i]) * g + h)).real)
+                _axpy2(t, h, lo, GT, row, y[lo + j], ym[lo + j], j)
             else:
-                g = _row(G, diagonal + 1, y, i + 1, hi)
-            norm += weight * gii + 2.0 * (yi * g).real
+                _axpy(t, lo, GT, row, y[lo + j], j)
+        for i in range(lo, lo + m):
+            yi, weight = np.conj(y[i]), abs(y[i]) ** 2
+            gii = GT[offsets[b] + (i - lo) * (size + 1)].real
+            norm += weight * gii + 2.0 * (yi * t[i]).real
+            if slope_too:
+                slope += 2.0 * (weight * gii * mu[i].real +
+                                (yi * (np.conj(mu[i]) * t[i] + h[i])).real)
     return norm, slope
 
 
@@ -123,102 +118,129 @@ def expand(VT, bounds, offsets, y, n, out):
     """out = sum of y_i v_i over the modes in use (v_i = row i of VT within its sector)."""
     out[:] = 0.0
     for b in range(bounds.size - 1):
-        lo, hi = bounds[b], bounds[b + 1]
+        lo, size = bounds[b], bounds[b + 1] - bounds[b]
         for i in range(lo, lo + n[b]):
-            a, start = y[i], offsets[b] + (i - lo) * (hi - lo) - lo
-            for q in range(lo, hi):
-                out[q] += a * VT[start + q]
+            _axpy(out, lo, VT, offsets[b] + (i - lo) * size, y[i], size)
 
 
 @nb.njit(cache=True, nogil=True, fastmath=FAST)
-def amplitudes(W, bounds, offsets, psi, c):
-    """c = V^-1 psi sector by sector, each entry summed in order (no BLAS: the same bits
-    everywhere); a sector where psi vanishes (a jump leaves the state in one) is skipped."""
+def amplitudes(WT, bounds, offsets, psi, c):
+    """c = V^-1 psi sector by sector (WT = (V^-1)^T: c gathers its columns in order; no BLAS,
+    so the same bits everywhere)."""
+    c[:] = 0.0
     for b in range(bounds.size - 1):
-        lo, hi = bounds[b], bounds[b + 1]
-        empty = True
-        for q in range(lo, hi):
-            empty = empty and psi[q] == 0
-        for i in range(lo, hi):
-            c[i] = 0j if empty else _row(W, offsets[b] + (i - lo) * (hi - lo), psi, lo, hi)
+        lo, size = bounds[b], bounds[b + 1] - bounds[b]
+        for q in range(size):
+            if psi[lo + q] != 0:
+                _axpy(c, lo, WT, offsets[b] + q * size, psi[lo + q], size)
+
+
+@nb.njit(cache=True, inline="always")
+def _at(c, mu, bounds, n, s, y):
+    """y = c e^{mu s} over the modes in use."""
+    for b in range(bounds.size - 1):
+        for i in range(bounds[b], bounds[b] + n[b]):
+            y[i] = c[i] * np.exp(mu[i] * s)
 
 
 @nb.njit(cache=True)
-def _jump_time(c, mu, G, bounds, offsets, a, b, u, bound, y, ym, n, start):
-    """The s in (a, b] with ||psi(s)||^2 = u, given ||psi(a)||^2 >= u > ||psi(b)||^2: Newton
-    from the bracket's left end (where log ||psi||^2 is convex it never overshoots), bisection
-    when a step leaves the bracket.  ``start`` = (norm, slope) at a = 0 if known (the caller
-    has them from the state itself, where all modes are still in use), else slope 0.  Returns
-    (s, whether y holds the amplitudes at s), with n the modes in use there."""
+def _reach(c, mu, GT, bounds, offsets, a, b, u, bound, y, scratch, n, known):
+    """Evolve from a towards b: (b, False) if ||psi||^2 stays >= u up to b, else (s, True) with
+    ||psi(s)||^2 = u; y holds the amplitudes at the returned s, n the modes in use.  ``known``
+    = [s, ||psi(s)||^2, its derivative] where known (set here at b when b is reached).
+
+    Newton's method on log ||psi||^2 from a, each step from the latest point, kept inside the
+    bracket (bisection when a step leaves it); ||psi(b)||^2 is looked at only when a step would
+    pass b.  Where a Newton step has brought the residual |log ||psi||^2 - log u| to r_k <=
+    SURE_RESIDUAL and its quadratic convergence (r_k = K r_{k-1}^2) predicts the next below
+    JUMP_TOL / 100, that next step is taken without looking (y computed there, O(n))."""
     _in_use(c, mu, bounds, a, bound, n)
-    if a == 0.0 and start[1] < 0.0:
-        norm_a, slope_a = start[0], start[1]
+    if b <= a:
+        _at(c, mu, bounds, n, a, y)
+        return a, False
+    if known[0] == a:
+        norm, slope = known[1], known[2]
     else:
-        norm_a, slope_a = _norm2(c, mu, G, bounds, offsets, n, a, y, ym)
+        norm, slope = _norm2(c, mu, GT, bounds, offsets, n, a, y, scratch)
     target = math.log(u)
+    below_b = False  # ||psi(b)||^2 < u known
+    residual, x = abs(math.log(norm) - target), a  # x: the latest point looked at
     for _ in range(MAX_ITERATIONS):
-        s = a - (math.log(norm_a) - target) * norm_a / slope_a if slope_a < 0.0 else b
-        if not a < s < b:
+        s = x - (math.log(norm) - target) * norm / slope if slope < 0.0 else b
+        if s >= b and not below_b:
+            norm_b, slope_b = _norm2(c, mu, GT, bounds, offsets, n, b, y, scratch)
+            if norm_b >= u:
+                known[0], known[1], known[2] = b, norm_b, slope_b
+                return b, False
+            below_b = True
+        newton = a < s < b
+        if not newton:
             s = 0.5 * (a + b)
             if not a < s < b:  # the bracket is two neighbouring numbers
-                return s, False
-        norm, slope = _norm2(c, mu, G, bounds, offsets, n, s, y, ym)
+                _at(c, mu, bounds, n, s, y)
+                return s, True
+        norm, slope, x = *_norm2(c, mu, GT, bounds, offsets, n, s, y, scratch), s
         if abs(norm - u) <= JUMP_TOL * u:
             return s, True
         if norm >= u:
-            a, norm_a, slope_a = s, norm, slope
+            a = s
             _in_use(c, mu, bounds, a, bound, n)
         else:
-            b = s
-    return 0.5 * (a + b), False
+            b, below_b = s, True
+        previous, residual = residual, abs(math.log(norm) - target)
+        if newton and residual <= SURE_RESIDUAL and slope < 0.0 and \
+                residual ** 3 <= 0.01 * JUMP_TOL * previous ** 2:
+            step = s - (math.log(norm) - target) * norm / slope
+            if a < step < b:
+                _at(c, mu, bounds, n, step, y)
+                return step, True
+    s = 0.5 * (a + b)
+    _at(c, mu, bounds, n, s, y)
+    return s, True
 
 
 @nb.njit(cache=True, nogil=True)
-def advance_through(mu, VT, G, bounds, offsets, c, t0, s, u, times, first, last, X, y, ym, n,
-                    start):
+def advance_through(mu, VT, GT, bounds, offsets, c, t0, s, u, times, first, last, X, y,
+                    scratch, n, known):
     """Evolve the amplitudes c (set at time t0; the trajectory is at t0 + s) through
-    times[first:last], stopping where ||psi||^2 reaches u.  X[i] gets the state at
-    times[first + i]; ``start`` is (||psi||^2, its derivative) at t0 if known (``_jump_time``).
-    Returns (k, s, jumped): k the first time not reached, s the stop (the jump, or
-    times[last - 1] - t0), with n[b] the modes of sector b in use there and y their amplitudes
-    c e^{mu s}."""
+    times[first:last], stopping where ||psi||^2 reaches u (``_reach``).  X[i] gets the state
+    at times[first + i].  Returns (k, s, jumped): k the first time not reached, s the stop (the
+    jump, or times[last - 1] - t0), with n[b] the modes of sector b in use there and y their
+    amplitudes c e^{mu s}."""
     bound = MODE_TOL * math.sqrt(u)
     k = first
     while k < last:
-        target = max(times[k] - t0, s)
-        _in_use(c, mu, bounds, s, bound, n)
-        norm, _ = _norm2(c, mu, G, bounds, offsets, n, target, y, ym, False)
-        if norm < u:
-            s, fresh = _jump_time(c, mu, G, bounds, offsets, s, target, u, bound, y, ym, n,
-                                  start)
-            if not fresh:
-                _norm2(c, mu, G, bounds, offsets, n, s, y, ym, False)
+        s, jumped = _reach(c, mu, GT, bounds, offsets, s, max(times[k] - t0, s), u, bound, y,
+                           scratch, n, known)
+        if jumped:
             return k, s, True
         expand(VT, bounds, offsets, y, n, X[k - first])
-        s = target
         k += 1
     _in_use(c, mu, bounds, s, bound, n)
-    _norm2(c, mu, G, bounds, offsets, n, s, y, ym, False)
+    _at(c, mu, bounds, n, s, y)
     return last, s, False
 
 
 @nb.njit(cache=True, nogil=True, fastmath=FAST)
-def _jump(mu, G, J, jumps, bounds, offsets, y, n, c, start, rng, full, work, ym):
+def _jump(mu, GT, JT, jumps, bounds, offsets, y, n, c, known, rng, work, scratch):
     """The jump from the state y (modes in use n): each channel's amplitudes J y into work[q]
-    and ||L_q psi||^2, the channel drawn with these weights from rng (as ``engines.pick``),
-    c its normalised amplitudes and start = (1, derivative of ||psi||^2) there.  Returns q."""
+    (J's columns: rows of JT) and ||L_q psi||^2, the channel drawn with these weights from rng
+    (as ``engines.pick``), c its normalised amplitudes and known = [0, 1, derivative of
+    ||psi||^2] there.  Returns q."""
     channels = jumps.shape[0]
     weights = np.empty(channels)
     slopes = np.empty(channels)
+    out, image = scratch[3], np.empty_like(n)  # image: the modes of the sectors jumped into
+    for b in range(bounds.size - 1):
+        image[1 - b] = bounds[2 - b] - bounds[1 - b] if n[b] > 0 else 0
     for q in range(channels):
+        out[:] = 0.0
         for b in range(bounds.size - 1):
-            lo, hi = bounds[1 - b], bounds[2 - b]  # the sector L_q maps sector b into
-            start_b = jumps[q, b]
-            for i in range(lo, hi):
-                work[q, i] = 0j if n[b] == 0 else _row(
-                    J, start_b + (i - lo) * (bounds[b + 1] - bounds[b]), y, bounds[b],
-                    bounds[b] + n[b])
-        weights[q], slopes[q] = _norm2(work[q], mu, G, bounds, offsets, full, 0.0, c, ym)
+            lo, size = bounds[1 - b], bounds[2 - b] - bounds[1 - b]  # L_q's image of sector b
+            for j in range(n[b]):
+                _axpy(out, lo, JT, jumps[q, b] + j * size, y[bounds[b] + j], size)
+        work[q] = out
+        weights[q], slopes[q] = _norm2(out, mu, GT, bounds, offsets, image, 0.0, c, scratch)
     total = 0.0
     for q in range(channels):
         total += weights[q]
@@ -231,28 +253,27 @@ def _jump(mu, G, J, jumps, bounds, offsets, y, n, c, start, rng, full, work, ym)
     scale = 1.0 / math.sqrt(weights[chosen])
     for i in range(c.size):
         c[i] = work[chosen, i] * scale
-    start[0], start[1] = 1.0, slopes[chosen] / weights[chosen]
+    known[0], known[1], known[2] = 0.0, 1.0, slopes[chosen] / weights[chosen]
     return chosen
 
 
 @nb.njit(cache=True, nogil=True)
-def run(mu, VT, G, J, jumps, bounds, offsets, c, clock, times, first, last, X, y, ym, n,
-        start, rng, work, event_t, event_q):
+def run(mu, VT, GT, JT, jumps, bounds, offsets, c, clock, times, first, last, X, y, scratch,
+        n, known, rng, work, event_t, event_q):
     """``advance_through`` times[first:last] with the jumps on the way (``_jump``, then a fresh
     threshold u from rng), clock = [t0, s, u] kept up to date: event_t, event_q get each jump's
     time and channel.  Returns (k, jumps made): k = last unless event_t filled up first."""
-    full = bounds[1:] - bounds[:-1]
     count, k = 0, first
     while k < last and count < event_t.size:
-        k, s, jumped = advance_through(mu, VT, G, bounds, offsets, c, clock[0], clock[1],
-                                       clock[2], times, k, last, X[k - first:], y, ym, n,
-                                       start)
+        k, s, jumped = advance_through(mu, VT, GT, bounds, offsets, c, clock[0], clock[1],
+                                       clock[2], times, k, last, X[k - first:], y, scratch,
+                                       n, known)
         clock[1] = s
         if jumped:
             clock[0] += s
             event_t[count] = clock[0]
-            event_q[count] = _jump(mu, G, J, jumps, bounds, offsets, y, n, c, start, rng, full,
-                                   work, ym)
+            event_q[count] = _jump(mu, GT, JT, jumps, bounds, offsets, y, n, c, known, rng,
+                                   work, scratch)
             clock[1], clock[2] = 0.0, _uniform(rng)
             count += 1
     return k, count

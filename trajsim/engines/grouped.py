@@ -72,15 +72,15 @@ class Eigenmodes:
     """A = V diag(mu) V^-1 in each of its two sectors (even and odd number of spins up: Sigma and
     S_w- swap them, H_eff keeps them), on the product states reordered by sector (``perm``;
     sector b is entries and modes bounds[b] .. bounds[b + 1]), modes sorted from the slowest
-    decay: VT = V^T, G = V^dag V and W = V^-1, each stored as its sectors' blocks from
-    ``offsets``, and each jump channel's J = V^-1 L V from sector b at jumps[q, b]
+    decay: VT = V^T, GT = (V^dag V)^T and WT = (V^-1)^T, each stored as its sectors' blocks from
+    ``offsets``, and each jump channel's JT = (V^-1 L V)^T from sector b at jumps[q, b]
     (``compiled.modes``)."""
 
     mu: np.ndarray
     VT: np.ndarray
-    G: np.ndarray
-    W: np.ndarray
-    J: np.ndarray
+    GT: np.ndarray
+    WT: np.ndarray
+    JT: np.ndarray
     jumps: np.ndarray
     bounds: np.ndarray
     offsets: np.ndarray
@@ -94,7 +94,7 @@ class Eigenmodes:
         perm = np.argsort(sector, kind="stable")
         bounds = np.searchsorted(sector[perm], [0, 1, 2]).astype(np.int64)
         sectors = [slice(lo, hi) for lo, hi in itertools.pairwise(bounds)]
-        mu, V, W, parts = [], [], [], {"VT": [], "G": [], "W": []}
+        mu, V, W, parts = [], [], [], {"VT": [], "GT": [], "WT": []}
         for part in sectors:
             found = _decompose(A[perm[part]][:, perm[part]].toarray())
             if found is None:
@@ -102,8 +102,8 @@ class Eigenmodes:
             mu.append(found[0])
             V.append(found[1])
             W.append(found[2])
-            for name, matrix in (("VT", found[1].T), ("G", found[1].conj().T @ found[1]),
-                                 ("W", found[2])):
+            for name, matrix in (("VT", found[1].T), ("GT", found[1].T @ found[1].conj()),
+                                 ("WT", found[2].T)):
                 parts[name].append(matrix.ravel())
         J, jumps = [], []
         for L in channels:
@@ -113,18 +113,18 @@ class Eigenmodes:
             jumps.append([])
             for b, part in enumerate(sectors):
                 jumps[-1].append(sum(j.size for j in J))
-                J.append((W[1 - b] @ (L[sectors[1 - b]][:, part] @ V[b])).ravel())
+                J.append((W[1 - b] @ (L[sectors[1 - b]][:, part] @ V[b])).T.ravel())
         offsets = np.concatenate(([0], np.cumsum(np.diff(bounds) ** 2)[:-1])).astype(np.int64)
         flat = {name: np.ascontiguousarray(np.concatenate(p), complex)
                 for name, p in parts.items()}
         return cls(np.concatenate(mu).astype(complex), **flat,
-                   J=np.ascontiguousarray(np.concatenate(J) if J else np.zeros(0), complex),
+                   JT=np.ascontiguousarray(np.concatenate(J) if J else np.zeros(0), complex),
                    jumps=np.array(jumps, np.int64).reshape(len(channels), 2), bounds=bounds,
                    offsets=offsets, perm=perm)
 
     @property
     def nbytes(self) -> int:
-        return self.VT.nbytes + self.G.nbytes + self.W.nbytes + self.J.nbytes
+        return self.VT.nbytes + self.GT.nbytes + self.WT.nbytes + self.JT.nbytes
 
 
 def _decompose(A: np.ndarray):
@@ -283,10 +283,11 @@ class _Modes:
         self.e, self.rng, self.clock = e, rng, np.array([t, 0.0, u])
         self.c = np.empty(e.mu.size, complex)
         psi = np.ascontiguousarray(psi, complex)
-        modes.amplitudes(e.W, e.bounds, e.offsets, np.ascontiguousarray(psi[e.perm]), self.c)
-        self.y, self.ym, self.n = self.c.copy(), self.c.copy(), np.diff(e.bounds)
+        modes.amplitudes(e.WT, e.bounds, e.offsets, np.ascontiguousarray(psi[e.perm]), self.c)
+        self.y, self.n = self.c.copy(), np.diff(e.bounds)
+        self.scratch = tuple(np.empty(e.mu.size, complex) for _ in range(4))
         Apsi = block.generator.apply(psi)  # d||psi||^2/dt = 2 Re <psi|A psi>
-        self.start = np.array([krylov._norm2(psi), 2.0 * krylov._dot(psi, Apsi).real])
+        self.known = np.array([0.0, krylov._norm2(psi), 2.0 * krylov._dot(psi, Apsi).real])
         self.work = np.empty((len(block.channels), e.mu.size), complex)
         self.event_t, self.event_q = np.empty(self.EVENTS), np.empty(self.EVENTS, np.int64)
 
@@ -300,9 +301,9 @@ class _Modes:
         e, X = self.e, np.empty((last - first, self.c.size), complex)
         k = first
         while k < last:
-            k, count = modes.run(e.mu, e.VT, e.G, e.J, e.jumps, e.bounds, e.offsets, self.c,
-                                 self.clock, times, k, last, X[k - first:], self.y, self.ym,
-                                 self.n, self.start, self.rng, self.work, self.event_t,
+            k, count = modes.run(e.mu, e.VT, e.GT, e.JT, e.jumps, e.bounds, e.offsets, self.c,
+                                 self.clock, times, k, last, X[k - first:], self.y, self.scratch,
+                                 self.n, self.known, self.rng, self.work, self.event_t,
                                  self.event_q)
             jumps.extend(zip(self.event_t[:count].tolist(), self.event_q[:count].tolist()))
         out = np.empty_like(X)
