@@ -32,6 +32,7 @@ import math
 import numba as nb
 import numpy as np
 
+from .fpenv import flush_subnormals, restore_fp_state
 from .kernels import FAST
 from .streams import _uniform
 
@@ -263,6 +264,7 @@ def run(mu, VT, GT, JT, jumps, bounds, offsets, c, clock, times, first, last, X,
     """``advance_through`` times[first:last] with the jumps on the way (``_jump``, then a fresh
     threshold u from rng), clock = [t0, s, u] kept up to date: event_t, event_q get each jump's
     time and channel.  Returns (k, jumps made): k = last unless event_t filled up first."""
+    fp_state = flush_subnormals()
     count, k = 0, first
     while k < last and count < event_t.size:
         k, s, jumped = advance_through(mu, VT, GT, bounds, offsets, c, clock[0], clock[1],
@@ -276,4 +278,5 @@ def run(mu, VT, GT, JT, jumps, bounds, offsets, c, clock, times, first, last, X,
                                    work, scratch)
             clock[1], clock[2] = 0.0, _uniform(rng)
             count += 1
+    restore_fp_state(fp_state)
     return k, count

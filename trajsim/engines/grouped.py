@@ -474,15 +474,16 @@ def block_bytes(d: int) -> float:
 
 
 #: Grouped engine cost model (``grouped_seconds``), measured with benchmarks/bench_grouped.py
-#: (AMD EPYC, 2026-12-04): per event (jump, loss, measurement) GROUPED_EVENT_S and d^2
+#: (AMD EPYC, 2026-12-05): per event (jump, loss, measurement) GROUPED_EVENT_S and d^2
 #: GROUPED_S_PER_ENTRY in eigenmodes; per block GROUPED_BLOCK_S and d^3 GROUPED_S_PER_D3; and
-#: the jumps a disordered ensemble adds, DISORDER_JUMPS of the odd rate (two classes of 6 at
-#: +-0.3, r = 2.5: 52 per 1/Gamma without loss; of 20: 17).
-GROUPED_EVENT_S = 4.5e-5
-GROUPED_S_PER_ENTRY = 2e-9
+#: the jumps a disordered ensemble adds, a fraction DISORDER_JUMPS / N^1.5 of the odd rate
+#: (fitted at r = 2.5, +-0.3: 56, 42 and 17 jumps per 1/Gamma for N = 12, 20, 40, without loss;
+#: within 2.7x also at r = 1, 1.5 and +-0.1, +-0.6, where the rate is 0.03 - 105 per 1/Gamma).
+GROUPED_EVENT_S = 5e-6
+GROUPED_S_PER_ENTRY = 6e-10
 GROUPED_BLOCK_S = 5e-3
 GROUPED_S_PER_D3 = 2e-9
-DISORDER_JUMPS = 0.1
+DISORDER_JUMPS = 12.5
 #: Beyond MODES_MAX: time reached by a Krylov step per unit of ||A||_inf (38-74 measured over
 #: 2 x 60 and 4 x 8, 4 x 10 spins, r = 1-2.5; 2026-12-05) and the observables' cost per state
 #: and sample (the total spin's operators on each sample).
@@ -492,13 +493,13 @@ GROUPED_S_PER_STATE = 2e-7
 
 def grouped_events(point: dict) -> float:
     """Expected jumps of a grouped trajectory: the symmetric model's (``expected_jumps``) and,
-    when the classes differ, DISORDER_JUMPS of the odd jump rate over the run (the even state
-    is no longer dark until the ensemble finds the classes' own dark state, at a rate
-    ~ delta^2)."""
+    when the classes differ, DISORDER_JUMPS / N^1.5 of the odd jump rate over the run (the
+    even state is no longer dark)."""
     classes, m = classes_of(point), point["model"]
     jumps = expected_jumps(point)
     if len({(g.delta, g.weight) for g in classes}) > 1 and m["N"] > 1 and m["Gamma"] > 0:
-        jumps += DISORDER_JUMPS * _odd_jump_rate(m["N"] - 1 + m["N"] % 2, m["r"]) * \
+        jumps += DISORDER_JUMPS / m["N"] ** 1.5 * _odd_jump_rate(m["N"] - 1 + m["N"] % 2,
+                                                                m["r"]) * \
             m["Gamma"] * point["time"]["t_end"]
     return jumps
 
