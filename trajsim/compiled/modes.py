@@ -54,7 +54,9 @@ def _in_use(c, mu, bounds, s, bound, n):
     for b in range(bounds.size - 1):
         lo, count, tail = bounds[b], bounds[b + 1] - bounds[b], 0.0
         while count > 0:
-            weight = abs(c[lo + count - 1]) * math.exp(mu[lo + count - 1].real * s)
+            weight = abs(c[lo + count - 1])
+            if weight > 0.0:  # (an empty sector costs no exponentials)
+                weight *= math.exp(mu[lo + count - 1].real * s)
             if tail + weight > share:
                 break
             tail += weight
@@ -154,7 +156,8 @@ def _reach(c, mu, GT, bounds, offsets, a, b, u, bound, y, scratch, n, known):
     bracket (bisection when a step leaves it); ||psi(b)||^2 is looked at only when a step would
     pass b.  Where a Newton step has brought the residual |log ||psi||^2 - log u| to r_k <=
     SURE_RESIDUAL and its quadratic convergence (r_k = K r_{k-1}^2) predicts the next below
-    JUMP_TOL / 100, that next step is taken without looking (y computed there, O(n))."""
+    JUMP_TOL / 100, that next step is taken without looking (y computed there, O(n)).  Each
+    point is looked at over the modes in use there (``_in_use``: fewer the later)."""
     _in_use(c, mu, bounds, a, bound, n)
     if b <= a:
         _at(c, mu, bounds, n, a, y)
@@ -169,6 +172,7 @@ def _reach(c, mu, GT, bounds, offsets, a, b, u, bound, y, scratch, n, known):
     for _ in range(MAX_ITERATIONS):
         s = x - (math.log(norm) - target) * norm / slope if slope < 0.0 else b
         if s >= b and not below_b:
+            _in_use(c, mu, bounds, b, bound, n)
             norm_b, slope_b = _norm2(c, mu, GT, bounds, offsets, n, b, y, scratch)
             if norm_b >= u:
                 known[0], known[1], known[2] = b, norm_b, slope_b
@@ -178,14 +182,15 @@ def _reach(c, mu, GT, bounds, offsets, a, b, u, bound, y, scratch, n, known):
         if not newton:
             s = 0.5 * (a + b)
             if not a < s < b:  # the bracket is two neighbouring numbers
+                _in_use(c, mu, bounds, s, bound, n)
                 _at(c, mu, bounds, n, s, y)
                 return s, True
+        _in_use(c, mu, bounds, s, bound, n)
         norm, slope, x = *_norm2(c, mu, GT, bounds, offsets, n, s, y, scratch), s
         if abs(norm - u) <= JUMP_TOL * u:
             return s, True
         if norm >= u:
             a = s
-            _in_use(c, mu, bounds, a, bound, n)
         else:
             b, below_b = s, True
         previous, residual = residual, abs(math.log(norm) - target)
@@ -193,9 +198,11 @@ def _reach(c, mu, GT, bounds, offsets, a, b, u, bound, y, scratch, n, known):
                 residual ** 3 <= 0.01 * JUMP_TOL * previous ** 2:
             step = s - (math.log(norm) - target) * norm / slope
             if a < step < b:
+                _in_use(c, mu, bounds, step, bound, n)
                 _at(c, mu, bounds, n, step, y)
                 return step, True
     s = 0.5 * (a + b)
+    _in_use(c, mu, bounds, s, bound, n)
     _at(c, mu, bounds, n, s, y)
     return s, True
 
