@@ -41,7 +41,7 @@ MODE_TOL = 1e-13
 #: ||psi(s)||^2 = u is solved to |||psi||^2 - u| <= JUMP_TOL u, or to the last bit of s.
 JUMP_TOL = 1e-12
 #: Residual below which a Newton step that converges quadratically is trusted (``_reach``).
-SURE_RESIDUAL = 1e-7
+SURE_RESIDUAL = 1e-6
 #: Root iterations before the bracket's midpoint is taken as the jump (never reached in tests).
 MAX_ITERATIONS = 200
 
