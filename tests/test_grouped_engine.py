@@ -10,7 +10,7 @@ from test_groups import grouped_ensemble, spin_chain
 
 from trajsim import groups as grp
 from trajsim import scenario
-from trajsim.compiled import modes
+from trajsim.compiled import factors, modes
 from trajsim.engines import WorkUnit, grouped
 from trajsim.groups import Group
 from trajsim.model import Rates
@@ -65,6 +65,18 @@ def test_eigenmodes_match_expm_and_find_the_jump(classes):
         exact = expm(A * s) @ psi
         assert abs(np.vdot(exact, exact).real - u) <= 1e-12 * u
         assert np.abs(at - exact).max() <= 1e-10 * np.sqrt(u)
+
+
+@pytest.mark.parametrize("left, n, right", [(1, 4, 1), (3, 5, 1), (1, 3, 7), (4, 6, 9)])
+def test_an_operator_on_one_factor_is_its_kronecker_product(left, n, right):
+    """``factors.on_factor`` against (1_left ⊗ M ⊗ 1_right) x to rounding."""
+    rng = np.random.default_rng(left * 100 + n * 10 + right)
+    M = rng.normal(size=(n, n)) + 1j * rng.normal(size=(n, n))
+    x = rng.normal(size=left * n * right) + 1j * rng.normal(size=left * n * right)
+    out = np.empty_like(x)
+    factors.on_factor(M, x, left, right, out)
+    exact = np.kron(np.kron(np.eye(left), M), np.eye(right)) @ x
+    assert np.abs(out - exact).max() <= 1e-13 * np.abs(exact).max()
 
 
 def test_an_inaccurate_decomposition_is_refused():

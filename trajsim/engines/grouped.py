@@ -26,14 +26,14 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, replace
-from functools import cache
+from functools import cache, cached_property
 
 import numpy as np
 import scipy.sparse as sp
 
 from .. import dicke, groups
 from ..compiled import OBSERVABLES, Instrument
-from ..compiled import krylov, modes
+from ..compiled import factors, krylov, modes
 from ..compiled.streams import _uniform
 from ..errors import ScenarioError
 from ..instruments import _sy_basis
@@ -162,7 +162,7 @@ class GroupedBlock:
     spin: tuple
     sy_index: np.ndarray
 
-    @property
+    @cached_property
     def N(self) -> int:
         return sum(g.N for g in self.classes)
 
@@ -209,11 +209,21 @@ def observables(psis: np.ndarray, block: GroupedBlock) -> np.ndarray:
 
 def _to_sy(psi: np.ndarray, classes: tuple, inverse: bool = False) -> np.ndarray:
     """psi in the product of the classes' S_y eigenbases (U_k^dag on each factor), or back."""
-    x = psi.reshape([g.N + 1 for g in classes])
+    dims = [g.N + 1 for g in classes]
+    x = np.ascontiguousarray(psi, complex)
     for k, g in enumerate(classes):
-        U = _sy_basis(g.N)[1]
-        x = np.moveaxis(np.tensordot(U if inverse else U.conj().T, x, axes=(1, k)), 0, k)
-    return x.ravel()
+        out = np.empty_like(x)
+        factors.on_factor(_sy_rotation(g.N, inverse), x, math.prod(dims[:k]),
+                          math.prod(dims[k + 1:]), out)
+        x = out
+    return x
+
+
+@cache
+def _sy_rotation(N: int, inverse: bool) -> np.ndarray:
+    """U (back) or U^dag (into the S_y eigenbasis) of one class of N spins (``_sy_basis``)."""
+    U = _sy_basis(N)[1]
+    return np.ascontiguousarray(U if inverse else U.conj().T)
 
 
 def measure(psi: np.ndarray, block: GroupedBlock, instrument: Instrument, stream: np.ndarray,
@@ -363,8 +373,10 @@ class _Trajectory(driven.Trajectory):
         return self.state.t
 
     def set_state(self, psi: np.ndarray, t: float) -> None:
-        """psi normalised at t, and a fresh no-jump threshold u."""
+        """psi normalised at t, and a fresh no-jump threshold u (0 where no channel could
+        jump: ||psi||^2 = 1 then, but for rounding)."""
         psi, u = psi / np.linalg.norm(psi), _uniform(self.rng)
+        u = u if self.block.channels else 0.0
         self.state = _Modes(self.block, psi, t, u, self.rng) if self.block.eigenmodes else \
             _Steps(self.block, psi, t, u)
 
