@@ -84,6 +84,28 @@ def _axpy2(out, out2, lo, M, start, a, a2, count):
         out2[o + i] += x * a2
 
 
+@nb.njit(cache=True, fastmath=FAST, inline="always")
+def _axpy_pair(out, lo, M, start, stride, a, b, count):
+    """``_axpy`` of rows start and start + stride of M with a, then b, in one pass (out read
+    and written once for two products)."""
+    o, m, m2 = np.uint64(lo), np.uint64(start), np.uint64(start + stride)
+    for i in range(np.uint64(count)):
+        x = out[o + i] + M[m + i] * a
+        out[o + i] = x + M[m2 + i] * b
+
+
+@nb.njit(cache=True, fastmath=FAST, inline="always")
+def _axpy2_pair(out, out2, lo, M, start, stride, a, a2, b, b2, count):
+    """``_axpy2`` of two rows (``_axpy_pair``)."""
+    o, m, m2 = np.uint64(lo), np.uint64(start), np.uint64(start + stride)
+    for i in range(np.uint64(count)):
+        x, x2 = M[m + i], M[m2 + i]
+        first = out[o + i] + x * a
+        out[o + i] = first + x2 * b
+        second = out2[o + i] + x * a2
+        out2[o + i] = second + x2 * b2
+
+
 @nb.njit(cache=True, fastmath=FAST)
 def _norm2(c, mu, GT, bounds, offsets, n, s, y, scratch, slope_too=True):
     """(||psi(s)||^2, its derivative unless not ``slope_too``) over the modes in use, with y =
@@ -100,12 +122,22 @@ def _norm2(c, mu, GT, bounds, offsets, n, s, y, scratch, slope_too=True):
         for i in range(lo, lo + m):
             y[i] = c[i] * np.exp(mu[i] * s)
             ym[i], t[i], h[i] = mu[i] * y[i], 0j, 0j
-        for j in range(1, m):
+        for j in range(1, m, 2):  # columns j and j + 1 together (j + 1 has one entry more)
             row = offsets[b] + j * size
+            if j + 1 == m:
+                if slope_too:
+                    _axpy2(t, h, lo, GT, row, y[lo + j], ym[lo + j], j)
+                else:
+                    _axpy(t, lo, GT, row, y[lo + j], j)
+                continue
+            x = GT[row + size + j]
             if slope_too:
-                _axpy2(t, h, lo, GT, row, y[lo + j], ym[lo + j], j)
+                _axpy2_pair(t, h, lo, GT, row, size, y[lo + j], ym[lo + j], y[lo + j + 1],
+                            ym[lo + j + 1], j)
+                h[lo + j] += x * ym[lo + j + 1]
             else:
-                _axpy(t, lo, GT, row, y[lo + j], j)
+                _axpy_pair(t, lo, GT, row, size, y[lo + j], y[lo + j + 1], j)
+            t[lo + j] += x * y[lo + j + 1]
         for i in range(lo, lo + m):
             yi, weight = np.conj(y[i]), abs(y[i]) ** 2
             gii = GT[offsets[b] + (i - lo) * (size + 1)].real
@@ -122,7 +154,10 @@ def expand(VT, bounds, offsets, y, n, out):
     out[:] = 0.0
     for b in range(bounds.size - 1):
         lo, size = bounds[b], bounds[b + 1] - bounds[b]
-        for i in range(lo, lo + n[b]):
+        for i in range(lo, lo + n[b] - 1, 2):
+            _axpy_pair(out, lo, VT, offsets[b] + (i - lo) * size, size, y[i], y[i + 1], size)
+        if n[b] % 2:
+            i = lo + n[b] - 1
             _axpy(out, lo, VT, offsets[b] + (i - lo) * size, y[i], size)
 
 
@@ -245,8 +280,12 @@ def _jump(mu, GT, JT, jumps, bounds, offsets, y, n, c, known, rng, work, scratch
         out[:] = 0.0
         for b in range(bounds.size - 1):
             lo, size = bounds[1 - b], bounds[2 - b] - bounds[1 - b]  # L_q's image of sector b
-            for j in range(n[b]):
-                _axpy(out, lo, JT, jumps[q, b] + j * size, y[bounds[b] + j], size)
+            start, y0 = jumps[q, b], bounds[b]
+            for j in range(0, n[b] - 1, 2):
+                _axpy_pair(out, lo, JT, start + j * size, size, y[y0 + j], y[y0 + j + 1], size)
+            if n[b] % 2:
+                j = n[b] - 1
+                _axpy(out, lo, JT, start + j * size, y[y0 + j], size)
         work[q] = out
         weights[q], slopes[q] = _norm2(out, mu, GT, bounds, offsets, image, 0.0, c, scratch)
     total = 0.0
