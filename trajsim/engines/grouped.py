@@ -492,7 +492,7 @@ def block_bytes(d: int) -> float:
 #: (fitted at r = 2.5, +-0.3: 56, 42 and 17 jumps per 1/Gamma for N = 12, 20, 40, without loss;
 #: within 2.7x also at r = 1, 1.5 and +-0.1, +-0.6, where the rate is 0.03 - 105 per 1/Gamma).
 GROUPED_EVENT_S = 5e-6
-GROUPED_S_PER_ENTRY = 6e-10
+GROUPED_S_PER_ENTRY = 4e-10
 GROUPED_BLOCK_S = 5e-3
 GROUPED_S_PER_D3 = 2e-9
 DISORDER_JUMPS = 12.5
