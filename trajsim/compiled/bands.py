@@ -39,6 +39,16 @@ def _add_traces(rho, lo, hi, B, used, i, out, first):
             out[first + o] += total
 
 
+@nb.njit(cache=True, nogil=True, fastmath=FAST, inline="always")
+def _add_products(rho, row, lo, hi, delta):
+    """rho[k] += row[k] conj(row[k + delta]) for lo <= k < hi (unsigned indices: the loop
+    vectorises, each entry still summed in the callers' order)."""
+    shift = np.uint64(lo + delta)
+    for i in range(np.uint64(hi - lo)):
+        k = np.uint64(lo) + i
+        rho[k] += row[k] * np.conj(row[shift + i])
+
+
 @nb.njit(cache=True, nogil=True, fastmath=FAST)
 def band_expectations(psis, B, C, out):
     """out[s] = (Re Tr(rho_s O) for O in B, then for O in C) / ||psi_s||^2: rho_s the reduced
@@ -60,8 +70,7 @@ def band_expectations(psis, B, C, out):
             lo, hi = max(0, -delta), min(size_k, size_k - delta)
             rho[lo:hi] = 0.0
             for a in range(size_a):
-                for k in range(lo, hi):
-                    rho[k] += psi[a, k] * np.conj(psi[a, k + delta])
+                _add_products(rho, psi[a], lo, hi, delta)
             _add_traces(rho, lo, hi, B, used_b, band + delta, out[s], 0)
             lo, hi = max(0, -delta), min(size_a, size_a - delta)
             for a in range(lo, hi):
