@@ -494,6 +494,9 @@ def block_bytes(d: int) -> float:
 #: (fitted at r = 2.5, +-0.3: 56, 42 and 17 jumps per 1/Gamma for N = 12, 20, 40, without loss;
 #: within 2.7x also at r = 1, 1.5 and +-0.1, +-0.6, where the rate is 0.03 - 105 per 1/Gamma).
 GROUPED_EVENT_S = 5e-6
+#: What an event handled in Python costs besides (a loss, a measurement, a Krylov-route jump:
+#: the state's amplitudes and threshold set afresh; the shipped broadened scenario, 2026-12-05).
+GROUPED_PYTHON_S = 3e-4
 GROUPED_S_PER_ENTRY = 4e-10
 GROUPED_BLOCK_S = 5e-3
 GROUPED_S_PER_D3 = 2e-9
@@ -521,23 +524,25 @@ def grouped_events(point: dict) -> float:
 def grouped_seconds(point: dict) -> tuple[float, float]:
     """(CPU seconds per trajectory, set-up) of the grouped engine.  In eigenmodes each event
     (``grouped_events``, losses, measurements) costs GROUPED_EVENT_S + d^2 GROUPED_S_PER_ENTRY,
-    each sample d^2 GROUPED_S_PER_ENTRY; beyond MODES_MAX Krylov steps (one per GROUPED_REACH
-    / ||A||_inf of time and one per event, each ``krylov.step_seconds`` in one parity sector
-    unless the two mix: ``driven.one_sector``) and each sample d GROUPED_S_PER_STATE.  Each
-    block visited costs GROUPED_BLOCK_S + d^3 GROUPED_S_PER_D3 (its eigenmodes)."""
+    each sample d^2 GROUPED_S_PER_ENTRY, and losses and measurements GROUPED_PYTHON_S more;
+    beyond MODES_MAX every event GROUPED_PYTHON_S and Krylov steps (one per GROUPED_REACH /
+    ||A||_inf of time and one per event, each ``krylov.step_seconds`` in one parity sector
+    unless the two mix: ``driven.one_sector``), each sample d GROUPED_S_PER_STATE.  Each block
+    visited costs GROUPED_BLOCK_S + d^3 GROUPED_S_PER_D3 (its eigenmodes)."""
     classes, t_end = classes_of(point), point["time"]["t_end"]
     d = groups.dimension(classes)
     losses = point["loss"]["rate_per_spin"] * point["model"]["N"] * t_end + \
         len(point["loss"]["times"])
-    events = grouped_events(point) + losses + measurement_times(point).size
+    in_python = losses + measurement_times(point).size
+    events = grouped_events(point) + in_python
     per_trajectory = events * (GROUPED_EVENT_S + d * d * GROUPED_S_PER_ENTRY) + \
-        time_grid(point).size * d * d * GROUPED_S_PER_ENTRY
+        time_grid(point).size * d * d * GROUPED_S_PER_ENTRY + in_python * GROUPED_PYTHON_S
     blocks = 1 + len(classes) * math.ceil(losses + 3 * math.sqrt(losses))
     if d > MODES_MAX:
         anorm, nnz = _generator_size(classes, Rates.of(point["model"]))
         steps = t_end * anorm / GROUPED_REACH + events
         sector = 0.5 if driven.one_sector(point) else 1.0
-        return (events * GROUPED_EVENT_S + steps * krylov.step_seconds(sector * d, sector * nnz)
+        return (events * GROUPED_PYTHON_S + steps * krylov.step_seconds(sector * d, sector * nnz)
                 + time_grid(point).size * d * GROUPED_S_PER_STATE, blocks * GROUPED_BLOCK_S)
     return per_trajectory, blocks * (GROUPED_BLOCK_S + d**3 * GROUPED_S_PER_D3)
 
