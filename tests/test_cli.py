@@ -163,23 +163,47 @@ def test_sweep_points(tmp_path):
     assert summary.groupby("point").N_mean.first().tolist() == [4, 4, 5, 5]
 
 
-@pytest.mark.slow
-def test_fresh_compilation_and_cached_kernels_give_identical_files(tmp_path):
-    """The first run on a machine compiles the kernels, later runs (and other MPI ranks) load them
-    from Numba's cache: both must write the same bytes."""
-    scenario = tmp_path / "small.yaml"
-    scenario.write_text(SMALL.replace("trajectories: 600", "trajectories: 40")  # complex amplitudes
-                        .replace("{kind: dicke, m: -1.5}", "{kind: css, theta: 2.0, phi: 0.3}"))
+def assert_fresh_and_cached_runs_agree(tmp_path, text: str) -> None:
+    """Run the scenario ``text`` twice with a new Numba cache (the first run compiles, the
+    second loads): every Parquet file must have the same bytes."""
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(text)
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
     for name in ("fresh", "cached"):
         res = subprocess.run([sys.executable, "-m", "trajsim.cli", "run", scenario, "--out",
                               tmp_path / name, "--threads", "1"], env=env, capture_output=True,
                              text=True, check=False)
         assert res.returncode == 0, res.stderr
-    for path in sorted((tmp_path / "fresh").rglob("*.parquet")):
-        if path.is_file():
-            relative = path.relative_to(tmp_path / "fresh")
-            assert path.read_bytes() == (tmp_path / "cached" / relative).read_bytes(), relative
+    files = sorted(p for p in (tmp_path / "fresh").rglob("*.parquet") if p.is_file())
+    assert len(files) >= 5
+    for path in files:
+        relative = path.relative_to(tmp_path / "fresh")
+        assert path.read_bytes() == (tmp_path / "cached" / relative).read_bytes(), relative
+
+
+@pytest.mark.slow
+def test_fresh_compilation_and_cached_kernels_give_identical_files(tmp_path):
+    """The first run on a machine compiles the kernels, later runs (and other MPI ranks) load them
+    from Numba's cache: both must write the same bytes."""
+    assert_fresh_and_cached_runs_agree(
+        tmp_path, SMALL.replace("trajectories: 600", "trajectories: 40")  # complex amplitudes
+        .replace("{kind: dicke, m: -1.5}", "{kind: css, theta: 2.0, phi: 0.3}"))
+
+
+GROUPED = """
+name: grouped_small
+model: {r: 1.3, gamma_coll: 0.2, groups: [{N: 3, delta: 0.6}, {N: 4, delta: -0.2, weight: 0.7}]}
+time: {t_end: 3, n_samples: 7}
+loss: {rate_per_spin: 0.1, times: [1.5]}
+measurement: {kind: weak, sigma: 0.8, period: 0.5}
+run: {trajectories: 30}
+"""
+
+
+@pytest.mark.slow
+def test_fresh_compilation_and_cached_kernels_give_identical_grouped_files(tmp_path):
+    """The same for the grouped engine, whose eigenmode kernels vectorise (``compiled.modes``)."""
+    assert_fresh_and_cached_runs_agree(tmp_path, GROUPED)
 
 
 def test_second_run_does_not_recompile(small_run, tmp_path):
