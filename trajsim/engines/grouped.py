@@ -491,8 +491,9 @@ def block_bytes(d: int) -> float:
 #: (AMD EPYC, 2026-12-05): per event (jump, loss, measurement) GROUPED_EVENT_S and d^2
 #: GROUPED_S_PER_ENTRY in eigenmodes; per block GROUPED_BLOCK_S and d^3 GROUPED_S_PER_D3; and
 #: the jumps a disordered ensemble adds, a fraction DISORDER_JUMPS / N^1.5 of the odd rate
-#: (fitted at r = 2.5, +-0.3: 56, 42 and 17 jumps per 1/Gamma for N = 12, 20, 40, without loss;
-#: within 2.7x also at r = 1, 1.5 and +-0.1, +-0.6, where the rate is 0.03 - 105 per 1/Gamma).
+#: (fitted over 50/Gamma at r = 2.5, +-0.3: 56, 42 and 17 jumps per 1/Gamma for N = 12, 20, 40,
+#: without loss; within 2.7x also at r = 1, 1.5 and +-0.1, +-0.6: 0.03 - 105 per 1/Gamma).  Most
+#: of them are the one-off relaxation from all spins down: low for short runs, high for long.
 GROUPED_EVENT_S = 5e-6
 #: What an event handled in Python costs besides (a loss, a measurement, a Krylov-route jump:
 #: the state's amplitudes and threshold set afresh; the shipped broadened scenario, 2026-12-05).
