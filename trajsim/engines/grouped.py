@@ -12,11 +12,11 @@ where the eigenvectors are too ill-conditioned to trust (checked when the block 
 the hybrid engine's Arnoldi steps (``compiled.krylov``).  The jump is where ||psi||^2 falls
 to the uniform u drawn after the last event; it applies Sigma or S_w- (drawn with probability
 ||L psi||^2) — in eigenmodes as J = V^-1 L V on the amplitudes, so that the jumps between
-losses and measurements run in one compiled call (``modes.run``).  A spin is lost at the Poisson rate gamma_loss N (and at scripted times): from
-class k with probability N_k / N, by the class's loss Kraus operator s with probability
-||K_s psi||^2 (``dicke.loss_kraus``, which sum to one within the class).  S_y instruments act on
-the total S_y, diagonal in the product of the classes' S_y eigenbases (``compiled.factors``
-rotates each class).
+losses and measurements run in one compiled call (``modes.run``).  A spin is lost at the
+Poisson rate gamma_loss N (and at scripted times): from class k with probability N_k / N, by
+the class's loss Kraus operator s with probability ||K_s psi||^2 (``dicke.loss_kraus``, which
+sum to one within the class).  S_y instruments act on the total S_y, diagonal in the product of
+the classes' S_y eigenbases (``compiled.factors`` rotates each class).
 
 Samples are the OBSERVABLES of the total spin; their j is sum_k N_k / 2 = N / 2, the largest
 total spin (psi is not an eigenstate of S^2 once the detunings differ).  Events name the class
