@@ -174,8 +174,10 @@ def amplitudes(WT, bounds, offsets, psi, c):
 
 
 @nb.njit(cache=True, inline="always")
-def _at(c, mu, bounds, n, s, y):
-    """y = c e^{mu s} over the modes in use."""
+def _at(c, mu, bounds, s, bound, n, y):
+    """The state at s without its norm: n the modes in use there (``_in_use``), y = c e^{mu s}
+    over them."""
+    _in_use(c, mu, bounds, s, bound, n)
     for b in range(bounds.size - 1):
         for i in range(bounds[b], bounds[b] + n[b]):
             y[i] = c[i] * np.exp(mu[i] * s)
@@ -193,10 +195,10 @@ def _reach(c, mu, GT, bounds, offsets, a, b, u, bound, y, scratch, n, known):
     SURE_RESIDUAL and its quadratic convergence (r_k = K r_{k-1}^2) predicts the next below
     JUMP_TOL / 100, that next step is taken without looking (y computed there, O(n)).  Each
     point is looked at over the modes in use there (``_in_use``: fewer the later)."""
-    _in_use(c, mu, bounds, a, bound, n)
     if b <= a:
-        _at(c, mu, bounds, n, a, y)
+        _at(c, mu, bounds, a, bound, n, y)
         return a, False
+    _in_use(c, mu, bounds, a, bound, n)
     if known[0] == a:
         norm, slope = known[1], known[2]
     else:
@@ -217,8 +219,7 @@ def _reach(c, mu, GT, bounds, offsets, a, b, u, bound, y, scratch, n, known):
         if not newton:
             s = 0.5 * (a + b)
             if not a < s < b:  # the bracket is two neighbouring numbers
-                _in_use(c, mu, bounds, s, bound, n)
-                _at(c, mu, bounds, n, s, y)
+                _at(c, mu, bounds, s, bound, n, y)
                 return s, True
         _in_use(c, mu, bounds, s, bound, n)
         norm, slope, x = *_norm2(c, mu, GT, bounds, offsets, n, s, y, scratch), s
@@ -233,12 +234,10 @@ def _reach(c, mu, GT, bounds, offsets, a, b, u, bound, y, scratch, n, known):
                 residual ** 3 <= 0.01 * JUMP_TOL * previous ** 2:
             step = s - (math.log(norm) - target) * norm / slope
             if a < step < b:
-                _in_use(c, mu, bounds, step, bound, n)
-                _at(c, mu, bounds, n, step, y)
+                _at(c, mu, bounds, step, bound, n, y)
                 return step, True
     s = 0.5 * (a + b)
-    _in_use(c, mu, bounds, s, bound, n)
-    _at(c, mu, bounds, n, s, y)
+    _at(c, mu, bounds, s, bound, n, y)
     return s, True
 
 
@@ -259,8 +258,7 @@ def advance_through(mu, VT, GT, bounds, offsets, c, t0, s, u, times, first, last
             return k, s, True
         expand(VT, bounds, offsets, y, n, X[k - first])
         k += 1
-    _in_use(c, mu, bounds, s, bound, n)
-    _at(c, mu, bounds, n, s, y)
+    _at(c, mu, bounds, s, bound, n, y)
     return last, s, False
 
 
@@ -288,15 +286,8 @@ def _jump(mu, GT, JT, jumps, bounds, offsets, y, n, c, known, rng, work, scratch
                 _axpy(out, lo, JT, start + j * size, y[y0 + j], size)
         work[q] = out
         weights[q], slopes[q] = _norm2(out, mu, GT, bounds, offsets, image, 0.0, c, scratch)
-    total = 0.0
-    for q in range(channels):
-        total += weights[q]
-    x, cumulative, chosen = _uniform(rng) * total, 0.0, channels - 1
-    for q in range(channels):
-        cumulative += weights[q]
-        if cumulative >= x:
-            chosen = q
-            break
+    cumulative = np.cumsum(weights)
+    chosen = min(np.searchsorted(cumulative, _uniform(rng) * cumulative[-1]), channels - 1)
     scale = 1.0 / math.sqrt(weights[chosen])
     for i in range(c.size):
         c[i] = work[chosen, i] * scale

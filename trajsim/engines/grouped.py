@@ -107,26 +107,28 @@ class Eigenmodes:
             for name, matrix in (("VT", found[1].T), ("GT", found[1].T @ found[1].conj()),
                                  ("WT", found[2].T)):
                 parts[name].append(matrix.ravel())
-        J, jumps = [], []
-        for L in channels:
-            L = L[perm][:, perm]
-            if any(L[part][:, part].count_nonzero() for part in sectors):
-                return None  # J assumes L flips the sector
-            jumps.append([])
-            for b, part in enumerate(sectors):
-                jumps[-1].append(sum(j.size for j in J))
-                J.append((W[1 - b] @ (L[sectors[1 - b]][:, part] @ V[b])).T.ravel())
-        offsets = np.concatenate(([0], np.cumsum(np.diff(bounds) ** 2)[:-1])).astype(np.int64)
+        permuted = [L[perm][:, perm] for L in channels]
+        if any(L[part][:, part].count_nonzero() for L in permuted for part in sectors):
+            return None  # J assumes each L flips the sector
+        J = [(W[1 - b] @ (L[sectors[1 - b]][:, part] @ V[b])).T.ravel()
+             for L in permuted for b, part in enumerate(sectors)]
+        offsets = _starts(np.diff(bounds) ** 2)
         flat = {name: np.ascontiguousarray(np.concatenate(p), complex)
                 for name, p in parts.items()}
         return cls(np.concatenate(mu).astype(complex), **flat,
                    JT=np.ascontiguousarray(np.concatenate(J) if J else np.zeros(0), complex),
-                   jumps=np.array(jumps, np.int64).reshape(len(channels), 2), bounds=bounds,
+                   jumps=_starts([j.size for j in J]).reshape(len(channels), 2), bounds=bounds,
                    offsets=offsets, perm=perm)
 
     @property
     def nbytes(self) -> int:
         return self.VT.nbytes + self.GT.nbytes + self.WT.nbytes + self.JT.nbytes
+
+
+def _starts(sizes) -> np.ndarray:
+    """Where each of blocks of these sizes begins when stored one after the other."""
+    sizes = np.asarray(sizes, np.int64)
+    return np.cumsum(sizes) - sizes
 
 
 def _decompose(A: np.ndarray):
@@ -308,8 +310,8 @@ class _Modes:
         return self.clock[0] + self.clock[1]
 
     def advance_through(self, times, first, last, jumps: list):
-        """The states at times[first:last], the jumps on the way appended to jumps as (t,
-        channel)."""
+        """(last, False, states at times[first:last]): the jumps on the way are made here and
+        appended to jumps as (t, channel)."""
         e, X = self.e, np.empty((last - first, self.c.size), complex)
         k = first
         while k < last:
@@ -320,7 +322,7 @@ class _Modes:
             jumps.extend(zip(self.event_t[:count].tolist(), self.event_q[:count].tolist()))
         out = np.empty_like(X)
         out[:, self.e.perm] = X
-        return out
+        return last, False, out
 
     def psi(self) -> np.ndarray:
         out = np.empty(self.c.size, complex)
@@ -337,7 +339,9 @@ class _Steps:
         self.b, self.x, self.t, self.u = block, np.array(psi, complex), t, u
         self.step = np.array([krylov.initial_step(block.generator.anorm), 0.0])
 
-    def advance_through(self, times, first, last):
+    def advance_through(self, times, first, last, jumps: list):
+        """(k, jumped, states at times[first:k]), stopping at a jump (``jumps``: unused, the
+        trajectory's ``event`` makes it)."""
         k, self.t, jumped, X = self.b.generator.advance_through(self.x, self.t, self.u, times,
                                                                 first, last, self.step)
         return k, jumped, X[:k - first]
@@ -383,16 +387,14 @@ class _Trajectory(driven.Trajectory):
             _Steps(self.block, psi, t, u)
 
     def advance_through(self, times: np.ndarray, first: int, last: int):
-        """No-jump evolution through the stops (``driven``); in eigenmodes the jumps on the way
-        are made and recorded here, so it never stops at one."""
-        if isinstance(self.state, _Steps):
-            return self.state.advance_through(times, first, last)
+        """No-jump evolution through the stops (``driven``); the jumps that the eigenmode state
+        makes on the way are recorded here."""
         jumps = []
-        psis = self.state.advance_through(times, first, last, jumps)
+        result = self.state.advance_through(times, first, last, jumps)
         for t, q in jumps:
             self.events.append((self.row, t, "jump", self.block.channels[q][0], self.N, self.N,
                                 self.N))
-        return last, False, psis
+        return result
 
     def measure(self, instrument: Instrument, stream: np.ndarray, out: np.ndarray):
         """One measurement of the total S_y now (``measure``): the state after it."""
