@@ -127,6 +127,19 @@ def test_eigenmodes_and_krylov_steps_give_the_same_trajectories(monkeypatch):
     assert set(mine["events"]["kind"]) == {"jump", "loss"}
 
 
+def test_a_jump_from_a_state_without_norm_is_an_error():
+    """``modes._jump`` refuses to normalise a state of zero norm (from a non-finite or empty
+    state the compiled chain would otherwise jump forever at one time): an error, not a hang."""
+    block = generator((Group(2, 0.3), Group(2, -0.3)), Rates(Gamma=1.0, r=1.0))
+    e, d = block.eigenmodes, block.eigenmodes.mu.size
+    y, c = np.zeros(d, complex), np.zeros(d, complex)
+    with pytest.raises(FloatingPointError, match="zero or non-finite norm"):
+        modes._jump(e.mu, e.GT, e.JT, e.jumps, e.bounds, e.offsets, y, np.diff(e.bounds), c,
+                    np.zeros(3), np.array([1, 2, 3, 4], np.uint64),
+                    np.empty((len(block.channels), d), complex),
+                    tuple(np.empty(d, complex) for _ in range(4)))
+
+
 def test_a_full_event_buffer_changes_nothing(monkeypatch):
     """The compiled jump chain returns to Python when its event buffer is full and resumes:
     with room for 2 events per call, the same bits as with the default."""

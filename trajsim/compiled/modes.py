@@ -288,6 +288,8 @@ def _jump(mu, GT, JT, jumps, bounds, offsets, y, n, c, known, rng, work, scratch
         weights[q], slopes[q] = _norm2(out, mu, GT, bounds, offsets, image, 0.0, c, scratch)
     cumulative = np.cumsum(weights)
     chosen = min(np.searchsorted(cumulative, _uniform(rng) * cumulative[-1]), channels - 1)
+    if not 0.0 < weights[chosen] < math.inf:  # else the chain would jump forever in place
+        raise FloatingPointError("modes._jump: a jump to a state of zero or non-finite norm")
     scale = 1.0 / math.sqrt(weights[chosen])
     for i in range(c.size):
         c[i] = work[chosen, i] * scale
