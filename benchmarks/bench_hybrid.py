@@ -120,7 +120,7 @@ def reach_row(N: int, n_max: int, n_traj: int) -> str:
     block = setup.block(N, N)
     x = np.zeros(d, complex)
     x[0] = 1.0
-    step = np.array([krylov.initial_step(block.generator.anorm), 0.0])
+    step = krylov.new_step(block.generator.anorm)
     block.generator.advance_through(x, 0.0, 0.0, np.linspace(0.5, T_END, SAMPLES - 1), 0,
                                     SAMPLES - 1, step)
     with open("/proc/self/status") as status:

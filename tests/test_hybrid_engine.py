@@ -448,3 +448,35 @@ def test_observables_from_the_band_equal_the_traces_of_the_reduced_states():
                 for rho, rc in zip(rho_spin, rho_cavity)]
     assert np.allclose(observables(psis, 5, hybrid.Cavity(0, 1, 0, n_max=6)), expected, rtol=0,
                        atol=1e-14)
+
+
+@pytest.mark.parametrize("extra", [{"loss": {"rate_per_spin": 0.05}},
+                                   {"measurement": {"kind": "weak", "sigma": 2.0,
+                                                    "period": 4.0}}])
+def test_the_shared_no_jump_path_gives_each_trajectory_its_own_bits(monkeypatch, extra):
+    """Trajectories from a pure state share the no-jump path of their first stretch
+    (``HybridSetup.start``) up to their own jump: samples, events and outcomes equal bit for
+    bit those of trajectories that step alone, with a checkpoint at every step and with two
+    kept (every few steps)."""
+    from trajsim.compiled import krylov
+    from trajsim.engines import WorkUnit
+    from trajsim.engines.hybrid import HYBRID
+
+    point = load({**with_model(gamma_rel=0.05, n_max=8, N=5), "initial_state": {"m": -2.5},
+                  "time": {"t_end": 6.0, "n_samples": 13}, **extra,
+                  "run": {"trajectories": 16}}).points[0]
+    unit = WorkUnit(0, 0, 0, 16)
+    alone = HYBRID.build(point)
+    alone.start = lambda: None
+    b = HYBRID.run_unit(alone, unit, 5, True)
+    for kept in (64, 2):
+        monkeypatch.setattr(krylov, "PATH_CHECKPOINTS", kept)
+        shared = HYBRID.build(point)
+        a = HYBRID.run_unit(shared, unit, 5, True)
+        path = shared.shared[0]
+        assert path.betas.size > 4
+        assert len(path.checkpoints) == (path.betas.size if kept == 64 else 2)
+        first = a.frames["events"].groupby("trajectory").t.min()
+        assert 0 < (first < shared.schedule[0][path.last - 1]).sum() < 16  # some jump on it
+        for name, frame in a.frames.items():
+            assert frame.equals(b.frames[name]), name

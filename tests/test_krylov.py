@@ -19,7 +19,7 @@ STEPS_BOUND = 500
 def evolve(block, x, u, times, t=0.0):
     """advance_through from t with a fresh step size: (k, t, jumped, X, x after)."""
     x = x.astype(complex).copy()
-    step = np.array([krylov.initial_step(block.generator.anorm), 0.0])
+    step = krylov.new_step(block.generator.anorm)
     k, t, jumped, X = block.generator.advance_through(x, t, u, np.asarray(times, float), 0,
                                                       len(times), step)
     return k, t, jumped, X, x
@@ -136,7 +136,7 @@ def test_near_an_exceptional_point_in_a_large_sector():
     A = sp.diags([np.full(d, -1.0 + 0.1j), np.full(d - 1, 1.0)], [0, -1], format="csr")
     x = np.zeros(d, complex)
     x[0] = 1.0
-    step = np.array([krylov.initial_step(2.0), 0.0])
+    step = krylov.new_step(2.0)
     times = np.array([1.0, 7.5, 30.0])
     y = x.copy()
     k, t, jumped, X = krylov.Generator.of(A, anorm=2.0).advance_through(y, 0.0, 1e-300, times,

@@ -56,6 +56,11 @@ INVERSE_FACTORIAL = np.array([1.0 / math.factorial(k) for k in range(SUB_DEGREE 
 STEP_S = 2.2e-5
 STEP_S_PER_NNZ = 8e-9
 STEP_S_PER_STATE = 1.5e-7
+#: ``advance_through`` without a limit on its steps.
+UNLIMITED = 2**62
+#: Most checkpoints a ``NoJumpPath`` keeps (a trajectory that jumps re-makes at most the
+#: path's steps / PATH_CHECKPOINTS * 2 steps before its own).
+PATH_CHECKPOINTS = 64
 #: A step rejected this many times in a row (each at least halves it) means that the state or
 #: the generator is not finite: an error rather than an endless loop.
 MAX_REJECTIONS = 60
@@ -264,6 +269,16 @@ def _state_at(Hbar, p, Z, delta, s, T, out):
 
 
 @nb.njit(cache=True)
+def _least_norm2(Z, q):
+    """min over the sub-step boundaries after the first of ||Z[i, :q]||^2: ``_crossing`` finds
+    a root exactly when this is below its level."""
+    least = np.inf
+    for i in range(1, Z.shape[0]):
+        least = min(least, _norm2(Z[i, :q]))
+    return least
+
+
+@nb.njit(cache=True)
 def _crossing(Hbar, p, q, Z, delta, level, T):
     """The first s in (0, S delta] with ||z(s)[:q]||^2 = level, or -1.0 if none (bisection on
     the norm polynomial of the sub-step where it first falls below level)."""
@@ -287,6 +302,12 @@ def step_seconds(dim: float, nnz: float) -> float:
     return STEP_S + nnz * STEP_S_PER_NNZ + dim * STEP_S_PER_STATE
 
 
+def new_step(anorm: float) -> np.ndarray:
+    """A trajectory's ``advance_through`` carry at its start: [initial_step, 0 steps, beta and
+    least norm of the last step (none yet)]."""
+    return np.array([initial_step(anorm), 0.0, np.nan, np.nan])
+
+
 @nb.njit(cache=True)
 def initial_step(anorm):
     """Expokit's first step for a relative TOL: (1/||A||) (fact TOL / 4)^(1/m),
@@ -297,25 +318,31 @@ def initial_step(anorm):
 
 
 @nb.njit(cache=True, nogil=True)
-def advance_through(runs, data, anorm, x, t, u, times, first, last, step):
+def advance_through(runs, data, anorm, x, t, u, times, first, last, step, max_steps):
     """Evolve x (unnormalised, ||x||^2 >= u) from t through times[first:last], stopping where
-    ||x||^2 reaches u.  step[0] carries the next step size between calls (a trajectory's own:
-    ``initial_step`` at its start); step[1] counts the Krylov steps (Arnoldi processes).
+    ||x||^2 reaches u or after max_steps Krylov steps.  ``step`` (``new_step``) carries the next
+    step size between calls in step[0]; step[1] counts the Krylov steps (Arnoldi processes);
+    step[2] and step[3] are the last step's beta and the least ||z[:q]||^2 at its sub-step
+    boundaries, which decide whether it jumps (below u / beta^2: ``NoJumpPath``).
     Returns (k, t, jumped, X): k the first time not reached, t the time of the stop (the jump,
-    or times[last - 1]), X[i] the state at times[first + i] for i < k - first; x holds the
-    state at the stop."""
+    times[last - 1], or the end of the last step), X[i] the state at times[first + i] for
+    i < k - first; x holds the state at the stop.  A call that stops after max_steps and the
+    call that goes on from its (x, t, k, step) make the same steps as one call."""
     m = KRYLOV_DIM
     X = np.empty((last - first, x.size), np.complex128)
     V = np.empty((m + 2, x.size), np.complex128)
     Hbar = np.zeros((m + 2, m + 2), np.complex128)
     T = np.empty((SUB_DEGREE + 1, m + 2), np.complex128)
     z = np.empty(m + 2, np.complex128)
-    k = first
+    k, taken = first, 0
     while k < last:
         if times[k] <= t:  # a stop at the current time
             X[k - first] = x
             k += 1
             continue
+        if taken == max_steps:
+            return k, t, False, X
+        taken += 1
         beta = math.sqrt(_norm2(x))
         p, closed, avnorm = _arnoldi(runs, data, anorm, x, beta, V, Hbar)
         step[1] += 1.0
@@ -337,6 +364,7 @@ def advance_through(runs, data, anorm, x, t, u, times, first, last, step):
                 break
             h *= max(0.1, min(0.5, 0.9 * (TOL * beta / err) ** order))
             step[0] = h
+        step[2], step[3] = beta, _least_norm2(Z, q)
         root = _crossing(Hbar, p, q, Z, delta, u / (beta * beta), T)
         reach = h if root < 0.0 else root
         while k < last and (times[k] - t < reach or (root < 0.0 and h == span)):
@@ -412,16 +440,71 @@ class Generator:
         return y
 
     def advance_through(self, x: np.ndarray, t: float, u: float, times: np.ndarray, first: int,
-                        last: int, step: np.ndarray):
+                        last: int, step: np.ndarray, max_steps: int = UNLIMITED):
         """``advance_through`` with this generator: in the sector of x if it lies in one (half
         the work), else in the whole space; x and the states returned are the whole space's."""
         for (idx, S), (other, _) in zip(self.sectors, self.sectors[::-1]):
             if not x[other].any():
                 y = x[idx]
-                k, t, jumped, Y = S.advance_through(y, t, u, times, first, last, step)
+                k, t, jumped, Y = S.advance_through(y, t, u, times, first, last, step, max_steps)
                 x[idx] = y
                 X = np.zeros((k - first, x.size), complex)
                 X[:, idx] = Y[:k - first]
                 return k, t, jumped, X
         return advance_through(self.runs, self.data, self.anorm, x, t, u, times, first, last,
-                               step)
+                               step, max_steps)
+
+
+@dataclass(frozen=True)
+class NoJumpPath:
+    """The no-jump evolution of one state x0 from t0 through times[first:last], step by step as
+    ``advance_through`` makes it, for every trajectory that starts there to share: the step
+    sequence does not depend on the threshold u, which only decides the step that jumps (the
+    first whose least ||z||^2 is below u / beta^2).  A trajectory with threshold u takes the
+    path's states up to the last checkpoint (x, t, k, step at a step's start) before that step
+    and goes on from there with ``advance_through``: the same bits as one call from x0.
+    ``levels`` and ``betas`` per step; ``X`` the states at times[first:last]; ``end`` the
+    (t, x, step) after the last stop."""
+
+    generator: Generator
+    times: np.ndarray
+    first: int
+    last: int
+    levels: np.ndarray
+    betas: np.ndarray
+    checkpoints: tuple
+    X: np.ndarray
+    end: tuple
+
+    @classmethod
+    def of(cls, generator: Generator, x0: np.ndarray, t0: float, times: np.ndarray, first: int,
+           last: int, step: np.ndarray) -> NoJumpPath:
+        """Trace the path one step at a time, keeping at most PATH_CHECKPOINTS checkpoints
+        (every stride-th step start, the stride doubling when they overflow)."""
+        x, t, k, step = x0.astype(complex), t0, first, step.copy()
+        levels, betas, checkpoints, states, stride = [], [], [], [], 1
+        while k < last:
+            if len(levels) % stride == 0:
+                checkpoints.append((len(levels), x.copy(), t, k, step.copy()))
+                if len(checkpoints) > PATH_CHECKPOINTS:
+                    checkpoints, stride = checkpoints[::2], 2 * stride
+            k_new, t, _, X = generator.advance_through(x, t, 0.0, times, k, last, step, 1)
+            states.append(X[:k_new - k])
+            k = k_new
+            levels.append(step[3])
+            betas.append(step[2])
+        X = np.concatenate(states) if states else np.zeros((0, x.size), complex)
+        return cls(generator, times, first, last, np.array(levels), np.array(betas),
+                   tuple(checkpoints), X, (t, x, step))
+
+    def advance_through(self, u: float):
+        """``advance_through`` of x0 with threshold u: (k, t, jumped, X, x at the stop, step)."""
+        below = np.flatnonzero(self.levels < u / (self.betas * self.betas))
+        if below.size == 0:
+            t, x, step = self.end
+            return self.last, t, False, self.X, x.copy(), step.copy()
+        index, x, t, k, step = next(c for c in reversed(self.checkpoints) if c[0] <= below[0])
+        x, step = x.copy(), step.copy()
+        k_new, t, jumped, X = self.generator.advance_through(x, t, u, self.times, k, self.last,
+                                                             step)
+        return k_new, t, jumped, np.concatenate((self.X[:k - self.first], X)), x, step

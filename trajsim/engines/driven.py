@@ -7,9 +7,10 @@ A trajectory object (``Trajectory``'s subclasses) knows its physics:
 
     N, j, key                     spins, the j column, the block its samples' observables need
     t                             the current time
-    advance_through(times, first, last) -> (k, jumped, states at times[first:k])
+    advance_through(times, first, last) -> (k, jumped, states at times[first:k], values)
                                   no-jump evolution, stopping at a jump (compiled); one
-                                  that makes its jumps itself records them in events
+                                  that makes its jumps itself records them in events;
+                                  values: the states' observables if known, else None
     measure(instrument, stream, out) -> state   one S_y measurement now
     event(t, loss, scripted)                    a jump or a loss at t, appended to events
     observables(key, states) -> values          the columns after N and j
@@ -102,13 +103,16 @@ def drive(tr, setup: PointSetup, row: int, rng_meas: np.ndarray, samples: np.nda
     tr.row, tr.events = row, events
     k, q, states = 0, 0, {}  # states: key -> [(samples, states)]
 
-    def keep(first: int, psis: np.ndarray) -> None:
+    def keep(first: int, psis: np.ndarray, values: np.ndarray | None = None) -> None:
         chosen = is_sample[first:first + len(psis)]
         taken = np.arange(first, first + len(psis))[chosen]
         if taken.size:
             samples[sample_of[taken], 0], samples[sample_of[taken], 1] = tr.N, tr.j
-            states.setdefault(tr.key, []).append(
-                (sample_of[taken], psis[chosen]))  # a copy: psis may be a live state
+            if values is not None:  # observables known already
+                samples[sample_of[taken], 2:] = values[chosen]
+            else:
+                states.setdefault(tr.key, []).append(
+                    (sample_of[taken], psis[chosen]))  # a copy: psis may be a live state
 
     while k < stops.size:
         t_loss, is_scripted = tr.next_loss()
@@ -116,10 +120,11 @@ def drive(tr, setup: PointSetup, row: int, rng_meas: np.ndarray, samples: np.nda
         last = int(measured[following]) + 1 if following < measured.size else stops.size
         cut = min(last, int(np.searchsorted(stops, t_loss, "left")))
         if cut > k:  # the stops before the next measurement (inclusive) or loss
-            k_new, jumped, psis = tr.advance_through(stops, k, cut)
+            k_new, jumped, psis, values = tr.advance_through(stops, k, cut)
             at_measurement = k_new == last and q < meas_times.size and stops[last - 1] == \
                 meas_times[q]
-            keep(k, psis[:len(psis) - at_measurement])
+            kept = len(psis) - at_measurement
+            keep(k, psis[:kept], None if values is None else values[:kept])
             if at_measurement:
                 after = tr.measure(setup.instrument, rng_meas,
                                    outcomes[q * per_time:(q + 1) * per_time])
@@ -129,7 +134,7 @@ def drive(tr, setup: PointSetup, row: int, rng_meas: np.ndarray, samples: np.nda
             if jumped:
                 tr.event(tr.t, False, False)
             continue
-        _, jumped, _ = tr.advance_through(np.array([t_loss]), 0, 1)  # the loss is due first
+        _, jumped, *_ = tr.advance_through(np.array([t_loss]), 0, 1)  # the loss is due first
         tr.event(tr.t if jumped else t_loss, not jumped, is_scripted)
     for key, taken in states.items():  # the observables, one pass per block
         rows = np.concatenate([r for r, _ in taken])

@@ -337,7 +337,7 @@ class _Steps:
 
     def __init__(self, block: GroupedBlock, psi: np.ndarray, t: float, u: float):
         self.b, self.x, self.t, self.u = block, np.array(psi, complex), t, u
-        self.step = np.array([krylov.initial_step(block.generator.anorm), 0.0])
+        self.step = krylov.new_step(block.generator.anorm)
 
     def advance_through(self, times, first, last, jumps: list):
         """(k, jumped, states at times[first:k]), stopping at a jump (``jumps``: unused, the
@@ -394,7 +394,7 @@ class _Trajectory(driven.Trajectory):
         for t, q in jumps:
             self.events.append((self.row, t, "jump", self.block.channels[q][0], self.N, self.N,
                                 self.N))
-        return result
+        return (*result, None)
 
     def measure(self, instrument: Instrument, stream: np.ndarray, out: np.ndarray):
         """One measurement of the total S_y now (``measure``): the state after it."""

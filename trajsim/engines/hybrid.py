@@ -25,7 +25,8 @@ cavity's ``hybrid.CAVITY_OBSERVABLES``.  The exact reference is ``hybrid.liouvil
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from functools import cache
 
 import numpy as np
@@ -122,7 +123,7 @@ def build_block(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates) -> Hybr
 @dataclass
 class HybridSetup(PointSetup):
     """What the hybrid engine needs for one sweep point (blocks built lazily, shared by threads:
-    ``driven.Blocks``)."""
+    ``driven.Blocks``; so is the no-jump path from a pure initial state, ``start``)."""
 
     cavity: hybrid.Cavity
     rates: Rates
@@ -130,6 +131,8 @@ class HybridSetup(PointSetup):
     weights: np.ndarray
     states: np.ndarray
     blocks: Blocks = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    shared: tuple | None = None
 
     def __post_init__(self):
         self.blocks = Blocks(lambda key: build_block(*key, self.cavity, self.rates))
@@ -137,6 +140,35 @@ class HybridSetup(PointSetup):
     def block(self, N: int, two_j: int) -> HybridBlock:
         """Block (N, j), built on first use."""
         return self.blocks((N, two_j))
+
+    def initial_state(self, member: int) -> np.ndarray:
+        """x = psi.ravel() of the initial ensemble's member: the reservoir's squeezed vacuum
+        times the spins' state."""
+        return np.outer(hybrid.reservoir_vacuum(self.cavity),
+                        self.states[member]).astype(complex).ravel()
+
+    @property
+    def first_stretch(self) -> int:
+        """The stops a trajectory's first ``advance_through`` covers unless a loss comes first:
+        up to the first measurement, or all."""
+        stops, measured = self.schedule[:2]
+        return int(measured[0]) + 1 if measured.size else stops.size
+
+    def start(self) -> tuple[krylov.NoJumpPath, np.ndarray] | None:
+        """For a pure initial state: the no-jump path of its first stretch, which every
+        trajectory shares until it jumps (``krylov.NoJumpPath``), and the observables of its
+        states, traced on first use; None for a mixed one."""
+        if self.weights.size > 1:
+            return None
+        with self.lock:
+            if self.shared is None:
+                block = self.block(self.point["model"]["N"], self.two_j)
+                path = krylov.NoJumpPath.of(block.generator, self.initial_state(0), 0.0,
+                                            self.schedule[0], 0, self.first_stretch,
+                                            krylov.new_step(block.generator.anorm))
+                psis = path.X.reshape(-1, *block.shape)
+                self.shared = path, observables(psis, self.two_j, self.cavity)
+            return self.shared
 
 
 #: Every observable is at most quadratic in a, a^dag or S+-, S_z: its matrix lies within
@@ -252,6 +284,7 @@ class _Trajectory(driven.Trajectory):
     t: float = 0.0
     scripted: int = 0
     poisson: float = np.inf
+    at_start: bool = True
 
     @property
     def j(self) -> float:
@@ -263,10 +296,18 @@ class _Trajectory(driven.Trajectory):
 
     def advance_through(self, times: np.ndarray, first: int, last: int):
         """No-jump evolution through times[first:last] (``compiled.krylov``): (k, jumped,
-        states at times[first:k])."""
+        states at times[first:k], their observables or None).  A trajectory's first stretch
+        from a pure initial state follows the setup's shared path (``HybridSetup.start``),
+        with its observables, up to its own jump: the same bits as its own steps."""
+        at_start, self.at_start = self.at_start, False
+        if at_start and first == 0 and last == self.setup.first_stretch and \
+                times is self.setup.schedule[0] and self.setup.start() is not None:
+            path, values = self.setup.start()
+            k, self.t, jumped, X, self.x, self.step = path.advance_through(self.u)
+            return k, jumped, X[:k].reshape(-1, *self.block.shape), values[:k]
         k, self.t, jumped, X = self.block.generator.advance_through(self.x, self.t, self.u, times,
                                                                     first, last, self.step)
-        return k, jumped, X[:k - first].reshape(-1, *self.block.shape)
+        return k, jumped, X[:k - first].reshape(-1, *self.block.shape), None
 
     def psi(self) -> np.ndarray:
         return self.x.reshape(self.block.shape)
@@ -314,10 +355,8 @@ def _start(setup: HybridSetup, rng: np.ndarray) -> _Trajectory:
     N = setup.point["model"]["N"]
     member = pick(list(setup.weights), rng) if setup.weights.size > 1 else 0
     block = setup.block(N, setup.two_j)
-    psi = np.outer(hybrid.reservoir_vacuum(setup.cavity),
-                   setup.states[member])
-    tr = _Trajectory(setup, rng, N, setup.two_j, block, psi.astype(complex).ravel(),
-                     _uniform(rng), np.array([krylov.initial_step(block.generator.anorm), 0.0]))
+    tr = _Trajectory(setup, rng, N, setup.two_j, block, setup.initial_state(member),
+                     _uniform(rng), krylov.new_step(block.generator.anorm))
     tr.poisson = next_poisson_loss(0.0, setup.loss_rate, N, rng)
     return tr
 
