@@ -503,7 +503,7 @@ class NoJumpPath:
         if below.size == 0:
             t, x, step = self.end
             return self.last, t, False, self.X, x.copy(), step.copy()
-        index, x, t, k, step = next(c for c in reversed(self.checkpoints) if c[0] <= below[0])
+        _, x, t, k, step = next(c for c in reversed(self.checkpoints) if c[0] <= below[0])
         x, step = x.copy(), step.copy()
         k_new, t, jumped, X = self.generator.advance_through(x, t, u, self.times, k, self.last,
                                                              step)
