@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from scipy.linalg import expm
+from scipy.sparse.linalg import expm_multiply
 
 from trajsim import hybrid
 from trajsim.compiled import krylov
@@ -80,7 +81,8 @@ def test_a_state_in_one_parity_sector_evolves_there(basis):
     n, k = np.divmod(np.arange(A.shape[0]), 8)
     assert len(block.generator.sectors) == 2
     for parity, (idx, sector) in enumerate(block.generator.sectors):
-        assert np.array_equal(idx, np.flatnonzero((n + k) % 2 == parity))
+        assert np.array_equal(np.sort(idx), np.flatnonzero((n + k) % 2 == parity))
+        assert np.all(np.diff(k[idx]) >= 0)  # held from the fewest spins up (the windows)
         assert np.array_equal(sector.matrix().toarray(), A[np.ix_(idx, idx)])
         x = np.zeros(A.shape[0], complex)
         x[idx] = rng.normal(size=idx.size) + 1j * rng.normal(size=idx.size)
@@ -108,6 +110,31 @@ def test_the_jump_time_is_the_root_of_the_norm(u):
     assert t <= times[k] and (k == 0 or times[k - 1] < t)
     for i in range(k):
         assert np.linalg.norm(X[i] - expm(A * times[i]) @ x) < STEPS_BOUND * krylov.TOL
+
+
+def test_a_state_held_by_few_spins_up_evolves_in_a_window():
+    """From all spins down and the squeezed vacuum, N = 120: each step works on the states of
+    the fewest spins up that hold the state (the window grows as spins are excited, and a step
+    whose window would leak is made again in a larger one), and every stop is still
+    expm(A t) x within the stated tolerance."""
+    cavity = hybrid.Cavity(g=0.02, kappa_sqz=1.0, r=0.6, kappa_int=0.05, Delta_c=0.2, n_max=6)
+    block = build_block(120, 120, cavity, Rates(gamma_rel=0.01))
+    A = block.generator.matrix().tocsc()
+    x = np.outer(hybrid.reservoir_vacuum(cavity), np.eye(121)[0]).ravel().astype(complex)
+    times = np.linspace(0.25, 12.0, 48)
+    X, windows, step, t, k, y = [], [], krylov.new_step(block.generator.anorm), 0.0, 0, x.copy()
+    while k < times.size:
+        k_new, t, _, Y = block.generator.advance_through(y, t, 0.0, times, k, times.size, step, 1)
+        X.extend(Y[:k_new - k])
+        windows.append(step[4])
+        k = k_new
+    sector = block.generator.sectors[0][1].dim
+    assert windows[0] < sector / 10 and windows[-1] < sector / 2
+    assert max(windows) > 4 * windows[0]
+    assert step[1] > len(windows)  # some step made again in a larger window
+    exact = expm_multiply(A, x, start=0.25, stop=12.0, num=48, endpoint=True)
+    for i in range(times.size):
+        assert np.linalg.norm(X[i] - exact[i]) < STEPS_BOUND * krylov.TOL, times[i]
 
 
 def test_propagation_is_exact_at_an_exceptional_point():

@@ -27,7 +27,7 @@ found by bisection.  The estimate at s = h bounds the error at every s < h (it g
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numba as nb
 import numpy as np
@@ -56,6 +56,12 @@ INVERSE_FACTORIAL = np.array([1.0 / math.factorial(k) for k in range(SUB_DEGREE 
 STEP_S = 2.2e-5
 STEP_S_PER_NNZ = 8e-9
 STEP_S_PER_STATE = 1.5e-7
+#: What a step may drop or let leak out of its window (``advance_through``), relative to ||psi||
+#: (each, so that a step errs by at most TOL + 2 WINDOW_TOL).
+WINDOW_TOL = 1e-11
+#: A window starts this many bands (``Generator``) above where the state is held: room for what a
+#: step spreads (6: fewest steps redone and Krylov products on hybrid blocks, N = 100-200).
+WINDOW_MARGIN = 6
 #: ``advance_through`` without a limit on its steps.
 UNLIMITED = 2**62
 #: Most checkpoints a ``NoJumpPath`` keeps (a trajectory that jumps re-makes at most the
@@ -82,15 +88,18 @@ def _axpy_scalar(a, x, y):
 
 
 @nb.njit(cache=True, fastmath=FAST)
-def _matvec(runs, data, x, y):
-    """y = A x for A stored as runs (``Generator``): run r = (row, column, length) adds
-    data[start:start + length] * x[column:column + length] to y[row:row + length], start the
-    sum of the lengths before it; each element sums its runs in the stored order."""
-    y[:] = 0.0
+def _matvec(runs, data, x, y, w):
+    """y[:w] = A[:w, :w] x[:w] for A stored as runs (``Generator``): run r = (row, column,
+    length) adds data[start:start + length] * x[column:column + length] to y[row:row + length],
+    start the sum of the lengths before it, cut where row or column reaches w; each element
+    sums its runs in the stored order."""
+    y[:w] = 0.0
     start = 0
     for r in range(runs.shape[0]):
         row, col, length = runs[r, 0], runs[r, 1], runs[r, 2]
-        _axpy(data[start:start + length], x[col:col + length], y[row:row + length])
+        cut = min(length, w - row, w - col)
+        if cut > 0:
+            _axpy(data[start:start + cut], x[col:col + cut], y[row:row + cut])
         start += length
 
 
@@ -122,30 +131,30 @@ def _norm2(x):
 
 
 @nb.njit(cache=True, fastmath=FAST)
-def _arnoldi(runs, data, anorm, x, beta, V, Hbar):
-    """V[0 .. m] and Hbar (module docstring) for x = beta V[0]; V[m + 1] is work space.
-    Returns (p, closed, ||A v_{m+1}||): p the size of Hbar in use (j + 1 if the space closed
-    after j + 1 vectors, else m + 2)."""
+def _arnoldi(runs, data, anorm, x, beta, V, Hbar, w):
+    """V[0 .. m, :w] and Hbar (module docstring) for x[:w] = beta V[0, :w] and A[:w, :w];
+    V[m + 1] is work space.  Returns (p, closed, ||A v_{m+1}||): p the size of Hbar in use
+    (j + 1 if the space closed after j + 1 vectors, else m + 2)."""
     m = V.shape[0] - 2
     Hbar[:, :] = 0.0
-    for i in range(x.size):
+    for i in range(w):
         V[0, i] = x[i] / beta
     for j in range(m):
-        w = V[j + 1]
-        _matvec(runs, data, V[j], w)
+        v = V[j + 1, :w]
+        _matvec(runs, data, V[j], V[j + 1], w)
         for i in range(j + 1):
-            hij = _dot(V[i], w)
+            hij = _dot(V[i, :w], v)
             Hbar[i, j] = hij
-            _axpy_scalar(-hij, V[i], w)
-        hnext = math.sqrt(_norm2(w))
+            _axpy_scalar(-hij, V[i, :w], v)
+        hnext = math.sqrt(_norm2(v))
         if hnext <= BREAKDOWN * anorm:
             return j + 1, True, 0.0
         Hbar[j + 1, j] = hnext
-        for q in range(w.size):
-            w[q] /= hnext
-    _matvec(runs, data, V[m], V[m + 1])
+        for q in range(w):
+            v[q] /= hnext
+    _matvec(runs, data, V[m], V[m + 1], w)
     Hbar[m + 1, m] = 1.0
-    return m + 2, False, math.sqrt(_norm2(V[m + 1]))
+    return m + 2, False, math.sqrt(_norm2(V[m + 1, :w]))
 
 
 @nb.njit(cache=True, fastmath=FAST)
@@ -249,11 +258,11 @@ def _polynomial(c, f):
 
 
 @nb.njit(cache=True, fastmath=FAST)
-def _expand(V, q, beta, z, x):
-    """x = beta sum_i z[i] V[i], i < q."""
+def _expand(V, q, beta, z, x, w):
+    """x[:w] = beta sum_i z[i] V[i, :w], i < q, and x[w:] = 0."""
     x[:] = 0.0
     for i in range(q):
-        _axpy_scalar(beta * z[i], V[i], x)
+        _axpy_scalar(beta * z[i], V[i, :w], x[:w])
 
 
 @nb.njit(cache=True)
@@ -297,15 +306,53 @@ def _crossing(Hbar, p, q, Z, delta, level, T):
     return -1.0
 
 
+@nb.njit(cache=True)
+def _window(x, beta, layers, band, reach):
+    """The smallest w in layers with ||x[w - WINDOW_MARGIN band:]|| <= WINDOW_TOL beta /
+    max(1, reach), reach
+    = 2 ||A|| h for the step h to come (``advance_through``; the whole space if it is one
+    layer)."""
+    if layers.size == 1:
+        return layers[0]
+    limit, tail, i = (WINDOW_TOL * beta / max(1.0, reach)) ** 2, 0.0, x.size
+    while i > 0:
+        tail += x[i - 1].real * x[i - 1].real + x[i - 1].imag * x[i - 1].imag
+        if tail > limit:
+            break
+        i -= 1
+    for w in layers:
+        if w - WINDOW_MARGIN * band >= i:
+            return w
+    return layers[-1]
+
+
+@nb.njit(cache=True)
+def _leak(V, q, Z, w, band, d):
+    """Twice the largest ||psi(s)[w - band:w]|| / beta at the step's sub-step boundaries (the
+    states that A couples out of the window x[:w]), psi(s) = beta sum_i z_i(s) V[i]; 0 for the
+    whole space."""
+    if w == d:
+        return 0.0
+    lo = max(0, w - band)
+    top = np.empty(w - lo, np.complex128)
+    largest = 0.0
+    for r in range(Z.shape[0]):
+        top[:] = 0.0
+        for i in range(q):
+            _axpy_scalar(Z[r, i], V[i, lo:w], top)
+        largest = max(largest, _norm2(top))
+    return 2.0 * math.sqrt(largest)
+
+
 def step_seconds(dim: float, nnz: float) -> float:
     """CPU seconds of one Krylov step on a (sector of a) generator of this size."""
     return STEP_S + nnz * STEP_S_PER_NNZ + dim * STEP_S_PER_STATE
 
 
 def new_step(anorm: float) -> np.ndarray:
-    """A trajectory's ``advance_through`` carry at its start: [initial_step, 0 steps, beta and
-    least norm of the last step (none yet)]."""
-    return np.array([initial_step(anorm), 0.0, np.nan, np.nan])
+    """A trajectory's ``advance_through`` carry at its start: [initial_step, 0 steps, beta,
+    least norm and window of the last step (none yet)]."""
+    return np.array([initial_step(anorm), 0.0, np.nan, np.nan, np.nan])
 
 
 @nb.njit(cache=True)
@@ -318,12 +365,18 @@ def initial_step(anorm):
 
 
 @nb.njit(cache=True, nogil=True)
-def advance_through(runs, data, anorm, x, t, u, times, first, last, step, max_steps):
+def advance_through(runs, data, anorm, layers, band, x, t, u, times, first, last, step,
+                    max_steps):
     """Evolve x (unnormalised, ||x||^2 >= u) from t through times[first:last], stopping where
-    ||x||^2 reaches u or after max_steps Krylov steps.  ``step`` (``new_step``) carries the next
+    ||x||^2 reaches u or after max_steps Krylov steps.  Each step works in the window x[:w],
+    w the smallest of ``layers`` that holds x (``_window``: the entries beyond it are dropped),
+    and grows w (by a quarter, and the step anew) while what A carries out of the window in
+    the step (``_leak``) may exceed WINDOW_TOL beta; ``band``: A couples no two states further
+    apart.  ``step`` (``new_step``) carries the next
     step size between calls in step[0]; step[1] counts the Krylov steps (Arnoldi processes);
     step[2] and step[3] are the last step's beta and the least ||z[:q]||^2 at its sub-step
-    boundaries, which decide whether it jumps (below u / beta^2: ``NoJumpPath``).
+    boundaries, which decide whether it jumps (below u / beta^2: ``NoJumpPath``), step[4] its
+    window.
     Returns (k, t, jumped, X): k the first time not reached, t the time of the stop (the jump,
     times[last - 1], or the end of the last step), X[i] the state at times[first + i] for
     i < k - first; x holds the state at the stop.  A call that stops after max_steps and the
@@ -343,36 +396,42 @@ def advance_through(runs, data, anorm, x, t, u, times, first, last, step, max_st
         if taken == max_steps:
             return k, t, False, X
         taken += 1
-        beta = math.sqrt(_norm2(x))
-        p, closed, avnorm = _arnoldi(runs, data, anorm, x, beta, V, Hbar)
-        step[1] += 1.0
-        q = p if closed else m + 1  # the entries of z that are coefficients of V
-        span = times[last - 1] - t
-        h = span if closed else min(step[0], span)
-        for rejected in range(MAX_REJECTIONS + 1):
-            if rejected == MAX_REJECTIONS or not math.isfinite(beta):
-                raise FloatingPointError("krylov.advance_through: no step size meets TOL "
-                                         "(a state or generator that is not finite)")
-            Z, delta = _substeps(Hbar, p, h)
-            if closed:
+        w = _window(x, math.sqrt(_norm2(x)), layers, band, 2.0 * anorm * step[0])
+        x[w:] = 0.0
+        while True:
+            beta = math.sqrt(_norm2(x[:w]))
+            p, closed, avnorm = _arnoldi(runs, data, anorm, x, beta, V, Hbar, w)
+            step[1] += 1.0
+            q = p if closed else m + 1  # the entries of z that are coefficients of V
+            span = times[last - 1] - t
+            h = span if closed else min(step[0], span)
+            for rejected in range(MAX_REJECTIONS + 1):
+                if rejected == MAX_REJECTIONS or not math.isfinite(beta):
+                    raise FloatingPointError("krylov.advance_through: no step size meets TOL "
+                                             "(a state or generator that is not finite)")
+                Z, delta = _substeps(Hbar, p, h)
+                if closed:
+                    break
+                err, order = _error(Z[-1], m, beta, avnorm)
+                if err <= TOL * beta:
+                    grown = 5.0 * h if err == 0.0 else \
+                        min(5.0 * h, 0.9 * h * (TOL * beta / err) ** order)
+                    step[0] = max(step[0], grown) if h == span else grown  # a clipped step
+                    break
+                h *= max(0.1, min(0.5, 0.9 * (TOL * beta / err) ** order))
+                step[0] = h
+            if h * anorm * _leak(V, q, Z, w, band, x.size) <= WINDOW_TOL:
                 break
-            err, order = _error(Z[-1], m, beta, avnorm)
-            if err <= TOL * beta:
-                grown = 5.0 * h if err == 0.0 else \
-                    min(5.0 * h, 0.9 * h * (TOL * beta / err) ** order)
-                step[0] = max(step[0], grown) if h == span else grown  # a clipped step
-                break
-            h *= max(0.1, min(0.5, 0.9 * (TOL * beta / err) ** order))
-            step[0] = h
-        step[2], step[3] = beta, _least_norm2(Z, q)
+            w = layers[np.searchsorted(layers, min(w + w // 4 + 1, x.size))]
+        step[2], step[3], step[4] = beta, _least_norm2(Z, q), w
         root = _crossing(Hbar, p, q, Z, delta, u / (beta * beta), T)
         reach = h if root < 0.0 else root
         while k < last and (times[k] - t < reach or (root < 0.0 and h == span)):
             _state_at(Hbar, p, Z, delta, min(times[k] - t, h), T, z)
-            _expand(V, q, beta, z, X[k - first])
+            _expand(V, q, beta, z, X[k - first], w)
             k += 1
         _state_at(Hbar, p, Z, delta, h if root < 0.0 else root, T, z)
-        _expand(V, q, beta, z, x)
+        _expand(V, q, beta, z, x, w)
         if root >= 0.0:
             return k, t + root, True, X
         t = times[last - 1] if h == span else t + h
@@ -385,42 +444,52 @@ class Generator:
     the order of the diagonals (column - row), then of the rows, a run continuing over up to
     RUN_GAP missing rows (stored as zeros); ``anorm`` = ||A||_inf (of the
     whole generator when this is a sector of it: a bound for the sector).  ``sectors``: (indices,
-    A restricted to them) for two sets of states that A never mixes (a parity), or empty."""
+    A restricted to them) for two sets of states that A never mixes (a parity), or empty.
+    With a ``key`` per state (``of``) the runs hold the states sorted by key (``order``: state
+    i of the runs is state order[i] of A) and a Krylov step works on those of the lowest keys
+    that hold the state (``advance_through``'s window): ``layers`` are where the key grows (and
+    the dimension), ``band`` the largest distance A couples in that order."""
 
     runs: np.ndarray
     data: np.ndarray
     dim: int
     anorm: float
     sectors: tuple = ()
+    order: np.ndarray | None = None
+    layers: np.ndarray | None = None
+    band: int = 0
 
     @classmethod
-    def of(cls, A, labels: np.ndarray | None = None, anorm: float | None = None) -> Generator:
+    def of(cls, A, labels: np.ndarray | None = None, anorm: float | None = None,
+           key: np.ndarray | None = None) -> Generator:
         """The runs of the scipy sparse matrix A (its stored entries, explicit zeros too), with
-        the sectors labels == 0 and labels == 1 if A keeps them apart."""
-        coo = sp.coo_matrix(A)
-        coo.sum_duplicates()
-        row = coo.row.astype(np.int64)
-        diagonal = coo.col - row
-        order = np.lexsort((row, diagonal))
-        row, diagonal, value = row[order], diagonal[order], coo.data[order]
-        first = np.ones(row.size, bool)  # a run starts at a new diagonal or after a long gap
-        first[1:] = (diagonal[1:] != diagonal[:-1]) | (row[1:] > row[:-1] + 1 + RUN_GAP)
-        starts = np.flatnonzero(first)
-        ends = np.append(starts[1:], row.size)[:starts.size] - 1  # none without entries
-        lengths = row[ends] - row[starts] + 1
-        runs = np.column_stack((row[starts], row[starts] + diagonal[starts], lengths))
-        entries = np.diff(np.append(starts, row.size))  # stored entries per run
-        run_start = np.cumsum(lengths) - lengths  # where each run's data begins
-        data = np.zeros(int(lengths.sum()), complex)
-        data[np.repeat(run_start - row[starts], entries) + row] = value
+        the sectors labels == 0 and labels == 1 if A keeps them apart, and the states sorted by
+        ``key`` (stable) if given."""
+        A = sp.csr_matrix(A)
+        dim = A.shape[0]
         if anorm is None:
-            anorm = float(abs(coo).sum(axis=1).max()) if coo.nnz else 0.0
+            anorm = float(abs(A).sum(axis=1).max()) if A.nnz else 0.0
         sectors = ()
+        coo = A.tocoo()
         if labels is not None and np.all(labels[coo.row] == labels[coo.col]):
-            A = sp.csr_matrix(A)
-            sectors = tuple((idx, cls.of(A[idx][:, idx], anorm=anorm))
+            sectors = tuple(cls.of(A[idx][:, idx], anorm=anorm, key=None if key is None else
+                                   key[idx]).placed(idx)
                             for idx in (np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)))
-        return cls(np.ascontiguousarray(runs, np.int64), data, A.shape[0], anorm, sectors)
+        order, layers = None, np.array([dim], np.int64)
+        if key is not None:
+            order = np.argsort(key, kind="stable")
+            A, key = A[order][:, order], key[order]
+            layers = np.append(np.flatnonzero(np.diff(key)) + 1, dim).astype(np.int64)
+            if np.array_equal(order, np.arange(dim)):
+                order = None
+        runs, data = _runs(A)
+        coo = A.tocoo()
+        band = int(np.abs(coo.col - coo.row).max()) if coo.nnz else 0
+        return cls(runs, data, dim, anorm, sectors, order, layers, band)
+
+    def placed(self, idx: np.ndarray) -> tuple[np.ndarray, Generator]:
+        """(idx, self) as a sector of a larger generator, idx in the order of the runs."""
+        return (idx if self.order is None else idx[self.order]), replace(self, order=None)
 
     @property
     def nbytes(self) -> int:
@@ -431,13 +500,23 @@ class Generator:
         """A itself."""
         rows = np.concatenate([np.arange(r, r + n) for r, _, n in self.runs] or [[]])
         cols = np.concatenate([np.arange(c, c + n) for _, c, n in self.runs] or [[]])
-        return sp.csr_matrix((self.data, (rows, cols)), shape=(self.dim, self.dim))
+        A = sp.csr_matrix((self.data, (rows, cols)), shape=(self.dim, self.dim))
+        if self.order is None:
+            return A
+        back = np.argsort(self.order)
+        return A[back][:, back]
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """A x."""
+        x = np.ascontiguousarray(x, complex)
         y = np.empty(self.dim, complex)
-        _matvec(self.runs, self.data, np.ascontiguousarray(x, complex), y)
-        return y
+        if self.order is None:
+            _matvec(self.runs, self.data, x, y, self.dim)
+            return y
+        _matvec(self.runs, self.data, x[self.order], y, self.dim)
+        out = np.empty_like(y)
+        out[self.order] = y
+        return out
 
     def advance_through(self, x: np.ndarray, t: float, u: float, times: np.ndarray, first: int,
                         last: int, step: np.ndarray, max_steps: int = UNLIMITED):
@@ -445,14 +524,43 @@ class Generator:
         the work), else in the whole space; x and the states returned are the whole space's."""
         for (idx, S), (other, _) in zip(self.sectors, self.sectors[::-1]):
             if not x[other].any():
-                y = x[idx]
-                k, t, jumped, Y = S.advance_through(y, t, u, times, first, last, step, max_steps)
-                x[idx] = y
-                X = np.zeros((k - first, x.size), complex)
-                X[:, idx] = Y[:k - first]
-                return k, t, jumped, X
-        return advance_through(self.runs, self.data, self.anorm, x, t, u, times, first, last,
-                               step, max_steps)
+                return S._gathered(idx, x, t, u, times, first, last, step, max_steps)
+        if self.order is not None:
+            return self._gathered(self.order, x, t, u, times, first, last, step, max_steps)
+        return advance_through(self.runs, self.data, self.anorm, self.layers, self.band, x, t, u,
+                               times, first, last, step, max_steps)
+
+    def _gathered(self, idx, x, t, u, times, first, last, step, max_steps):
+        """``advance_through`` of x[idx] (written back), the states scattered to the whole
+        space."""
+        y = x[idx]
+        k, t, jumped, Y = advance_through(self.runs, self.data, self.anorm, self.layers,
+                                          self.band, y, t, u, times, first, last, step, max_steps)
+        x[idx] = y
+        X = np.zeros((k - first, x.size), complex)
+        X[:, idx] = Y[:k - first]
+        return k, t, jumped, X
+
+
+def _runs(A: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """(runs, data) of A for ``Generator``."""
+    coo = sp.coo_matrix(A)
+    coo.sum_duplicates()
+    row = coo.row.astype(np.int64)
+    diagonal = coo.col - row
+    order = np.lexsort((row, diagonal))
+    row, diagonal, value = row[order], diagonal[order], coo.data[order]
+    first = np.ones(row.size, bool)  # a run starts at a new diagonal or after a long gap
+    first[1:] = (diagonal[1:] != diagonal[:-1]) | (row[1:] > row[:-1] + 1 + RUN_GAP)
+    starts = np.flatnonzero(first)
+    ends = np.append(starts[1:], row.size)[:starts.size] - 1  # none without entries
+    lengths = row[ends] - row[starts] + 1
+    runs = np.column_stack((row[starts], row[starts] + diagonal[starts], lengths))
+    entries = np.diff(np.append(starts, row.size))  # stored entries per run
+    run_start = np.cumsum(lengths) - lengths  # where each run's data begins
+    data = np.zeros(int(lengths.sum()), complex)
+    data[np.repeat(run_start - row[starts], entries) + row] = value
+    return np.ascontiguousarray(runs, np.int64).reshape(-1, 3), data
 
 
 @dataclass(frozen=True)

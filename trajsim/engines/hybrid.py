@@ -116,7 +116,7 @@ def build_block(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates) -> Hybr
               for two_j1 in (dicke.loss_targets(N, two_j) if N > 0 else [])
               for up in (False, True)]
     n, k = np.divmod(np.arange(A.shape[0]), two_j + 1)
-    return HybridBlock(N, two_j, cavity.n_max + 1, krylov.Generator.of(A, (n + k) % 2),
+    return HybridBlock(N, two_j, cavity.n_max + 1, krylov.Generator.of(A, (n + k) % 2, key=k),
                        channels, losses)
 
 
