@@ -13,7 +13,7 @@ Then the reach: each (N, n_max) in a fresh process, its set-up, Krylov steps, CP
 trajectory and peak memory.
 Prints Markdown tables.
 
-    python benchmarks/bench_hybrid.py [--qutip-trajectories 10] [--skip-reach]
+    python benchmarks/bench_hybrid.py [--qutip-trajectories 10] [--skip-reach] [--estimates]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import sys
 import time
 
 import numpy as np
+import yaml
 
 from trajsim.compiled import krylov
 from trajsim.engines import WorkUnit
@@ -129,15 +130,62 @@ def reach_row(N: int, n_max: int, n_traj: int) -> str:
             f"{built:.3g} | {peak:.0f} |")
 
 
+#: Points for the cost model (``trajsim validate``): (label, changes to ``scenario``), and the
+#: shipped hybrid scenario.
+ESTIMATED = (("N = 4", {"N": 4}), ("N = 20", {"N": 20}), ("N = 100", {"N": 100}),
+             ("N = 200", {"N": 200}), ("N = 200, n_max = 60", {"N": 200, "n_max": 60}),
+             ("N = 1000, n_max = 20", {"N": 1000, "n_max": 20}),
+             ("N = 20, weak S_y every 0.5/kappa", {"N": 20, "weak": True}),
+             ("N = 100, weak S_y every 0.5/kappa", {"N": 100, "weak": True}),
+             ("N = 20, from a coherent spin state", {"N": 20, "css": True}))
+
+
+def estimate_row(label: str, changes: dict | None, n_traj: int) -> str:
+    """`trajsim validate`'s estimate (per trajectory, its set-up spread over n_traj) against a
+    one-thread run of n_traj trajectories, set-up included."""
+    from trajsim.engines.hybrid import HYBRID
+
+    if changes is None:
+        with open("scenarios/hybrid_parity_sensing.yaml") as file:
+            raw = yaml.safe_load(file)
+        raw["run"] = {**raw["run"], "trajectories": n_traj, "unit_size": n_traj}
+        point = load(raw).points[0]
+    else:
+        changes = dict(changes)
+        raw = scenario(changes.pop("N"), changes.pop("n_max", 10), n_traj)
+        if changes.pop("weak", False):
+            raw["measurement"] = {"kind": "weak", "sigma": 2.0, "period": 0.5}
+        if changes.pop("css", False):
+            raw["initial_state"] = {"kind": "css", "theta": 2.5}
+        point = load(raw).points[0]
+    per_trajectory, setup = HYBRID.seconds(point)
+    estimate = per_trajectory + setup / n_traj
+    warm = load(scenario(4, 8, 1)).points[0]
+    HYBRID.run_unit(HYBRID.build(warm), WorkUnit(0, 0, 0, 1), 0, False)
+    start = time.process_time()
+    HYBRID.run_unit(HYBRID.build(point), WorkUnit(0, 0, 0, n_traj), 1, False)
+    measured = (time.process_time() - start) / n_traj
+    return f"| {label} | {estimate:.3g} | {measured:.3g} | {measured / estimate:.2f} |"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--qutip-trajectories", type=int, default=10)
     parser.add_argument("--skip-reach", action="store_true")
     parser.add_argument("--skip-mesolve", action="store_true")
+    parser.add_argument("--estimates", action="store_true",
+                        help="only trajsim validate's estimates against one-thread runs")
     parser.add_argument("--reach-row", nargs=3, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.reach_row:
         print(reach_row(*args.reach_row), flush=True)
+        return
+    if args.estimates:
+        print("| point | estimate s/trajectory | measured | measured / estimate |")
+        print("|---|---|---|---|")
+        for label, changes in (*ESTIMATED, ("scenarios/hybrid_parity_sensing.yaml", None)):
+            count = 40 if "1000" in label or "60" in label else 100
+            print(estimate_row(label, changes, count), flush=True)
         return
     print(f"# {platform.processor() or platform.machine()}, {datetime.date.today()}")
     print("| N | n_max | trajsim s/trajectory | its set-up s | QuTiP mcsolve s/trajectory | "

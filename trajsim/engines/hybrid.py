@@ -68,6 +68,8 @@ HYBRID_S_PER_ENTRY = 1.5e-8
 HYBRID_EVENT_S = 2e-4
 HYBRID_BLOCK_S = 4e-3
 HYBRID_S_PER_NNZ_BUILD = 5e-7
+#: The observables' spin matrices, dense on V_j: 0.19 s at N = 1000 (2026-12-05).
+HYBRID_S_PER_SPIN_PAIR = 1.9e-7
 
 COLUMNS = OBSERVABLES + hybrid.CAVITY_OBSERVABLES
 
@@ -381,19 +383,23 @@ def hybrid_block_bytes(point: dict) -> float:
 
 
 def _hybrid_events(point: dict) -> float:
-    """Expected jumps of a hybrid trajectory: the spin model's (``expected_jumps``), two
-    cavity jumps per reservoir photon lost internally (kappa_int n_th t_end; the reservoir's
-    jump follows, restoring the squeezed vacuum), and cosh 2r per spin up at the start, which
-    the cavity carries away (measured: 1.7 per spin from a coherent spin state at r = 0.5)."""
+    """Expected jumps of a hybrid trajectory: the spin model's (``expected_jumps``) but with
+    the collective decay at its rate near the dark state, gamma_coll <S+ S-> ~ gamma_coll N
+    sinh^2 r, instead of its bound gamma_coll N (N + 2) / 4; two cavity jumps per reservoir
+    photon lost internally (kappa_int n_th t_end; the reservoir's jump follows, restoring the
+    squeezed vacuum), and cosh 2r per spin up at the start, which the cavity carries away
+    (measured: 1.7 per spin from a coherent spin state at r = 0.5)."""
     m, init = point["model"], point["initial_state"]
+    N, t_end = m["N"], point["time"]["t_end"]
     n_th = m["kappa_sqz"] * math.sinh(m["r"]) ** 2 / (m["kappa_sqz"] + m["kappa_int"])
     if init["kind"] == "css":
-        up = m["N"] * (1 - math.cos(init["theta"])) / 2
+        up = N * (1 + math.cos(init["theta"])) / 2  # theta = pi: all down
     elif init["kind"] == "steady":
         up = 0.0
     else:
-        up = m["N"] / 2 + (init["m"] if init["m"] is not None else -m["N"] / 2)
-    return (expected_jumps(point) + 2 * m["kappa_int"] * n_th * point["time"]["t_end"]
+        up = N / 2 + (init["m"] if init["m"] is not None else -N / 2)
+    collective = m["gamma_coll"] * (N * math.sinh(m["r"]) ** 2 - N * (N + 2) / 4) * t_end
+    return (expected_jumps(point) + collective + 2 * m["kappa_int"] * n_th * t_end
             + math.cosh(2 * m["r"]) * up)
 
 
@@ -403,24 +409,55 @@ def _hybrid_seconds(point: dict) -> tuple[float, float]:
     each measurement and half a step more at each event (jump, loss: it cuts a step short at a
     random point), each step costing ``krylov.step_seconds`` in one parity sector (half the
     block) unless the initial state or an S_y measurement mixes the two
-    (``driven.one_sector``); each stop
+    (``driven.one_sector``), and in its window (``window_fraction``); each stop
     (sample or measurement) expands the state, HYBRID_S_PER_ENTRY per entry; each measurement
     and event costs HYBRID_EVENT_S of Python.  Events: the jumps (``_hybrid_events``) and the
-    losses.  Set-up: each block's generator, O(nnz)."""
+    losses, at a steady rate.  From a pure initial state the first stretch (to the first
+    measurement or scripted loss) is stepped once per process (``HybridSetup.start``) and each
+    trajectory steps only what follows its first event there.  Set-up: each block's generator,
+    O(nnz), and that shared stretch."""
     m, t_end = point["model"], point["time"]["t_end"]
     d, nnz = hybrid_sizes(point)
     stops = np.union1d(time_grid(point), measurement_times(point)).size
     measurements = measurement_times(point).size
     losses = point["loss"]["rate_per_spin"] * m["N"] * t_end + len(point["loss"]["times"])
     events = _hybrid_events(point) + losses
-    steps = t_end * hybrid_norm(point) / HYBRID_REACH + measurements + events / 2
-    sector = 0.5 if driven.one_sector(point) else 1.0
-    per_trajectory = (steps * krylov.step_seconds(sector * d, sector * nnz)
-                      + stops * d * HYBRID_S_PER_ENTRY + (measurements + events) * HYBRID_EVENT_S)
+    first = min([t_end, *measurement_times(point)[:1], *point["loss"]["times"]])
+    shared = first if point["initial_state"]["kind"] != "steady" else 0.0
+    rate = events / t_end if t_end > 0 else 0.0
+    alone = shared - (1.0 - math.exp(-rate * shared)) / rate if rate > 0 else 0.0
+    stepped = (t_end - shared + alone) / t_end if t_end > 0 else 1.0  # share of time stepped
+    per_step = krylov.step_seconds(*(window_fraction(point)
+                                     * (0.5 if driven.one_sector(point) else 1.0)
+                                     * np.array([d, nnz])))
+    steps = stepped * t_end * hybrid_norm(point) / HYBRID_REACH + measurements + events / 2
+    per_trajectory = (steps * per_step + stepped * stops * d * HYBRID_S_PER_ENTRY
+                      + (measurements + events) * HYBRID_EVENT_S)
     blocks = 1 + min(m["N"], math.ceil(losses + 3 * math.sqrt(losses)))
     if m["gamma_phi"] or m["gamma_rel"]:
         blocks *= 1 + m["N"] // 2  # every j
-    return per_trajectory, blocks * (HYBRID_BLOCK_S + nnz * HYBRID_S_PER_NNZ_BUILD)
+    path = shared * hybrid_norm(point) / HYBRID_REACH * per_step + stops * d * HYBRID_S_PER_ENTRY
+    observables = HYBRID_S_PER_SPIN_PAIR * (m["N"] + 1) ** 2  # their spin matrices, once
+    return per_trajectory, (blocks * (HYBRID_BLOCK_S + nnz * HYBRID_S_PER_NNZ_BUILD) + path
+                            + observables)
+
+
+def window_fraction(point: dict) -> float:
+    """The share of the block a Krylov step works on (``krylov.advance_through``'s window:
+    the states of the fewest spins up that hold the state) for a trajectory from a Dicke state
+    with few spins up: WINDOW_MARGIN layers of k above those where the squeezed reservoir's
+    steady spin state, ~tanh(r)^k, is above WINDOW_TOL^2 (k ~ 2 ln(1/WINDOW_TOL) / -ln tanh r);
+    1 (the whole block) from any other initial state, or with S_y measurements (they spread
+    the state over k: measured)."""
+    m, init = point["model"], point["initial_state"]
+    if measurement_times(point).size:
+        return 1.0
+    squeeze = -math.log(math.tanh(abs(m["r"]))) if m["r"] else math.inf
+    layers = krylov.WINDOW_MARGIN + 2 * math.log(1 / krylov.WINDOW_TOL) / squeeze
+    if init["kind"] != "dicke" or (init["m"] is not None
+                                   and (init["j"] or m["N"] / 2) + init["m"] > layers / 2):
+        return 1.0
+    return min(1.0, layers / (m["N"] + 1))
 
 
 def hybrid_norm(point: dict) -> float:
