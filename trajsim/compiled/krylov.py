@@ -493,8 +493,9 @@ class Generator:
 
     @property
     def nbytes(self) -> int:
-        return self.runs.nbytes + self.data.nbytes + sum(idx.nbytes + S.nbytes
-                                                         for idx, S in self.sectors)
+        return (self.runs.nbytes + self.data.nbytes + self.layers.nbytes
+                + (0 if self.order is None else self.order.nbytes)
+                + sum(idx.nbytes + S.nbytes for idx, S in self.sectors))
 
     def matrix(self) -> sp.csr_matrix:
         """A itself."""

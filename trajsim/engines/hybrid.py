@@ -376,10 +376,13 @@ def hybrid_sizes(point: dict) -> tuple[int, int]:
 
 def hybrid_block_bytes(point: dict) -> float:
     """Memory of the largest hybrid block: its generator and its two parity sectors (16 bytes
-    per non-zero each, the sectors' indices 8 bytes per state) and a trajectory's Krylov basis
-    (m + 2 vectors of d)."""
+    per non-zero each, the sectors' indices and the states' order 8 bytes per state each), a
+    trajectory's Krylov basis (m + 2 vectors of d) and the shared no-jump path (its
+    checkpoints and its states at the stops, d each)."""
     d, nnz = hybrid_sizes(point)
-    return 32.0 * nnz + 8.0 * d + 16.0 * (krylov.KRYLOV_DIM + 2) * d
+    stops = np.union1d(time_grid(point), measurement_times(point)).size
+    return (32.0 * nnz + 16.0 * d
+            + 16.0 * (krylov.KRYLOV_DIM + 2 + krylov.PATH_CHECKPOINTS + 1 + stops) * d)
 
 
 def _hybrid_events(point: dict) -> float:
