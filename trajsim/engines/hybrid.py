@@ -237,12 +237,14 @@ class HybridEngine(Engine):
 
     @staticmethod
     def check(point: dict, label: str, unit_size: int) -> None:
-        """Refuse a block beyond the memory budget or a trajectory beyond a day of one core,
-        then the jump engine's limits on the spins."""
+        """Refuse a block beyond the memory budget (naming the larger of its two factors, N + 1
+        spin states or n_max + 1 photon states) or a trajectory beyond a day of one core, then
+        the jump engine's limits on the spins."""
         N, budget = point["model"]["N"], memory_budget()
         needed = hybrid_block_bytes(point)
         if needed > budget:
-            raise ScenarioError(f"{label}model.n_max: N = {N} spins with "
+            key = "model.N" if N > point["model"]["n_max"] else "model.n_max"
+            raise ScenarioError(f"{label}{key}: N = {N} spins with "
                                 f"{point['model']['n_max']} photons need about "
                                 f"{needed / 2**30:.3g} GiB per block (memory grows as "
                                 f"N n_max); at most {budget / 2**30:.0f} GiB is available")
