@@ -60,16 +60,14 @@ from .jumps import DICKE, expected_jumps
 MAX_TRAJECTORY_S = 86400.0
 #: Hybrid engine cost model (``_hybrid_seconds``; measured with benchmarks/bench_hybrid.py,
 #: AMD EPYC, 2026-12-04): time reached by one Krylov step per unit of ``hybrid_norm`` (m = 12,
-#: TOL = 1e-10: 16-25 over N = 4-1000, n_max = 8-60; a step's cost is
-#: ``krylov.step_seconds``), seconds per state entry at a stop, of Python per measurement or
-#: event, and per block built and non-zero built.
-HYBRID_REACH = 20.0
+#: TOL = 1e-10: 16-25 over N = 4-1000, n_max = 8-60; 16.6-21 on 2026-12-05 counting the steps
+#: made again in a larger window; a step's cost is ``krylov.step_seconds``), seconds per state
+#: entry at a stop, of Python per measurement or event, and per block built and non-zero built.
+HYBRID_REACH = 16.0
 HYBRID_S_PER_ENTRY = 1.5e-8
 HYBRID_EVENT_S = 2e-4
 HYBRID_BLOCK_S = 4e-3
 HYBRID_S_PER_NNZ_BUILD = 5e-7
-#: The observables' spin matrices, dense on V_j: 0.19 s at N = 1000 (2026-12-05).
-HYBRID_S_PER_SPIN_PAIR = 1.9e-7
 
 COLUMNS = OBSERVABLES + hybrid.CAVITY_OBSERVABLES
 
@@ -442,9 +440,7 @@ def _hybrid_seconds(point: dict) -> tuple[float, float]:
     if m["gamma_phi"] or m["gamma_rel"]:
         blocks *= 1 + m["N"] // 2  # every j
     path = shared * hybrid_norm(point) / HYBRID_REACH * per_step + stops * d * HYBRID_S_PER_ENTRY
-    observables = HYBRID_S_PER_SPIN_PAIR * (m["N"] + 1) ** 2  # their spin matrices, once
-    return per_trajectory, (blocks * (HYBRID_BLOCK_S + nnz * HYBRID_S_PER_NNZ_BUILD) + path
-                            + observables)
+    return per_trajectory, blocks * (HYBRID_BLOCK_S + nnz * HYBRID_S_PER_NNZ_BUILD) + path
 
 
 def window_fraction(point: dict) -> float:
