@@ -206,6 +206,23 @@ def test_fresh_compilation_and_cached_kernels_give_identical_grouped_files(tmp_p
     assert_fresh_and_cached_runs_agree(tmp_path, GROUPED)
 
 
+HYBRID_SCENARIO = """
+name: hybrid_small
+model: {kind: hybrid, N: 40, r: 0.4, g: 0.08, kappa_int: 0.1, n_max: auto}
+time: {t_end: 4, n_samples: 9}
+loss: {rate_per_spin: 0.01}
+measurement: {kind: weak, sigma: 2.0, times: [3.5]}
+run: {trajectories: 30}
+"""
+
+
+@pytest.mark.slow
+def test_fresh_compilation_and_cached_kernels_give_identical_hybrid_files(tmp_path):
+    """The same for the hybrid engine's Krylov steps (windows of the Dicke index, the shared
+    no-jump path, a loss and a measurement)."""
+    assert_fresh_and_cached_runs_agree(tmp_path, HYBRID_SCENARIO)
+
+
 def test_second_run_does_not_recompile(small_run, tmp_path):
     """Numba's on-disk cache: a fresh process loads every kernel instead of compiling it."""
     scenario, _ = small_run
