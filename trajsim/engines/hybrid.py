@@ -133,9 +133,11 @@ class HybridSetup(PointSetup):
     blocks: Blocks = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     shared: tuple | None = None
+    vacuum: np.ndarray = None
 
     def __post_init__(self):
         self.blocks = Blocks(lambda key: build_block(*key, self.cavity, self.rates))
+        self.vacuum = hybrid.reservoir_vacuum(self.cavity)
 
     def block(self, N: int, two_j: int) -> HybridBlock:
         """Block (N, j), built on first use."""
@@ -144,8 +146,7 @@ class HybridSetup(PointSetup):
     def initial_state(self, member: int) -> np.ndarray:
         """x = psi.ravel() of the initial ensemble's member: the reservoir's squeezed vacuum
         times the spins' state."""
-        return np.outer(hybrid.reservoir_vacuum(self.cavity),
-                        self.states[member]).astype(complex).ravel()
+        return np.outer(self.vacuum, self.states[member]).astype(complex).ravel()
 
     @property
     def first_stretch(self) -> int:
