@@ -309,9 +309,8 @@ def _crossing(Hbar, p, q, Z, delta, level, T):
 @nb.njit(cache=True)
 def _window(x, beta, layers, band, reach):
     """The smallest w in layers with ||x[w - WINDOW_MARGIN band:]|| <= WINDOW_TOL beta /
-    max(1, reach), reach
-    = 2 ||A|| h for the step h to come (``advance_through``; the whole space if it is one
-    layer)."""
+    max(1, reach), reach = 2 ||A|| h for the step h to come (``advance_through``; the whole
+    space if it is one layer)."""
     if layers.size == 1:
         return layers[0]
     limit, tail, i = (WINDOW_TOL * beta / max(1.0, reach)) ** 2, 0.0, x.size
