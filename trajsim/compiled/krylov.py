@@ -57,7 +57,7 @@ STEP_S = 2.2e-5
 STEP_S_PER_NNZ = 8e-9
 STEP_S_PER_STATE = 1.5e-7
 #: What a step may drop or let leak out of its window (``advance_through``), relative to ||psi||
-#: (each, so that a step errs by at most TOL + 2 WINDOW_TOL).
+#: (each side, and the leak: a step errs by at most TOL + (sqrt 2 + 1) WINDOW_TOL).
 WINDOW_TOL = 1e-11
 #: A window starts this many bands (``Generator``) above where the state is held: room for what a
 #: step spreads (6: fewest steps redone and Krylov products on hybrid blocks, N = 100-200).
@@ -88,18 +88,19 @@ def _axpy_scalar(a, x, y):
 
 
 @nb.njit(cache=True, fastmath=FAST)
-def _matvec(runs, data, x, y, w):
-    """y[:w] = A[:w, :w] x[:w] for A stored as runs (``Generator``): run r = (row, column,
-    length) adds data[start:start + length] * x[column:column + length] to y[row:row + length],
-    start the sum of the lengths before it, cut where row or column reaches w; each element
-    sums its runs in the stored order."""
-    y[:w] = 0.0
+def _matvec(runs, data, x, y, lo, hi):
+    """y[lo:hi] = A[lo:hi, lo:hi] x[lo:hi] for A stored as runs (``Generator``): run r = (row,
+    column, length) adds data[start:start + length] * x[column:column + length] to
+    y[row:row + length], start the sum of the lengths before it, cut where row or column
+    leaves [lo, hi); each element sums its runs in the stored order."""
+    y[lo:hi] = 0.0
     start = 0
     for r in range(runs.shape[0]):
         row, col, length = runs[r, 0], runs[r, 1], runs[r, 2]
-        cut = min(length, w - row, w - col)
-        if cut > 0:
-            _axpy(data[start:start + cut], x[col:col + cut], y[row:row + cut])
+        a = max(0, lo - row, lo - col)
+        b = min(length, hi - row, hi - col)
+        if b > a:
+            _axpy(data[start + a:start + b], x[col + a:col + b], y[row + a:row + b])
         start += length
 
 
@@ -131,30 +132,30 @@ def _norm2(x):
 
 
 @nb.njit(cache=True, fastmath=FAST)
-def _arnoldi(runs, data, anorm, x, beta, V, Hbar, w):
-    """V[0 .. m, :w] and Hbar (module docstring) for x[:w] = beta V[0, :w] and A[:w, :w];
-    V[m + 1] is work space.  Returns (p, closed, ||A v_{m+1}||): p the size of Hbar in use
-    (j + 1 if the space closed after j + 1 vectors, else m + 2)."""
+def _arnoldi(runs, data, anorm, x, beta, V, Hbar, lo, hi):
+    """V[0 .. m, lo:hi] and Hbar (module docstring) for x[lo:hi] = beta V[0, lo:hi] and
+    A[lo:hi, lo:hi]; V[m + 1] is work space.  Returns (p, closed, ||A v_{m+1}||): p the size of
+    Hbar in use (j + 1 if the space closed after j + 1 vectors, else m + 2)."""
     m = V.shape[0] - 2
     Hbar[:, :] = 0.0
-    for i in range(w):
+    for i in range(lo, hi):
         V[0, i] = x[i] / beta
     for j in range(m):
-        v = V[j + 1, :w]
-        _matvec(runs, data, V[j], V[j + 1], w)
+        v = V[j + 1, lo:hi]
+        _matvec(runs, data, V[j], V[j + 1], lo, hi)
         for i in range(j + 1):
-            hij = _dot(V[i, :w], v)
+            hij = _dot(V[i, lo:hi], v)
             Hbar[i, j] = hij
-            _axpy_scalar(-hij, V[i, :w], v)
+            _axpy_scalar(-hij, V[i, lo:hi], v)
         hnext = math.sqrt(_norm2(v))
         if hnext <= BREAKDOWN * anorm:
             return j + 1, True, 0.0
         Hbar[j + 1, j] = hnext
-        for q in range(w):
+        for q in range(v.size):
             v[q] /= hnext
-    _matvec(runs, data, V[m], V[m + 1], w)
+    _matvec(runs, data, V[m], V[m + 1], lo, hi)
     Hbar[m + 1, m] = 1.0
-    return m + 2, False, math.sqrt(_norm2(V[m + 1, :w]))
+    return m + 2, False, math.sqrt(_norm2(V[m + 1, lo:hi]))
 
 
 @nb.njit(cache=True, fastmath=FAST)
@@ -258,11 +259,11 @@ def _polynomial(c, f):
 
 
 @nb.njit(cache=True, fastmath=FAST)
-def _expand(V, q, beta, z, x, w):
-    """x[:w] = beta sum_i z[i] V[i, :w], i < q, and x[w:] = 0."""
+def _expand(V, q, beta, z, x, lo, hi):
+    """x[lo:hi] = beta sum_i z[i] V[i, lo:hi], i < q, and 0 outside."""
     x[:] = 0.0
     for i in range(q):
-        _axpy_scalar(beta * z[i], V[i, :w], x[:w])
+        _axpy_scalar(beta * z[i], V[i, lo:hi], x[lo:hi])
 
 
 @nb.njit(cache=True)
@@ -308,38 +309,51 @@ def _crossing(Hbar, p, q, Z, delta, level, T):
 
 @nb.njit(cache=True)
 def _window(x, beta, layers, band, reach):
-    """The smallest w in layers with ||x[w - WINDOW_MARGIN band:]|| <= WINDOW_TOL beta /
-    max(1, reach), reach = 2 ||A|| h for the step h to come (``advance_through``; the whole
-    space if it is one layer)."""
-    if layers.size == 1:
-        return layers[0]
-    limit, tail, i = (WINDOW_TOL * beta / max(1.0, reach)) ** 2, 0.0, x.size
+    """The window [lo, hi) of ``advance_through``: the narrowest with lo and hi in layers and
+    ||x[:lo + WINDOW_MARGIN band]||, ||x[hi - WINDOW_MARGIN band:]|| <= WINDOW_TOL beta /
+    max(1, reach) each, reach = 2 ||A|| h for the step h to come (the whole space if it is one
+    layer)."""
+    d = x.size
+    if layers.size == 2:
+        return 0, d
+    limit = (WINDOW_TOL * beta / max(1.0, reach)) ** 2
+    tail, i = 0.0, d
     while i > 0:
         tail += x[i - 1].real * x[i - 1].real + x[i - 1].imag * x[i - 1].imag
         if tail > limit:
             break
         i -= 1
-    for w in layers:
-        if w - WINDOW_MARGIN * band >= i:
-            return w
-    return layers[-1]
+    head, j = 0.0, 0
+    while j < i:
+        head += x[j].real * x[j].real + x[j].imag * x[j].imag
+        if head > limit:
+            break
+        j += 1
+    hi = layers[np.searchsorted(layers, min(i + WINDOW_MARGIN * band, d))]
+    lo = layers[np.searchsorted(layers, max(j - WINDOW_MARGIN * band, 0), "right") - 1]
+    return lo, hi
 
 
 @nb.njit(cache=True)
-def _leak(V, q, Z, w, band, d):
-    """Twice the largest ||psi(s)[w - band:w]|| / beta at the step's sub-step boundaries (the
-    states that A couples out of the window x[:w]), psi(s) = beta sum_i z_i(s) V[i]; 0 for the
-    whole space."""
-    if w == d:
+def _leak(V, q, Z, lo, hi, band, d):
+    """Twice the largest ||psi(s)[edges]|| / beta at the step's sub-step boundaries, the edges
+    the states within band of a side of the window [lo, hi) that is not a side of the space
+    (those A couples out of it), psi(s) = beta sum_i z_i(s) V[i]; 0 for the whole space."""
+    edges = np.zeros(d, np.bool_)
+    edges[max(lo, hi - band):hi] = hi < d
+    edges[lo:min(hi, lo + band)] |= lo > 0
+    rows = np.flatnonzero(edges)
+    if rows.size == 0:
         return 0.0
-    lo = max(0, w - band)
-    top = np.empty(w - lo, np.complex128)
     largest = 0.0
     for r in range(Z.shape[0]):
-        top[:] = 0.0
-        for i in range(q):
-            _axpy_scalar(Z[r, i], V[i, lo:w], top)
-        largest = max(largest, _norm2(top))
+        total = 0.0
+        for e in rows:
+            value = 0j
+            for i in range(q):
+                value += Z[r, i] * V[i, e]
+            total += value.real * value.real + value.imag * value.imag
+        largest = max(largest, total)
     return 2.0 * math.sqrt(largest)
 
 
@@ -367,15 +381,15 @@ def initial_step(anorm):
 def advance_through(runs, data, anorm, layers, band, x, t, u, times, first, last, step,
                     max_steps):
     """Evolve x (unnormalised, ||x||^2 >= u) from t through times[first:last], stopping where
-    ||x||^2 reaches u or after max_steps Krylov steps.  Each step works in the window x[:w],
-    w the smallest of ``layers`` that holds x (``_window``: the entries beyond it are dropped),
-    and grows w (by a quarter, and the step anew) while what A carries out of the window in
-    the step (``_leak``) may exceed WINDOW_TOL beta; ``band``: A couples no two states further
-    apart.  ``step`` (``new_step``) carries the next
+    ||x||^2 reaches u or after max_steps Krylov steps.  Each step works in the window
+    x[lo:hi], the narrowest between two of ``layers`` that holds x (``_window``: the entries
+    outside it are dropped), and widens it (each side by a quarter of its width, and the step
+    anew) while what A carries out of it in the step (``_leak``) may exceed WINDOW_TOL beta;
+    ``band``: A couples no two states further apart.  ``step`` (``new_step``) carries the next
     step size between calls in step[0]; step[1] counts the Krylov steps (Arnoldi processes);
     step[2] and step[3] are the last step's beta and the least ||z[:q]||^2 at its sub-step
     boundaries, which decide whether it jumps (below u / beta^2: ``NoJumpPath``), step[4] its
-    window.
+    window's width.
     Returns (k, t, jumped, X): k the first time not reached, t the time of the stop (the jump,
     times[last - 1], or the end of the last step), X[i] the state at times[first + i] for
     i < k - first; x holds the state at the stop.  A call that stops after max_steps and the
@@ -395,11 +409,12 @@ def advance_through(runs, data, anorm, layers, band, x, t, u, times, first, last
         if taken == max_steps:
             return k, t, False, X
         taken += 1
-        w = _window(x, math.sqrt(_norm2(x)), layers, band, 2.0 * anorm * step[0])
-        x[w:] = 0.0
+        lo, hi = _window(x, math.sqrt(_norm2(x)), layers, band, 2.0 * anorm * step[0])
+        x[:lo] = 0.0
+        x[hi:] = 0.0
         while True:
-            beta = math.sqrt(_norm2(x[:w]))
-            p, closed, avnorm = _arnoldi(runs, data, anorm, x, beta, V, Hbar, w)
+            beta = math.sqrt(_norm2(x[lo:hi]))
+            p, closed, avnorm = _arnoldi(runs, data, anorm, x, beta, V, Hbar, lo, hi)
             step[1] += 1.0
             q = p if closed else m + 1  # the entries of z that are coefficients of V
             span = times[last - 1] - t
@@ -419,18 +434,20 @@ def advance_through(runs, data, anorm, layers, band, x, t, u, times, first, last
                     break
                 h *= max(0.1, min(0.5, 0.9 * (TOL * beta / err) ** order))
                 step[0] = h
-            if h * anorm * _leak(V, q, Z, w, band, x.size) <= WINDOW_TOL:
+            if h * anorm * _leak(V, q, Z, lo, hi, band, x.size) <= WINDOW_TOL:
                 break
-            w = layers[np.searchsorted(layers, min(w + w // 4 + 1, x.size))]
-        step[2], step[3], step[4] = beta, _least_norm2(Z, q), w
+            more = (hi - lo) // 4 + 1  # each side by a quarter of the width
+            hi = layers[np.searchsorted(layers, min(hi + more, x.size))]
+            lo = layers[np.searchsorted(layers, max(lo - more, 0), "right") - 1]
+        step[2], step[3], step[4] = beta, _least_norm2(Z, q), hi - lo
         root = _crossing(Hbar, p, q, Z, delta, u / (beta * beta), T)
         reach = h if root < 0.0 else root
         while k < last and (times[k] - t < reach or (root < 0.0 and h == span)):
             _state_at(Hbar, p, Z, delta, min(times[k] - t, h), T, z)
-            _expand(V, q, beta, z, X[k - first], w)
+            _expand(V, q, beta, z, X[k - first], lo, hi)
             k += 1
         _state_at(Hbar, p, Z, delta, h if root < 0.0 else root, T, z)
-        _expand(V, q, beta, z, x, w)
+        _expand(V, q, beta, z, x, lo, hi)
         if root >= 0.0:
             return k, t + root, True, X
         t = times[last - 1] if h == span else t + h
@@ -474,11 +491,11 @@ class Generator:
             sectors = tuple(cls.of(A[idx][:, idx], anorm=anorm, key=None if key is None else
                                    key[idx]).placed(idx)
                             for idx in (np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)))
-        order, layers = None, np.array([dim], np.int64)
+        order, layers = None, np.array([0, dim], np.int64)
         if key is not None:
             order = np.argsort(key, kind="stable")
             A, key = A[order][:, order], key[order]
-            layers = np.append(np.flatnonzero(np.diff(key)) + 1, dim).astype(np.int64)
+            layers = np.concatenate(([0], np.flatnonzero(np.diff(key)) + 1, [dim])).astype(np.int64)
             if np.array_equal(order, np.arange(dim)):
                 order = None
         runs, data = _runs(A)
@@ -511,9 +528,9 @@ class Generator:
         x = np.ascontiguousarray(x, complex)
         y = np.empty(self.dim, complex)
         if self.order is None:
-            _matvec(self.runs, self.data, x, y, self.dim)
+            _matvec(self.runs, self.data, x, y, 0, self.dim)
             return y
-        _matvec(self.runs, self.data, x[self.order], y, self.dim)
+        _matvec(self.runs, self.data, x[self.order], y, 0, self.dim)
         out = np.empty_like(y)
         out[self.order] = y
         return out

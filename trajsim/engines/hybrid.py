@@ -446,8 +446,8 @@ def _hybrid_seconds(point: dict) -> tuple[float, float]:
 
 def window_fraction(point: dict) -> float:
     """The share of the block a Krylov step works on (``krylov.advance_through``'s window:
-    the states of the fewest spins up that hold the state) for a trajectory from a Dicke state
-    with few spins up: WINDOW_MARGIN layers of k above those where the squeezed reservoir's
+    the Dicke levels that hold the state) for a trajectory from a Dicke state with few spins up
+    (or few down): WINDOW_MARGIN layers of k above those where the squeezed reservoir's
     steady spin state, ~tanh(r)^k, is above WINDOW_TOL^2 (k ~ 2 ln(1/WINDOW_TOL) / -ln tanh r);
     1 (the whole block) from any other initial state, or with S_y measurements (they spread
     the state over k: measured)."""
@@ -456,8 +456,9 @@ def window_fraction(point: dict) -> float:
         return 1.0
     squeeze = -math.log(math.tanh(abs(m["r"]))) if m["r"] else math.inf
     layers = krylov.WINDOW_MARGIN + 2 * math.log(1 / krylov.WINDOW_TOL) / squeeze
-    if init["kind"] != "dicke" or (init["m"] is not None
-                                   and (init["j"] or m["N"] / 2) + init["m"] > layers / 2):
+    j = init["j"] or m["N"] / 2
+    up = j + (init["m"] if init["m"] is not None else -j)
+    if init["kind"] != "dicke" or min(up, 2 * j - up) > layers / 2:
         return 1.0
     return min(1.0, layers / (m["N"] + 1))
 
