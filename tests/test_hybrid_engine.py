@@ -455,8 +455,8 @@ def test_observables_from_the_band_equal_the_traces_of_the_reduced_states():
                                                     "period": 4.0}}])
 def test_the_shared_no_jump_path_gives_each_trajectory_its_own_bits(monkeypatch, extra):
     """Trajectories from a pure state share the no-jump path of their first stretch
-    (``HybridSetup.start``) up to their own jump: samples, events and outcomes equal bit for
-    bit those of trajectories that step alone, with a checkpoint at every step and with two
+    (``HybridSetup.shared_path``) up to their own jump: samples, events and outcomes equal bit
+    for bit those of trajectories that step alone, with a checkpoint at every step and with two
     kept (every few steps)."""
     from trajsim.compiled import krylov
     from trajsim.engines import WorkUnit
@@ -467,7 +467,7 @@ def test_the_shared_no_jump_path_gives_each_trajectory_its_own_bits(monkeypatch,
                   "run": {"trajectories": 16}}).points[0]
     unit = WorkUnit(0, 0, 0, 16)
     alone = HYBRID.build(point)
-    alone.start = lambda: None
+    alone.shared_path = lambda: None
     b = HYBRID.run_unit(alone, unit, 5, True)
     for kept in (64, 2):
         monkeypatch.setattr(krylov, "PATH_CHECKPOINTS", kept)

@@ -123,7 +123,7 @@ def build_block(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates) -> Hybr
 @dataclass
 class HybridSetup(PointSetup):
     """What the hybrid engine needs for one sweep point (blocks built lazily, shared by threads:
-    ``driven.Blocks``; so is the no-jump path from a pure initial state, ``start``)."""
+    ``driven.Blocks``; so is the no-jump path from a pure initial state, ``shared_path``)."""
 
     cavity: hybrid.Cavity
     rates: Rates
@@ -155,7 +155,7 @@ class HybridSetup(PointSetup):
         stops, measured = self.schedule[:2]
         return int(measured[0]) + 1 if measured.size else stops.size
 
-    def start(self) -> tuple[krylov.NoJumpPath, np.ndarray] | None:
+    def shared_path(self) -> tuple[krylov.NoJumpPath, np.ndarray] | None:
         """For a pure initial state: the no-jump path of its first stretch, which every
         trajectory shares until it jumps (``krylov.NoJumpPath``), and the observables of its
         states, traced on first use; None for a mixed one."""
@@ -300,12 +300,13 @@ class _Trajectory(driven.Trajectory):
     def advance_through(self, times: np.ndarray, first: int, last: int):
         """No-jump evolution through times[first:last] (``compiled.krylov``): (k, jumped,
         states at times[first:k], their observables or None).  A trajectory's first stretch
-        from a pure initial state follows the setup's shared path (``HybridSetup.start``),
-        with its observables, up to its own jump: the same bits as its own steps."""
+        from a pure initial state follows the setup's shared path
+        (``HybridSetup.shared_path``), with its observables, up to its own jump: the same bits
+        as its own steps."""
         at_start, self.at_start = self.at_start, False
         if at_start and first == 0 and last == self.setup.first_stretch and \
-                times is self.setup.schedule[0] and self.setup.start() is not None:
-            path, values = self.setup.start()
+                times is self.setup.schedule[0] and self.setup.shared_path() is not None:
+            path, values = self.setup.shared_path()
             k, self.t, jumped, X, self.x, self.step = path.advance_through(self.u)
             return k, jumped, X[:k].reshape(-1, *self.block.shape), values[:k]
         k, self.t, jumped, X = self.block.generator.advance_through(self.x, self.t, self.u, times,
@@ -417,9 +418,9 @@ def _hybrid_seconds(point: dict) -> tuple[float, float]:
     (sample or measurement) expands the state, HYBRID_S_PER_ENTRY per entry; each measurement
     and event costs HYBRID_EVENT_S of Python.  Events: the jumps (``_hybrid_events``) and the
     losses, at a steady rate.  From a pure initial state the first stretch (to the first
-    measurement or scripted loss) is stepped once per process (``HybridSetup.start``) and each
-    trajectory steps only what follows its first event there.  Set-up: each block's generator,
-    O(nnz), and that shared stretch."""
+    measurement or scripted loss) is stepped once per process (``HybridSetup.shared_path``)
+    and each trajectory steps only what follows its first event there.  Set-up: each block's
+    generator, O(nnz), and that shared stretch."""
     m, t_end = point["model"], point["time"]["t_end"]
     d, nnz = hybrid_sizes(point)
     stops = np.union1d(time_grid(point), measurement_times(point)).size
