@@ -181,11 +181,14 @@ def _bands(ops: list) -> np.ndarray:
     """B[o, BAND + delta, k] = ops[o][k + delta, k] (0 outside the matrix)."""
     dim = ops[0].shape[0]
     B = np.zeros((len(ops), 2 * BAND + 1, dim), complex)
-    for o, op in enumerate(map(sp.csr_matrix, ops)):
-        if sp.triu(op, BAND + 1).count_nonzero() or sp.tril(op, -BAND - 1).count_nonzero():
+    for o, op in enumerate(ops):
+        coo = sp.coo_matrix(op)
+        coo.sum_duplicates()
+        delta = coo.row - coo.col
+        inside = np.abs(delta) <= BAND
+        if np.any(coo.data[~inside]):
             raise AssertionError("an observable outside the band")
-        for delta in range(-BAND, BAND + 1):
-            B[o, BAND + delta, max(0, -delta):min(dim, dim - delta)] = op.diagonal(-delta)
+        B[o, BAND + delta[inside], coo.col[inside]] = coo.data[inside]
     return B
 
 
