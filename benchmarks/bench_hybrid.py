@@ -49,12 +49,17 @@ def scenario(N: int, n_max: int | str, trajectories: int, basis: str = "fock") -
             "run": {"trajectories": trajectories, "unit_size": trajectories, "store": "summary"}}
 
 
+def warm_up() -> None:
+    """Load (or compile) the hybrid kernels on a small point, outside what is timed."""
+    warm = load(scenario(4, 8, 1)).points[0]
+    HYBRID.run_unit(HYBRID.build(warm), WorkUnit(0, 0, 0, 1), 0, False)
+
+
 def trajsim_per_trajectory(N: int, n_max: int | str, n_traj: int,
                            basis: str = "fock") -> tuple[float, float]:
     """(CPU seconds per trajectory of a whole run, set-up included; the set-up alone), one
     thread, compiled kernels warmed on another point."""
-    warm = load(scenario(4, 8, 1)).points[0]
-    HYBRID.run_unit(HYBRID.build(warm), WorkUnit(0, 0, 0, 1), 0, False)
+    warm_up()
     point = load(scenario(N, n_max, n_traj, basis)).points[0]
     start = time.process_time()
     setup = HYBRID.build(point)
@@ -147,8 +152,6 @@ ESTIMATED = (("N = 4", {"N": 4}), ("N = 20", {"N": 20}), ("N = 100", {"N": 100})
 def estimate_row(label: str, changes: dict | None, n_traj: int) -> str:
     """`trajsim validate`'s estimate (per trajectory, its set-up spread over n_traj) against a
     one-thread run of n_traj trajectories, set-up included."""
-    from trajsim.engines.hybrid import HYBRID
-
     if changes is None:
         with open("scenarios/hybrid_parity_sensing.yaml") as file:
             raw = yaml.safe_load(file)
@@ -164,8 +167,7 @@ def estimate_row(label: str, changes: dict | None, n_traj: int) -> str:
         point = load(raw).points[0]
     per_trajectory, setup = HYBRID.seconds(point)
     estimate = per_trajectory + setup / n_traj
-    warm = load(scenario(4, 8, 1)).points[0]
-    HYBRID.run_unit(HYBRID.build(warm), WorkUnit(0, 0, 0, 1), 0, False)
+    warm_up()
     start = time.process_time()
     HYBRID.run_unit(HYBRID.build(point), WorkUnit(0, 0, 0, n_traj), 1, False)
     measured = (time.process_time() - start) / n_traj

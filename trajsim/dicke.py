@@ -14,6 +14,7 @@ from __future__ import annotations
 from math import comb, lgamma
 
 import numpy as np
+import scipy.sparse as sp
 
 #: Observables recorded per trajectory and sample (docs/method.md): N, j, <S_a>, and the
 #: symmetrised second moments <(S_a S_b + S_b S_a)/2>; ``Sx2`` is <Sx^2>, ``SxSy`` the xy one.
@@ -37,15 +38,18 @@ def raising_coefficients(two_j: int) -> np.ndarray:
     return np.sqrt(j * (j + 1) - m * (m + 1))
 
 
-def spin_matrices(two_j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Dense (J+, J-, Jz) on V_j (Condon-Shortley phases)."""
+def spin_matrices(two_j: int, sparse: bool = False) -> tuple:
+    """(J+, J-, Jz) on V_j (Condon-Shortley phases), dense or CSR."""
+    if sparse:
+        Jp = sp.diags(raising_coefficients(two_j), -1, format="csr")
+        return Jp, Jp.T.tocsr(), sp.diags(m_values(two_j), 0, format="csr")
     Jp = np.diag(raising_coefficients(two_j), -1)
     return Jp, Jp.T.copy(), np.diag(m_values(two_j))
 
 
-def collective_operators(two_j: int) -> dict[str, np.ndarray]:
-    """Dense Sx, Sy, Sz (complex) on V_j."""
-    Jp, Jm, Jz = spin_matrices(two_j)
+def collective_operators(two_j: int, sparse: bool = False) -> dict:
+    """Sx, Sy, Sz (complex) on V_j, dense or CSR."""
+    Jp, Jm, Jz = spin_matrices(two_j, sparse)
     return {
         "Sx": (Jp + Jm).astype(complex) / 2,
         "Sy": (Jp - Jm) / 2j,

@@ -64,6 +64,11 @@ def measurement_times(point: dict) -> np.ndarray:
     return times[times <= t_end]
 
 
+def stop_times(point: dict) -> np.ndarray:
+    """Where a trajectory stops: the sample and the measurement times, sorted, no repeats."""
+    return np.union1d(time_grid(point), measurement_times(point))
+
+
 def shown(value) -> str:
     """A swept value as people write it: a number to 6 digits, a mapping in YAML's flow style
     (``{distribution: gaussian, width: 0.3, groups: 2}``), a list in brackets."""

@@ -339,22 +339,26 @@ def _leak(V, q, Z, lo, hi, band, d):
     """Twice the largest ||psi(s)[edges]|| / beta at the step's sub-step boundaries, the edges
     the states within band of a side of the window [lo, hi) that is not a side of the space
     (those A couples out of it), psi(s) = beta sum_i z_i(s) V[i]; 0 for the whole space."""
-    edges = np.zeros(d, np.bool_)
-    edges[max(lo, hi - band):hi] = hi < d
-    edges[lo:min(hi, lo + band)] |= lo > 0
-    rows = np.flatnonzero(edges)
-    if rows.size == 0:
+    bottom = min(hi, lo + band) if lo > 0 else lo  # the bottom edge is [lo, bottom)
+    top = max(bottom, hi - band) if hi < d else hi  # the top edge is [top, hi)
+    if bottom == lo and top == hi:
         return 0.0
     largest = 0.0
     for r in range(Z.shape[0]):
-        total = 0.0
-        for e in rows:
-            value = 0j
-            for i in range(q):
-                value += Z[r, i] * V[i, e]
-            total += value.real * value.real + value.imag * value.imag
+        total = _edge_norm2(V, q, Z[r], top, hi, _edge_norm2(V, q, Z[r], lo, bottom, 0.0))
         largest = max(largest, total)
     return 2.0 * math.sqrt(largest)
+
+
+@nb.njit(cache=True)
+def _edge_norm2(V, q, z, a, b, total):
+    """total + ||sum_i z_i V[i, a:b]||^2, added entry by entry (``_leak``)."""
+    for e in range(a, b):
+        value = 0j
+        for i in range(q):
+            value += z[i] * V[i, e]
+        total += value.real * value.real + value.imag * value.imag
+    return total
 
 
 def step_seconds(dim: float, nnz: float) -> float:
@@ -499,8 +503,7 @@ class Generator:
             if np.array_equal(order, np.arange(dim)):
                 order = None
         runs, data = _runs(A)
-        coo = A.tocoo()
-        band = int(np.abs(coo.col - coo.row).max()) if coo.nnz else 0
+        band = int(np.abs(runs[:, 1] - runs[:, 0]).max(initial=0))
         return cls(runs, data, dim, anorm, sectors, order, layers, band)
 
     def placed(self, idx: np.ndarray) -> tuple[np.ndarray, Generator]:

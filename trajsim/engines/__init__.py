@@ -99,6 +99,13 @@ class PointSetup:
         return (stops, np.flatnonzero(np.isin(stops, meas_times)),
                 np.searchsorted(self.t_grid, stops), np.isin(stops, self.t_grid))
 
+    def stretch_end(self, k: int) -> int:
+        """The end of the stretch of stops from stop k: one past the next measurement at or
+        after it, or all the stops."""
+        stops, measured = self.schedule[:2]
+        following = np.searchsorted(measured, k)
+        return int(measured[following]) + 1 if following < measured.size else stops.size
+
 
 class Engine:
     """What the engines share: their per-unit tables are ``partitioned_tables``; every engine

@@ -99,7 +99,7 @@ def drive(tr, setup: PointSetup, row: int, rng_meas: np.ndarray, samples: np.nda
     events (appended)."""
     meas_times = setup.instrument.times if setup.instrument else np.zeros(0)
     per_time = setup.instrument.per_time if setup.instrument else 1
-    stops, measured, sample_of, is_sample = setup.schedule
+    stops, _, sample_of, is_sample = setup.schedule
     tr.row, tr.events = row, events
     k, q, states = 0, 0, {}  # states: key -> [(samples, states)]
 
@@ -116,8 +116,7 @@ def drive(tr, setup: PointSetup, row: int, rng_meas: np.ndarray, samples: np.nda
 
     while k < stops.size:
         t_loss, is_scripted = tr.next_loss()
-        following = np.searchsorted(measured, k)  # the next measurement at or after stop k
-        last = int(measured[following]) + 1 if following < measured.size else stops.size
+        last = setup.stretch_end(k)
         cut = min(last, int(np.searchsorted(stops, t_loss, "left")))
         if cut > k:  # the stops before the next measurement (inclusive) or loss
             k_new, jumped, psis, values = tr.advance_through(stops, k, cut)

@@ -41,7 +41,7 @@ from ..errors import ScenarioError
 from ..instruments import _sy_basis
 from ..memory import memory_budget
 from ..model import Rates
-from ..point import Point, measurement_times, time_grid
+from ..point import Point, measurement_times, stop_times
 from . import (
     Engine,
     PointSetup,
@@ -131,9 +131,9 @@ class HybridSetup(PointSetup):
     weights: np.ndarray
     states: np.ndarray
     blocks: Blocks = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    shared: tuple | None = None
-    vacuum: np.ndarray = None
+    lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    shared: tuple | None = field(default=None, init=False)
+    vacuum: np.ndarray = field(default=None, init=False)
 
     def __post_init__(self):
         self.blocks = Blocks(lambda key: build_block(*key, self.cavity, self.rates))
@@ -148,13 +148,6 @@ class HybridSetup(PointSetup):
         times the spins' state."""
         return np.outer(self.vacuum, self.states[member]).astype(complex).ravel()
 
-    @property
-    def first_stretch(self) -> int:
-        """The stops a trajectory's first ``advance_through`` covers unless a loss comes first:
-        up to the first measurement, or all."""
-        stops, measured = self.schedule[:2]
-        return int(measured[0]) + 1 if measured.size else stops.size
-
     def shared_path(self) -> tuple[krylov.NoJumpPath, np.ndarray] | None:
         """For a pure initial state: the no-jump path of its first stretch, which every
         trajectory shares until it jumps (``krylov.NoJumpPath``), and the observables of its
@@ -165,7 +158,7 @@ class HybridSetup(PointSetup):
             if self.shared is None:
                 block = self.block(self.point["model"]["N"], self.two_j)
                 path = krylov.NoJumpPath.of(block.generator, self.initial_state(0), 0.0,
-                                            self.schedule[0], 0, self.first_stretch,
+                                            self.schedule[0], 0, self.stretch_end(0),
                                             krylov.new_step(block.generator.anorm))
                 psis = path.X.reshape(-1, *block.shape)
                 self.shared = path, observables(psis, self.two_j, self.cavity)
@@ -307,7 +300,7 @@ class _Trajectory(driven.Trajectory):
         (``HybridSetup.shared_path``), with its observables, up to its own jump: the same bits
         as its own steps."""
         at_start, self.at_start = self.at_start, False
-        if at_start and first == 0 and last == self.setup.first_stretch and \
+        if at_start and first == 0 and last == self.setup.stretch_end(0) and \
                 times is self.setup.schedule[0] and self.setup.shared_path() is not None:
             path, values = self.setup.shared_path()
             k, self.t, jumped, X, self.x, self.step = path.advance_through(self.u)
@@ -385,7 +378,7 @@ def hybrid_block_bytes(point: dict) -> float:
     trajectory's Krylov basis (m + 2 vectors of d) and the shared no-jump path (its
     checkpoints and its states at the stops, d each)."""
     d, nnz = hybrid_sizes(point)
-    stops = np.union1d(time_grid(point), measurement_times(point)).size
+    stops = stop_times(point).size
     return (32.0 * nnz + 16.0 * d
             + 16.0 * (krylov.KRYLOV_DIM + 2 + krylov.PATH_CHECKPOINTS + 1 + stops) * d)
 
@@ -426,11 +419,11 @@ def _hybrid_seconds(point: dict) -> tuple[float, float]:
     generator, O(nnz), and that shared stretch."""
     m, t_end = point["model"], point["time"]["t_end"]
     d, nnz = hybrid_sizes(point)
-    stops = np.union1d(time_grid(point), measurement_times(point)).size
-    measurements = measurement_times(point).size
+    stops, measured = stop_times(point).size, measurement_times(point)
+    measurements = measured.size
     losses = point["loss"]["rate_per_spin"] * m["N"] * t_end + len(point["loss"]["times"])
     events = _hybrid_events(point) + losses
-    first = min([t_end, *measurement_times(point)[:1], *point["loss"]["times"]])
+    first = min([t_end, *measured[:1], *point["loss"]["times"]])
     shared = first if point["initial_state"]["kind"] != "steady" else 0.0
     rate = events / t_end if t_end > 0 else 0.0
     alone = shared - (1.0 - math.exp(-rate * shared)) / rate if rate > 0 else 0.0

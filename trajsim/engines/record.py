@@ -36,7 +36,7 @@ from .. import dicke, exact
 from ..compiled import OBSERVABLES, Instrument, rng_states
 from ..instruments import _sy_basis
 from ..memory import memory_budget
-from ..point import Point, measurement_times, time_grid
+from ..point import Point, stop_times
 from ..stats import UnitStats
 from . import (
     Engine,
@@ -242,7 +242,7 @@ def record_seconds(point: dict) -> tuple[float, float]:
     """(CPU seconds per trajectory, once-per-process set-up) of the record-level engine."""
     N, t_end = point["model"]["N"], point["time"]["t_end"]
     n = (N + 1) ** 2 / 2
-    grid = np.union1d(time_grid(point), measurement_times(point))
+    grid = stop_times(point)
     steps = np.unique([float(f"{tau:.12g}") for tau in np.diff(grid)]).size
     poisson = point["loss"]["rate_per_spin"] * N * t_end
     losses = poisson + len(point["loss"]["times"])
