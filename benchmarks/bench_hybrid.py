@@ -50,9 +50,10 @@ def scenario(N: int, n_max: int | str, trajectories: int, basis: str = "fock") -
 
 
 def warm_up() -> None:
-    """Load (or compile) the hybrid kernels on a small point, outside what is timed."""
-    warm = load(scenario(4, 8, 1)).points[0]
-    HYBRID.run_unit(HYBRID.build(warm), WorkUnit(0, 0, 0, 1), 0, False)
+    """Load (or compile) the hybrid kernels on a small point, outside what is timed: enough
+    trajectories that some jump (the shared path, then the compiled stretch after it)."""
+    warm = load(scenario(4, 8, 8)).points[0]
+    HYBRID.run_unit(HYBRID.build(warm), WorkUnit(0, 0, 0, 8), 0, False)
 
 
 def trajsim_per_trajectory(N: int, n_max: int | str, n_traj: int,

@@ -453,16 +453,23 @@ def test_observables_from_the_band_equal_the_traces_of_the_reduced_states():
 @pytest.mark.parametrize("extra", [{"loss": {"rate_per_spin": 0.05}},
                                    {"measurement": {"kind": "weak", "sigma": 2.0,
                                                     "period": 4.0}}])
-def test_the_shared_no_jump_path_gives_each_trajectory_its_own_bits(monkeypatch, extra):
+@pytest.mark.parametrize("gamma_rel", [0.05, 0.0])
+def test_the_shared_no_jump_path_gives_each_trajectory_its_own_bits(monkeypatch, extra,
+                                                                    gamma_rel):
     """Trajectories from a pure state share the no-jump path of their first stretch
     (``HybridSetup.shared_path``) up to their own jump: samples, events and outcomes equal bit
     for bit those of trajectories that step alone, with a checkpoint at every step and with two
-    kept (every few steps)."""
+    kept (every few steps); with local rates (Python makes the jumps) and without (the
+    compiled stretch makes the cavity's, here returning to Python after each one)."""
     from trajsim.compiled import krylov
     from trajsim.engines import WorkUnit
+    from trajsim.engines import hybrid as engine
     from trajsim.engines.hybrid import HYBRID
 
-    point = load({**with_model(gamma_rel=0.05, n_max=8, N=5), "initial_state": {"m": -2.5},
+    if not gamma_rel:
+        monkeypatch.setattr(engine, "JUMP_BUFFER", 1)
+    point = load({**with_model(gamma_rel=gamma_rel, n_max=8, N=5),
+                  "initial_state": {"m": -2.5},
                   "time": {"t_end": 6.0, "n_samples": 13}, **extra,
                   "run": {"trajectories": 16}}).points[0]
     unit = WorkUnit(0, 0, 0, 16)
@@ -480,3 +487,33 @@ def test_the_shared_no_jump_path_gives_each_trajectory_its_own_bits(monkeypatch,
         assert 0 < (first < shared.schedule[0][path.last - 1]).sum() < 16  # some jump on it
         for name, frame in a.frames.items():
             assert frame.equals(b.frames[name]), name
+
+
+def test_the_compiled_cavity_jump_is_the_python_one():
+    """``cavity_jumps.cavity_jump`` draws channel c with probability ||F_c psi||^2 over their
+    sum as ``engines.pick`` does from the same stream (the same c), and leaves F_c psi
+    normalised (``engines.hybrid.cavity_factors``: the channels' only entries)."""
+    from trajsim.compiled import cavity_jumps, rng_states
+    from trajsim.engines import pick
+    from trajsim.engines.hybrid import cavity_factors
+
+    for basis in ("fock", "reservoir"):
+        cavity = hybrid.Cavity(g=0.5, kappa_sqz=1.0, r=0.4, kappa_int=0.3, n_max=5, basis=basis)
+        names, lower, upper = cavity_factors(cavity)
+        F = [np.sqrt(rate) * L for _, rate, L in hybrid.cavity_channels(cavity)]
+        assert names == ["cavity_sqz", "cavity_int"]
+        rng = np.random.default_rng(3)
+        streams = rng_states(1, 0, np.arange(40))
+        chosen = set()
+        for stream in streams:
+            psi = rng.normal(size=(6, 4)) + 1j * rng.normal(size=(6, 4))
+            phis = [f @ psi for f in F]
+            python = stream.copy()
+            c = pick([np.vdot(phi, phi).real for phi in phis], python)
+            x = psi.ravel().copy()
+            assert cavity_jumps.cavity_jump(x, lower, upper, 4, stream) == c
+            assert np.array_equal(stream, python)
+            np.testing.assert_allclose(x, (phis[c] / np.linalg.norm(phis[c])).ravel(),
+                                       rtol=0, atol=1e-15)
+            chosen.add(c)
+        assert chosen == {0, 1}

@@ -591,8 +591,8 @@ class NoJumpPath:
     first whose least ||z||^2 is below u / beta^2).  A trajectory with threshold u takes the
     path's states up to the last checkpoint (x, t, k, step at a step's start) before that step
     and goes on from there with ``advance_through``: the same bits as one call from x0.
-    ``levels`` and ``betas`` per step; ``X`` the states at times[first:last]; ``end`` the
-    (t, x, step) after the last stop."""
+    ``levels`` and ``betas`` per step; ``X`` the states at times[first:last]; ``end_state``
+    the (t, x, step) after the last stop."""
 
     generator: Generator
     times: np.ndarray
@@ -602,7 +602,7 @@ class NoJumpPath:
     betas: np.ndarray
     checkpoints: tuple
     X: np.ndarray
-    end: tuple
+    end_state: tuple
 
     @classmethod
     def of(cls, generator: Generator, x0: np.ndarray, t0: float, times: np.ndarray, first: int,
@@ -625,14 +625,16 @@ class NoJumpPath:
         return cls(generator, times, first, last, np.array(levels), np.array(betas),
                    tuple(checkpoints), X, (t, x, step))
 
-    def advance_through(self, u: float):
-        """``advance_through`` of x0 with threshold u: (k, t, jumped, X, x at the stop, step)."""
+    def checkpoint(self, u: float) -> tuple | None:
+        """Where a trajectory with threshold u goes on alone: (k, x, t, step) of the last
+        checkpoint before the step where it jumps (copies), or None if it does not jump."""
         below = np.flatnonzero(self.levels < u / (self.betas * self.betas))
         if below.size == 0:
-            t, x, step = self.end
-            return self.last, t, False, self.X, x.copy(), step.copy()
+            return None
         _, x, t, k, step = next(c for c in reversed(self.checkpoints) if c[0] <= below[0])
-        x, step = x.copy(), step.copy()
-        k_new, t, jumped, X = self.generator.advance_through(x, t, u, self.times, k, self.last,
-                                                             step)
-        return k_new, t, jumped, np.concatenate((self.X[:k - self.first], X)), x, step
+        return k, x.copy(), t, step.copy()
+
+    def end(self) -> tuple:
+        """(t, x, step) after the last stop, for a trajectory that does not jump (copies)."""
+        t, x, step = self.end_state
+        return t, x.copy(), step.copy()

@@ -7,10 +7,11 @@ A trajectory object (``Trajectory``'s subclasses) knows its physics:
 
     N, j, key                     spins, the j column, the block its samples' observables need
     t                             the current time
-    advance_through(times, first, last) -> (k, jumped, states at times[first:k], values)
+    advance_through(times, first, last) -> (k, jumped, states, values)
                                   no-jump evolution, stopping at a jump (compiled); one
                                   that makes its jumps itself records them in events;
-                                  values: the states' observables if known, else None
+                                  the states at times[first:k] (None if their values are
+                                  known) or their observables (values, else None)
     measure(instrument, stream, out) -> state   one S_y measurement now
     event(t, loss, scripted)                    a jump or a loss at t, appended to events
     observables(key, states) -> values          the columns after N and j
@@ -103,16 +104,17 @@ def drive(tr, setup: PointSetup, row: int, rng_meas: np.ndarray, samples: np.nda
     tr.row, tr.events = row, events
     k, q, states = 0, 0, {}  # states: key -> [(samples, states)]
 
-    def keep(first: int, psis: np.ndarray, values: np.ndarray | None = None) -> None:
-        chosen = is_sample[first:first + len(psis)]
-        taken = np.arange(first, first + len(psis))[chosen]
+    def keep(first: int, count: int, psis: np.ndarray | None,
+             values: np.ndarray | None = None) -> None:
+        chosen = is_sample[first:first + count]
+        taken = np.arange(first, first + count)[chosen]
         if taken.size:
             samples[sample_of[taken], 0], samples[sample_of[taken], 1] = tr.N, tr.j
             if values is not None:  # observables known already
-                samples[sample_of[taken], 2:] = values[chosen]
+                samples[sample_of[taken], 2:] = values[:count][chosen]
             else:
                 states.setdefault(tr.key, []).append(
-                    (sample_of[taken], psis[chosen]))  # a copy: psis may be a live state
+                    (sample_of[taken], psis[:count][chosen]))  # a copy: psis may be live
 
     while k < stops.size:
         t_loss, is_scripted = tr.next_loss()
@@ -122,13 +124,12 @@ def drive(tr, setup: PointSetup, row: int, rng_meas: np.ndarray, samples: np.nda
             k_new, jumped, psis, values = tr.advance_through(stops, k, cut)
             at_measurement = k_new == last and q < meas_times.size and stops[last - 1] == \
                 meas_times[q]
-            kept = len(psis) - at_measurement
-            keep(k, psis[:kept], None if values is None else values[:kept])
+            keep(k, k_new - k - at_measurement, psis, values)
             if at_measurement:
                 after = tr.measure(setup.instrument, rng_meas,
                                    outcomes[q * per_time:(q + 1) * per_time])
                 outcome_N[q], q = tr.N, q + 1
-                keep(last - 1, after[None])
+                keep(last - 1, 1, after[None])
             k = k_new
             if jumped:
                 tr.event(tr.t, False, False)

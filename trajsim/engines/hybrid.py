@@ -27,14 +27,14 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 
 import numpy as np
 import scipy.sparse as sp
 
 from .. import dicke, exact, hybrid
 from ..compiled import OBSERVABLES, Instrument
-from ..compiled import krylov
+from ..compiled import cavity_jumps, krylov
 from ..compiled.bands import band_expectations
 from ..compiled.streams import _uniform
 from ..errors import ScenarioError
@@ -69,6 +69,9 @@ HYBRID_EVENT_S = 2e-4
 HYBRID_BLOCK_S = 4e-3
 HYBRID_S_PER_NNZ_BUILD = 5e-7
 
+#: Cavity jumps the compiled stretch records before it returns to Python.
+JUMP_BUFFER = 64
+
 COLUMNS = OBSERVABLES + hybrid.CAVITY_OBSERVABLES
 
 
@@ -91,6 +94,21 @@ class HybridBlock:
     @property
     def nbytes(self) -> int:
         return self.generator.nbytes
+
+    @cached_property
+    def parts(self) -> tuple:
+        """The generator as ``cavity_jumps.advance`` takes it: its two parity sectors and the
+        whole space, each (runs, data, layers, band, where its states sit in psi.ravel())."""
+        whole = self.generator
+        order = np.arange(whole.dim) if whole.order is None else whole.order
+        sectors = whole.sectors or ((order, whole), (order, whole))
+        return tuple((g.runs, g.data, g.layers, g.band, np.ascontiguousarray(idx, np.int64))
+                     for idx, g in (*sectors, (order, whole)))
+
+    @property
+    def cavity_only(self) -> bool:
+        """Whether every jump is the cavity's (no local rates): compiled code makes them."""
+        return all(S is None for *_, S in self.channels)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -197,6 +215,22 @@ def _cavity_bands(cavity: hybrid.Cavity) -> np.ndarray:
     return _bands([ops[name] for name in hybrid.CAVITY_OBSERVABLES])
 
 
+@cache
+def cavity_factors(cavity: hybrid.Cavity) -> tuple[list, np.ndarray, np.ndarray]:
+    """(names, lower, upper) of the cavity's jumps F_c = sqrt(kappa_c) L_c
+    (``hybrid.cavity_channels``) as ``cavity_jumps`` takes them: lower[c, n] = F_c[n, n - 1],
+    upper[c, n] = F_c[n, n + 1], the only entries of F_c."""
+    channels = hybrid.cavity_channels(cavity)
+    fock = cavity.n_max + 1
+    lower, upper = np.zeros((len(channels), fock)), np.zeros((len(channels), fock))
+    for c, (_, rate, L) in enumerate(channels):
+        F = np.sqrt(rate) * L
+        lower[c, 1:], upper[c, :-1] = np.diag(F, -1), np.diag(F, 1)
+        assert np.array_equal(F, np.diag(lower[c, 1:], -1) + np.diag(upper[c, :-1], 1)), \
+            "a cavity jump that does not move n by one"
+    return [name for name, *_ in channels], lower, upper
+
+
 def observables(psis: np.ndarray, two_j: int, cavity: hybrid.Cavity) -> np.ndarray:
     """COLUMNS after N and j of the states psis[sample, n, k] of one block (normalised here;
     n in the cavity's basis): Tr(rho O) of the reduced spin and cavity states, all samples in
@@ -284,6 +318,7 @@ class _Trajectory(driven.Trajectory):
     scripted: int = 0
     poisson: float = np.inf
     at_start: bool = True
+    jumps: np.ndarray = field(default_factory=lambda: np.empty((JUMP_BUFFER, 2)))
 
     @property
     def j(self) -> float:
@@ -294,20 +329,42 @@ class _Trajectory(driven.Trajectory):
         return self.two_j
 
     def advance_through(self, times: np.ndarray, first: int, last: int):
-        """No-jump evolution through times[first:last] (``compiled.krylov``): (k, jumped,
-        states at times[first:k], their observables or None).  A trajectory's first stretch
-        from a pure initial state follows the setup's shared path
-        (``HybridSetup.shared_path``), with its observables, up to its own jump: the same bits
-        as its own steps."""
+        """No-jump evolution through times[first:last] with the cavity's jumps on the way
+        (``advance``): (k, jumped, None, the observables at times[first:k]); jumped: a spin
+        channel's jump is due at t.  A trajectory's first stretch from a pure initial state
+        follows the setup's shared path (``HybridSetup.shared_path``), with its observables, up
+        to the path's last checkpoint before its own jump: the same bits as its own steps."""
         at_start, self.at_start = self.at_start, False
         if at_start and first == 0 and last == self.setup.stretch_end(0) and \
                 times is self.setup.schedule[0] and self.setup.shared_path() is not None:
             path, values = self.setup.shared_path()
-            k, self.t, jumped, X, self.x, self.step = path.advance_through(self.u)
-            return k, jumped, X[:k].reshape(-1, *self.block.shape), values[:k]
-        k, self.t, jumped, X = self.block.generator.advance_through(self.x, self.t, self.u, times,
-                                                                    first, last, self.step)
-        return k, jumped, X[:k - first].reshape(-1, *self.block.shape), None
+            start = path.checkpoint(self.u)
+            if start is None:
+                self.t, self.x, self.step = path.end()
+                return last, False, None, values
+            k, self.x, self.t, self.step = start
+            k_new, jumped, own = self.advance(times, k, last)
+            return k_new, jumped, None, np.concatenate((values[:k - first], own))
+        k, jumped, values = self.advance(times, first, last)
+        return k, jumped, None, values
+
+    def advance(self, times: np.ndarray, first: int, last: int):
+        """(k, jumped, the observables at times[first:k]) of ``cavity_jumps.advance``, its
+        jumps appended to events (the samples' observables only on the setup's schedule)."""
+        stops, _, _, is_sample = self.setup.schedule
+        sampled = is_sample if times is stops else np.zeros(times.size, bool)
+        names, lower, upper = cavity_factors(self.setup.cavity)
+        values = np.zeros((last - first, len(COLUMNS) - 2))
+        bands = _spin_bands(self.two_j), _cavity_bands(self.setup.cavity)
+        k, outcome = first, cavity_jumps.FULL
+        while outcome == cavity_jumps.FULL:
+            k, self.t, self.u, outcome, count = cavity_jumps.advance(
+                self.block.parts, self.block.generator.anorm, self.x, self.t, self.u, times, k,
+                last, self.step, self.rng, lower, upper, self.two_j + 1,
+                self.block.cavity_only, sampled, *bands, values[k - first:], self.jumps)
+            self.events.extend((self.row, t, "jump", names[int(c)], self.N, self.two_j,
+                                self.two_j) for t, c in self.jumps[:count])
+        return k, outcome == cavity_jumps.JUMPED, values[:k - first]
 
     def psi(self) -> np.ndarray:
         return self.x.reshape(self.block.shape)
