@@ -5,7 +5,8 @@ r = 0.5, kappa_sqz = 1, kappa_int = 0.05, g = 0.3 kappa / sqrt(N) (sqrt(N) g / k
 t in [0, 20/kappa], 41 samples of <Sy^2> and <a^dag a>.  trajsim runs its engine in one thread:
 a whole run's CPU time per trajectory, set-up (the block) included; QuTiP mcsolve runs the same
 Hamiltonian and collapse operators in Fock(n_max) ⊗ V_{N/2} with its default ODE method (adams)
-and tolerances atol 1e-8, rtol 1e-6, serial map (CPU time per trajectory, its set-up included);
+and tolerances atol 1e-8, rtol 1e-6, serial map (CPU time per trajectory, its set-up included;
+both run the same number of trajectories, 50 unless --trajectories says otherwise);
 QuTiP mesolve the density matrix once (the ensemble alternative); trajsim and QuTiP mcsolve again
 with the cavity cut in the reservoir's basis (model.cavity_basis: reservoir, n_max auto: there
 the cut-off of a at n_max = 10 leaves 6e-5 in its top two levels, that of b 1e-10 or less).
@@ -13,7 +14,7 @@ Then the reach: each (N, n_max) in a fresh process, its set-up, Krylov steps, CP
 trajectory and peak memory.
 Prints Markdown tables.
 
-    python benchmarks/bench_hybrid.py [--qutip-trajectories 10] [--skip-reach] [--estimates]
+    python benchmarks/bench_hybrid.py [--trajectories 50] [--skip-reach] [--estimates]
 """
 
 from __future__ import annotations
@@ -177,7 +178,8 @@ def estimate_row(label: str, changes: dict | None, n_traj: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--qutip-trajectories", type=int, default=10)
+    parser.add_argument("--trajectories", type=int, default=50,
+                        help="trajectories of each run, trajsim's and QuTiP's alike")
     parser.add_argument("--skip-reach", action="store_true")
     parser.add_argument("--skip-mesolve", action="store_true")
     parser.add_argument("--estimates", action="store_true",
@@ -201,13 +203,13 @@ def main() -> None:
           "QuTiP mesolve s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for N, n_max in VERSUS:
-        count = 50 if N < 100 else 20
+        count = args.trajectories
         ours, built = trajsim_per_trajectory(N, n_max, count)
         basis = load(scenario(N, "auto", 1, "reservoir")).points[0]["model"]["n_max"]
         reservoir = trajsim_per_trajectory(N, "auto", count, "reservoir")[0]
-        theirs = qutip_per_trajectory(N, n_max, args.qutip_trajectories)
-        improved = qutip_per_trajectory(N, n_max, args.qutip_trajectories, improved=True)
-        theirs_b = qutip_per_trajectory(N, basis, args.qutip_trajectories, "reservoir")
+        theirs = qutip_per_trajectory(N, n_max, count)
+        improved = qutip_per_trajectory(N, n_max, count, improved=True)
+        theirs_b = qutip_per_trajectory(N, basis, count, "reservoir")
         ensemble = f"{qutip_mesolve(N, n_max):.3g}" if (N, n_max) in MESOLVE and not \
             args.skip_mesolve else "—"
         print(f"| {N} | {n_max} | {ours:.3g} | {built:.3g} | {theirs:.3g} | "

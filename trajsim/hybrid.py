@@ -194,13 +194,15 @@ def no_jump_generator(N: int, two_j: int, cavity: Cavity, rates: Rates = NO_LOCA
     """A = -i H_eff of Eq. (9) in block (N, j), on Fock ⊗ V_j: H = g (a^dag S- + a S+) +
     Delta_c a^dag a, and the decay sum_c L_c^dag L_c of the cavity channels and of the local
     rates over every route (gamma_rel (N/2 + S_z) + gamma_phi N / 2)."""
-    ops = operators(two_j, cavity)
-    a, eye = ops["a"], sp.identity(ops["a"].shape[0], format="csr")
-    H = cavity.g * (a.T @ ops["S-"] + a @ ops["S+"]) + cavity.Delta_c * (a.T @ a)
-    decay = rates.gamma_rel * (N / 2 * eye + ops["Sz"]) + 0.5 * rates.gamma_phi * N * eye
-    for _, rate, L in cavity_channels(cavity):
-        decay = decay + rate * sp.kron(sp.csr_matrix(L.T @ L), sp.identity(two_j + 1))
-    A = (-1j * H - 0.5 * decay).tocsr()
+    a = mode(cavity)
+    Jp, Jm, Jz = dicke.spin_matrices(two_j, sparse=True)
+    eye_c, eye_s = np.identity(a.shape[0]), sp.identity(two_j + 1, format="csr")
+    cavity_part = 1j * cavity.Delta_c * (a.T @ a) + 0.5 * sum(
+        (rate * (L.T @ L) for _, rate, L in cavity_channels(cavity)), np.zeros_like(a))
+    spin_part = 0.5 * (rates.gamma_rel * (N / 2 * eye_s + Jz) + 0.5 * rates.gamma_phi * N * eye_s)
+    A = -(1j * cavity.g * (sp.kron(a.T, Jm) + sp.kron(a, Jp)) + sp.kron(cavity_part, eye_s)
+          + sp.kron(eye_c, spin_part)).tocsr()
+    A.eliminate_zeros()
     A.sort_indices()
     return A
 

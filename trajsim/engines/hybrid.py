@@ -79,21 +79,29 @@ COLUMNS = OBSERVABLES + hybrid.CAVITY_OBSERVABLES
 class HybridBlock:
     """Block (N, j): A = -i H_eff on psi.ravel() (index n (2j+1) + k; ``krylov.Generator``,
     with its two parity sectors n + k even and odd, which H_eff never mixes) and its jump
-    channels.
+    channels (and its loss Kraus operators, ``losses``).
 
     ``channels``: (name, 2j after, Fock factor or None, spin factor or None: one of the two),
-    sqrt(rate) folded in; ``losses``: (name, 2j after, spin factor), the loss Kraus operators."""
+    sqrt(rate) folded in."""
 
     N: int
     two_j: int
     fock: int
     generator: krylov.Generator
     channels: list
-    losses: list
 
     @property
     def nbytes(self) -> int:
         return self.generator.nbytes
+
+    @cached_property
+    def losses(self) -> list:
+        """The loss Kraus operators (name, 2j after, spin factor), built on a block's first
+        loss."""
+        return [("lost_up" if up else "lost_down", two_j1,
+                 dicke.loss_kraus(self.N, self.two_j, two_j1, up))
+                for two_j1 in (dicke.loss_targets(self.N, self.two_j) if self.N > 0 else [])
+                for up in (False, True)]
 
     @cached_property
     def parts(self) -> tuple:
@@ -128,14 +136,11 @@ def generator(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates):
 
 
 def build_block(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates) -> HybridBlock:
-    """Block (N, j): its generator and parity sectors, channels and loss Kraus operators."""
+    """Block (N, j): its generator and parity sectors, and channels."""
     A, channels = generator(N, two_j, cavity, rates)
-    losses = [("lost_up" if up else "lost_down", two_j1, dicke.loss_kraus(N, two_j, two_j1, up))
-              for two_j1 in (dicke.loss_targets(N, two_j) if N > 0 else [])
-              for up in (False, True)]
     n, k = np.divmod(np.arange(A.shape[0]), two_j + 1)
     return HybridBlock(N, two_j, cavity.n_max + 1, krylov.Generator.of(A, (n + k) % 2, key=k),
-                       channels, losses)
+                       channels)
 
 
 @dataclass
