@@ -12,8 +12,9 @@ k = j + m), in the rotating frame of Eq. (8):
 H_eff is sparse (five diagonals, seven in the reservoir's basis), not normal, and keeps the
 parity of n + k; ``compiled.krylov`` propagates it by Arnoldi steps with an a-posteriori error
 bound, in the state's parity sector when it has one, and finds the jump time as the root of
-the norm.  A jump picks channel c with probability
-||L_c psi||^2 over their sum.  Spin losses are those of the spin engine (a Poisson process of rate
+the norm.  A jump picks channel c with probability ||L_c psi||^2 over their sum; without
+local rates every jump is the cavity's, and ``compiled.cavity_jumps`` makes them, and computes
+the samples' observables, in the same compiled call as the steps between them.  Spin losses are those of the spin engine (a Poisson process of rate
 gamma_loss N plus scripted times; ``dicke.loss_kraus`` on the spin factor, the cavity
 untouched), and S_y instruments act on the spin factor as ``compiled.kernels._measure_sy`` does.
 The cavity is cut in the Fock basis of a or of the reservoir's mode b (``hybrid.mode``) and
