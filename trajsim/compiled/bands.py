@@ -12,10 +12,11 @@ import numba as nb
 import numpy as np
 
 from .kernels import FAST
+from .krylov import _dot
 
 
 @nb.njit(cache=True, nogil=True)
-def _used(B):
+def used_diagonals(B):
     """used[o, i]: diagonal i of operator o has an entry that is not zero."""
     used = np.zeros(B.shape[:2], np.bool_)
     for o in range(B.shape[0]):
@@ -27,16 +28,32 @@ def _used(B):
     return used
 
 
+@nb.njit(cache=True, nogil=True, fastmath=FAST)
+def _real_products(a, b):
+    """Re sum_k a[k] b[k] in four interleaved partial sums added in a fixed order (as
+    ``krylov._dot``: independent chains, the same bits on every CPU)."""
+    n = a.size
+    s0, s1, s2, s3 = 0.0, 0.0, 0.0, 0.0
+    i = 0
+    while i + 4 <= n:
+        s0 += a[i].real * b[i].real - a[i].imag * b[i].imag
+        s1 += a[i + 1].real * b[i + 1].real - a[i + 1].imag * b[i + 1].imag
+        s2 += a[i + 2].real * b[i + 2].real - a[i + 2].imag * b[i + 2].imag
+        s3 += a[i + 3].real * b[i + 3].real - a[i + 3].imag * b[i + 3].imag
+        i += 4
+    while i < n:
+        s0 += a[i].real * b[i].real - a[i].imag * b[i].imag
+        i += 1
+    return (s0 + s1) + (s2 + s3)
+
+
 @nb.njit(cache=True, nogil=True, fastmath=FAST, inline="always")
 def _add_traces(rho, lo, hi, B, used, i, out, first):
     """out[first + o] += Re sum_{lo <= k < hi} rho[k] B[o, i, k] for each operator o whose
     diagonal i is in use."""
     for o in range(B.shape[0]):
         if used[o, i]:
-            total = 0.0
-            for k in range(lo, hi):
-                total += (rho[k] * B[o, i, k]).real
-            out[first + o] += total
+            out[first + o] += _real_products(rho[lo:hi], B[o, i, lo:hi])
 
 
 @nb.njit(cache=True, nogil=True, fastmath=FAST, inline="always")
@@ -50,21 +67,18 @@ def _add_products(rho, row, lo, hi, delta):
 
 
 @nb.njit(cache=True, nogil=True, fastmath=FAST)
-def band_expectations(psis, B, C, out):
+def band_expectations(psis, B, C, used_b, used_c, out):
     """out[s] = (Re Tr(rho_s O) for O in B, then for O in C) / ||psi_s||^2: rho_s the reduced
     state of the second factor of psis[s, a, k] for B, of the first for C, with B[o, band +
-    delta, k] = O_o[k + delta, k] (``engines.hybrid._bands``); sums in a fixed order, the inner
-    loops over contiguous k."""
+    delta, k] = O_o[k + delta, k] (``engines.hybrid._bands``) and ``used_diagonals`` of each;
+    sums in a fixed order, the inner loops over contiguous k."""
     band = (B.shape[1] - 1) // 2
     size_a, size_k = psis.shape[1], psis.shape[2]
     rho = np.empty(max(size_a, size_k), np.complex128)
-    used_b, used_c = _used(B), _used(C)
     for s in range(psis.shape[0]):
         psi = psis[s]
-        norm = 0.0
-        for a in range(size_a):
-            for k in range(size_k):
-                norm += psi[a, k].real * psi[a, k].real + psi[a, k].imag * psi[a, k].imag
+        flat = psi.reshape(size_a * size_k)
+        norm = _dot(flat, flat).real
         out[s, :] = 0.0
         for delta in range(-band, band + 1):
             lo, hi = max(0, -delta), min(size_k, size_k - delta)
@@ -74,10 +88,7 @@ def band_expectations(psis, B, C, out):
             _add_traces(rho, lo, hi, B, used_b, band + delta, out[s], 0)
             lo, hi = max(0, -delta), min(size_a, size_a - delta)
             for a in range(lo, hi):
-                total = 0j
-                for k in range(size_k):
-                    total += psi[a, k] * np.conj(psi[a + delta, k])
-                rho[a] = total
+                rho[a] = _dot(psi[a + delta], psi[a])
             _add_traces(rho, lo, hi, C, used_c, band + delta, out[s], B.shape[0])
         for o in range(out.shape[1]):
             out[s, o] /= norm

@@ -74,11 +74,12 @@ def _part(x, parts):
 
 @nb.njit(cache=True, nogil=True)
 def advance(parts, anorm, x, t, u, times, first, last, step, stream, lower, upper, spins,
-            jumps, sampled, B, C, values, events):
+            jumps, sampled, B, C, used_b, used_c, values, events):
     """Evolve x from t through times[first:last] (``krylov.advance_through`` in its part),
     making the cavity's jumps (if ``jumps``; else stopping at a jump) and recording each as
     (t, channel) in events, with the observables (``bands.band_expectations``) of the state at
-    each stop i where sampled[i] in values[i - first].  ``parts``: (sector 0, sector 1, whole
+    each stop i where sampled[i] in values[i - first] (B, C, used_b, used_c: those of
+    ``engines.hybrid.observable_bands``).  ``parts``: (sector 0, sector 1, whole
     space), each (runs, data, layers, band, indices in x).
     Returns (k, t, u, outcome, events recorded): k the first stop not reached; x the state at
     t, u its threshold."""
@@ -95,7 +96,8 @@ def advance(parts, anorm, x, t, u, times, first, last, step, stream, lower, uppe
             if sampled[k + i]:
                 flat[:] = 0.0
                 flat[idx] = Y[i]
-                band_expectations(psi, B, C, values[k + i - first:k + i - first + 1])
+                band_expectations(psi, B, C, used_b, used_c,
+                                  values[k + i - first:k + i - first + 1])
         k = k_new
         if not jumped:
             return k, t, u, DONE, count

@@ -14,9 +14,10 @@ parity of n + k; ``compiled.krylov`` propagates it by Arnoldi steps with an a-po
 bound, in the state's parity sector when it has one, and finds the jump time as the root of
 the norm.  A jump picks channel c with probability ||L_c psi||^2 over their sum; without
 local rates every jump is the cavity's, and ``compiled.cavity_jumps`` makes them, and computes
-the samples' observables, in the same compiled call as the steps between them.  Spin losses are those of the spin engine (a Poisson process of rate
-gamma_loss N plus scripted times; ``dicke.loss_kraus`` on the spin factor, the cavity
-untouched), and S_y instruments act on the spin factor as ``compiled.kernels._measure_sy`` does.
+the samples' observables, in the same compiled call as the steps between them.  Spin losses
+are those of the spin engine (a Poisson process of rate gamma_loss N plus scripted times;
+``dicke.loss_kraus`` on the spin factor, the cavity untouched), and S_y instruments act on the
+spin factor as ``compiled.kernels._measure_sy`` does.
 The cavity is cut in the Fock basis of a or of the reservoir's mode b (``hybrid.mode``) and
 starts in the reservoir's squeezed vacuum (``hybrid.reservoir_vacuum``), the spins in
 the scenario's initial state.  Per sample: the spin OBSERVABLES of the reduced state and the
@@ -36,7 +37,7 @@ import scipy.sparse as sp
 from .. import dicke, exact, hybrid
 from ..compiled import OBSERVABLES, Instrument
 from ..compiled import cavity_jumps, krylov
-from ..compiled.bands import band_expectations
+from ..compiled.bands import band_expectations, used_diagonals
 from ..compiled.streams import _uniform
 from ..errors import ScenarioError
 from ..instruments import _sy_basis
@@ -222,6 +223,14 @@ def _cavity_bands(cavity: hybrid.Cavity) -> np.ndarray:
 
 
 @cache
+def observable_bands(two_j: int, cavity: hybrid.Cavity) -> tuple:
+    """(B, C, used_b, used_c) of ``bands.band_expectations`` for block j's COLUMNS after N and
+    j: the spin observables' diagonals, the cavity's, and which of them hold entries."""
+    B, C = _spin_bands(two_j), _cavity_bands(cavity)
+    return B, C, used_diagonals(B), used_diagonals(C)
+
+
+@cache
 def cavity_factors(cavity: hybrid.Cavity) -> tuple[list, np.ndarray, np.ndarray]:
     """(names, lower, upper) of the cavity's jumps F_c = sqrt(kappa_c) L_c
     (``hybrid.cavity_channels``) as ``cavity_jumps`` takes them: lower[c, n] = F_c[n, n - 1],
@@ -242,7 +251,7 @@ def observables(psis: np.ndarray, two_j: int, cavity: hybrid.Cavity) -> np.ndarr
     n in the cavity's basis): Tr(rho O) of the reduced spin and cavity states, all samples in
     one pass, O(d) each (``compiled.bands``)."""
     out = np.empty((len(psis), len(COLUMNS) - 2))
-    band_expectations(np.ascontiguousarray(psis), _spin_bands(two_j), _cavity_bands(cavity), out)
+    band_expectations(np.ascontiguousarray(psis), *observable_bands(two_j, cavity), out)
     return out
 
 
@@ -361,7 +370,7 @@ class _Trajectory(driven.Trajectory):
         sampled = is_sample if times is stops else np.zeros(times.size, bool)
         names, lower, upper = cavity_factors(self.setup.cavity)
         values = np.zeros((last - first, len(COLUMNS) - 2))
-        bands = _spin_bands(self.two_j), _cavity_bands(self.setup.cavity)
+        bands = observable_bands(self.two_j, self.setup.cavity)
         k, outcome = first, cavity_jumps.FULL
         while outcome == cavity_jumps.FULL:
             k, self.t, self.u, outcome, count = cavity_jumps.advance(
