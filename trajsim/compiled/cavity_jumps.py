@@ -3,8 +3,8 @@ observables at the samples, between the events that need Python (a measurement, 
 of a spin channel, the end of the stretch, a full event buffer).
 
 A state is x = psi.ravel() on Fock ⊗ V_j (index n spins + k).  Between jumps it evolves by
-``krylov.advance_through`` in its parity sector of n + k when it lies in one (``Part``: the
-sector's generator and where its states sit in x), else in the whole space.  A cavity jump
+``krylov.advance_through`` in its parity sector of n + k when it lies in one, else in the whole
+space (``krylov.Generator.parts``, ``krylov.part_of``).  A cavity jump
 applies F_c ⊗ 1, F_c = sqrt(kappa_c) L_c with L_c one of ``hybrid.cavity_channels``, each
 coupling n only to n - 1 and n + 1: lower[c, n] = F_c[n, n - 1], upper[c, n] = F_c[n, n + 1];
 channel c is drawn with probability ||F_c psi||^2 over their sum, the state renormalised, and
@@ -19,20 +19,12 @@ import numba as nb
 import numpy as np
 
 from .bands import band_expectations
-from .krylov import UNLIMITED, _norm2, advance_through
-from .streams import _uniform
+from .krylov import UNLIMITED, _norm2, advance_through, part_of
+from .streams import _uniform, pick
 
 #: ``advance``'s outcomes: the stretch done, a jump for Python to make (a block with spin
 #: channels), the event buffer full (the state is the one after its last jump).
 DONE, JUMPED, FULL = 0, 1, 2
-
-
-@nb.njit(cache=True, nogil=True)
-def pick(weights, stream):
-    """Index drawn with probability proportional to weights: ``engines.pick``, compiled."""
-    cumulative = np.cumsum(weights)
-    chosen = np.searchsorted(cumulative, _uniform(stream) * cumulative[-1])
-    return min(chosen, weights.size - 1)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -62,17 +54,6 @@ def cavity_jump(x, lower, upper, spins, stream):
 
 
 @nb.njit(cache=True, nogil=True)
-def _part(x, parts):
-    """The part of the block x lies in: sector 0 or 1 if the other holds nothing, else 2 (the
-    whole space)."""
-    for s in range(2):
-        idx = parts[1 - s][4]
-        if not np.any(x[idx] != 0):
-            return s
-    return 2
-
-
-@nb.njit(cache=True, nogil=True)
 def advance(parts, anorm, x, t, u, times, first, last, step, stream, lower, upper, spins,
             jumps, sampled, B, C, used_b, used_c, values, events):
     """Evolve x from t through times[first:last] (``krylov.advance_through`` in its part),
@@ -80,14 +61,14 @@ def advance(parts, anorm, x, t, u, times, first, last, step, stream, lower, uppe
     (t, channel) in events, with the observables (``bands.band_expectations``) of the state at
     each stop i where sampled[i] in values[i - first] (B, C, used_b, used_c: those of
     ``engines.hybrid.observable_bands``).  ``parts``: (sector 0, sector 1, whole
-    space), each (runs, data, layers, band, indices in x).
+    space: ``krylov.Generator.parts``).
     Returns (k, t, u, outcome, events recorded): k the first stop not reached; x the state at
     t, u its threshold."""
     count, k = 0, first
     psi = np.zeros((1, x.size // spins, spins), np.complex128)
     flat = psi.reshape(-1)
     while True:
-        runs, data, layers, band, idx = parts[_part(x, parts)]
+        runs, data, layers, band, idx = parts[part_of(x, parts)]
         y = x[idx]
         k_new, t, jumped, Y = advance_through(runs, data, anorm, layers, band, y, t, u, times,
                                               k, last, step, UNLIMITED)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numba as nb
 import numpy as np
@@ -538,28 +539,39 @@ class Generator:
         out[self.order] = y
         return out
 
+    @cached_property
+    def parts(self) -> tuple:
+        """The generator as compiled code takes it (``part_of``): its two sectors and the
+        whole space, each (runs, data, layers, band, where its states sit in x); without
+        sectors the whole space three times."""
+        order = np.arange(self.dim) if self.order is None else self.order
+        sectors = self.sectors or ((order, self), (order, self))
+        return tuple((g.runs, g.data, g.layers, g.band, np.ascontiguousarray(idx, np.int64))
+                     for idx, g in (*sectors, (order, self)))
+
     def advance_through(self, x: np.ndarray, t: float, u: float, times: np.ndarray, first: int,
                         last: int, step: np.ndarray, max_steps: int = UNLIMITED):
         """``advance_through`` with this generator: in the sector of x if it lies in one (half
-        the work), else in the whole space; x and the states returned are the whole space's."""
-        for (idx, S), (other, _) in zip(self.sectors, self.sectors[::-1]):
-            if not x[other].any():
-                return S._gathered(idx, x, t, u, times, first, last, step, max_steps)
-        if self.order is not None:
-            return self._gathered(self.order, x, t, u, times, first, last, step, max_steps)
-        return advance_through(self.runs, self.data, self.anorm, self.layers, self.band, x, t, u,
-                               times, first, last, step, max_steps)
-
-    def _gathered(self, idx, x, t, u, times, first, last, step, max_steps):
-        """``advance_through`` of x[idx] (written back), the states scattered to the whole
-        space."""
+        the work, ``part_of``), else in the whole space; x and the states returned are the
+        whole space's."""
+        runs, data, layers, band, idx = self.parts[part_of(x, self.parts)]
         y = x[idx]
-        k, t, jumped, Y = advance_through(self.runs, self.data, self.anorm, self.layers,
-                                          self.band, y, t, u, times, first, last, step, max_steps)
+        k, t, jumped, Y = advance_through(runs, data, self.anorm, layers, band, y, t, u, times,
+                                          first, last, step, max_steps)
         x[idx] = y
         X = np.zeros((k - first, x.size), complex)
         X[:, idx] = Y[:k - first]
         return k, t, jumped, X
+
+
+@nb.njit(cache=True, nogil=True)
+def part_of(x, parts):
+    """Which of a ``Generator``'s parts x lies in: sector 0 or 1 if the other holds nothing,
+    else 2 (the whole space)."""
+    for s in range(2):
+        if not np.any(x[parts[1 - s][4]] != 0):
+            return s
+    return 2
 
 
 def _runs(A: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:

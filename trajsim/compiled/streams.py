@@ -42,3 +42,12 @@ def rng_states(seed: int, point: int, trajectories: np.ndarray, stream: int = 0)
 def _gaussian(s):
     """A standard normal draw (Box-Muller) from two uniforms of stream s."""
     return np.sqrt(-2.0 * np.log(_uniform(s))) * np.cos(2.0 * np.pi * _uniform(s))
+
+
+@nb.njit(cache=True, nogil=True)
+def pick(weights, s):
+    """Index drawn with probability proportional to weights (a jump channel, a Kraus operator,
+    an ensemble member) from stream s."""
+    cumulative = np.cumsum(weights)
+    chosen = np.searchsorted(cumulative, _uniform(s) * cumulative[-1])
+    return min(chosen, weights.size - 1)

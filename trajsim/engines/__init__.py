@@ -31,6 +31,7 @@ import pandas as pd
 
 from .. import dicke, exact
 from ..compiled import COPIES, OBSERVABLES, PROJECTIVE, WEAK, Instrument
+from ..compiled import streams
 from ..compiled.streams import _gaussian, _uniform
 from ..errors import ScenarioError
 from ..memory import memory_budget
@@ -185,10 +186,8 @@ def measurement_frame(point: int, trajectory, t, outcome, N) -> pd.DataFrame:
 
 def pick(weights, stream: np.ndarray) -> int:
     """Index drawn with probability proportional to weights (a jump channel, a Kraus operator,
-    an ensemble member)."""
-    cumulative = np.cumsum(weights)
-    return min(int(np.searchsorted(cumulative, _uniform(stream) * cumulative[-1])),
-               len(weights) - 1)
+    an ensemble member): ``streams.pick``."""
+    return int(streams.pick(np.asarray(weights, float), stream))
 
 
 def next_poisson_loss(t: float, rate_per_spin: float, N: int, stream: np.ndarray) -> float:

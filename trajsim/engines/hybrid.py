@@ -105,16 +105,6 @@ class HybridBlock:
                 for two_j1 in (dicke.loss_targets(self.N, self.two_j) if self.N > 0 else [])
                 for up in (False, True)]
 
-    @cached_property
-    def parts(self) -> tuple:
-        """The generator as ``cavity_jumps.advance`` takes it: its two parity sectors and the
-        whole space, each (runs, data, layers, band, where its states sit in psi.ravel())."""
-        whole = self.generator
-        order = np.arange(whole.dim) if whole.order is None else whole.order
-        sectors = whole.sectors or ((order, whole), (order, whole))
-        return tuple((g.runs, g.data, g.layers, g.band, np.ascontiguousarray(idx, np.int64))
-                     for idx, g in (*sectors, (order, whole)))
-
     @property
     def cavity_only(self) -> bool:
         """Whether every jump is the cavity's (no local rates): compiled code makes them."""
@@ -371,10 +361,11 @@ class _Trajectory(driven.Trajectory):
         names, lower, upper = cavity_factors(self.setup.cavity)
         values = np.zeros((last - first, len(COLUMNS) - 2))
         bands = observable_bands(self.two_j, self.setup.cavity)
+        generator = self.block.generator
         k, outcome = first, cavity_jumps.FULL
         while outcome == cavity_jumps.FULL:
             k, self.t, self.u, outcome, count = cavity_jumps.advance(
-                self.block.parts, self.block.generator.anorm, self.x, self.t, self.u, times, k,
+                generator.parts, generator.anorm, self.x, self.t, self.u, times, k,
                 last, self.step, self.rng, lower, upper, self.two_j + 1,
                 self.block.cavity_only, sampled, *bands, values[k - first:], self.jumps)
             self.events.extend((self.row, t, "jump", names[int(c)], self.N, self.two_j,
