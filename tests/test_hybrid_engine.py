@@ -452,7 +452,9 @@ def test_observables_from_the_band_equal_the_traces_of_the_reduced_states():
 
 @pytest.mark.parametrize("extra", [{"loss": {"rate_per_spin": 0.05}},
                                    {"measurement": {"kind": "weak", "sigma": 2.0,
-                                                    "period": 4.0}}])
+                                                    "period": 4.0}},
+                                   {"measurement": {"kind": "projective", "period": 2.0},
+                                    "loss": {"times": [2.2]}}])
 @pytest.mark.parametrize("gamma_rel", [0.05, 0.0])
 def test_the_shared_no_jump_path_gives_each_trajectory_its_own_bits(monkeypatch, extra,
                                                                     gamma_rel):
@@ -460,7 +462,9 @@ def test_the_shared_no_jump_path_gives_each_trajectory_its_own_bits(monkeypatch,
     (``HybridSetup.shared_path``) up to their own jump: samples, events and outcomes equal bit
     for bit those of trajectories that step alone, with a checkpoint at every step and with two
     kept (every few steps); with local rates (Python makes the jumps) and without (the
-    compiled stretch makes the cavity's, here returning to Python after each one)."""
+    compiled stretch makes the cavity's, here returning to Python after each one); the path
+    ends at the first measurement, which a trajectory that does not jump on it makes after
+    it, also when a loss follows before the next stop."""
     from trajsim.compiled import krylov
     from trajsim.engines import WorkUnit
     from trajsim.engines import hybrid as engine
@@ -517,3 +521,35 @@ def test_the_compiled_cavity_jump_is_the_python_one():
                                        rtol=0, atol=1e-15)
             chosen.add(c)
         assert chosen == {0, 1}
+
+
+@pytest.mark.parametrize("kind", ["projective", "weak", "copies"])
+def test_the_compiled_spin_readout_is_the_kraus_operator_on_the_spin_factor(kind):
+    """``readout.measure_spins`` on psi[n, k] (Fock ⊗ V_j): the outcomes drawn from
+    p_m = sum_n |<n, m_y|psi>|^2 (``readout.sy_kraus`` on those weights, from the same stream),
+    and psi <- (1 ⊗ U a U^dag) psi normalised (copies: psi normalised)."""
+    from trajsim.compiled import COPIES, PROJECTIVE, WEAK, rng_states
+    from trajsim.compiled.readout import measure_spins, sy_kraus
+    from trajsim.instruments import _sy_basis
+
+    code = {"projective": PROJECTIVE, "weak": WEAK, "copies": COPIES}[kind]
+    shots = 3 if kind == "copies" else 1
+    my, U = _sy_basis(4)
+    rng = np.random.default_rng(8)
+    outcomes = set()
+    for stream in rng_states(2, 0, np.arange(30)):
+        psi = rng.normal(size=(5, 5)) + 1j * rng.normal(size=(5, 5))
+        psi_y = psi @ U.conj()
+        reference, out_ref = stream.copy(), np.zeros(shots)
+        a = sy_kraus((np.abs(psi_y) ** 2).sum(axis=0), my, code, 0.8, reference, out_ref)
+        expected = psi if kind == "copies" else (psi_y * a) @ U.T
+        x, out = psi.ravel().copy(), np.zeros(shots)
+        measure_spins(x, U, my, code, 0.8, stream, out)
+        assert np.array_equal(out, out_ref) and np.array_equal(stream, reference)
+        np.testing.assert_allclose(x, (expected / np.linalg.norm(expected)).ravel(), rtol=0,
+                                   atol=1e-14)
+        outcomes.update(out)
+    if kind == "weak":
+        assert not outcomes <= set(my)  # y = m_y + sigma z
+    else:
+        assert outcomes <= set(my) and len(outcomes) >= 3

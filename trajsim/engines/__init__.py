@@ -31,8 +31,8 @@ import pandas as pd
 
 from .. import dicke, exact
 from ..compiled import COPIES, OBSERVABLES, PROJECTIVE, WEAK, Instrument
-from ..compiled import streams
-from ..compiled.streams import _gaussian, _uniform
+from ..compiled import readout, streams
+from ..compiled.streams import _uniform
 from ..errors import ScenarioError
 from ..memory import memory_budget
 from ..point import UNIT_SIZE_DEFAULT, Point, measurement_times
@@ -162,19 +162,11 @@ def sy_outcome(probabilities: np.ndarray, my: np.ndarray, instrument: Instrument
                stream: np.ndarray, out: np.ndarray) -> np.ndarray | None:
     """Draw one S_y measurement from the probabilities of the S_y eigenvalues my (the state's
     weights in the S_y basis, unnormalised) into ``out`` (per_time outcomes), and return the
-    amplitudes a[m] of its Kraus operator in the S_y basis: the indicator of the outcome
-    (projective), exp(-(y - m_y)^2 / (4 sigma^2)) with y = m_y + sigma z (weak), or None
-    (copies: no back-action).  For the engines that keep a state in Python (record, hybrid)."""
-    cumulative = np.cumsum(np.maximum(probabilities, 0.0))
-    for shot in range(out.size):
-        m = min(int(np.searchsorted(cumulative, _uniform(stream) * cumulative[-1])), my.size - 1)
-        out[shot] = my[m]
-    if instrument.kind == COPIES:
-        return None
-    if instrument.kind == PROJECTIVE:
-        return (np.arange(my.size) == m).astype(float)
-    out[0] += instrument.sigma * _gaussian(stream)
-    return np.exp(-((out[0] - my) ** 2) / (4.0 * instrument.sigma**2))
+    amplitudes a[m] of its Kraus operator in the S_y basis, or None (copies: no back-action):
+    ``readout.sy_kraus``."""
+    a = readout.sy_kraus(np.asarray(probabilities, float), np.asarray(my, float),
+                         instrument.kind, instrument.sigma, stream, out)
+    return None if instrument.kind == COPIES else a
 
 
 def measurement_frame(point: int, trajectory, t, outcome, N) -> pd.DataFrame:

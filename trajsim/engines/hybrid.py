@@ -17,7 +17,7 @@ local rates every jump is the cavity's, and ``compiled.cavity_jumps`` makes them
 the samples' observables, in the same compiled call as the steps between them.  Spin losses
 are those of the spin engine (a Poisson process of rate gamma_loss N plus scripted times;
 ``dicke.loss_kraus`` on the spin factor, the cavity untouched), and S_y instruments act on the
-spin factor as ``compiled.kernels._measure_sy`` does.
+spin factor (``compiled.readout.measure_spins``, in the compiled stretch too).
 The cavity is cut in the Fock basis of a or of the reservoir's mode b (``hybrid.mode``) and
 starts in the reservoir's squeezed vacuum (``hybrid.reservoir_vacuum``), the spins in
 the scenario's initial state.  Per sample: the spin OBSERVABLES of the reduced state and the
@@ -35,7 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import dicke, exact, hybrid
-from ..compiled import OBSERVABLES, Instrument
+from ..compiled import NO_INSTRUMENT, OBSERVABLES
 from ..compiled import cavity_jumps, krylov
 from ..compiled.bands import band_expectations, used_diagonals
 from ..compiled.streams import _uniform
@@ -53,7 +53,6 @@ from . import (
     initial_ensemble,
     next_poisson_loss,
     pick,
-    sy_outcome,
 )
 from .driven import Blocks
 from .jumps import DICKE, expected_jumps
@@ -64,10 +63,13 @@ MAX_TRAJECTORY_S = 86400.0
 #: AMD EPYC, 2026-12-04): time reached by one Krylov step per unit of ``hybrid_norm`` (m = 12,
 #: TOL = 1e-10: 16-25 over N = 4-1000, n_max = 8-60; 16.6-21 on 2026-12-05 counting the steps
 #: made again in a larger window; a step's cost is ``krylov.step_seconds``), seconds per state
-#: entry at a stop, of Python per measurement or event, and per block built and non-zero built.
+#: entry at a stop, of Python per event (a jump or a loss), per multiply-add of an S_y
+#: measurement (``readout.measure_spins``: 2 (n_max + 1) (N + 1)^2 of them; 0.8-1.4 ns
+#: measured, 2026-12-05) and per block built and non-zero built.
 HYBRID_REACH = 16.0
 HYBRID_S_PER_ENTRY = 1.5e-8
 HYBRID_EVENT_S = 2e-4
+HYBRID_S_PER_READOUT_MAC = 1e-9
 HYBRID_BLOCK_S = 4e-3
 HYBRID_S_PER_NNZ_BUILD = 5e-7
 
@@ -163,6 +165,20 @@ class HybridSetup(PointSetup):
         times the spins' state."""
         return np.outer(self.vacuum, self.states[member]).astype(complex).ravel()
 
+    @cached_property
+    def measured(self) -> np.ndarray:
+        """measured[i]: stop i of the schedule is a measurement."""
+        stops, measured = self.schedule[:2]
+        return np.isin(np.arange(stops.size), measured)
+
+    def readout(self, two_j: int) -> tuple:
+        """(U, my, kind, sigma) of ``readout.measure_spins`` on V_j (``instruments._sy_basis``;
+        none without an instrument)."""
+        if self.instrument is None:
+            return np.zeros((0, 0), complex), np.zeros(0), NO_INSTRUMENT, 0.0
+        my, U = _sy_basis(two_j)
+        return U, my, self.instrument.kind, float(self.instrument.sigma)
+
     def shared_path(self) -> tuple[krylov.NoJumpPath, np.ndarray] | None:
         """For a pure initial state: the no-jump path of its first stretch, which every
         trajectory shares until it jumps (``krylov.NoJumpPath``), and the observables of its
@@ -245,19 +261,6 @@ def observables(psis: np.ndarray, two_j: int, cavity: hybrid.Cavity) -> np.ndarr
     return out
 
 
-def _measure(psi: np.ndarray, two_j: int, instrument: Instrument, stream: np.ndarray,
-             out: np.ndarray) -> np.ndarray:
-    """One S_y measurement on the spin factor of psi[n, k] (``engines.sy_outcome``; psi
-    normalised): outcomes into ``out``, the normalised state after it."""
-    my, U = _sy_basis(two_j)
-    psi_y = psi @ U.conj()  # psi_y[n, m] = <n, m_y|psi>
-    a = sy_outcome((np.abs(psi_y) ** 2).sum(axis=0), my, instrument, stream, out)
-    if a is None:
-        return psi
-    psi = (psi_y * a) @ U.T
-    return psi / np.linalg.norm(psi)
-
-
 class HybridEngine(Engine):
     """Exact jump trajectories of Eq. (9) (module docstring)."""
 
@@ -309,7 +312,10 @@ class HybridEngine(Engine):
 @dataclass
 class _Trajectory(driven.Trajectory):
     """The state of one hybrid trajectory between events (module docstring): x = psi.ravel(),
-    u the no-jump threshold, step the Krylov step carried between calls."""
+    u the no-jump threshold, step the Krylov step carried between calls; it makes its S_y
+    measurements in the compiled stretch (``cavity_jumps.advance``)."""
+
+    measures = True
 
     setup: HybridSetup
     rng: np.ndarray
@@ -340,13 +346,16 @@ class _Trajectory(driven.Trajectory):
         follows the setup's shared path (``HybridSetup.shared_path``), with its observables, up
         to the path's last checkpoint before its own jump: the same bits as its own steps."""
         at_start, self.at_start = self.at_start, False
-        if at_start and first == 0 and last == self.setup.stretch_end(0) and \
-                times is self.setup.schedule[0] and self.setup.shared_path() is not None:
+        shared = self.setup.stretch_end(0)
+        if at_start and first == 0 and last >= shared and times is self.setup.schedule[0] \
+                and self.setup.shared_path() is not None:
             path, values = self.setup.shared_path()
             start = path.checkpoint(self.u)
             if start is None:
                 self.t, self.x, self.step = path.end()
-                return last, False, None, values
+                if not self.setup.measured[shared - 1]:
+                    return shared, False, None, values
+                start = shared - 1, self.x, self.t, self.step  # its end: a measurement
             k, self.x, self.t, self.step = start
             k_new, jumped, own = self.advance(times, k, last)
             return k_new, jumped, None, np.concatenate((values[:k - first], own))
@@ -355,31 +364,33 @@ class _Trajectory(driven.Trajectory):
 
     def advance(self, times: np.ndarray, first: int, last: int):
         """(k, jumped, the observables at times[first:k]) of ``cavity_jumps.advance``, its
-        jumps appended to events (the samples' observables only on the setup's schedule)."""
-        stops, _, _, is_sample = self.setup.schedule
-        sampled = is_sample if times is stops else np.zeros(times.size, bool)
+        jumps appended to events, the outcomes of its measurements to ``readouts`` (samples and
+        measurements only on the setup's schedule)."""
+        stops, measured, _, is_sample = self.setup.schedule
+        on_schedule = times is stops
+        sampled = is_sample if on_schedule else np.zeros(times.size, bool)
+        is_measured = self.setup.measured if on_schedule else sampled
         names, lower, upper = cavity_factors(self.setup.cavity)
         values = np.zeros((last - first, len(COLUMNS) - 2))
         bands = observable_bands(self.two_j, self.setup.cavity)
-        generator = self.block.generator
+        generator, (meas_stream, outcomes, outcome_N) = self.block.generator, self.readouts
         k, outcome = first, cavity_jumps.FULL
         while outcome == cavity_jumps.FULL:
+            made = int(np.searchsorted(measured, k)) if on_schedule else 0
+            readout = (*self.setup.readout(self.two_j), meas_stream, outcomes[made:])
             k, self.t, self.u, outcome, count = cavity_jumps.advance(
                 generator.parts, generator.anorm, self.x, self.t, self.u, times, k,
                 last, self.step, self.rng, lower, upper, self.two_j + 1,
-                self.block.cavity_only, sampled, *bands, values[k - first:], self.jumps)
+                self.block.cavity_only, sampled, is_measured, readout, *bands,
+                values[k - first:], self.jumps)
             self.events.extend((self.row, t, "jump", names[int(c)], self.N, self.two_j,
                                 self.two_j) for t, c in self.jumps[:count])
+            if on_schedule:
+                outcome_N[made:np.searchsorted(measured, k)] = self.N
         return k, outcome == cavity_jumps.JUMPED, values[:k - first]
 
     def psi(self) -> np.ndarray:
         return self.x.reshape(self.block.shape)
-
-    def measure(self, instrument: Instrument, stream: np.ndarray, out: np.ndarray):
-        """One S_y measurement now (``_measure``): the state after it."""
-        self.set_state(_measure(self.psi() / np.linalg.norm(self.x), self.two_j, instrument,
-                                stream, out))
-        return self.psi()
 
     def observables(self, two_j: int, psis: np.ndarray) -> np.ndarray:
         return observables(psis, two_j, self.setup.cavity)
@@ -475,7 +486,8 @@ def _hybrid_seconds(point: dict) -> tuple[float, float]:
     block) unless the initial state or an S_y measurement mixes the two
     (``driven.one_sector``), and in its window (``window_fraction``); each stop
     (sample or measurement) expands the state, HYBRID_S_PER_ENTRY per entry; each measurement
-    and event costs HYBRID_EVENT_S of Python.  Events: the jumps (``_hybrid_events``) and the
+    rotates the spin factor to the S_y basis and back (HYBRID_S_PER_READOUT_MAC per
+    multiply-add) and each event costs HYBRID_EVENT_S of Python.  Events: the jumps (``_hybrid_events``) and the
     losses, at a steady rate.  From a pure initial state the first stretch (to the first
     measurement or scripted loss) is stepped once per process (``HybridSetup.shared_path``)
     and each trajectory steps only what follows its first event there.  Set-up: each block's
@@ -495,8 +507,9 @@ def _hybrid_seconds(point: dict) -> tuple[float, float]:
                                      * (0.5 if driven.one_sector(point) else 1.0)
                                      * np.array([d, nnz])))
     steps = stepped * t_end * hybrid_norm(point) / HYBRID_REACH + measurements + events / 2
+    readout = 2.0 * (m["n_max"] + 1) * (m["N"] + 1) ** 2 * HYBRID_S_PER_READOUT_MAC
     per_trajectory = (steps * per_step + stepped * stops * d * HYBRID_S_PER_ENTRY
-                      + (measurements + events) * HYBRID_EVENT_S)
+                      + measurements * readout + events * HYBRID_EVENT_S)
     blocks = 1 + min(m["N"], math.ceil(losses + 3 * math.sqrt(losses)))
     if m["gamma_phi"] or m["gamma_rel"]:
         blocks *= 1 + m["N"] // 2  # every j
