@@ -462,16 +462,16 @@ def test_the_shared_no_jump_path_gives_each_trajectory_its_own_bits(monkeypatch,
     (``HybridSetup.shared_path``) up to their own jump: samples, events and outcomes equal bit
     for bit those of trajectories that step alone, with a checkpoint at every step and with two
     kept (every few steps); with local rates (Python makes the jumps) and without (the
-    compiled stretch makes the cavity's, here returning to Python after each one); the path
-    ends at the first measurement, which a trajectory that does not jump on it makes after
-    it, also when a loss follows before the next stop."""
+    compiled loop, here returning to Python after each event); the path ends at the first
+    measurement, which a trajectory that does not jump on it makes after it, also when a loss
+    follows before the next stop."""
     from trajsim.compiled import krylov
     from trajsim.engines import WorkUnit
     from trajsim.engines import hybrid as engine
     from trajsim.engines.hybrid import HYBRID
 
     if not gamma_rel:
-        monkeypatch.setattr(engine, "JUMP_BUFFER", 1)
+        monkeypatch.setattr(engine, "EVENT_BUFFER", 1)
     point = load({**with_model(gamma_rel=gamma_rel, n_max=8, N=5),
                   "initial_state": {"m": -2.5},
                   "time": {"t_end": 6.0, "n_samples": 13}, **extra,
@@ -493,34 +493,68 @@ def test_the_shared_no_jump_path_gives_each_trajectory_its_own_bits(monkeypatch,
             assert frame.equals(b.frames[name]), name
 
 
-def test_the_compiled_cavity_jump_is_the_python_one():
-    """``cavity_jumps.cavity_jump`` draws channel c with probability ||F_c psi||^2 over their
-    sum as ``engines.pick`` does from the same stream (the same c), and leaves F_c psi
-    normalised (``engines.hybrid.cavity_factors``: the channels' only entries)."""
-    from trajsim.compiled import cavity_jumps, rng_states
+@pytest.mark.parametrize("rates", [Rates(), LOCAL])
+def test_the_compiled_jump_is_the_python_one(rates):
+    """``hybrid_loop.jump`` draws channel c with probability ||J_c psi||^2 over their sum
+    (J_c = F_c ⊗ 1 of the cavity, ``engines.hybrid.cavity_factors``, or 1 ⊗ K_c of a local
+    route, ``HybridBlock.packed``) as ``engines.pick`` does from the same stream (the same
+    c), and leaves J_c psi normalised, in the block of c's j."""
+    from trajsim.compiled import hybrid_loop, rng_states
     from trajsim.engines import pick
-    from trajsim.engines.hybrid import cavity_factors
+    from trajsim.engines.hybrid import SPIN_CHANNELS, SPIN_CODE, build_block, cavity_factors
 
     for basis in ("fock", "reservoir"):
         cavity = hybrid.Cavity(g=0.5, kappa_sqz=1.0, r=0.4, kappa_int=0.3, n_max=5, basis=basis)
         names, lower, upper = cavity_factors(cavity)
-        F = [np.sqrt(rate) * L for _, rate, L in hybrid.cavity_channels(cavity)]
+        block = build_block(3, 3, cavity, rates)
         assert names == ["cavity_sqz", "cavity_int"]
         rng = np.random.default_rng(3)
-        streams = rng_states(1, 0, np.arange(40))
+        streams = rng_states(1, 0, np.arange(60))
         chosen = set()
         for stream in streams:
             psi = rng.normal(size=(6, 4)) + 1j * rng.normal(size=(6, 4))
-            phis = [f @ psi for f in F]
+            phis = [F @ psi if S is None else psi @ S.T for _, _, F, S in block.channels]
             python = stream.copy()
             c = pick([np.vdot(phi, phi).real for phi in phis], python)
-            x = psi.ravel().copy()
-            assert cavity_jumps.cavity_jump(x, lower, upper, 4, stream) == c
+            x = np.zeros(6 * 6, complex)
+            x[:24] = psi.ravel()
+            code, two_j = hybrid_loop.jump(x[:24].copy(), 4, lower, upper, block.packed[2], x,
+                                           stream)
+            name = names[code] if code < SPIN_CODE else SPIN_CHANNELS[code - SPIN_CODE]
+            assert (name, two_j) == block.channels[c][:2]
             assert np.array_equal(stream, python)
-            np.testing.assert_allclose(x, (phis[c] / np.linalg.norm(phis[c])).ravel(),
-                                       rtol=0, atol=1e-15)
-            chosen.add(c)
-        assert chosen == {0, 1}
+            expected = (phis[c] / np.linalg.norm(phis[c])).ravel()
+            np.testing.assert_allclose(x[:expected.size], expected, rtol=0, atol=1e-15)
+            chosen.add(name)
+        assert chosen == {name for name, *_ in block.channels}
+
+
+def test_the_compiled_loss_is_the_python_one():
+    """``hybrid_loop._lose`` draws one of block (N, j)'s loss Kraus operators 1 ⊗ K
+    (``HybridBlock.losses``: j -+ 1/2, a spin down or up lost) with probability
+    ||(1 ⊗ K) psi||^2 over their sum, as ``engines.pick`` does from the same stream, and leaves
+    (1 ⊗ K) psi normalised in the block of N - 1 spins."""
+    from trajsim.compiled import hybrid_loop, rng_states
+    from trajsim.engines import pick
+    from trajsim.engines.hybrid import SPIN_CHANNELS, SPIN_CODE, build_block
+
+    block = build_block(4, 2, CAVITY, LOCAL, lossy=True)
+    assert len(block.losses) == 4
+    rng = np.random.default_rng(4)
+    chosen = set()
+    for stream in rng_states(1, 0, np.arange(40)):
+        psi = rng.normal(size=(6, 3)) + 1j * rng.normal(size=(6, 3))
+        phis = [psi @ K.T for *_, K in block.losses]
+        python = stream.copy()
+        c = pick([np.vdot(phi, phi).real for phi in phis], python)
+        x = np.zeros(6 * 5, complex)
+        code, two_j = hybrid_loop._lose(psi.ravel().copy(), 3, 6, block.packed[3], x, stream)
+        assert (SPIN_CHANNELS[code - SPIN_CODE], two_j) == block.losses[c][:2]
+        assert np.array_equal(stream, python)
+        expected = (phis[c] / np.linalg.norm(phis[c])).ravel()
+        np.testing.assert_allclose(x[:expected.size], expected, rtol=0, atol=1e-15)
+        chosen.add(c)
+    assert chosen == {0, 1, 2, 3}
 
 
 @pytest.mark.parametrize("kind", ["projective", "weak", "copies"])

@@ -12,16 +12,14 @@ A trajectory object (``Trajectory``'s subclasses) knows its physics:
                                   that makes its jumps itself records them in events;
                                   the states at times[first:k] (None if their values are
                                   known) or their observables (values, else None)
-    measure(instrument, stream, out) -> state   one S_y measurement now (unless ``measures``:
-                                  then advance_through makes those of its stops, with
-                                  ``readouts``)
+    measure(instrument, stream, out) -> state   one S_y measurement now
     event(t, loss, scripted)                    a jump or a loss at t, appended to events
     observables(key, states) -> values          the columns after N and j
 
 and ``drive`` runs it through the sample and measurement times, recording its events (row,
 t, kind, channel, N, 2j after, 2j before) in ``events``: the stops up to the next
-measurement (or, if the trajectory ``measures`` itself, the next loss) go through one
-compiled call; at equal times a loss comes first, then a measurement, then a sample.
+measurement or loss go through one compiled call; at equal times a loss comes first, then a
+measurement, then a sample.
 """
 
 from __future__ import annotations
@@ -70,9 +68,7 @@ class Blocks:
 class Trajectory:
     """The loss schedule every driven trajectory shares: ``setup`` (a PointSetup), ``scripted``
     (scripted losses done), ``poisson`` (the next Poisson loss) and N (spins now); and where
-    its events go (set by ``drive``): its ``row`` in the unit and the unit's ``events``, and
-    for one that ``measures`` itself its ``readouts``: (stream, outcomes[time, shot], N at
-    each time)."""
+    its events go (set by ``drive``): its ``row`` in the unit and the unit's ``events``."""
 
     setup: PointSetup
     scripted: int
@@ -80,9 +76,6 @@ class Trajectory:
     N: int
     row: int
     events: list
-    readouts: tuple
-    #: Whether advance_through makes the S_y measurements at its stops itself.
-    measures = False
 
     def next_loss(self) -> tuple[float, bool]:
         """(time, scripted?) of the next loss: the Poisson one or the next scripted one."""
@@ -109,7 +102,6 @@ def drive(tr, setup: PointSetup, row: int, rng_meas: np.ndarray, samples: np.nda
     per_time = setup.instrument.per_time if setup.instrument else 1
     stops, _, sample_of, is_sample = setup.schedule
     tr.row, tr.events = row, events
-    tr.readouts = rng_meas, outcomes.reshape(-1, per_time), outcome_N
     k, q, states = 0, 0, {}  # states: key -> [(samples, states)]
 
     def keep(first: int, count: int, psis: np.ndarray | None,
@@ -126,12 +118,12 @@ def drive(tr, setup: PointSetup, row: int, rng_meas: np.ndarray, samples: np.nda
 
     while k < stops.size:
         t_loss, is_scripted = tr.next_loss()
-        last = stops.size if tr.measures else setup.stretch_end(k)
+        last = setup.stretch_end(k)
         cut = min(last, int(np.searchsorted(stops, t_loss, "left")))
         if cut > k:  # the stops before the next measurement (inclusive) or loss
             k_new, jumped, psis, values = tr.advance_through(stops, k, cut)
-            at_measurement = not tr.measures and k_new == last and q < meas_times.size and \
-                stops[last - 1] == meas_times[q]
+            at_measurement = k_new == last and q < meas_times.size and stops[last - 1] == \
+                meas_times[q]
             keep(k, k_new - k - at_measurement, psis, values)
             if at_measurement:
                 after = tr.measure(setup.instrument, rng_meas,
@@ -151,9 +143,10 @@ def drive(tr, setup: PointSetup, row: int, rng_meas: np.ndarray, samples: np.nda
 
 
 def run_unit(setup: PointSetup, unit: WorkUnit, seed: int, keep: bool, columns,
-             start: Callable) -> UnitResult:
+             start: Callable, drive: Callable = drive) -> UnitResult:
     """Trajectories unit.first .. of a driven engine: ``start(setup, rng)`` makes each one's
-    trajectory object from its random stream (stream 1 feeds its S_y outcomes)."""
+    trajectory object from its random stream (stream 1 feeds its S_y outcomes), which
+    ``drive`` (this module's, or an engine's own with its signature) runs."""
     index = np.arange(unit.first, unit.first + unit.count)
     rng = rng_states(seed, unit.point, index)
     rng_meas = rng_states(seed, unit.point, index, stream=1)

@@ -12,12 +12,12 @@ k = j + m), in the rotating frame of Eq. (8):
 H_eff is sparse (five diagonals, seven in the reservoir's basis), not normal, and keeps the
 parity of n + k; ``compiled.krylov`` propagates it by Arnoldi steps with an a-posteriori error
 bound, in the state's parity sector when it has one, and finds the jump time as the root of
-the norm.  A jump picks channel c with probability ||L_c psi||^2 over their sum; without
-local rates every jump is the cavity's, and ``compiled.cavity_jumps`` makes them, and computes
-the samples' observables, in the same compiled call as the steps between them.  Spin losses
+the norm.  A jump picks channel c with probability ||L_c psi||^2 over their sum.  Spin losses
 are those of the spin engine (a Poisson process of rate gamma_loss N plus scripted times;
 ``dicke.loss_kraus`` on the spin factor, the cavity untouched), and S_y instruments act on the
-spin factor (``compiled.readout.measure_spins``, in the compiled stretch too).
+spin factor (``compiled.readout.measure_spins``).  The whole event loop (steps, jumps, losses,
+measurements, the samples' observables) is one compiled call per trajectory
+(``compiled.hybrid_loop.run``), which returns to Python only for a block that is not built yet.
 The cavity is cut in the Fock basis of a or of the reservoir's mode b (``hybrid.mode``) and
 starts in the reservoir's squeezed vacuum (``hybrid.reservoir_vacuum``), the spins in
 the scenario's initial state.  Per sample: the spin OBSERVABLES of the reduced state and the
@@ -29,15 +29,17 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass, field
-from functools import cache, cached_property
+from functools import cache, cached_property, partial
 
+import numba as nb
 import numpy as np
 import scipy.sparse as sp
 
 from .. import dicke, exact, hybrid
 from ..compiled import NO_INSTRUMENT, OBSERVABLES
-from ..compiled import cavity_jumps, krylov
+from ..compiled import hybrid_loop, krylov
 from ..compiled.bands import band_expectations, used_diagonals
+from ..compiled.hybrid_loop import S_N, S_STOP, S_TWO_J, T_POISSON, T_TIME, T_U
 from ..compiled.streams import _uniform
 from ..errors import ScenarioError
 from ..instruments import _sy_basis
@@ -73,8 +75,12 @@ HYBRID_S_PER_READOUT_MAC = 1e-9
 HYBRID_BLOCK_S = 4e-3
 HYBRID_S_PER_NNZ_BUILD = 5e-7
 
-#: Cavity jumps the compiled stretch records before it returns to Python.
-JUMP_BUFFER = 64
+#: Events (jumps, losses) the compiled loop records before it returns to Python.
+EVENT_BUFFER = 64
+#: Event codes of the compiled loop: a cavity channel's is its index in ``cavity_factors``
+#: (at most two), a spin channel's or loss outcome's SPIN_CODE + its index in SPIN_CHANNELS.
+SPIN_CODE = 2
+SPIN_CHANNELS = (*dicke.LOCAL_PROCESSES, "lost_down", "lost_up")
 
 COLUMNS = OBSERVABLES + hybrid.CAVITY_OBSERVABLES
 
@@ -82,8 +88,9 @@ COLUMNS = OBSERVABLES + hybrid.CAVITY_OBSERVABLES
 @dataclass(frozen=True)
 class HybridBlock:
     """Block (N, j): A = -i H_eff on psi.ravel() (index n (2j+1) + k; ``krylov.Generator``,
-    with its two parity sectors n + k even and odd, which H_eff never mixes) and its jump
-    channels (and its loss Kraus operators, ``losses``).
+    with its two parity sectors n + k even and odd, which H_eff never mixes), its jump
+    channels and (if ``lossy``) its loss Kraus operators, and the block as the compiled event
+    loop takes it (``packed``).
 
     ``channels``: (name, 2j after, Fock factor or None, spin factor or None: one of the two),
     sqrt(rate) folded in."""
@@ -93,6 +100,8 @@ class HybridBlock:
     fock: int
     generator: krylov.Generator
     channels: list
+    cavity: hybrid.Cavity
+    lossy: bool = False
 
     @property
     def nbytes(self) -> int:
@@ -100,21 +109,43 @@ class HybridBlock:
 
     @cached_property
     def losses(self) -> list:
-        """The loss Kraus operators (name, 2j after, spin factor), built on a block's first
-        loss."""
+        """The loss Kraus operators (name, 2j after, spin factor)."""
         return [("lost_up" if up else "lost_down", two_j1,
                  dicke.loss_kraus(self.N, self.two_j, two_j1, up))
                 for two_j1 in (dicke.loss_targets(self.N, self.two_j) if self.N > 0 else [])
                 for up in (False, True)]
 
-    @property
-    def cavity_only(self) -> bool:
-        """Whether every jump is the cavity's (no local rates): compiled code makes them."""
-        return all(S is None for *_, S in self.channels)
+    @cached_property
+    def packed(self) -> tuple:
+        """``hybrid_loop``'s block: (parts, anorm, spin channels, losses, B, used_b, U, my),
+        the channels and losses as sparse spin factors with their event codes (``SPIN_CODE``)
+        (no losses unless ``lossy``), B and used_b the spin observables' bands
+        (``observable_bands``), U and my the S_y basis of j (``instruments._sy_basis``)."""
+        spins = [(name, after, S) for name, after, _, S in self.channels if S is not None]
+        losses = self.losses if self.lossy else []
+        B, _, used_b, _ = observable_bands(self.two_j, self.cavity)
+        my, U = _sy_basis(self.two_j)
+        return (self.generator.parts, self.generator.anorm, _sparse(spins, self.two_j),
+                _sparse(losses, self.two_j), B, used_b, np.ascontiguousarray(U),
+                np.ascontiguousarray(my, float))
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.fock, self.two_j + 1
+
+
+def _sparse(operators: list, two_j: int) -> tuple:
+    """(codes, 2j after, offsets, rows, cols, values) of spin factors [(name, 2j after, K)]:
+    K's non-zeros in [offsets[c], offsets[c + 1]) (``hybrid_loop``'s module docstring)."""
+    coos = [sp.coo_matrix(K) for *_, K in operators]
+    for coo in coos:
+        coo.eliminate_zeros()
+    return (np.array([SPIN_CODE + SPIN_CHANNELS.index(name) for name, *_ in operators], np.int64),
+            np.array([after for _, after, _ in operators], np.int64),
+            np.cumsum([0] + [coo.nnz for coo in coos]).astype(np.int64),
+            np.concatenate([coo.row for coo in coos] + [[]]).astype(np.int64),
+            np.concatenate([coo.col for coo in coos] + [[]]).astype(np.int64),
+            np.concatenate([coo.data for coo in coos] + [[]]).astype(complex))
 
 
 def generator(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates):
@@ -129,12 +160,13 @@ def generator(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates):
     return hybrid.no_jump_generator(N, two_j, cavity, rates), channels
 
 
-def build_block(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates) -> HybridBlock:
+def build_block(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates,
+                lossy: bool = False) -> HybridBlock:
     """Block (N, j): its generator and parity sectors, and channels."""
     A, channels = generator(N, two_j, cavity, rates)
     n, k = np.divmod(np.arange(A.shape[0]), two_j + 1)
     return HybridBlock(N, two_j, cavity.n_max + 1, krylov.Generator.of(A, (n + k) % 2, key=k),
-                       channels)
+                       channels, cavity, lossy)
 
 
 @dataclass
@@ -153,7 +185,8 @@ class HybridSetup(PointSetup):
     vacuum: np.ndarray = field(default=None, init=False)
 
     def __post_init__(self):
-        self.blocks = Blocks(lambda key: build_block(*key, self.cavity, self.rates))
+        lossy = self.loss_rate > 0 or self.script_times.size > 0
+        self.blocks = Blocks(lambda key: build_block(*key, self.cavity, self.rates, lossy))
         self.vacuum = hybrid.reservoir_vacuum(self.cavity)
 
     def block(self, N: int, two_j: int) -> HybridBlock:
@@ -166,18 +199,17 @@ class HybridSetup(PointSetup):
         return np.outer(self.vacuum, self.states[member]).astype(complex).ravel()
 
     @cached_property
-    def measured(self) -> np.ndarray:
-        """measured[i]: stop i of the schedule is a measurement."""
-        stops, measured = self.schedule[:2]
-        return np.isin(np.arange(stops.size), measured)
-
-    def readout(self, two_j: int) -> tuple:
-        """(U, my, kind, sigma) of ``readout.measure_spins`` on V_j (``instruments._sy_basis``;
-        none without an instrument)."""
-        if self.instrument is None:
-            return np.zeros((0, 0), complex), np.zeros(0), NO_INSTRUMENT, 0.0
-        my, U = _sy_basis(two_j)
-        return U, my, self.instrument.kind, float(self.instrument.sigma)
+    def loop_arguments(self) -> tuple:
+        """(schedule, cavity, losses, readout) of ``hybrid_loop.run``."""
+        stops, measured, sample_of, is_sample = self.schedule
+        lower, upper = cavity_factors(self.cavity)[1:]
+        _, C, _, used_c = observable_bands(self.two_j, self.cavity)
+        instrument = self.instrument
+        return ((stops, is_sample, sample_of.astype(np.int64), np.isin(np.arange(stops.size),
+                                                                       measured)),
+                (lower, upper, C, used_c), (self.script_times, self.loss_rate),
+                (instrument.kind if instrument else NO_INSTRUMENT,
+                 float(instrument.sigma) if instrument else 0.0))
 
     def shared_path(self) -> tuple[krylov.NoJumpPath, np.ndarray] | None:
         """For a pure initial state: the no-jump path of its first stretch, which every
@@ -239,7 +271,7 @@ def observable_bands(two_j: int, cavity: hybrid.Cavity) -> tuple:
 @cache
 def cavity_factors(cavity: hybrid.Cavity) -> tuple[list, np.ndarray, np.ndarray]:
     """(names, lower, upper) of the cavity's jumps F_c = sqrt(kappa_c) L_c
-    (``hybrid.cavity_channels``) as ``cavity_jumps`` takes them: lower[c, n] = F_c[n, n - 1],
+    (``hybrid.cavity_channels``) as ``hybrid_loop`` takes them: lower[c, n] = F_c[n, n - 1],
     upper[c, n] = F_c[n, n + 1], the only entries of F_c."""
     channels = hybrid.cavity_channels(cavity)
     fock = cavity.n_max + 1
@@ -306,121 +338,46 @@ class HybridEngine(Engine):
 
     @staticmethod
     def run_unit(setup: HybridSetup, unit: WorkUnit, seed: int, keep: bool) -> UnitResult:
-        return driven.run_unit(setup, unit, seed, keep, COLUMNS, _start)
+        table = _Table(setup)
+        table.add(setup.point["model"]["N"], setup.two_j)
+        return driven.run_unit(setup, unit, seed, keep, COLUMNS, _start,
+                               partial(_drive, table=table))
+
+
+class _Table:
+    """The blocks of one unit's trajectories as ``hybrid_loop.run`` takes them: ``table`` (a
+    typed list of ``HybridBlock.packed``) and ``where[N, 2j]`` (its index, -1 if not there).
+    Blocks come from the setup's (``HybridSetup.block``); past its memory budget the table
+    starts again with the block asked for (they are rebuilt, the same bits, when needed)."""
+
+    def __init__(self, setup: HybridSetup):
+        self.setup = setup
+        N = setup.point["model"]["N"]
+        self.where = np.full((N + 1, N + 2), -1, np.int64)
+        self.table, self.nbytes = None, 0
+
+    def add(self, N: int, two_j: int) -> None:
+        """Put block (N, j) in the table."""
+        block = self.setup.block(N, two_j)
+        if self.table is None or self.nbytes + block.nbytes > self.setup.blocks.budget:
+            self.table, self.nbytes = nb.typed.List(), 0
+            self.where[:] = -1
+        self.where[N, two_j] = len(self.table)
+        self.table.append(block.packed)
+        self.nbytes += block.nbytes
 
 
 @dataclass
-class _Trajectory(driven.Trajectory):
-    """The state of one hybrid trajectory between events (module docstring): x = psi.ravel(),
-    u the no-jump threshold, step the Krylov step carried between calls; it makes its S_y
-    measurements in the compiled stretch (``cavity_jumps.advance``)."""
+class _Trajectory:
+    """One hybrid trajectory between calls of ``hybrid_loop.run``: x (a buffer of the largest
+    block's size) holds psi.ravel(), state_f and state_i the rest (``hybrid_loop``'s T_* and
+    S_*), step the Krylov step carried between calls."""
 
-    measures = True
-
-    setup: HybridSetup
-    rng: np.ndarray
-    N: int
-    two_j: int
-    block: HybridBlock
     x: np.ndarray
-    u: float
+    state_f: np.ndarray
+    state_i: np.ndarray
     step: np.ndarray
-    t: float = 0.0
-    scripted: int = 0
-    poisson: float = np.inf
-    at_start: bool = True
-    jumps: np.ndarray = field(default_factory=lambda: np.empty((JUMP_BUFFER, 2)))
-
-    @property
-    def j(self) -> float:
-        return self.two_j / 2
-
-    @property
-    def key(self) -> int:
-        return self.two_j
-
-    def advance_through(self, times: np.ndarray, first: int, last: int):
-        """No-jump evolution through times[first:last] with the cavity's jumps on the way
-        (``advance``): (k, jumped, None, the observables at times[first:k]); jumped: a spin
-        channel's jump is due at t.  A trajectory's first stretch from a pure initial state
-        follows the setup's shared path (``HybridSetup.shared_path``), with its observables, up
-        to the path's last checkpoint before its own jump: the same bits as its own steps."""
-        at_start, self.at_start = self.at_start, False
-        shared = self.setup.stretch_end(0)
-        if at_start and first == 0 and last >= shared and times is self.setup.schedule[0] \
-                and self.setup.shared_path() is not None:
-            path, values = self.setup.shared_path()
-            start = path.checkpoint(self.u)
-            if start is None:
-                self.t, self.x, self.step = path.end()
-                if not self.setup.measured[shared - 1]:
-                    return shared, False, None, values
-                start = shared - 1, self.x, self.t, self.step  # its end: a measurement
-            k, self.x, self.t, self.step = start
-            k_new, jumped, own = self.advance(times, k, last)
-            return k_new, jumped, None, np.concatenate((values[:k - first], own))
-        k, jumped, values = self.advance(times, first, last)
-        return k, jumped, None, values
-
-    def advance(self, times: np.ndarray, first: int, last: int):
-        """(k, jumped, the observables at times[first:k]) of ``cavity_jumps.advance``, its
-        jumps appended to events, the outcomes of its measurements to ``readouts`` (samples and
-        measurements only on the setup's schedule)."""
-        stops, measured, _, is_sample = self.setup.schedule
-        on_schedule = times is stops
-        sampled = is_sample if on_schedule else np.zeros(times.size, bool)
-        is_measured = self.setup.measured if on_schedule else sampled
-        names, lower, upper = cavity_factors(self.setup.cavity)
-        values = np.zeros((last - first, len(COLUMNS) - 2))
-        bands = observable_bands(self.two_j, self.setup.cavity)
-        generator, (meas_stream, outcomes, outcome_N) = self.block.generator, self.readouts
-        k, outcome = first, cavity_jumps.FULL
-        while outcome == cavity_jumps.FULL:
-            made = int(np.searchsorted(measured, k)) if on_schedule else 0
-            readout = (*self.setup.readout(self.two_j), meas_stream, outcomes[made:])
-            k, self.t, self.u, outcome, count = cavity_jumps.advance(
-                generator.parts, generator.anorm, self.x, self.t, self.u, times, k,
-                last, self.step, self.rng, lower, upper, self.two_j + 1,
-                self.block.cavity_only, sampled, is_measured, readout, *bands,
-                values[k - first:], self.jumps)
-            self.events.extend((self.row, t, "jump", names[int(c)], self.N, self.two_j,
-                                self.two_j) for t, c in self.jumps[:count])
-            if on_schedule:
-                outcome_N[made:np.searchsorted(measured, k)] = self.N
-        return k, outcome == cavity_jumps.JUMPED, values[:k - first]
-
-    def psi(self) -> np.ndarray:
-        return self.x.reshape(self.block.shape)
-
-    def observables(self, two_j: int, psis: np.ndarray) -> np.ndarray:
-        return observables(psis, two_j, self.setup.cavity)
-
-    def event(self, t: float, loss: bool, is_scripted: bool) -> None:
-        """A jump (channel drawn with probability ||L_c psi||^2) or a loss (Kraus operator drawn
-        likewise) at t, appended to events; the state renormalised, u redrawn."""
-        self.t = t
-        psi, before = self.psi(), self.two_j
-        if loss:
-            phis = [psi @ K.T for _, _, K in self.block.losses]
-            c = pick([np.vdot(phi, phi).real for phi in phis], self.rng)
-            name, self.two_j = self.block.losses[c][:2]
-            self.N -= 1
-            self.scripted += is_scripted
-            if not is_scripted:
-                self.poisson = next_poisson_loss(self.t, self.setup.loss_rate, self.N, self.rng)
-        else:
-            phis = [F @ psi if S is None else psi @ S.T for _, _, F, S in self.block.channels]
-            c = pick([np.vdot(phi, phi).real for phi in phis], self.rng)
-            name, self.two_j = self.block.channels[c][:2]
-        self.events.append((self.row, self.t, "loss" if loss else "jump", name, self.N,
-                            self.two_j, before))
-        self.block = self.setup.block(self.N, self.two_j)
-        self.set_state(phis[c])
-
-    def set_state(self, psi: np.ndarray) -> None:
-        """psi[n, k] normalised, and a fresh no-jump threshold u."""
-        self.x = (psi / np.linalg.norm(psi)).astype(complex).ravel()
-        self.u = _uniform(self.rng)
+    rng: np.ndarray
 
 
 def _start(setup: HybridSetup, rng: np.ndarray) -> _Trajectory:
@@ -428,11 +385,56 @@ def _start(setup: HybridSetup, rng: np.ndarray) -> _Trajectory:
     reservoir's squeezed vacuum, its no-jump threshold and first Poisson loss."""
     N = setup.point["model"]["N"]
     member = pick(list(setup.weights), rng) if setup.weights.size > 1 else 0
-    block = setup.block(N, setup.two_j)
-    tr = _Trajectory(setup, rng, N, setup.two_j, block, setup.initial_state(member),
-                     _uniform(rng), krylov.new_step(block.generator.anorm))
-    tr.poisson = next_poisson_loss(0.0, setup.loss_rate, N, rng)
-    return tr
+    anorm = setup.block(N, setup.two_j).generator.anorm
+    x = np.zeros((setup.cavity.n_max + 1) * (N + 1), complex)
+    start = setup.initial_state(member)
+    x[:start.size] = start
+    u = _uniform(rng)
+    poisson = next_poisson_loss(0.0, setup.loss_rate, N, rng)
+    return _Trajectory(x, np.array([0.0, u, poisson]), np.array([0, N, setup.two_j, 0, 0]),
+                       krylov.new_step(anorm), rng)
+
+
+def _drive(tr: _Trajectory, setup: HybridSetup, row: int, rng_meas: np.ndarray,
+           samples: np.ndarray, outcomes: np.ndarray, outcome_N: np.ndarray, events: list,
+           table: _Table) -> None:
+    """Run trajectory ``tr`` (``hybrid_loop.run``, building the blocks it asks for): samples,
+    outcomes and events (row, t, kind, channel, N, 2j after, 2j before) appended.  From a pure
+    initial state whose first loss comes after the first measurement (or the end), it follows
+    the setup's shared no-jump path (``HybridSetup.shared_path``) up to the path's last
+    checkpoint before its own jump: the same bits as its own steps."""
+    stops = setup.schedule[0]
+    shared = setup.stretch_end(0)
+    t_loss = min([tr.state_f[T_POISSON], *setup.script_times[:1]])
+    if t_loss > stops[shared - 1] and setup.shared_path() is not None:
+        path, values = setup.shared_path()
+        start = path.checkpoint(tr.state_f[T_U])
+        if start is None:  # no jump on it: its end, then the measurement there (if one)
+            t, x, tr.step = path.end()
+            k = shared - 1 if setup.loop_arguments[0][3][shared - 1] else shared
+        else:
+            k, x, t, tr.step = start
+        tr.x[:x.size], tr.state_f[T_TIME], tr.state_i[S_STOP] = x, t, k
+        taken = setup.schedule[3][:k]
+        rows = setup.schedule[2][:k][taken]
+        samples[rows, 0], samples[rows, 1], samples[rows, 2:] = \
+            tr.state_i[S_N], setup.two_j / 2, values[:k][taken]
+    names = cavity_factors(setup.cavity)[0]
+    outcomes = outcomes.reshape(-1, setup.instrument.per_time if setup.instrument else 1)
+    buffer = np.empty((EVENT_BUFFER, 5))
+    while True:
+        outcome, count = hybrid_loop.run(table.table, table.where, *setup.loop_arguments,
+                                         tr.x, tr.state_f, tr.state_i, tr.step, tr.rng,
+                                         rng_meas, outcomes, outcome_N, samples, buffer)
+        for t, code, N, two_j, before in buffer[:count]:
+            code = int(code)
+            channel = names[code] if code < SPIN_CODE else SPIN_CHANNELS[code - SPIN_CODE]
+            events.append((row, t, "loss" if channel.startswith("lost") else "jump", channel,
+                           int(N), int(two_j), int(before)))
+        if outcome == hybrid_loop.DONE:
+            return
+        if outcome == hybrid_loop.NEED_BLOCK:
+            table.add(int(tr.state_i[S_N]), int(tr.state_i[S_TWO_J]))
 
 
 def hybrid_sizes(point: dict) -> tuple[int, int]:
@@ -487,8 +489,8 @@ def _hybrid_seconds(point: dict) -> tuple[float, float]:
     (``driven.one_sector``), and in its window (``window_fraction``); each stop
     (sample or measurement) expands the state, HYBRID_S_PER_ENTRY per entry; each measurement
     rotates the spin factor to the S_y basis and back (HYBRID_S_PER_READOUT_MAC per
-    multiply-add) and each event costs HYBRID_EVENT_S of Python.  Events: the jumps (``_hybrid_events``) and the
-    losses, at a steady rate.  From a pure initial state the first stretch (to the first
+    multiply-add) and each event costs HYBRID_EVENT_S.  Events: the jumps (``_hybrid_events``)
+    and the losses, at a steady rate.  From a pure initial state the first stretch (to the first
     measurement or scripted loss) is stepped once per process (``HybridSetup.shared_path``)
     and each trajectory steps only what follows its first event there.  Set-up: each block's
     generator, O(nnz), and that shared stretch."""
