@@ -141,32 +141,38 @@ def reach_row(N: int, n_max: int, n_traj: int) -> str:
             f"{built:.3g} | {peak:.0f} |")
 
 
-#: Points for the cost model (``trajsim validate``): (label, changes to ``scenario``), and the
-#: shipped hybrid scenario.
-ESTIMATED = (("N = 4", {"N": 4}), ("N = 20", {"N": 20}), ("N = 100", {"N": 100}),
-             ("N = 200", {"N": 200}), ("N = 200, n_max = 60", {"N": 200, "n_max": 60}),
-             ("N = 1000, n_max = 20", {"N": 1000, "n_max": 20}),
-             ("N = 20, weak S_y every 0.5/kappa", {"N": 20, "weak": True}),
-             ("N = 100, weak S_y every 0.5/kappa", {"N": 100, "weak": True}),
-             ("N = 20, from a coherent spin state", {"N": 20, "css": True}))
+#: Points for the cost model (``trajsim validate``): (label, N, n_max, changes to ``scenario``:
+#: model keys, other sections), and the shipped hybrid scenario.
+WEAK = {"measurement": {"kind": "weak", "sigma": 2.0, "period": 0.5}}
+ESTIMATED = (("N = 4", 4, 10, {}), ("N = 20", 20, 10, {}), ("N = 100", 100, 10, {}),
+             ("N = 200", 200, 10, {}), ("N = 200, n_max = 60", 200, 60, {}),
+             ("N = 1000, n_max = 20", 1000, 20, {}),
+             ("N = 20, weak S_y every 0.5/kappa", 20, 10, WEAK),
+             ("N = 100, weak S_y every 0.5/kappa", 100, 10, WEAK),
+             ("N = 20, from a coherent spin state", 20, 10,
+              {"initial_state": {"kind": "css", "theta": 2.5}}),
+             ("N = 20, gamma_phi = 0.05, gamma_loss = 0.005", 20, 10,
+              {"model": {"gamma_phi": 0.05}, "loss": {"rate_per_spin": 0.005}}),
+             ("N = 100, gamma_phi = gamma_rel = 0.01, gamma_loss = 0.005, weak S_y every "
+              "2/kappa", 100, 10, {"model": {"gamma_phi": 0.01, "gamma_rel": 0.01},
+                                   "loss": {"rate_per_spin": 0.005},
+                                   "measurement": {"kind": "weak", "sigma": 2.0,
+                                                   "period": 2.0}}))
 
 
-def estimate_row(label: str, changes: dict | None, n_traj: int) -> str:
+def estimate_row(label: str, N: int | None, n_max: int | None, changes: dict,
+                 n_traj: int) -> str:
     """`trajsim validate`'s estimate (per trajectory, its set-up spread over n_traj) against a
-    one-thread run of n_traj trajectories, set-up included."""
-    if changes is None:
+    one-thread run of n_traj trajectories, set-up included (N None: the shipped scenario)."""
+    if N is None:
         with open("scenarios/hybrid_parity_sensing.yaml") as file:
             raw = yaml.safe_load(file)
         raw["run"] = {**raw["run"], "trajectories": n_traj, "unit_size": n_traj}
-        point = load(raw).points[0]
     else:
-        changes = dict(changes)
-        raw = scenario(changes.pop("N"), changes.pop("n_max", 10), n_traj)
-        if changes.pop("weak", False):
-            raw["measurement"] = {"kind": "weak", "sigma": 2.0, "period": 0.5}
-        if changes.pop("css", False):
-            raw["initial_state"] = {"kind": "css", "theta": 2.5}
-        point = load(raw).points[0]
+        raw = scenario(N, n_max, n_traj)
+        raw["model"] |= changes.get("model", {})
+        raw |= {key: value for key, value in changes.items() if key != "model"}
+    point = load(raw).points[0]
     per_trajectory, setup = HYBRID.seconds(point)
     estimate = per_trajectory + setup / n_traj
     warm_up()
@@ -192,9 +198,10 @@ def main() -> None:
     if args.estimates:
         print("| point | estimate s/trajectory | measured | measured / estimate |")
         print("|---|---|---|---|")
-        for label, changes in (*ESTIMATED, ("scenarios/hybrid_parity_sensing.yaml", None)):
+        for label, N, n_max, changes in (*ESTIMATED, ("scenarios/hybrid_parity_sensing.yaml",
+                                                      None, None, {})):
             count = 40 if "1000" in label or "60" in label else 100
-            print(estimate_row(label, changes, count), flush=True)
+            print(estimate_row(label, N, n_max, changes, count), flush=True)
         return
     print(f"# {platform.processor() or platform.machine()}, {datetime.date.today()}")
     print("| N | n_max | trajsim s/trajectory | its set-up s | QuTiP mcsolve s/trajectory | "

@@ -1,7 +1,9 @@
-"""What the engines that keep a state vector in Python between compiled no-jump stretches share
-(the hybrid engine, the grouped engine): their blocks, their loss schedule, whether a state keeps
-to one parity sector (``one_sector``, for their cost models), the event loop of a trajectory and
-the unit around it.
+"""What the engines that keep a state vector share (the hybrid engine, the grouped engine):
+their blocks, whether a state keeps to one parity sector (``one_sector``, for their cost
+models) and the unit around their trajectories; and, for an engine that keeps its state in
+Python between compiled no-jump stretches (the grouped engine; the hybrid engine's whole
+event loop is compiled, ``compiled.hybrid_loop``), the loss schedule and the event loop of a
+trajectory (``drive``).
 
 A trajectory object (``Trajectory``'s subclasses) knows its physics:
 

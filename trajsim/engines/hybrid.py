@@ -65,15 +65,20 @@ MAX_TRAJECTORY_S = 86400.0
 #: AMD EPYC, 2026-12-04): time reached by one Krylov step per unit of ``hybrid_norm`` (m = 12,
 #: TOL = 1e-10: 16-25 over N = 4-1000, n_max = 8-60; 16.6-21 on 2026-12-05 counting the steps
 #: made again in a larger window; a step's cost is ``krylov.step_seconds``), seconds per state
-#: entry at a stop, of Python per event (a jump or a loss), per multiply-add of an S_y
+#: entry at a stop, per event (a jump or a loss: its channels' weights, in compiled code since
+#: 2026-12-05; 2e-4 s of Python before), per multiply-add of an S_y
 #: measurement (``readout.measure_spins``: 2 (n_max + 1) (N + 1)^2 of them; 0.8-1.4 ns
-#: measured, 2026-12-05) and per block built and non-zero built.
+#: measured, 2026-12-05) and per block built and non-zero built (2.3 ms at N = 20, 3.8 ms at
+#: N = 100 with its loss Kraus operators, 2026-12-05).
 HYBRID_REACH = 16.0
 HYBRID_S_PER_ENTRY = 1.5e-8
-HYBRID_EVENT_S = 2e-4
+HYBRID_EVENT_S = 1e-5
+#: Python per trajectory (its random streams, its start and the calls of the compiled loop:
+#: 0.15 ms measured at N = 4, 2026-12-05).
+HYBRID_TRAJECTORY_S = 1.5e-4
 HYBRID_S_PER_READOUT_MAC = 1e-9
-HYBRID_BLOCK_S = 4e-3
-HYBRID_S_PER_NNZ_BUILD = 5e-7
+HYBRID_BLOCK_S = 2e-3
+HYBRID_S_PER_NNZ_BUILD = 3.5e-7
 
 #: Events (jumps, losses) the compiled loop records before it returns to Python.
 EVENT_BUFFER = 64
@@ -489,11 +494,14 @@ def _hybrid_seconds(point: dict) -> tuple[float, float]:
     (``driven.one_sector``), and in its window (``window_fraction``); each stop
     (sample or measurement) expands the state, HYBRID_S_PER_ENTRY per entry; each measurement
     rotates the spin factor to the S_y basis and back (HYBRID_S_PER_READOUT_MAC per
-    multiply-add) and each event costs HYBRID_EVENT_S.  Events: the jumps (``_hybrid_events``)
+    multiply-add), each event costs HYBRID_EVENT_S and each trajectory HYBRID_TRAJECTORY_S of
+    Python.  Events: the jumps (``_hybrid_events``)
     and the losses, at a steady rate.  From a pure initial state the first stretch (to the first
     measurement or scripted loss) is stepped once per process (``HybridSetup.shared_path``)
     and each trajectory steps only what follows its first event there.  Set-up: each block's
-    generator, O(nnz), and that shared stretch."""
+    generator, O(nnz), and that shared stretch; the blocks: those of the N left after the
+    losses (their mean + 3 SD) times the j that the local jumps reach (about the square root
+    of their number: 5-6 j per N measured at N = 20 and 100, 2026-12-05)."""
     m, t_end = point["model"], point["time"]["t_end"]
     d, nnz = hybrid_sizes(point)
     stops, measured = stop_times(point).size, measurement_times(point)
@@ -510,11 +518,12 @@ def _hybrid_seconds(point: dict) -> tuple[float, float]:
                                      * np.array([d, nnz])))
     steps = stepped * t_end * hybrid_norm(point) / HYBRID_REACH + measurements + events / 2
     readout = 2.0 * (m["n_max"] + 1) * (m["N"] + 1) ** 2 * HYBRID_S_PER_READOUT_MAC
-    per_trajectory = (steps * per_step + stepped * stops * d * HYBRID_S_PER_ENTRY
+    per_trajectory = (HYBRID_TRAJECTORY_S + steps * per_step
+                      + stepped * stops * d * HYBRID_S_PER_ENTRY
                       + measurements * readout + events * HYBRID_EVENT_S)
     blocks = 1 + min(m["N"], math.ceil(losses + 3 * math.sqrt(losses)))
-    if m["gamma_phi"] or m["gamma_rel"]:
-        blocks *= 1 + m["N"] // 2  # every j
+    local = m["N"] * (m["gamma_phi"] / 2 + m["gamma_rel"]) * t_end  # local jumps, at most
+    blocks *= min(1 + m["N"] // 2, 1 + math.ceil(math.sqrt(local)))  # the j they reach
     path = shared * hybrid_norm(point) / HYBRID_REACH * per_step + stops * d * HYBRID_S_PER_ENTRY
     return per_trajectory, blocks * (HYBRID_BLOCK_S + nnz * HYBRID_S_PER_NNZ_BUILD) + path
 
