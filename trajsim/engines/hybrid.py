@@ -31,7 +31,6 @@ import threading
 from dataclasses import dataclass, field
 from functools import cache, cached_property, partial
 
-import numba as nb
 import numpy as np
 import scipy.sparse as sp
 
@@ -95,7 +94,7 @@ class HybridBlock:
     """Block (N, j): A = -i H_eff on psi.ravel() (index n (2j+1) + k; ``krylov.Generator``,
     with its two parity sectors n + k even and odd, which H_eff never mixes), its jump
     channels and (if ``lossy``) its loss Kraus operators, and the block as the compiled event
-    loop takes it (``packed``).
+    loop takes it (``packed``; the S_y basis if ``measured``).
 
     ``channels``: (name, 2j after, Fock factor or None, spin factor or None: one of the two),
     sqrt(rate) folded in."""
@@ -107,6 +106,7 @@ class HybridBlock:
     channels: list
     cavity: hybrid.Cavity
     lossy: bool = False
+    measured: bool = False
 
     @property
     def nbytes(self) -> int:
@@ -125,13 +125,14 @@ class HybridBlock:
         """``hybrid_loop``'s block: (parts, anorm, spin channels, losses, B, used_b, U, my),
         the channels and losses as sparse spin factors with their event codes (``SPIN_CODE``)
         (no losses unless ``lossy``), B and used_b the spin observables' bands
-        (``observable_bands``), U and my the S_y basis of j (``instruments._sy_basis``)."""
+        (``observable_bands``), U and my the S_y basis of j (``instruments._sy_basis``; empty
+        unless ``measured``)."""
         spins = [(name, after, S) for name, after, _, S in self.channels if S is not None]
         losses = self.losses if self.lossy else []
         B, _, used_b, _ = observable_bands(self.two_j, self.cavity)
-        my, U = _sy_basis(self.two_j)
+        my, U = _sy_basis(self.two_j) if self.measured else (np.zeros(0), np.zeros((0, 0)))
         return (self.generator.parts, self.generator.anorm, _sparse(spins, self.two_j),
-                _sparse(losses, self.two_j), B, used_b, np.ascontiguousarray(U),
+                _sparse(losses, self.two_j), B, used_b, np.ascontiguousarray(U, complex),
                 np.ascontiguousarray(my, float))
 
     @property
@@ -165,13 +166,13 @@ def generator(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates):
     return hybrid.no_jump_generator(N, two_j, cavity, rates), channels
 
 
-def build_block(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates,
-                lossy: bool = False) -> HybridBlock:
+def build_block(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates, lossy: bool = False,
+                measured: bool = False) -> HybridBlock:
     """Block (N, j): its generator and parity sectors, and channels."""
     A, channels = generator(N, two_j, cavity, rates)
     n, k = np.divmod(np.arange(A.shape[0]), two_j + 1)
     return HybridBlock(N, two_j, cavity.n_max + 1, krylov.Generator.of(A, (n + k) % 2, key=k),
-                       channels, cavity, lossy)
+                       channels, cavity, lossy, measured)
 
 
 @dataclass
@@ -191,7 +192,9 @@ class HybridSetup(PointSetup):
 
     def __post_init__(self):
         lossy = self.loss_rate > 0 or self.script_times.size > 0
-        self.blocks = Blocks(lambda key: build_block(*key, self.cavity, self.rates, lossy))
+        measured = self.instrument is not None
+        self.blocks = Blocks(lambda key: build_block(*key, self.cavity, self.rates, lossy,
+                                                     measured))
         self.vacuum = hybrid.reservoir_vacuum(self.cavity)
 
     def block(self, N: int, two_j: int) -> HybridBlock:
@@ -365,10 +368,11 @@ class _Table:
         """Put block (N, j) in the table."""
         block = self.setup.block(N, two_j)
         if self.table is None or self.nbytes + block.nbytes > self.setup.blocks.budget:
-            self.table, self.nbytes = nb.typed.List(), 0
+            self.table, self.nbytes = hybrid_loop.new_table(block.packed), 0
             self.where[:] = -1
-        self.where[N, two_j] = len(self.table)
-        self.table.append(block.packed)
+            self.where[N, two_j] = 0
+        else:
+            self.where[N, two_j] = hybrid_loop.add_block(self.table, block.packed)
         self.nbytes += block.nbytes
 
 
