@@ -530,7 +530,8 @@ def test_the_compiled_jump_is_the_python_one(rates):
 
 
 def test_the_compiled_loss_is_the_python_one():
-    """``hybrid_loop._lose`` draws one of block (N, j)'s loss Kraus operators 1 ⊗ K
+    """``hybrid_loop.jump`` without the cavity's channels draws one of block (N, j)'s loss
+    Kraus operators 1 ⊗ K
     (``HybridBlock.losses``: j -+ 1/2, a spin down or up lost) with probability
     ||(1 ⊗ K) psi||^2 over their sum, as ``engines.pick`` does from the same stream, and leaves
     (1 ⊗ K) psi normalised in the block of N - 1 spins."""
@@ -548,7 +549,9 @@ def test_the_compiled_loss_is_the_python_one():
         python = stream.copy()
         c = pick([np.vdot(phi, phi).real for phi in phis], python)
         x = np.zeros(6 * 5, complex)
-        code, two_j = hybrid_loop._lose(psi.ravel().copy(), 3, 6, block.packed[3], x, stream)
+        none = np.zeros((0, 6))
+        code, two_j = hybrid_loop.jump(psi.ravel().copy(), 3, none, none, block.packed[3], x,
+                                       stream)
         assert (SPIN_CHANNELS[code - SPIN_CODE], two_j) == block.losses[c][:2]
         assert np.array_equal(stream, python)
         expected = (phis[c] / np.linalg.norm(phis[c])).ravel()

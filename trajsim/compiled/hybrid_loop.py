@@ -93,7 +93,8 @@ def _spin_apply(x, spins, operators, c, out):
 def jump(x, spins, lower, upper, channels, buffer, stream):
     """Apply J_c (module docstring) to the state x[:fock spins] of buffer, c drawn with
     probability ||J_c psi||^2 over their sum, normalised; returns (c's code, 2j after)
-    (cavity channel c has code c)."""
+    (cavity channel c has code c).  A loss is a jump without the cavity's channels (lower and
+    upper without rows), the block's losses for channels."""
     cavity, fock = lower.shape[0], lower.shape[1]
     size = x.size
     phis = np.zeros((cavity + channels[0].size, fock * (spins + 2)), np.complex128)
@@ -111,21 +112,6 @@ def jump(x, spins, lower, upper, channels, buffer, stream):
         code, two_j = channels[0][c - cavity], channels[1][c - cavity]
     _normalised(phis[c, :fock * (two_j + 1)], weights[c], buffer)
     return code, two_j
-
-
-@nb.njit(cache=True, nogil=True)
-def _lose(x, spins, fock, losses, buffer, stream):
-    """Apply one of the loss Kraus operators 1 ⊗ K (drawn with probability ||(1 ⊗ K) psi||^2
-    over their sum) to the state x of buffer, normalised; returns (its code, 2j after)."""
-    codes, after = losses[0], losses[1]
-    phis = np.zeros((codes.size, fock * (spins + 1)), np.complex128)  # 2j after <= 2j + 1
-    weights = np.empty(codes.size)
-    for c in range(codes.size):
-        _spin_apply(x, spins, losses, c, phis[c])
-        weights[c] = _norm2(phis[c, :fock * (after[c] + 1)])
-    c = pick(weights, stream)
-    _normalised(phis[c, :fock * (after[c] + 1)], weights[c], buffer)
-    return codes[c], after[c]
 
 
 @nb.njit(cache=True, nogil=True)
@@ -237,7 +223,7 @@ def run(table, where, schedule, cavity, losses, readout, x, state_f, state_i, st
                                          outcomes, outcome_N, made, samples)
             if not jumped:
                 before = two_j
-                code, two_j = _lose(state, spins, fock, block[3], x, stream)
+                code, two_j = jump(state, spins, lower[:0], upper[:0], block[3], x, stream)
                 N -= 1
                 if is_scripted:
                     scripted += 1
