@@ -210,11 +210,11 @@ class HybridSetup(PointSetup):
     def loop_arguments(self) -> tuple:
         """(schedule, cavity, losses, readout) of ``hybrid_loop.run``."""
         stops, measured, sample_of, is_sample = self.schedule
+        is_measured = np.isin(np.arange(stops.size), measured)
         lower, upper = cavity_factors(self.cavity)[1:]
         _, C, _, used_c = observable_bands(self.two_j, self.cavity)
         instrument = self.instrument
-        return ((stops, is_sample, sample_of.astype(np.int64), np.isin(np.arange(stops.size),
-                                                                       measured)),
+        return ((stops, is_sample, sample_of.astype(np.int64), is_measured),
                 (lower, upper, C, used_c), (self.script_times, self.loss_rate),
                 (instrument.kind if instrument else NO_INSTRUMENT,
                  float(instrument.sigma) if instrument else 0.0))
@@ -361,7 +361,7 @@ class _Table:
     def __init__(self, setup: HybridSetup):
         self.setup = setup
         N = setup.point["model"]["N"]
-        self.where = np.full((N + 1, N + 2), -1, np.int64)
+        self.where = np.full((N + 1, N + 1), -1, np.int64)
         self.table, self.nbytes = None, 0
 
     def add(self, N: int, two_j: int) -> None:
@@ -412,7 +412,7 @@ def _drive(tr: _Trajectory, setup: HybridSetup, row: int, rng_meas: np.ndarray,
     initial state whose first loss comes after the first measurement (or the end), it follows
     the setup's shared no-jump path (``HybridSetup.shared_path``) up to the path's last
     checkpoint before its own jump: the same bits as its own steps."""
-    stops = setup.schedule[0]
+    (stops, is_sample, sample_of, is_measured), *_ = setup.loop_arguments
     shared = setup.stretch_end(0)
     t_loss = min([tr.state_f[T_POISSON], *setup.script_times[:1]])
     if t_loss > stops[shared - 1] and setup.shared_path() is not None:
@@ -420,14 +420,13 @@ def _drive(tr: _Trajectory, setup: HybridSetup, row: int, rng_meas: np.ndarray,
         start = path.checkpoint(tr.state_f[T_U])
         if start is None:  # no jump on it: its end, then the measurement there (if one)
             t, x, tr.step = path.end()
-            k = shared - 1 if setup.loop_arguments[0][3][shared - 1] else shared
+            k = shared - 1 if is_measured[shared - 1] else shared
         else:
             k, x, t, tr.step = start
         tr.x[:x.size], tr.state_f[T_TIME], tr.state_i[S_STOP] = x, t, k
-        taken = setup.schedule[3][:k]
-        rows = setup.schedule[2][:k][taken]
+        rows = sample_of[:k][is_sample[:k]]
         samples[rows, 0], samples[rows, 1], samples[rows, 2:] = \
-            tr.state_i[S_N], setup.two_j / 2, values[:k][taken]
+            tr.state_i[S_N], setup.two_j / 2, values[:k][is_sample[:k]]
     names = cavity_factors(setup.cavity)[0]
     outcomes = outcomes.reshape(-1, setup.instrument.per_time if setup.instrument else 1)
     buffer = np.empty((EVENT_BUFFER, 5))
