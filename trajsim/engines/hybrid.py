@@ -72,8 +72,9 @@ MAX_TRAJECTORY_S = 86400.0
 HYBRID_REACH = 16.0
 HYBRID_S_PER_ENTRY = 1.5e-8
 HYBRID_EVENT_S = 1e-5
-#: Python per trajectory (its random streams, its start and the calls of the compiled loop:
-#: 0.15 ms measured at N = 4, 2026-12-05).
+#: A trajectory's cost besides its steps, stops and events: its random streams, start and
+#: calls of the compiled loop (0.06 ms of Python at N = 4-100) and the loop's own allocations;
+#: fitted where it dominates, N = 4 (2026-12-05).
 HYBRID_TRAJECTORY_S = 1.5e-4
 HYBRID_S_PER_READOUT_MAC = 1e-9
 HYBRID_BLOCK_S = 2e-3
@@ -497,8 +498,8 @@ def _hybrid_seconds(point: dict) -> tuple[float, float]:
     (``driven.one_sector``), and in its window (``window_fraction``); each stop
     (sample or measurement) expands the state, HYBRID_S_PER_ENTRY per entry; each measurement
     rotates the spin factor to the S_y basis and back (HYBRID_S_PER_READOUT_MAC per
-    multiply-add), each event costs HYBRID_EVENT_S and each trajectory HYBRID_TRAJECTORY_S of
-    Python.  Events: the jumps (``_hybrid_events``)
+    multiply-add), each event costs HYBRID_EVENT_S and each trajectory HYBRID_TRAJECTORY_S
+    more.  Events: the jumps (``_hybrid_events``)
     and the losses, at a steady rate.  From a pure initial state the first stretch (to the first
     measurement or scripted loss) is stepped once per process (``HybridSetup.shared_path``)
     and each trajectory steps only what follows its first event there.  Set-up: each block's
