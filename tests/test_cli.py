@@ -235,15 +235,16 @@ def test_second_run_does_not_recompile(small_run, tmp_path):
 
     def process(out):
         code = f"""
-import sys
+import importlib, pkgutil, sys
 from numba.typed import typedlist
+import trajsim.compiled
 from trajsim import runner, scenario
-from trajsim.compiled import hybrid_loop, kernels, streams, trajectories
 runner.run(scenario.load({str(scenario)!r}), {str(out / 'spin')!r}, threads=1)
 runner.run(scenario.load({hybrid!r}), {str(out / 'hybrid')!r}, threads=1)
-compiled = [f for module in (kernels, streams, trajectories, hybrid_loop)
-            for f in vars(module).values() if hasattr(f, 'stats')]
-assert len(compiled) > 20, len(compiled)  # the check below looks at the kernels
+modules = [importlib.import_module('trajsim.compiled.' + m.name)
+           for m in pkgutil.iter_modules(trajsim.compiled.__path__)]
+compiled = [f for module in modules for f in vars(module).values() if hasattr(f, 'stats')]
+assert len(compiled) > 60, len(compiled)  # the check below looks at every kernel
 misses = {{f.__name__: dict(f.stats.cache_misses) for f in compiled if f.stats.cache_misses}}
 lists = {{name: f.signatures for name, f in vars(typedlist).items()
          if isinstance(getattr(f, 'signatures', None), list) and f.signatures}}
