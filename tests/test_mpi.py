@@ -268,15 +268,25 @@ def _rank_pid(out: Path, rank: int) -> int | None:
     return None
 
 
-def _wait_until_rank_1_holds_a_unit(out: Path, timeout: float = 60.0) -> None:
-    """Return once the last unit handed to rank 1 (units/handout.log) has no commit record."""
+def _rank_1_holds_a_unit(out: Path) -> bool:
+    """Whether the last unit handed to rank 1 (units/handout.log) has no commit record."""
+    lines = (out / "units" / "handout.log").read_text().splitlines()
+    mine = [line.split() for line in lines if line.endswith(" rank 1")]
+    return bool(mine) and not (out / "units" / f"p{int(mine[-1][0]):05d}-u{int(mine[-1][1]):06d}"
+                                                ".json").exists()
+
+
+def _stop_rank_1_holding_a_unit(out: Path, pid: int, timeout: float = 60.0) -> None:
+    """Stop rank 1 (SIGSTOP) at a moment it holds an unfinished unit: checked after the stop,
+    so that it cannot commit the unit between the check and the kill that follows (it did,
+    once in a CI run: the resume then named no unit of rank 1)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        lines = (out / "units" / "handout.log").read_text().splitlines()
-        mine = [line.split() for line in lines if line.endswith(" rank 1")]
-        if mine and not (out / "units" / f"p{int(mine[-1][0]):05d}-u{int(mine[-1][1]):06d}"
-                                          ".json").exists():
-            return
+        if _rank_1_holds_a_unit(out):
+            os.kill(pid, signal.SIGSTOP)
+            if _rank_1_holds_a_unit(out):
+                return
+            os.kill(pid, signal.SIGCONT)
         time.sleep(0.005)
     raise AssertionError("rank 1 never held an unfinished unit")
 
@@ -291,7 +301,7 @@ def test_a_rank_killed_by_a_signal_is_named_on_resume(tmp_path):
     job = start_and_wait(scenario, out, "*.json", 6)
     pid = _rank_pid(out, 1)
     assert pid is not None
-    _wait_until_rank_1_holds_a_unit(out)  # not between two units: the resume must name it
+    _stop_rank_1_holding_a_unit(out, pid)  # not between two units: the resume must name it
     os.kill(pid, signal.SIGKILL)
     assert job.wait(timeout=60) != 0
     res = subprocess.run(trajsim_cmd("run", scenario, "--out", out, "--resume"),
