@@ -18,7 +18,7 @@ import math
 import numba as nb
 import numpy as np
 
-from .kernels import FAST
+from .factors import on_factor
 from .krylov import _norm2
 from .layout import COPIES, PROJECTIVE
 from .streams import _gaussian, _uniform
@@ -43,33 +43,26 @@ def sy_kraus(probabilities, my, kind, sigma, stream, out):
     return np.exp(-((out[0] - my) ** 2) / (4.0 * sigma * sigma))
 
 
-@nb.njit(cache=True, nogil=True, fastmath=FAST)
+@nb.njit(cache=True, nogil=True)
 def measure_spins(x, U, my, kind, sigma, stream, out):
     """One S_y measurement (module docstring) on the spin factor of x = psi.ravel(),
-    psi[n, k] on Fock ⊗ V_j (U: (2j+1) x (2j+1)), in place; x normalised after it (copies too)."""
+    psi[n, k] on Fock ⊗ V_j (U: (2j+1) x (2j+1)), in place; x normalised after it (copies too).
+    The rotations are ``factors.on_factor`` on the last factor."""
     spins = U.shape[0]
     fock = x.size // spins
-    Uc = np.conj(U)
-    psi_y = np.zeros((fock, spins), np.complex128)  # <n, m_y|psi>
+    psi_y = np.empty_like(x)  # <n, m_y|psi>
+    on_factor(np.ascontiguousarray(np.conj(U).T), x, fock, 1, psi_y)
     probabilities = np.zeros(spins)
     for n in range(fock):
-        row = psi_y[n]
-        for k in range(spins):
-            value = x[n * spins + k]
-            for m in range(spins):
-                row[m] += Uc[k, m] * value
         for m in range(spins):
-            probabilities[m] += row[m].real * row[m].real + row[m].imag * row[m].imag
+            value = psi_y[n * spins + m]
+            probabilities[m] += value.real * value.real + value.imag * value.imag
     a = sy_kraus(probabilities, my, kind, sigma, stream, out)
     if a.size:
-        UT = np.ascontiguousarray(U.T)
-        x[:] = 0.0
         for n in range(fock):
-            out_row = x[n * spins:(n + 1) * spins]
             for m in range(spins):
-                value = a[m] * psi_y[n, m]
-                for k in range(spins):
-                    out_row[k] += UT[m, k] * value
+                psi_y[n * spins + m] *= a[m]
+        on_factor(U, psi_y, fock, 1, x)
     scale = 1.0 / math.sqrt(_norm2(x))
     for i in range(x.size):
         x[i] *= scale

@@ -102,7 +102,6 @@ class HybridBlock:
 
     N: int
     two_j: int
-    fock: int
     generator: krylov.Generator
     channels: list
     cavity: hybrid.Cavity
@@ -138,7 +137,7 @@ class HybridBlock:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.fock, self.two_j + 1
+        return self.cavity.n_max + 1, self.two_j + 1
 
 
 def _sparse(operators: list, two_j: int) -> tuple:
@@ -172,8 +171,8 @@ def build_block(N: int, two_j: int, cavity: hybrid.Cavity, rates: Rates, lossy: 
     """Block (N, j): its generator and parity sectors, and channels."""
     A, channels = generator(N, two_j, cavity, rates)
     n, k = np.divmod(np.arange(A.shape[0]), two_j + 1)
-    return HybridBlock(N, two_j, cavity.n_max + 1, krylov.Generator.of(A, (n + k) % 2, key=k),
-                       channels, cavity, lossy, measured)
+    return HybridBlock(N, two_j, krylov.Generator.of(A, (n + k) % 2, key=k), channels, cavity,
+                       lossy, measured)
 
 
 @dataclass
