@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 
 import trajsim
 from trajsim import cli
+from trajsim.compiled.streams import U_MIN
+from trajsim.engines import hybrid as hybrid_engine
 from trajsim.model import Rates, build_block
 from trajsim.scenario import MIN_SIGMA, ScenarioError
 from trajsim.squeezing import wineland_xi2
@@ -270,6 +272,24 @@ def test_a_sweep_over_classes_prints_its_values(tmp_path, capsys):
     assert any("[{" in line and "N: 3" in line for line in table)
 
 
+def test_a_hybrid_ensemble_far_faster_dephased_than_it_evolves(tmp_path):
+    """gamma_phi = 1e6 on a hybrid point: the shared no-jump path, whose norm decays at
+    ~gamma_phi, stepped on to a state that underflowed to zero and divided by its norm (a
+    ZeroDivisionError by t = 0.05); it now ends where every trajectory has jumped.  The
+    trajectories jump ~5 000 times by t = 0.01 (dephasing), and the all-down state they start
+    in stays there (a product of sigma_z eigenstates), but for the cavity's O(g^2 t^2)."""
+    model = {"kind": "hybrid", "N": 2, "r": 0.5, "g": 0.1, "gamma_phi": 1e6}
+    point = trajsim.load_scenario({"model": model, "time": {"t_end": 0.05}}).points[0]
+    path, _ = hybrid_engine.HYBRID.build(point).shared_path()
+    assert path.checkpoint(U_MIN) is not None  # every trajectory jumps on it
+    result = run_dict(tmp_path, {"model": model, "time": {"t_end": 0.01, "n_samples": 3},
+                                 "run": {"trajectories": 2}})
+    events = pd.read_parquet(tmp_path / "run" / "events.parquet")
+    assert set(events.channel) == {"dephasing"} and len(events) > 4000
+    assert np.allclose(result.summary.Sz_mean, -1.0, atol=1e-6)
+    assert_no_nan(result)
+
+
 # ---------------------------------------------------------------- end to end fuzz
 
 SMALL = st.sampled_from([0, 1e-300, 1e-3, 0.3, 1.0, 2.5, 5.0])
@@ -295,6 +315,7 @@ HYBRID = st.fixed_dictionaries({"kind": st.just("hybrid"), "N": st.integers(1, 4
                                          "kappa_sqz": st.sampled_from([1.0, 5.0]),
                                          "kappa_int": st.sampled_from([0.0, 0.5]),
                                          "Delta_c": st.sampled_from([0.0, 1.0]),
+                                         "gamma_phi": st.sampled_from([0.0, 0.3]),
                                          "cavity_basis": st.sampled_from(["fock",
                                                                           "reservoir"]),
                                          "n_max": st.sampled_from(["auto", 1, 6])})

@@ -189,6 +189,28 @@ def test_near_an_exceptional_point_in_a_large_sector():
         assert np.linalg.norm(X[i] - exact) < STEPS_BOUND * krylov.TOL * np.linalg.norm(x)
 
 
+@pytest.mark.parametrize("u", [krylov.U_MIN, 1e-9, 0.5])
+def test_a_path_ends_where_every_trajectory_has_jumped(u):
+    """A decay far faster than the stops (A = -c 1 - i H, as strong local dephasing adds to a
+    block: ||expm(A t) x||^2 = exp(-2 c t)) takes ||x||^2 below the least threshold U_MIN long
+    before the first stop: the path ends there (it stepped on to a state that underflows to
+    zero, then divided by its norm; a closed space's step ran over all of its span in
+    sub-steps of ||delta A|| <= 1/2), and every u jumps on it at ln(1/u) / (2 c)."""
+    c = 1e6
+    H = np.diag([0.0, 1.0, 2.0]) + 0.5 * (np.eye(3, k=1) + np.eye(3, k=-1))
+    generator = krylov.Generator.of(sp.csr_matrix(-c * np.eye(3) - 1j * H))
+    x0 = np.array([1.0, 0.0, 0.0], complex)
+    times = np.linspace(0.1, 10.0, 100)
+    path = krylov.NoJumpPath.of(generator, x0, 0.0, times, 0, times.size,
+                                krylov.new_step(generator.anorm))
+    assert path.X.shape[0] == 0 and path.levels.size < 10
+    k, x, t, step = path.checkpoint(u)
+    k, t, jumped, _ = generator.advance_through(x, t, u, times, k, times.size, step)
+    assert jumped and k == 0
+    assert t == pytest.approx(np.log(1 / u) / (2 * c), rel=1e-10)
+    assert np.vdot(x, x).real == pytest.approx(u, rel=1e-10)
+
+
 def test_a_state_that_is_not_finite_is_an_error_not_an_endless_loop():
     """NaN in the state: the step control gives up after MAX_REJECTIONS with an error."""
     block, _ = random_block(3)

@@ -35,6 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .kernels import FAST
+from .streams import U_MIN
 
 #: Estimated error of each step, relative to ||psi||: a trajectory of S steps is within S TOL.
 TOL = 1e-10
@@ -68,6 +69,8 @@ UNLIMITED = 2**62
 #: Most checkpoints a ``NoJumpPath`` keeps (a trajectory that jumps re-makes at most the
 #: path's steps / PATH_CHECKPOINTS * 2 steps before its own).
 PATH_CHECKPOINTS = 64
+#: Most sub-steps of a step (``_substeps``).
+MAX_SUBSTEPS = 4096
 #: A step rejected this many times in a row (each at least halves it) means that the state or
 #: the generator is not finite: an error rather than an endless loop.
 MAX_REJECTIONS = 60
@@ -208,23 +211,29 @@ def _exp_taylor(D):
 
 
 @nb.njit(cache=True)
-def _substeps(Hbar, p, h):
-    """z at the boundaries of the sub-steps of [0, h]: (Z[i] = z(i delta), i = 0 .. S, delta),
-    Z[i + 1] = E Z[i] with E = exp(delta Hbar) summed to degree SUB_DEGREE."""
+def _substeps(Hbar, p, q, h, floor):
+    """z at the boundaries of the sub-steps of [0, h]: (Z[i] = z(i delta), i = 0 .. S, delta,
+    S delta), Z[i + 1] = E Z[i] with E = exp(delta Hbar) summed to degree SUB_DEGREE.  The step
+    ends sooner, at the first boundary where ||Z[i, :q]||^2 < floor (every trajectory has
+    jumped by then), or after MAX_SUBSTEPS (a closed space's step, which could span any time)."""
     size = 0.0
-    for q in range(p):
-        column = 0.0
+    for column in range(p):
+        total = 0.0
         for i in range(p):
-            column += abs(Hbar[i, q])
-        size = max(size, column)
+            total += abs(Hbar[i, column])
+        size = max(size, total)
     count = max(1, int(math.ceil(h * size / SUB_NORM)))
+    if count > MAX_SUBSTEPS:
+        count, h = MAX_SUBSTEPS, MAX_SUBSTEPS * SUB_NORM / size
     delta = h / count
     E = _exp_taylor(Hbar[:p, :p] * delta)
     Z = np.zeros((count + 1, p), np.complex128)
     Z[0, 0] = 1.0
     for i in range(count):
         Z[i + 1] = np.dot(E, Z[i])
-    return Z, delta
+        if i + 1 < count and _norm2(Z[i + 1, :q]) < floor:
+            return Z[:i + 2], delta, (i + 1) * delta
+    return Z, delta, h
 
 
 @nb.njit(cache=True)
@@ -428,7 +437,7 @@ def advance_through(runs, data, anorm, layers, band, x, t, u, times, first, last
                 if rejected == MAX_REJECTIONS or not math.isfinite(beta):
                     raise FloatingPointError("krylov.advance_through: no step size meets TOL "
                                              "(a state or generator that is not finite)")
-                Z, delta = _substeps(Hbar, p, h)
+                Z, delta, h = _substeps(Hbar, p, q, h, U_MIN / (beta * beta))
                 if closed:
                     break
                 err, order = _error(Z[-1], m, beta, avnorm)
@@ -604,7 +613,8 @@ class NoJumpPath:
     path's states up to the last checkpoint (x, t, k, step at a step's start) before that step
     and goes on from there with ``advance_through``: the same bits as one call from x0.
     ``levels`` and ``betas`` per step; ``X`` the states at times[first:last]; ``end_state``
-    the (t, x, step) after the last stop."""
+    the (t, x, step) after the last stop.  A path whose ||x||^2 falls below U_MIN, the least
+    u, ends there (every trajectory jumps before: ``X`` then holds the stops before it)."""
 
     generator: Generator
     times: np.ndarray
@@ -633,6 +643,8 @@ class NoJumpPath:
             k = k_new
             levels.append(step[3])
             betas.append(step[2])
+            if _norm2(x) < U_MIN:  # every trajectory has jumped (its step ended here)
+                break
         X = np.concatenate(states) if states else np.zeros((0, x.size), complex)
         return cls(generator, times, first, last, np.array(levels), np.array(betas),
                    tuple(checkpoints), X, (t, x, step))

@@ -13,9 +13,13 @@ def _rotl(x, k):
     return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
 
 
+#: The least double ``_uniform`` draws.
+U_MIN = 2.0**-53
+
+
 @nb.njit(cache=True)
 def _uniform(s):
-    """xoshiro256** step; a double in (0, 1]."""
+    """xoshiro256** step; a double in [U_MIN, 1]."""
     result = _rotl(s[1] * np.uint64(5), 7) * np.uint64(9)
     t = s[1] << np.uint64(17)
     s[2] ^= s[0]
