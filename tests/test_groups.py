@@ -96,6 +96,25 @@ def test_the_steady_state_is_stationary_and_physical():
     assert np.linalg.eigvalsh((rho + rho.conj().T) / 2).min() > -1e-10
 
 
+@pytest.mark.parametrize("scale", [1e-300, 1e300])
+def test_the_steady_state_does_not_depend_on_the_unit_of_rate(scale):
+    """Gamma and the detunings scaled together leave the steady state as it is (the stationary
+    equations are scaled to entries of at most 1 before LU)."""
+    classes = (Group(4, 0.3), Group(3, -0.3))
+    scaled = (Group(4, 0.3 * scale), Group(3, -0.3 * scale))
+    np.testing.assert_allclose(grp.steady_state(scaled, Rates(Gamma=scale, r=1.0)),
+                               grp.steady_state(classes, Rates(Gamma=1.0, r=1.0)),
+                               rtol=0, atol=1e-12)
+
+
+def test_a_steady_state_that_is_not_unique_is_refused_at_a_tiny_rate():
+    """Identical classes have one steady state per block of total J: at Gamma = 1e-300 LU
+    returned infinities and the positivity check raised LinAlgError (a crash, exit 1) instead of
+    the refusal."""
+    with pytest.raises(ValueError, match="not unique"):
+        grp.steady_state((Group(2), Group(1)), Rates(Gamma=1e-300, r=0.5))
+
+
 def test_a_steady_state_that_is_not_unique_is_refused():
     """Unequal weights without detunings: Sigma has a 3-dimensional kernel (three dark states),
     and the solve's answer is not a density matrix."""

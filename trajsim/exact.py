@@ -357,8 +357,10 @@ def solve_with_trace(G: sp.spmatrix, diagonals: np.ndarray) -> np.ndarray:
     """x with G x = 0 and sum x[diagonals] = 1 (the trace): the first equation replaced by the
     trace, sparse LU.  Needs the vec entry 0 (rho[0, 0] of the first block) among the
     diagonals, which makes the system regular for a unique steady state; an exactly singular
-    one (several steady states) raises NotUnique."""
-    G = G.tolil()
+    one (several steady states) raises NotUnique.  G is scaled to entries of at most 1 first
+    (its kernel is the same): rates of 1e-300 made LU return infinities."""
+    scale = abs(G).max() if G.nnz else 0.0
+    G = (G / scale if scale > 0 else G).tolil()
     G[0, :] = 0.0
     G[0, diagonals] = 1.0
     rhs = np.zeros(G.shape[0], complex)
