@@ -153,6 +153,7 @@ ESTIMATED = (("N = 4", 4, 10, {}), ("N = 20", 20, 10, {}), ("N = 100", 100, 10, 
              ("N = 100, weak S_y every 0.5/kappa", 100, 10, WEAK),
              ("N = 20, from a coherent spin state", 20, 10,
               {"initial_state": {"kind": "css", "theta": 2.5}}),
+             ("N = 20, Delta_c = 2 kappa", 20, 10, {"model": {"Delta_c": 2.0}}),
              ("N = 20, gamma_phi = 0.05, gamma_loss = 0.005", 20, 10,
               {"model": {"gamma_phi": 0.05}, "loss": {"rate_per_spin": 0.005}}),
              ("N = 100, gamma_phi = gamma_rel = 0.01, gamma_loss = 0.005, weak S_y every "
