@@ -107,12 +107,13 @@ def test_the_steady_state_does_not_depend_on_the_unit_of_rate(scale):
                                rtol=0, atol=1e-12)
 
 
-def test_a_steady_state_that_is_not_unique_is_refused_at_a_tiny_rate():
-    """Identical classes have one steady state per block of total J: at Gamma = 1e-300 LU
-    returned infinities and the positivity check raised LinAlgError (a crash, exit 1) instead of
-    the refusal."""
+@pytest.mark.parametrize("Gamma", [1e-300, 1.0, 1e300])
+def test_identical_classes_have_no_unique_steady_state(Gamma):
+    """Identical classes have one steady state per block of their total spin: refused at every
+    rate (at Gamma = 1e-300 LU returned infinities and the positivity check raised LinAlgError,
+    a crash; at 1 the solve returned one of the steady states)."""
     with pytest.raises(ValueError, match="not unique"):
-        grp.steady_state((Group(2), Group(1)), Rates(Gamma=1e-300, r=0.5))
+        grp.steady_state((Group(2), Group(1)), Rates(Gamma=Gamma, r=0.5))
 
 
 def test_a_steady_state_that_is_not_unique_is_refused():

@@ -122,7 +122,14 @@ def steady_state(groups: tuple[Group, ...], rates: Rates) -> np.ndarray:
     have one in every block of total J, and unequal weights without detunings leave several
     dark states (Sigma has a 3-dimensional kernel for 6 + 6 spins at w = 1, 0.5); a solution
     that is not a density matrix (not Hermitian, or an eigenvalue below -1e-9, to 1e-9), or an
-    exactly singular solve, raises ``exact.NotUnique``."""
+    exactly singular solve, raises ``exact.NotUnique``; so do two identical classes (equal
+    delta and weight) at once, whose union's blocks of total spin each keep a steady state
+    (the solve found that out only when a pivot came out exactly zero: at Gamma = 1 it returned
+    one of them for classes of 2 and 1)."""
+    if len({(g.delta, g.weight) for g in groups}) < len(groups):
+        raise NotUnique("groups.steady_state: the steady state is not unique (two classes with "
+                        "the same delta and weight: one steady state per block of their total "
+                        "spin); merge them into one class")
     dim = dimension(groups)
     two_m = (2 * operators(groups, 0.0)["Sz"].diagonal().real).round().astype(int)
     kept = np.flatnonzero(((two_m[:, None] - two_m[None, :]) % 4 == 0).ravel())
