@@ -121,3 +121,19 @@ def test_the_shipped_hybrid_scenario_is_solved_in_under_a_minute():
     assert even_fock["Sy2"] == pytest.approx(even_b["Sy2"], rel=1e-3)
     assert odd_fock["Sy2"] == pytest.approx(odd_b["Sy2"], rel=1e-3)
     assert odd_b["Sy2"] / even_b["Sy2"] == pytest.approx(2.37, rel=0.01)
+
+
+def test_a_steady_state_at_its_cut_off_is_warned_about(caplog):
+    """g = 10^6 kappa pumps photons up to n_max = auto's 16 (chosen for the reservoir alone):
+    6 % of the weight sits in the top two Fock levels, and `trajsim steady` says so, as a run
+    does above hybrid.WARN_TOP_WEIGHT; at g = 0.1 (top weight 8e-7) it says nothing."""
+    rows = {}
+    for g in (1e6, 0.1):
+        caplog.clear()
+        point = load({"model": {"kind": "hybrid", "N": 2, "r": 0.5, "g": g},
+                      "time": {"t_end": 1.0}}).points[0]
+        rows[g] = steady_row(point)
+        warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert bool(warned) == (g == 1e6), warned
+        assert all("top two Fock levels of model.n_max = 16" in w for w in warned)
+    assert rows[1e6]["top_fock"] > 0.01 and rows[0.1]["top_fock"] < 1e-6

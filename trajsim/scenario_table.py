@@ -43,7 +43,7 @@ ROWS = [
      '`hybrid` only: cavity detuning Δ_c a†a',
      'real', '0'),
     (('model.n_max',),
-     '`hybrid` only: Fock cut-off (levels 0..n_max); `auto`: the smallest leaving < 10⁻⁶ of the reservoir-driven cavity\'s photon distribution at n ≥ n_max − 1; a run warns when its trajectories put > 10⁻⁴ in the top two levels (column `top_fock`)',
+     '`hybrid` only: Fock cut-off (levels 0..n_max); `auto`: the smallest leaving < 10⁻⁶ of the reservoir-driven cavity\'s photon distribution at n ≥ n_max − 1; a run warns when its trajectories put > 10⁻⁴ in the top two levels (column `top_fock`), and `trajsim steady` when its steady state does',
      'integer 1..200 or `auto`', '`auto`'),
     (('model.cavity_basis',),
      '`hybrid` only: the basis the cavity is cut in: `fock`, the photons of a; `reservoir`, those of the reservoir\'s mode b = cosh r a + sinh r a† (the squeezed vacuum is its vacuum, so n_max counts only the photons the rest adds: faster where the cavity stays near the squeezed vacuum, Δ_c ≈ 0). `n_max`, `auto` and `top_fock` then count b-photons; `auto` counts only κ_int\'s (r = 1, κ_int/κ_sqz = 0.02: 6 levels against 45), while S_y measurements, losses and detuning add more: `hybrid_parity_sensing.yaml` needs n_max: 28 in b (top weight 1.4e−5, as its 45 in a), 2.6× faster; runs warn when `top_fock` > 10⁻⁴',

@@ -13,6 +13,8 @@ and after spin loss.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
@@ -23,6 +25,8 @@ from .memory import memory_budget
 from .model import Rates, build_block
 from .point import shown
 from .scenario import Scenario, ScenarioError
+
+log = logging.getLogger("trajsim")
 
 GAP_MAX_N = 300
 LOCAL_MAX_N = 60
@@ -57,9 +61,9 @@ def hybrid_row(point: dict) -> dict:
     """The exact steady state of Eq. (9) of a hybrid point, over every j with local rates
     (``hybrid_steady.steady_state``: iterative, up to the memory budget): the spin columns of
     ``steady_row`` (purity: of the spins' reduced state, summed over j blocks), the cavity's
-    <a^dag a> ('n_cav') and top-two-level weight ('top_fock'), and xi2 and <Sy^2> of the
-    Eq. (11) model with Gamma, gamma_coll of Eqs. (12)-(13) ('xi2_eq11', 'Sy2_eq11') beside
-    them."""
+    <a^dag a> ('n_cav') and top-two-level weight ('top_fock', with a warning above
+    ``hybrid.WARN_TOP_WEIGHT``, as a run's), and xi2 and <Sy^2> of the Eq. (11) model with
+    Gamma, gamma_coll of Eqs. (12)-(13) ('xi2_eq11', 'Sy2_eq11') beside them."""
     m = point["model"]
     N, dim = m["N"], (m["n_max"] + 1) * (m["N"] + 1)
     cavity, rates = hybrid.Cavity.of(m), Rates.of(m)
@@ -87,13 +91,18 @@ def hybrid_row(point: dict) -> dict:
     cavities = sum(hybrid.cavity_state(rho, key[1]) for key, rho in blocks.items())
     o = exact.expectations(spins)
     populations = np.real(np.diag(cavities))
+    top = float(populations[-2:].sum())
+    if top > hybrid.WARN_TOP_WEIGHT:
+        log.warning("the steady state holds %.2g of its weight in the top two Fock levels of "
+                    "model.n_max = %d: the cut-off distorts it; raise model.n_max", top,
+                    m["n_max"])
     reduced = steady_row({**point, "model": {**m, "kind": "spin"}})
     return {"N": N, "r": m["r"], "xi2": o["xi2"],
             "purity": sum(np.trace(rho @ rho).real for rho in spins.values()),
             "Sy2": o["Sy2"], "Sz": o["Sz"], "j": o["j"], "jump_rate": np.nan,
             "gap": np.nan, "gap_even": np.nan,
             "n_cav": sum(hybrid.photons(rho, key[1], cavity) for key, rho in blocks.items()),
-            "top_fock": float(populations[-2:].sum()),
+            "top_fock": top,
             "xi2_eq11": reduced["xi2"], "Sy2_eq11": reduced["Sy2"]}
 
 
