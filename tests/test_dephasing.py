@@ -5,6 +5,8 @@ import pytest
 
 from trajsim import dephasing, exact
 from trajsim.model import Rates
+from trajsim.scenario import ScenarioError, load
+from trajsim.steady import steady_row
 
 
 @pytest.mark.parametrize("r", [0.0, 0.5, 1.5])
@@ -56,3 +58,18 @@ def test_even_n_weak_dephasing_xi2_is_one_half_plus_e_minus_4r_over_two(N):
     for r in (0.3, np.log(N) / 8, 1.0):
         assert dephasing.steady_observables(N, r)["xi2"] == pytest.approx((1 + np.exp(-4 * r)) / 2, rel=1e-10)
     assert (1 + N**-0.5) / 2 < 0.5 + np.sqrt(N) / (N + 1)
+
+
+@pytest.mark.parametrize("gamma_phi", [1e-14, 1e-300])
+def test_local_rates_too_small_to_resolve_are_refused(gamma_phi):
+    """gamma_phi -> 0+ is a singular limit: the steady state is a mixture over j however small
+    the rate, while at 0 it is the j = N/2 state alone.  The exact solve resolves it down to
+    ~1e-10 of Gamma (N = 4, r = 0.5: xi2 0.567671 at 1e-6, 0.567667 at 1e-10); below
+    steady.MIN_LOCAL_RATE it is refused, naming the key (at 1e-14 it was off by 1e-3, at 1e-300
+    it returned the pure j = 2 state, xi2 0.457914, without a word)."""
+    point = load({"model": {"N": 4, "r": 0.5, "gamma_phi": 1e-6},
+                  "time": {"t_end": 1}}).points[0]
+    assert steady_row(point)["xi2"] == pytest.approx(0.567671, abs=2e-6)
+    tiny = {**point, "model": {**point["model"], "gamma_phi": gamma_phi}}
+    with pytest.raises(ScenarioError, match="model.gamma_phi: local rates"):
+        steady_row(tiny)

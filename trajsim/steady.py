@@ -3,7 +3,8 @@
 For Eq. (2) alone the block j = N/2 steady state is closed form: the dark state of Eqs. (6)-(7)
 for even N, rho ∝ (Sigma^dag Sigma)^-1 (Eq. 16/D5) for odd N.  With collective decay or
 one-axis twisting it is solved exactly in j = N/2, and with local dephasing or relaxation over
-all j (sparse, N up to ~60).  Columns: the swept values, N, r, xi2, purity (Eq. 2 only),
+all j (sparse, N up to ~60; local rates below MIN_LOCAL_RATE of the collective ones are
+refused: the steady state is singular as they vanish).  Columns: the swept values, N, r, xi2, purity (Eq. 2 only),
 <Sy^2>, <Sz>, <j>, the steady jump rate Gamma Tr(rho Sigma^dag Sigma) (Eq. 2 only) and, when
 asked (``gaps=True``; it takes most of the time: ~8 s per point at N = 200), the Liouvillian gap
 of Eq. (2) in j = N/2 (N <= 300): 'gap' over all operators and 'gap_even' in the sector of even
@@ -29,6 +30,12 @@ from .scenario import Scenario, ScenarioError
 log = logging.getLogger("trajsim")
 
 GAP_MAX_N = 300
+#: Local rates (gamma_phi + gamma_rel) below this fraction of the collective ones are refused:
+#: they alone set the steady state's weights over j (a singular limit: gamma_local -> 0+ is a
+#: mixture over j, gamma_local = 0 the j = N/2 state), which the exact solves do not resolve
+#: below it (N = 4, r = 0.5: at 1e-10 within 1e-6 of the limit, at 1e-14 off by 1e-3, at 1e-300
+#: the pure j = N/2 state; the hybrid's GMRES ran for minutes).
+MIN_LOCAL_RATE = 1e-8
 LOCAL_MAX_N = 60
 #: Largest product space of model.groups whose steady state is solved (two classes of 11
 #: spins, 144 states: ~10 s; its sparse LU grows as about the third power of the states squared).
@@ -73,6 +80,7 @@ def hybrid_row(point: dict) -> dict:
                             f"{spins:.2g} is below {hybrid_steady.MIN_SPIN_RATE:g} of the "
                             "cavity's kappa: their steady state is not resolved in double "
                             "precision (without any, it is not unique)")
+    _check_local_rates(m, spins - rates.gamma_phi - rates.gamma_rel)
     need = hybrid_steady.memory(N, cavity, rates)
     if need > memory_budget():
         advice = ("model.cavity_basis: reservoir (where the cavity stays near the squeezed "
@@ -106,6 +114,18 @@ def hybrid_row(point: dict) -> dict:
             "xi2_eq11": reduced["xi2"], "Sy2_eq11": reduced["Sy2"]}
 
 
+def _check_local_rates(m: dict, collective: float) -> None:
+    """Refuse local rates that are not 0 but below MIN_LOCAL_RATE of the collective ones."""
+    local = m["gamma_phi"] + m["gamma_rel"]
+    if 0 < local < MIN_LOCAL_RATE * collective:
+        key = "gamma_phi" if m["gamma_phi"] > 0 else "gamma_rel"
+        raise ScenarioError(f"model.{key}: local rates of {local:.2g}, below {MIN_LOCAL_RATE:g} of "
+                            f"the collective ones ({collective:.2g}), set the steady state's "
+                            "weights over j but are not resolved by the exact solve; give at "
+                            f"least {MIN_LOCAL_RATE * collective:.2g} (the limit of small local "
+                            "rates) or 0 (j = N/2 alone)")
+
+
 def steady_row(point: dict, gaps: bool = False) -> dict:
     m = point["model"]
     if m.get("kind") == "hybrid":
@@ -121,6 +141,7 @@ def steady_row(point: dict, gaps: bool = False) -> dict:
             "there is no unique steady state; switch one rate on")
     if "groups" in m:
         return grouped_row(point)
+    _check_local_rates(m, Gamma + m["gamma_coll"])
     if local or m["gamma_coll"] > 0 or m["chi"] != 0 or Gamma == 0:
         if local and N > LOCAL_MAX_N:
             raise ScenarioError(f"model.N: the exact Eq. (11) stationary state is limited to "
