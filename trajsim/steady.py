@@ -4,9 +4,10 @@ For Eq. (2) alone the block j = N/2 steady state is closed form: the dark state 
 for even N, rho ∝ (Sigma^dag Sigma)^-1 (Eq. 16/D5) for odd N.  With collective decay or
 one-axis twisting it is solved exactly in j = N/2, and with local dephasing or relaxation over
 all j (sparse, N up to ~60; local rates below MIN_LOCAL_RATE of the collective ones are
-refused: the steady state is singular as they vanish).  Columns: the swept values, N, r, xi2, purity (Eq. 2 only),
-<Sy^2>, <Sz>, <j>, the steady jump rate Gamma Tr(rho Sigma^dag Sigma) (Eq. 2 only) and, when
-asked (``gaps=True``; it takes most of the time: ~8 s per point at N = 200), the Liouvillian gap
+refused: the steady state is singular as they vanish).  Columns: the swept values, N, r, xi2,
+purity (Eq. 2 only), <Sy^2>, <Sz>, <j>, the steady jump rate Gamma Tr(rho Sigma^dag Sigma)
+(Eq. 2 only) and, when asked (``gaps=True``; it takes most of the time: ~8 s per point at
+N = 200), the Liouvillian gap
 of Eq. (2) in j = N/2 (N <= 300): 'gap' over all operators and 'gap_even' in the sector of even
 coherences m - m' (exact.even_coherences), the one that governs relaxation from Dicke states
 and after spin loss.
