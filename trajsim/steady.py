@@ -81,7 +81,7 @@ def hybrid_row(point: dict) -> dict:
                             f"{spins:.2g} is below {hybrid_steady.MIN_SPIN_RATE:g} of the "
                             "cavity's kappa: their steady state is not resolved in double "
                             "precision (without any, it is not unique)")
-    _check_local_rates(m, spins - rates.gamma_phi - rates.gamma_rel)
+    _check_local_rates(m, hybrid_steady.spin_rate(cavity))  # Eqs. (12)-(13) alone
     need = hybrid_steady.memory(N, cavity, rates)
     if need > memory_budget():
         advice = ("model.cavity_basis: reservoir (where the cavity stays near the squeezed "
