@@ -4,8 +4,6 @@ up to corrections of relative order (sqrt(N) g / kappa)^2."""
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
-from scipy.sparse.linalg import spsolve
 
 from trajsim import cavity, exact, hybrid
 
@@ -51,25 +49,16 @@ def test_truncation_shows_in_the_top_level_weight():
                          [(0.5, 1.0, 0.0, 0.0), (0.5, 1.0, 0.05, 0.0), (0.5, 1.0, 0.05, 1.0),
                           (1.0, 0.98, 0.02, -5.0), (0.0, 1.0, 0.5, 2.0)])
 def test_the_empty_cavity_emits_at_its_gaussian_rate(r, kappa_sqz, kappa_int, Delta_c):
-    """cavity.cavity_jump_rate against the steady state of the cavity alone, solved in Fock
-    space (n_max = 60: the squeezed vacuum's tail there is ~1e-16): kappa_sqz <c^dag c> +
-    kappa_int <a^dag a>, c = cosh r a + sinh r a^dag, H = Delta_c a^dag a."""
-    d = 61
-    a = sp.diags(np.sqrt(np.arange(1, d)), 1, format="csr")
+    """cavity.cavity_jump_rate against the steady state of the engine's own cavity alone
+    (hybrid.liouvillian with no spins, n_max = 60: the squeezed vacuum's tail there is
+    ~1e-16): kappa_sqz <c^dag c> + kappa_int <a^dag a>, c = cosh r a + sinh r a^dag."""
+    cav = hybrid.Cavity(g=0.0, kappa_sqz=kappa_sqz, r=r, kappa_int=kappa_int, Delta_c=Delta_c,
+                        n_max=60)
+    d = cav.n_max + 1
+    rho = exact.solve_with_trace(hybrid.liouvillian(0, cav), np.arange(d) * (d + 1))
+    rho = rho.reshape(d, d)
+    a = np.diag(np.sqrt(np.arange(1, d)), 1)
     c = np.cosh(r) * a + np.sinh(r) * a.T
-    eye = sp.identity(d, format="csr")
-
-    def dissipator(L):  # row-major vec(rho)
-        LdL = L.conj().T @ L
-        return sp.kron(L, L.conj()) - 0.5 * sp.kron(LdL, eye) - 0.5 * sp.kron(eye, LdL.T)
-
-    H = Delta_c * a.T @ a
-    G = (-1j * (sp.kron(H, eye) - sp.kron(eye, H.T)) + kappa_sqz * dissipator(c)
-         + kappa_int * dissipator(a)).tolil()
-    G[0, :] = np.eye(d).ravel()  # trace 1 replaces one equation
-    rhs = np.zeros(d * d, complex)
-    rhs[0] = 1.0
-    rho = spsolve(G.tocsc(), rhs).reshape(d, d)
     exact_rate = (kappa_sqz * np.trace(c.conj().T @ c @ rho)
                   + kappa_int * np.trace(a.T @ a @ rho)).real
     assert cavity.cavity_jump_rate(kappa_sqz, kappa_int, r, Delta_c) == \

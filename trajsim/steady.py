@@ -81,7 +81,6 @@ def hybrid_row(point: dict) -> dict:
                             f"{spins:.2g} is below {hybrid_steady.MIN_SPIN_RATE:g} of the "
                             "cavity's kappa: their steady state is not resolved in double "
                             "precision (without any, it is not unique)")
-    _check_local_rates(m, hybrid_steady.spin_rate(cavity))  # Eqs. (12)-(13) alone
     need = hybrid_steady.memory(N, cavity, rates)
     if need > memory_budget():
         advice = ("model.cavity_basis: reservoir (where the cavity stays near the squeezed "
@@ -129,6 +128,7 @@ def _check_local_rates(m: dict, collective: float) -> None:
 
 def steady_row(point: dict, gaps: bool = False) -> dict:
     m = point["model"]
+    _check_local_rates(m, m["Gamma"] + m["gamma_coll"])  # a hybrid point's: Eqs. (12)-(13)
     if m.get("kind") == "hybrid":
         return hybrid_row(point)
     N, r, Gamma = m["N"], m["r"], m["Gamma"]
@@ -142,7 +142,6 @@ def steady_row(point: dict, gaps: bool = False) -> dict:
             "there is no unique steady state; switch one rate on")
     if "groups" in m:
         return grouped_row(point)
-    _check_local_rates(m, Gamma + m["gamma_coll"])
     if local or m["gamma_coll"] > 0 or m["chi"] != 0 or Gamma == 0:
         if local and N > LOCAL_MAX_N:
             raise ScenarioError(f"model.N: the exact Eq. (11) stationary state is limited to "
