@@ -5,6 +5,7 @@ import pytest
 import scipy.sparse as sp
 from scipy.sparse.linalg import expm_multiply
 
+from trajsim import dicke
 from trajsim import groups as grp
 from trajsim.exact import evolve
 from trajsim.groups import Group
@@ -122,6 +123,26 @@ def test_a_steady_state_that_is_not_unique_is_refused():
     classes = (Group(6, 0.0, 1.0), Group(6, 0.0, 0.5))
     with pytest.raises(ValueError, match="not unique"):
         grp.steady_state(classes, Rates(r=1.5))
+
+
+@pytest.mark.parametrize("eps, unique", [(1e-2, True), (1e-4, False)])
+def test_nearly_identical_classes(eps, unique):
+    """Weights 1 and 1 - eps (4 + 2 spins, no detunings): the steady state is unique, but its
+    slowest relaxation is 0.067 eps^2 Gamma (1.4e-11 of the fastest at eps = 1e-4), and there
+    the solve's answer is not a density matrix: refused as nearly degenerate (it said "not
+    unique" alone).  At 1e-2 it is the product of the classes' dark states (Sigma kills each
+    class's own)."""
+    classes = (Group(4, 0.0, 1.0), Group(2, 0.0, 1.0 - eps))
+    L = grp.liouvillian(classes, Rates(r=0.5)).toarray()
+    rates = np.sort(-np.linalg.eigvals(L).real)
+    assert rates[1] == pytest.approx(0.0671 * eps**2, rel=1e-2)
+    if not unique:
+        with pytest.raises(ValueError, match="nearly degenerate"):
+            grp.steady_state(classes, Rates(r=0.5))
+        return
+    dark = np.kron(dicke.dark_state(4, 0.5), dicke.dark_state(2, 0.5))
+    np.testing.assert_allclose(grp.steady_state(classes, Rates(r=0.5)),
+                               np.outer(dark, dark.conj()), atol=1e-6)
 
 
 def grouped_ensemble(classes, rates, loss_rate, rho0, times):

@@ -141,11 +141,15 @@ def steady_state(groups: tuple[Group, ...], rates: Rates) -> np.ndarray:
 
 def _density_matrix(rho: np.ndarray, where: str) -> np.ndarray:
     """rho, if it is a density matrix (Hermitian, eigenvalues >= -1e-9, to 1e-9); else the
-    solve picked one of several steady states: exact.NotUnique."""
+    solve picked one of several steady states, or the one steady state is singular to working
+    precision (nearly identical classes: 4 + 2 spins at r = 0.5 with weights 1 and 1 - eps
+    relax at 0.067 eps^2 Gamma at the slowest, 1.4e-11 of the fastest at eps = 1e-4):
+    exact.NotUnique."""
     if (np.abs(rho - rho.conj().T).max() > 1e-9
             or np.linalg.eigvalsh((rho + rho.conj().T) / 2).min() < -1e-9):
-        raise NotUnique(f"{where}: the steady state is not unique (the solve gave a matrix "
-                        "that is not a density matrix)")
+        raise NotUnique(f"{where}: the steady state is not unique, or too nearly degenerate to "
+                        "compute (the solve gave a matrix that is not a density matrix: are two "
+                        "classes nearly identical?)")
     return rho
 
 
