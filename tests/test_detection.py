@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trajsim import detection
+from trajsim import detection, load_scenario
 from trajsim.detection import Detector
 
 
@@ -178,3 +178,39 @@ def test_the_report_answers_first_with_a_compact_table(tmp_path):
     table = detector_table(summary, "1/Γ", swept=False)
     assert 5 <= len(table.columns) <= 8 and len(table) == summary.detector.nunique()
     assert "| detector | detected [95 %] | median latency (1/Γ) |" in text
+
+
+def test_a_swept_mapping_is_labelled_by_what_varies():
+    """A sweep over model.broadening labels its points by the entries that change
+    ('model.broadening.width=0.3'), as its figures' axis; other keys as before."""
+    from trajsim.report import _labels, _swept
+    base = {"model": {"N": 4, "broadening": {"distribution": "gaussian", "width": 0.0,
+                                             "groups": 2}}, "time": {"t_end": 1.0}}
+    for sweep, labels in (
+            ({"model.broadening": [{"distribution": "gaussian", "width": 0.0, "groups": 2},
+                                   {"distribution": "gaussian", "width": 0.3, "groups": 2}]},
+             ["model.broadening.width=0", "model.broadening.width=0.3"]),
+            ({"model.r": [1.0, 2.5]}, ["model.r=1", "model.r=2.5"])):
+        points = load_scenario({**base, "sweep": sweep}).points
+        manifest = {"scenario": {"sweep": sweep}}
+        assert _labels(manifest, points) == labels
+        assert _swept(manifest, points) == [labels[0].split("=")[0]]
+    assert _labels({"scenario": {"sweep": {}}}, [{}, {}]) == ["point 0", "point 1"]
+
+
+def test_the_answer_follows_a_sweep_along_one_name():
+    """The headline's second sentence: the best detector from the sweep's first point to its
+    last (detection with its interval, false alarms per 100 time units)."""
+    from trajsim.report import _answer
+    row = {"detector": "threshold", "latency_median": 1.0, "false_alarms": 4, "arl_low": 3.0,
+           "quiet_time": 100.0, "losses": 50}
+    summary = pd.DataFrame([
+        {**row, "point": 0, "label": "model.r=1", "p_detect": 0.9, "p_detect_low": 0.8,
+         "p_detect_high": 0.95, "arl": 50.0},
+        {**row, "point": 1, "label": "model.r=2", "p_detect": 0.6, "p_detect_low": 0.5,
+         "p_detect_high": 0.7, "arl": 25.0}])
+    text = _answer(summary, "1/Γ", True, "model.r")
+    assert text.startswith("The best record detector (at model.r=1), threshold, detects 90 %")
+    assert text.endswith("Along model.r (1 → 2) it detects 90 % [80–95] → 60 % [50–70] of the "
+                         "losses, with 2 → 4 false alarms per 100/Γ.")
+    assert "Along" not in _answer(summary, "1/Γ", True)  # a grid, or no sweep

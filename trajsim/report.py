@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib
@@ -27,7 +28,7 @@ from .detection import Detector
 from .engines import engine_for, readout_shots
 from .errors import TrajsimError, printable
 from .hybrid import WARN_TOP_WEIGHT
-from .point import sweep_label
+from .point import shown
 from .runner import unit_identities
 from .scenario import resolve
 from .store import RunDirectory, RunDirectoryError, write_owned
@@ -96,12 +97,36 @@ def _gap(point: dict) -> float:
     return exact.liouvillian_gap(m["N"] - 1, m["r"], m["Gamma"], even_only=True)
 
 
-def _label(manifest: dict, point: dict, index: int) -> str:
-    """'model.N=40, model.r=2.5' for a sweep point, or 'point 0'."""
-    keys = manifest["scenario"]["sweep"]
-    if not keys:
-        return f"point {index}"
-    return sweep_label(point, keys)
+def _swept(manifest: dict, points: list) -> list[str]:
+    """The swept names: each swept key, or for a swept mapping (model.broadening) the entries
+    of it that differ between the points ('model.broadening.width')."""
+    names = []
+    for key in manifest["scenario"]["sweep"]:
+        section, name = key.split(".")
+        values = [p[section][name] for p in points]
+        if all(isinstance(v, Mapping) for v in values):
+            varying = [k for k in values[0] if len({shown(v.get(k)) for v in values}) > 1]
+            if varying:
+                names += [f"{key}.{k}" for k in varying]
+                continue
+        names.append(key)
+    return names
+
+
+def _value(point: dict, name: str):
+    """The value of a swept name (``_swept``) at a point."""
+    section, key, *inner = name.split(".")
+    value = point[section][key]
+    return value[inner[0]] if inner else value
+
+
+def _labels(manifest: dict, points: list) -> list[str]:
+    """Per point: 'model.N=40, model.r=2.5' (the swept names and values: a broadening sweep's
+    'model.broadening.width=0.3'), or 'point 0' without a sweep."""
+    if not manifest["scenario"]["sweep"]:
+        return [f"point {p}" for p in range(len(points))]
+    names = _swept(manifest, points)
+    return [", ".join(f"{n}={shown(_value(point, n))}" for n in names) for point in points]
 
 
 def _points(manifest: dict) -> list[dict]:
@@ -111,6 +136,7 @@ def _points(manifest: dict) -> list[dict]:
 def analyse(manifest, traj, events):
     """Per point: classified samples, per-loss detections, flip statistics, summary, ROC."""
     points = _points(manifest)
+    labels = _labels(manifest, points)
     signal = traj["Sy2_shots" if "Sy2_shots" in traj else "Sy2"]
     initial = {p: point["model"]["N"] for p, point in enumerate(points)}
     timeline = detection.parity_timeline(events, initial, traj)
@@ -123,7 +149,7 @@ def analyse(manifest, traj, events):
         flips = detection.false_flips(classified, events[events.point == p], det)
         summary = detection.summarize(found, flips).assign(
             threshold=det.threshold, hold=det.hold, smooth=det.smooth, window=det.window,
-            gap=_gap(point), label=_label(manifest, point, p))
+            gap=_gap(point), label=labels[p])
         out["classified"].append(classified)
         out["losses"].append(found)
         out["summary"].append(summary)
@@ -233,11 +259,11 @@ def record_analysis(manifest: dict, measurements: pd.DataFrame, events: pd.DataF
     """The record detectors (``trajsim.detectors``) on every point: summary and ROC tables, and
     per point (label, records, declarations) for its trace figure."""
     summaries, rocs, examples = [], [], []
-    for p, point in enumerate(_points(manifest)):
+    points = _points(manifest)
+    for p, (point, label) in enumerate(zip(points, _labels(manifest, points))):
         summary, roc, recs, chosen = detectors.analyse_point(
             measurements[measurements.point == p], events[events.point == p], point,
             point.detection())
-        label = _label(manifest, point, p)
         summaries.append(summary.assign(point=p, label=label, gap=_gap(point),
                                         **_single_shot(point)))
         rocs.append(roc.assign(point=p, label=label))
@@ -295,18 +321,15 @@ def _single_shot(point: dict) -> dict:
 def _sweep_axis(ax, manifest: dict, values: pd.Series) -> pd.Series:
     """x positions of sweep points: the swept value for a single numeric axis (log scale for
     a positive rate), else the point index; sets the axis label."""
-    keys = list(manifest["scenario"]["sweep"])
     points = _points(manifest)
-    if keys == ["model.broadening"]:  # its width
-        ax.set_xlabel("model.broadening.width")
-        return values.map(lambda p: points[p]["model"]["broadening"]["width"])
-    if len(keys) == 1:
-        section, key = keys[0].split(".")
-        x = values.map(lambda p: points[p][section][key])
+    names = _swept(manifest, points)
+    if len(names) == 1:
+        x = values.map(lambda p: _value(points[p], names[0]))
         if pd.api.types.is_numeric_dtype(x):
+            key = names[0].split(".")[-1]
             if (x > 0).all() and ("rate" in key or "gamma" in key or x.max() > 20 * x.min()):
                 ax.set_xscale("log")
-            ax.set_xlabel(keys[0])
+            ax.set_xlabel(names[0])
             return x
     ax.set_xlabel("sweep point (see the table)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -521,8 +544,10 @@ def detector_table(summary: pd.DataFrame, unit: str, swept: bool) -> pd.DataFram
     return table
 
 
-def _answer(summary: pd.DataFrame, unit: str, lost: bool) -> str:
-    """One sentence on what the numbers mean: the best record detector, or why there is none."""
+def _answer(summary: pd.DataFrame, unit: str, lost: bool, along: str | None = None) -> str:
+    """One sentence on what the numbers mean: the best record detector, or why there is none;
+    and for a sweep along one name (``along``) how that detector fares from its first point to
+    its last."""
     rows = summary[np.isfinite(summary.p_detect)]
     if not lost:
         return "No spin was lost, so there is nothing to detect."
@@ -543,7 +568,15 @@ def _answer(summary: pd.DataFrame, unit: str, lost: bool) -> str:
     elif best.false_alarms and best.arl < between:
         verdict += (f" — more often than a loss happens (about every {_per(between, unit)}), "
                     "so its declarations are mostly false at this readout")
-    return verdict + "."
+    ends = rows[rows.detector == best.detector].sort_values("point").iloc[[0, -1]]
+    if along is None or ends.point.nunique() < 2:
+        return verdict + "."
+    first, last = ends.itertuples()
+    value = {row.point: row.label.split("=", 1)[1] for row in (first, last)}
+    return (f"{verdict}. Along {along} ({value[first.point]} → {value[last.point]}) it detects "
+            f"{_percent(first.p_detect, first.p_detect_low, first.p_detect_high)} → "
+            f"{_percent(last.p_detect, last.p_detect_low, last.p_detect_high)} of the losses, with "
+            f"{_alarms(first)} → {_alarms(last)} false alarms per {_per(100, unit)}.")
 
 
 #: Legend entries up to this many characters fit inside the ensemble figure's first panel.
@@ -555,11 +588,11 @@ def _ensemble_figure(manifest: dict, summary: pd.DataFrame, files: dict) -> str:
     N and N − 1 (spin model, Γ the only rate, N ≤ 300)."""
     label, unit = _time_unit(manifest)
     points = _points(manifest)
+    names = _labels(manifest, points)[:MAX_LINES]
     fig, axes = _figure(1, 3, figsize=(12, 3.6))
-    shown = list(enumerate(points))[:MAX_LINES]
-    for p, point in shown:
+    exact_lines = False
+    for p, (point, name) in enumerate(zip(points, names)):
         rows = summary[summary.point == p]
-        name = _label(manifest, point, p)
         for ax, col in zip(axes, ("Sy2", "Sz"), strict=False):
             line, = ax.plot(rows.t, rows[f"{col}_mean"], lw=1, label=name)
             ax.fill_between(rows.t, rows[f"{col}_mean"] - rows[f"{col}_sem"],
@@ -572,7 +605,8 @@ def _ensemble_figure(manifest: dict, summary: pd.DataFrame, files: dict) -> str:
                 continue
             for ax, key in zip(axes, ("Sy2", "Sz", "xi2"), strict=True):
                 ax.axhline(steady[key], color="0.3", ls=style, lw=0.8,
-                           label=f"steady, N = {N}" if p == shown[0][0] else None)
+                           label=f"steady, N = {N}" if p == 0 else None)
+            exact_lines = True
     axes[0].set(ylabel="⟨Sy²⟩")
     axes[1].set(ylabel="⟨Sz⟩")
     axes[2].set(ylabel="ξ² (Eq. 1)")
@@ -581,7 +615,7 @@ def _ensemble_figure(manifest: dict, summary: pd.DataFrame, files: dict) -> str:
             ax.set_yscale("log")
     for ax in axes:
         ax.set(xlabel=f"{label} ({unit})" if label == "t" else label)
-    long = max(len(_label(manifest, point, p)) for p, point in shown) > LEGEND_INSIDE
+    long = max(map(len, names)) > LEGEND_INSIDE
     if long:  # below the axes, where it hides no data
         fig.tight_layout()
         axes[1].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
@@ -589,9 +623,12 @@ def _ensemble_figure(manifest: dict, summary: pd.DataFrame, files: dict) -> str:
         axes[0].legend(fontsize=7)
     _save(fig, files, "ensemble.png", outside=long)
     more = f" (the first {MAX_LINES} of {len(points)} points)" if len(points) > MAX_LINES else ""
+    where = "spin model without classes, Γ > 0 the only rate, N ≤ 300"
+    if not exact_lines:
+        return (f"Ensemble means with their standard-error bands{more}. The exact Eq. (2) steady "
+                f"states of N and N − 1 spins are not drawn: they hold for the {where}.")
     return (f"Ensemble means with their standard-error bands{more}; dashed and dotted lines: the "
-            "exact Eq. (2) steady states of N and N − 1 spins where they apply (spin model "
-            "without classes, Γ > 0 the only rate, N ≤ 300).")
+            f"exact Eq. (2) steady states of N and N − 1 spins where they apply ({where}).")
 
 
 def _steady(point, N: int) -> dict | None:
@@ -629,7 +666,9 @@ def write_report(path) -> Path:
             record = record_analysis(manifest, directory.read_table("measurements"), events)
             files["record_detection.csv"] = _csv(record["summary"])
             files["record_roc.csv"] = _csv(record["roc"])
-            answer = _answer(record["summary"], unit, bool((events.kind == "loss").any()))
+            names = _swept(manifest, _points(manifest))
+            answer = _answer(record["summary"], unit, bool((events.kind == "loss").any()),
+                             names[0] if len(names) == 1 else None)
             figures = _record_figures(record, files, unit)
             if swept:
                 figures.update(_record_sweep_figure(record["summary"], manifest, files, unit))
