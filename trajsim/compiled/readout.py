@@ -9,6 +9,9 @@ operator, diagonal in the S_y basis:
 
 ``measure_spins`` applies it to the spin factor of a hybrid state psi[n, k] (Fock ⊗ V_j):
 p_m = sum_n |<n, m_y|psi>|^2, psi <- (1 ⊗ U a U^dag) psi normalised, U[k, m] = <k|m_y>.
+``measure_classes`` to the total spin of the grouped engine's classes, psi on the product of
+their symmetric blocks: in the product of the classes' S_y eigenbases (U_1 ⊗ ... ⊗ U_M) the
+total S_y is diagonal, product state i having the eigenvalue my[index[i]].
 """
 
 from __future__ import annotations
@@ -63,6 +66,41 @@ def measure_spins(x, U, my, kind, sigma, stream, out):
             for m in range(spins):
                 psi_y[n * spins + m] *= a[m]
         on_factor(U, psi_y, fock, 1, x)
+    scale = 1.0 / math.sqrt(_norm2(x))
+    for i in range(x.size):
+        x[i] *= scale
+
+
+@nb.njit(cache=True, nogil=True)
+def _rotate(x, rotations, starts, dims, back, out):
+    """out = (U_1 ⊗ ... ⊗ U_M) x (back) or its adjoint, class by class in order: class k's
+    U_k^dag and U_k are the flat dims[k] x dims[k] blocks at starts[k] and after it."""
+    work = x.copy()
+    left, right = 1, x.size
+    for k in range(dims.size):
+        d = dims[k]
+        right //= d
+        start = starts[k] + (d * d if back else 0)
+        on_factor(rotations[start:start + d * d].reshape(d, d), work, left, right, out)
+        left *= d
+        work[:] = out
+
+
+@nb.njit(cache=True, nogil=True)
+def measure_classes(x, rotations, starts, dims, index, my, kind, sigma, stream, out):
+    """One S_y measurement (module docstring) of the total spin of classes of dims[k] states,
+    x their product state (row-major), in place; x normalised after it (copies too)."""
+    psi_y = np.empty_like(x)
+    _rotate(x, rotations, starts, dims, False, psi_y)
+    probabilities = np.zeros(my.size)
+    for i in range(x.size):
+        value = psi_y[i]
+        probabilities[index[i]] += value.real * value.real + value.imag * value.imag
+    a = sy_kraus(probabilities, my, kind, sigma, stream, out)
+    if a.size:
+        for i in range(x.size):
+            psi_y[i] *= a[index[i]]
+        _rotate(psi_y, rotations, starts, dims, True, x)
     scale = 1.0 / math.sqrt(_norm2(x))
     for i in range(x.size):
         x[i] *= scale

@@ -9,19 +9,18 @@ A trajectory object (``Trajectory``'s subclasses) knows its physics:
 
     N, j, key                     spins, the j column, the block its samples' observables need
     t                             the current time
-    advance_through(times, first, last) -> (k, jumped, states, values)
-                                  no-jump evolution, stopping at a jump (compiled); one
-                                  that makes its jumps itself records them in events;
-                                  the states at times[first:k] (None if their values are
-                                  known) or their observables (values, else None)
-    measure(instrument, stream, out) -> state   one S_y measurement now
+    advance_through(times, first, last, meter) -> (k, jumped, states)
+                                  no-jump evolution through the stops, making the S_y
+                                  measurements among them (``Meter``, or None), stopping at
+                                  a jump (one that makes its jumps itself records them in
+                                  events); the states at times[first:k], at a measurement
+                                  the state after it
     event(t, loss, scripted)                    a jump or a loss at t, appended to events
     observables(key, states) -> values          the columns after N and j
 
 and ``drive`` runs it through the sample and measurement times, recording its events (row,
-t, kind, channel, N, 2j after, 2j before) in ``events``: the stops up to the next
-measurement or loss go through one compiled call; at equal times a loss comes first, then a
-measurement, then a sample.
+t, kind, channel, N, 2j after, 2j before) in ``events``: the stops up to the next loss go
+through one call; at equal times a loss comes first, then a measurement, then a sample.
 """
 
 from __future__ import annotations
@@ -96,47 +95,59 @@ def one_sector(point: dict) -> bool:
     return measurement_times(point).size == 0 and point["initial_state"]["kind"] != "css"
 
 
+@dataclass
+class Meter:
+    """One trajectory's S_y instrument (``setup.instrument``): which stops are measurements,
+    the outcome stream, where the outcomes of measurement q go (outcomes[q per_time:(q + 1)
+    per_time], the spins then in outcome_N[q]) and how many were made."""
+
+    measured: np.ndarray
+    instrument: object
+    stream: np.ndarray
+    outcomes: np.ndarray
+    outcome_N: np.ndarray
+    made: int = 0
+
+    def stretch_end(self, k: int, last: int) -> int:
+        """One past the next measurement at or after stop k, at most last."""
+        following = np.flatnonzero(self.measured[k:last])
+        return k + int(following[0]) + 1 if following.size else last
+
+    def slot(self) -> np.ndarray:
+        """Where the next measurement's outcomes go."""
+        per_time = self.instrument.per_time
+        return self.outcomes[self.made * per_time:(self.made + 1) * per_time]
+
+    def made_with(self, count: int, N: int) -> None:
+        """count more measurements made, with N spins."""
+        self.outcome_N[self.made:self.made + count] = N
+        self.made += count
+
+
 def drive(tr, setup: PointSetup, row: int, rng_meas: np.ndarray, samples: np.ndarray,
           outcomes: np.ndarray, outcome_N: np.ndarray, events: list) -> None:
     """Run trajectory ``tr`` (module docstring): samples[sample, column], its outcomes and
     events (appended)."""
-    meas_times = setup.instrument.times if setup.instrument else np.zeros(0)
-    per_time = setup.instrument.per_time if setup.instrument else 1
-    stops, _, sample_of, is_sample = setup.schedule
+    stops, measured, sample_of, is_sample = setup.schedule
+    meter = Meter(np.isin(np.arange(stops.size), measured), setup.instrument, rng_meas,
+                  outcomes, outcome_N) if setup.instrument else None
     tr.row, tr.events = row, events
-    k, q, states = 0, 0, {}  # states: key -> [(samples, states)]
-
-    def keep(first: int, count: int, psis: np.ndarray | None,
-             values: np.ndarray | None = None) -> None:
-        chosen = is_sample[first:first + count]
-        taken = np.arange(first, first + count)[chosen]
-        if taken.size:
-            samples[sample_of[taken], 0], samples[sample_of[taken], 1] = tr.N, tr.j
-            if values is not None:  # observables known already
-                samples[sample_of[taken], 2:] = values[:count][chosen]
-            else:
-                states.setdefault(tr.key, []).append(
-                    (sample_of[taken], psis[:count][chosen]))  # a copy: psis may be live
-
+    k, states = 0, {}  # states: key -> [(samples, states)]
     while k < stops.size:
         t_loss, is_scripted = tr.next_loss()
-        last = setup.stretch_end(k)
-        cut = min(last, int(np.searchsorted(stops, t_loss, "left")))
-        if cut > k:  # the stops before the next measurement (inclusive) or loss
-            k_new, jumped, psis, values = tr.advance_through(stops, k, cut)
-            at_measurement = k_new == last and q < meas_times.size and stops[last - 1] == \
-                meas_times[q]
-            keep(k, k_new - k - at_measurement, psis, values)
-            if at_measurement:
-                after = tr.measure(setup.instrument, rng_meas,
-                                   outcomes[q * per_time:(q + 1) * per_time])
-                outcome_N[q], q = tr.N, q + 1
-                keep(last - 1, 1, after[None])
+        cut = int(np.searchsorted(stops, t_loss, "left"))
+        if cut > k:  # the stops before the next loss
+            k_new, jumped, psis = tr.advance_through(stops, k, cut, meter)
+            taken = np.arange(k, k_new)[is_sample[k:k_new]]
+            if taken.size:
+                samples[sample_of[taken], 0], samples[sample_of[taken], 1] = tr.N, tr.j
+                states.setdefault(tr.key, []).append(
+                    (sample_of[taken], psis[is_sample[k:k_new]]))
             k = k_new
             if jumped:
                 tr.event(tr.t, False, False)
             continue
-        _, jumped, *_ = tr.advance_through(np.array([t_loss]), 0, 1)  # the loss is due first
+        _, jumped, _ = tr.advance_through(np.array([t_loss]), 0, 1, None)  # the loss first
         tr.event(tr.t if jumped else t_loss, not jumped, is_scripted)
     for key, taken in states.items():  # the observables, one pass per block
         rows = np.concatenate([r for r, _ in taken])

@@ -11,12 +11,12 @@ eigenmodes (``compiled.modes``: exact, a few slow modes soon after each jump), b
 where the eigenvectors are too ill-conditioned to trust (checked when the block is built), by
 the hybrid engine's Arnoldi steps (``compiled.krylov``).  The jump is where ||psi||^2 falls
 to the uniform u drawn after the last event; it applies Sigma or S_w- (drawn with probability
-||L psi||^2) — in eigenmodes as J = V^-1 L V on the amplitudes, so that the jumps between
-losses and measurements run in one compiled call (``modes.run``).  A spin is lost at the
+||L psi||^2) — in eigenmodes as J = V^-1 L V on the amplitudes.  A spin is lost at the
 Poisson rate gamma_loss N (and at scripted times): from class k with probability N_k / N, by
 the class's loss Kraus operator s with probability ||K_s psi||^2 (``dicke.loss_kraus``, which
 sum to one within the class).  S_y instruments act on the total S_y, diagonal in the product of
-the classes' S_y eigenbases (``compiled.factors`` rotates each class).
+the classes' S_y eigenbases (``compiled.factors`` rotates each class).  In eigenmodes the jumps
+and the measurements between two losses run in one compiled call (``compiled.grouped_loop``).
 
 Samples are the OBSERVABLES of the total spin; their j is sum_k N_k / 2 = N / 2, the largest
 total spin (psi is not an eigenstate of S^2 once the detunings differ).  Events name the class
@@ -35,7 +35,7 @@ import scipy.sparse as sp
 
 from .. import dicke, groups
 from ..compiled import OBSERVABLES, Instrument
-from ..compiled import factors, krylov, modes
+from ..compiled import factors, grouped_loop, krylov, modes
 from ..compiled.streams import _uniform
 from ..errors import ScenarioError
 from ..instruments import _sy_basis
@@ -174,6 +174,20 @@ class GroupedBlock:
     def nbytes(self) -> int:
         return self.generator.nbytes + (self.eigenmodes.nbytes if self.eigenmodes else 0)
 
+    @cached_property
+    def compiled(self) -> tuple:
+        """The block as ``grouped_loop.run`` takes it: (eigenmodes, generator, the S_y
+        rotations of the classes (``readout.measure_classes``: U_k^dag then U_k of each, flat),
+        where each class's begin, the classes' dimensions)."""
+        e = self.eigenmodes
+        dims = np.array([g.N + 1 for g in self.classes], np.int64)
+        rotations = [np.concatenate((_sy_rotation(g.N, False).ravel(),
+                                     _sy_rotation(g.N, True).ravel())) for g in self.classes]
+        return ((e.mu, e.VT, e.GT, e.WT, e.JT, e.jumps, e.bounds, e.offsets, e.perm),
+                (self.generator.runs, self.generator.data),
+                np.ascontiguousarray(np.concatenate(rotations), complex), _starts(2 * dims**2),
+                dims)
+
 
 def build_block(classes: tuple, rates: Rates) -> GroupedBlock:
     """The block of these class sizes (module docstring)."""
@@ -309,17 +323,31 @@ class _Modes:
     def t(self) -> float:
         return self.clock[0] + self.clock[1]
 
-    def advance_through(self, times, first, last, jumps: list):
-        """(last, False, states at times[first:last]): the jumps on the way are made here and
-        appended to jumps as (t, channel)."""
-        e, X = self.e, np.empty((last - first, self.c.size), complex)
+    def advance_through(self, block: GroupedBlock, times, first, last, meter, jumps: list):
+        """(last, False, states at times[first:last]): the jumps and the measurements (meter:
+        ``driven.Meter`` or None) on the way are made in compiled code (``grouped_loop``), the
+        jumps appended to jumps as (t, channel), the state at a measurement the one after it."""
+        X = np.empty((last - first, self.c.size), complex)
+        eigenmodes, generator, rotations, starts, dims = block.compiled
+        instrument = meter.instrument if meter else None
+        parts = (rotations, starts, dims, block.sy_index, np.arange(block.N + 1) - block.N / 2,
+                 int(instrument.kind) if meter else 0, float(instrument.sigma) if meter else 0.0,
+                 int(instrument.per_time) if meter else 1, bool(block.channels))
+        measured = meter.measured if meter else np.zeros(last, np.bool_)
+        outcomes = meter.outcomes if meter else np.zeros(0)
+        stream = meter.stream if meter else self.rng
+        made = meter.made if meter else 0
         k = first
         while k < last:
-            k, count = modes.run(e.mu, e.VT, e.GT, e.JT, e.jumps, e.bounds, e.offsets, self.c,
-                                 self.clock, times, k, last, X[k - first:], self.y, self.scratch,
-                                 self.n, self.known, self.rng, self.work, self.event_t,
-                                 self.event_q)
+            k, count, now = grouped_loop.run(eigenmodes, generator, parts, self.c, self.clock,
+                                             times, k, last, measured, X[k - first:], self.y,
+                                             self.scratch, self.n, self.known, self.rng,
+                                             self.work, self.event_t, self.event_q, stream,
+                                             outcomes, made)
             jumps.extend(zip(self.event_t[:count].tolist(), self.event_q[:count].tolist()))
+            if meter:
+                meter.made_with(now - made, block.N)
+            made = now
         out = np.empty_like(X)
         out[:, self.e.perm] = X
         return last, False, out
@@ -386,20 +414,35 @@ class _Trajectory(driven.Trajectory):
         self.state = _Modes(self.block, psi, t, u, self.rng) if self.block.eigenmodes else \
             _Steps(self.block, psi, t, u)
 
-    def advance_through(self, times: np.ndarray, first: int, last: int):
-        """No-jump evolution through the stops (``driven``); the jumps that the eigenmode state
-        makes on the way are recorded here."""
-        jumps = []
-        result = self.state.advance_through(times, first, last, jumps)
-        for t, q in jumps:
-            self.events.append((self.row, t, "jump", self.block.channels[q][0], self.N, self.N,
-                                self.N))
-        return (*result, None)
+    def advance_through(self, times: np.ndarray, first: int, last: int, meter):
+        """No-jump evolution through the stops (``driven``), making the measurements among
+        them: in eigenmodes all in compiled code (its jumps recorded here), by Krylov steps up
+        to a jump, a measurement in Python at each measured stop (``measure``)."""
+        if isinstance(self.state, _Modes):
+            jumps = []
+            result = self.state.advance_through(self.block, times, first, last, meter, jumps)
+            for t, q in jumps:
+                self.events.append((self.row, t, "jump", self.block.channels[q][0], self.N,
+                                    self.N, self.N))
+            return result
+        k, jumped, states = first, False, []
+        while k < last:
+            end = meter.stretch_end(k, last) if meter else last
+            k, jumped, X = self.state.advance_through(times, k, end, [])
+            states.append(X)
+            if jumped:
+                break
+            if meter and meter.measured[end - 1]:
+                X[-1] = self.measure(meter)
+        return k, jumped, np.concatenate(states)
 
-    def measure(self, instrument: Instrument, stream: np.ndarray, out: np.ndarray):
-        """One measurement of the total S_y now (``measure``): the state after it."""
+    def measure(self, meter) -> np.ndarray:
+        """One measurement of the total S_y now (``measure``; meter: ``driven.Meter``): the
+        state after it."""
         psi = self.state.psi()
-        psi = measure(psi / np.linalg.norm(psi), self.block, instrument, stream, out)
+        psi = measure(psi / np.linalg.norm(psi), self.block, meter.instrument, meter.stream,
+                      meter.slot())
+        meter.made_with(1, self.N)
         self.set_state(psi, self.t)
         return psi
 
@@ -497,9 +540,14 @@ def block_bytes(d: int) -> float:
 #: without loss; within 2.7x also at r = 1, 1.5 and +-0.1, +-0.6: 0.03 - 105 per 1/Gamma).  Most
 #: of them are the one-off relaxation from all spins down: low for short runs, high for long.
 GROUPED_EVENT_S = 5e-6
-#: What an event handled in Python costs besides (a loss, a measurement, a Krylov-route jump:
-#: the state's amplitudes and threshold set afresh; the shipped broadened scenario, 2026-12-05).
+#: What an event handled in Python costs besides (a loss; by Krylov steps a measurement or a
+#: jump: the state's amplitudes and threshold set afresh; the shipped broadened scenario,
+#: 2026-12-05).
 GROUPED_PYTHON_S = 3e-4
+#: An S_y measurement in eigenmodes (compiled, ``grouped_loop``): the state set anew in all
+#: modes, which the next stops evaluate until the fast ones have decayed: GROUPED_S_PER_MEASUREMENT
+#: d^1.5 (0.051-0.065 us d^1.5 measured at d = 49, 169, 441, 2026-12-05).
+GROUPED_S_PER_MEASUREMENT = 6e-8
 GROUPED_S_PER_ENTRY = 4e-10
 GROUPED_BLOCK_S = 5e-3
 GROUPED_S_PER_D3 = 2e-9
@@ -526,22 +574,25 @@ def grouped_events(point: dict) -> float:
 
 def grouped_seconds(point: dict) -> tuple[float, float]:
     """(CPU seconds per trajectory, set-up) of the grouped engine.  In eigenmodes each event
-    (``grouped_events``, losses, measurements) costs GROUPED_EVENT_S + d^2 GROUPED_S_PER_ENTRY,
-    each sample d^2 GROUPED_S_PER_ENTRY, and losses and measurements GROUPED_PYTHON_S more;
-    beyond MODES_MAX every event GROUPED_PYTHON_S and Krylov steps (one per GROUPED_REACH /
-    ||A||_inf of time and one per event, each ``krylov.step_seconds`` in one parity sector
+    (``grouped_events``, losses) costs GROUPED_EVENT_S + d^2 GROUPED_S_PER_ENTRY, each sample
+    d^2 GROUPED_S_PER_ENTRY, each loss GROUPED_PYTHON_S more and each measurement d^1.5
+    GROUPED_S_PER_MEASUREMENT; beyond MODES_MAX every event (measurements too)
+    GROUPED_PYTHON_S and Krylov steps (one per GROUPED_REACH / ||A||_inf of time and one per
+    event, each ``krylov.step_seconds`` in one parity sector
     unless the two mix: ``driven.one_sector``), each sample d GROUPED_S_PER_STATE.  Each block
     visited costs GROUPED_BLOCK_S + d^3 GROUPED_S_PER_D3 (its eigenmodes)."""
     classes, t_end = classes_of(point), point["time"]["t_end"]
     d = groups.dimension(classes)
     losses = point["loss"]["rate_per_spin"] * point["model"]["N"] * t_end + \
         len(point["loss"]["times"])
-    in_python = losses + measurement_times(point).size
-    events = grouped_events(point) + in_python
+    measurements = measurement_times(point).size
+    events = grouped_events(point) + losses
     per_trajectory = events * (GROUPED_EVENT_S + d * d * GROUPED_S_PER_ENTRY) + \
-        time_grid(point).size * d * d * GROUPED_S_PER_ENTRY + in_python * GROUPED_PYTHON_S
+        time_grid(point).size * d * d * GROUPED_S_PER_ENTRY + losses * GROUPED_PYTHON_S + \
+        measurements * d**1.5 * GROUPED_S_PER_MEASUREMENT
     blocks = 1 + len(classes) * math.ceil(losses + 3 * math.sqrt(losses))
     if d > MODES_MAX:
+        events += measurements
         anorm, nnz = _generator_size(classes, Rates.of(point["model"]))
         steps = t_end * anorm / GROUPED_REACH + events
         sector = 0.5 if driven.one_sector(point) else 1.0
