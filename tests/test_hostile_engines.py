@@ -342,7 +342,12 @@ SCENARIOS = st.fixed_dictionaries({
         "engine": st.sampled_from(["auto", "jumps", "record"]),
         "store": st.sampled_from(["trajectories", "summary"])}),
 }, optional={"initial_state": st.sampled_from([{"kind": "steady"}, {"kind": "css"},
-                                               {"kind": "dicke", "m": 0}])})
+                                               {"kind": "dicke", "m": 0}]),
+             "sweep": st.sampled_from([
+                 {"model.r": [0.0, 0.5]}, {"loss.rate_per_spin": [0.0, 0.2]},
+                 {"model.broadening": [{"distribution": "gaussian", "width": 0.0, "groups": 2},
+                                       {"distribution": "uniform", "width": 0.3,
+                                        "groups": 2}]}])})
 
 
 def _one_line(status, err):
