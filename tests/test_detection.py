@@ -15,6 +15,19 @@ def test_wilson_interval_known_values():
     assert low == pytest.approx(0.0, abs=1e-12) and high == pytest.approx(0.1611, abs=1e-4)
 
 
+def test_a_wilson_interval_holds_its_proportion():
+    """Every interval holds k/n, also at k = 0 and k = n, where the formula's ends came out
+    beyond it by rounding (5.6e-17 above 0 at n = 3, 1.1e-16 below 1 at n = 10) and a
+    report's error bar crashed matplotlib (found by the hostile fuzz with a sweep); no
+    interval at n = 0."""
+    for n in range(1, 60):
+        k = np.arange(n + 1)
+        low, high = detection.wilson_interval(k, n)
+        assert np.all(low <= k / n) and np.all(k / n <= high), n
+        assert low[0] == 0.0 and high[-1] == 1.0
+    assert np.isnan(detection.wilson_interval(0, 0)).all()
+
+
 def test_poisson_rate_interval_known_values():
     low, high = detection.poisson_rate_interval(0, 10.0)
     assert low == 0 and high == pytest.approx(0.36889, rel=1e-4)
