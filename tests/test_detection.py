@@ -227,3 +227,17 @@ def test_the_answer_follows_a_sweep_along_one_name():
     assert text.endswith("Along model.r (1 → 2) it detects 90 % [80–95] → 60 % [50–70] of the "
                          "losses, with 2 → 4 false alarms per 100/Γ.")
     assert "Along" not in _answer(summary, "1/Γ", True)  # a grid, or no sweep
+
+
+def test_a_log_sweep_axis_is_labelled_at_the_swept_values():
+    """A swept rate gets a log axis whose labels are the swept values (0.005, 0.02, 0.08):
+    matplotlib's minor labels 2e-2 3e-2 4e-2 6e-2 ran together between them."""
+    from trajsim.report import _figure, _sweep_axis
+    scenario = {"name": "t", "model": {"N": 4}, "time": {"t_end": 1.0},
+                "sweep": {"loss.rate_per_spin": [0.005, 0.02, 0.08]}}
+    fig, ax = _figure()
+    x = _sweep_axis(ax, {"scenario": scenario}, pd.Series([0, 1, 2]))
+    assert list(x) == [0.005, 0.02, 0.08] and ax.get_xscale() == "log"
+    fig.canvas.draw()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.005", "0.02", "0.08"]
+    assert not any(t.get_text() for t in ax.get_xticklabels(minor=True))

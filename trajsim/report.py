@@ -19,7 +19,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 import numpy as np
 import pandas as pd
 
@@ -328,7 +328,10 @@ def _sweep_axis(ax, manifest: dict, values: pd.Series) -> pd.Series:
         if pd.api.types.is_numeric_dtype(x):
             key = names[0].split(".")[-1]
             if (x > 0).all() and ("rate" in key or "gamma" in key or x.max() > 20 * x.min()):
-                ax.set_xscale("log")
+                ax.set_xscale("log")  # ticks at the swept values: the minor ones' labels,
+                ax.set_xticks(np.unique(x.to_numpy(float)))  # 2e-2 3e-2 ..., ran together
+                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+                ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel(names[0])
             return x
     ax.set_xlabel("sweep point (see the table)")
