@@ -11,7 +11,7 @@ from test_groups import grouped_ensemble, spin_chain
 
 from trajsim import groups as grp
 from trajsim import scenario
-from trajsim.compiled import COPIES, PROJECTIVE, WEAK, Instrument, rng_states
+from trajsim.compiled import COPIES, PROJECTIVE, WEAK, rng_states
 from trajsim.compiled import factors, modes, readout
 from trajsim.engines import WorkUnit, grouped
 from trajsim.groups import Group
@@ -71,26 +71,29 @@ def test_eigenmodes_match_expm_and_find_the_jump(classes):
 
 @pytest.mark.parametrize("kind, sigma, per_time", [(PROJECTIVE, 0.0, 1), (WEAK, 0.7, 1),
                                                    (COPIES, 0.0, 3)])
-def test_the_compiled_measurement_is_the_python_one(kind, sigma, per_time):
-    """``readout.measure_classes`` (the compiled stretch's measurement of the total S_y) draws
-    the same outcomes from the same stream as ``grouped.measure`` and leaves the same state, to
-    rounding, for three classes of unequal sizes."""
+def test_a_measurement_of_the_total_sy_is_its_kraus_operator(kind, sigma, per_time):
+    """``readout.measure_classes`` (both routes' measurement of the total S_y) against the
+    dense total S_y of three classes of unequal sizes: a projective outcome is an eigenvalue of
+    nonzero weight and leaves P_m psi, a weak one y leaves sum_m exp(-(y - m)^2 / 4 sigma^2)
+    P_m psi, copies are eigenvalues and leave psi (normalised; to 1e-12)."""
     block = generator((Group(3, 0.5, 1.0), Group(2, -0.5, 0.7), Group(1, 0.1)), Rates(r=0.8))
+    Sy = grp.operators(block.classes, 0.8)["Sy"].toarray()
+    values, vectors = np.linalg.eigh(Sy)
     rng = np.random.default_rng(7)
-    psi = rng.normal(size=block.sy_index.size) + 1j * rng.normal(size=block.sy_index.size)
-    psi /= np.linalg.norm(psi)
-    instrument = Instrument(kind, np.array([1.0]), sigma, per_time)
-    streams = rng_states(3, 0, np.arange(2))
-    expected, out = np.empty(per_time), np.empty(per_time)
-    after = grouped.measure(psi, block, instrument, streams[0].copy(), expected)
-    x = psi.copy()
-    _, _, rotations, starts, dims = block.compiled
-    readout.measure_classes(x, rotations, starts, dims, block.sy_index,
-                            np.arange(block.N + 1) - block.N / 2, kind, sigma, streams[0].copy(),
-                            out)
-    np.testing.assert_array_equal(out, expected)
-    np.testing.assert_allclose(x, after, rtol=0, atol=1e-13)
-    assert (kind == COPIES) == np.allclose(x, psi, rtol=0, atol=1e-13)
+    for stream in rng_states(3, 0, np.arange(5)):
+        psi = rng.normal(size=Sy.shape[0]) + 1j * rng.normal(size=Sy.shape[0])
+        psi /= np.linalg.norm(psi)
+        x, out = psi.copy(), np.empty(per_time)
+        readout.measure_classes(x, *block.sy_meter, kind, sigma, stream, out)
+        weights = np.abs(vectors.conj().T @ psi) ** 2
+        if kind == WEAK:
+            amplitude = np.exp(-(out[0] - values) ** 2 / (4 * sigma**2))
+        else:
+            near = np.abs(values[None, :] - out[:, None]) < 1e-9
+            assert near.any(axis=1).all() and (near @ weights > 1e-12).all()
+            amplitude = near[0].astype(float) if kind == PROJECTIVE else np.ones(values.size)
+        after = vectors @ (amplitude * (vectors.conj().T @ psi))
+        np.testing.assert_allclose(x, after / np.linalg.norm(after), rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("left, n, right", [(1, 4, 1), (3, 5, 1), (1, 3, 7), (4, 6, 9)])

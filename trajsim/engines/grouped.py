@@ -34,8 +34,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import dicke, groups
-from ..compiled import OBSERVABLES, Instrument
-from ..compiled import factors, grouped_loop, krylov, modes
+from ..compiled import OBSERVABLES
+from ..compiled import grouped_loop, krylov, modes, readout
 from ..compiled.streams import _uniform
 from ..errors import ScenarioError
 from ..instruments import _sy_basis
@@ -50,7 +50,6 @@ from . import (
     driven,
     next_poisson_loss,
     pick,
-    sy_outcome,
 )
 from .driven import Blocks
 from .jumps import _odd_jump_rate, expected_jumps
@@ -175,18 +174,22 @@ class GroupedBlock:
         return self.generator.nbytes + (self.eigenmodes.nbytes if self.eigenmodes else 0)
 
     @cached_property
-    def compiled(self) -> tuple:
-        """The block as ``grouped_loop.run`` takes it: (eigenmodes, generator, the S_y
-        rotations of the classes (``readout.measure_classes``: U_k^dag then U_k of each, flat),
-        where each class's begin, the classes' dimensions)."""
-        e = self.eigenmodes
+    def sy_meter(self) -> tuple:
+        """The total S_y as ``readout.measure_classes`` takes it: (the classes' rotations, U_k^dag
+        then U_k of each, flat; where each class's begin; the classes' dimensions; the index of
+        each product state's total S_y eigenvalue; those eigenvalues)."""
         dims = np.array([g.N + 1 for g in self.classes], np.int64)
         rotations = [np.concatenate((_sy_rotation(g.N, False).ravel(),
                                      _sy_rotation(g.N, True).ravel())) for g in self.classes]
+        return (np.ascontiguousarray(np.concatenate(rotations), complex), _starts(2 * dims**2),
+                dims, self.sy_index, np.arange(self.N + 1) - self.N / 2)
+
+    @cached_property
+    def compiled(self) -> tuple:
+        """The block in eigenmodes as ``grouped_loop.run`` takes it: (eigenmodes, generator)."""
+        e = self.eigenmodes
         return ((e.mu, e.VT, e.GT, e.WT, e.JT, e.jumps, e.bounds, e.offsets, e.perm),
-                (self.generator.runs, self.generator.data),
-                np.ascontiguousarray(np.concatenate(rotations), complex), _starts(2 * dims**2),
-                dims)
+                (self.generator.runs, self.generator.data))
 
 
 def build_block(classes: tuple, rates: Rates) -> GroupedBlock:
@@ -225,37 +228,11 @@ def observables(psis: np.ndarray, block: GroupedBlock) -> np.ndarray:
     return np.stack(columns, axis=1)
 
 
-def _to_sy(psi: np.ndarray, classes: tuple, inverse: bool = False) -> np.ndarray:
-    """psi in the product of the classes' S_y eigenbases (U_k^dag on each factor), or back."""
-    dims = [g.N + 1 for g in classes]
-    x = np.ascontiguousarray(psi, complex)
-    for k, g in enumerate(classes):
-        out = np.empty_like(x)
-        factors.on_factor(_sy_rotation(g.N, inverse), x, math.prod(dims[:k]),
-                          math.prod(dims[k + 1:]), out)
-        x = out
-    return x
-
-
 @cache
 def _sy_rotation(N: int, inverse: bool) -> np.ndarray:
     """U (back) or U^dag (into the S_y eigenbasis) of one class of N spins (``_sy_basis``)."""
     U = _sy_basis(N)[1]
     return np.ascontiguousarray(U if inverse else U.conj().T)
-
-
-def measure(psi: np.ndarray, block: GroupedBlock, instrument: Instrument, stream: np.ndarray,
-            out: np.ndarray) -> np.ndarray:
-    """One measurement of the total S_y (``engines.sy_outcome``; psi normalised): outcomes into
-    ``out``, the normalised state after it."""
-    psi_y = _to_sy(psi, block.classes)
-    N = block.N
-    probabilities = np.bincount(block.sy_index, np.abs(psi_y) ** 2, minlength=N + 1)
-    a = sy_outcome(probabilities, np.arange(N + 1) - N / 2, instrument, stream, out)
-    if a is None:
-        return psi
-    psi = _to_sy(psi_y * a[block.sy_index], block.classes, inverse=True)
-    return psi / np.linalg.norm(psi)
 
 
 @dataclass
@@ -328,10 +305,10 @@ class _Modes:
         ``driven.Meter`` or None) on the way are made in compiled code (``grouped_loop``), the
         jumps appended to jumps as (t, channel), the state at a measurement the one after it."""
         X = np.empty((last - first, self.c.size), complex)
-        eigenmodes, generator, rotations, starts, dims = block.compiled
+        eigenmodes, generator = block.compiled
         instrument = meter.instrument if meter else None
-        parts = (rotations, starts, dims, block.sy_index, np.arange(block.N + 1) - block.N / 2,
-                 int(instrument.kind) if meter else 0, float(instrument.sigma) if meter else 0.0,
+        parts = (*block.sy_meter, int(instrument.kind) if meter else 0,
+                 float(instrument.sigma) if meter else 0.0,
                  int(instrument.per_time) if meter else 1, bool(block.channels))
         measured = meter.measured if meter else np.zeros(last, np.bool_)
         outcomes = meter.outcomes if meter else np.zeros(0)
@@ -437,11 +414,13 @@ class _Trajectory(driven.Trajectory):
         return k, jumped, np.concatenate(states)
 
     def measure(self, meter) -> np.ndarray:
-        """One measurement of the total S_y now (``measure``; meter: ``driven.Meter``): the
-        state after it."""
+        """One measurement of the total S_y now (``readout.measure_classes``; meter:
+        ``driven.Meter``): the state after it."""
         psi = self.state.psi()
-        psi = measure(psi / np.linalg.norm(psi), self.block, meter.instrument, meter.stream,
-                      meter.slot())
+        psi = psi / np.linalg.norm(psi)
+        instrument = meter.instrument
+        readout.measure_classes(psi, *self.block.sy_meter, instrument.kind, instrument.sigma,
+                                meter.stream, meter.slot())
         meter.made_with(1, self.N)
         self.set_state(psi, self.t)
         return psi
