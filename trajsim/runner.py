@@ -23,7 +23,7 @@ from tqdm import tqdm
 from . import __version__, distribute
 from .compiled import OBSERVABLES
 from .engines import WorkUnit, engine_for
-from .hybrid import WARN_TOP_WEIGHT
+from .hybrid import truncation_warning
 from .scenario import SCHEMA_VERSION, Scenario
 from .squeezing import moments_from_columns, wineland_xi2
 from .stats import UnitStats
@@ -307,13 +307,12 @@ def _interruptions(directory, old: dict, units, finished) -> list:
 
 def _check_truncation(record: dict, p: int, point, top: float) -> None:
     """A hybrid point's largest mean weight in the top two Fock levels, into its manifest record,
-    with a warning above ``hybrid.WARN_TOP_WEIGHT``."""
+    with a warning above ``hybrid.WARN_TOP_WEIGHT`` (``hybrid.truncation_warning``)."""
     record["top_fock_max"] = top
-    if top > WARN_TOP_WEIGHT:
-        log.warning("point %d: the trajectories hold up to %.2g of their weight in the top two "
-                    "Fock levels of model.n_max = %d: the cut-off distorts the dynamics (at 2e-4 "
-                    "a steady <Sy^2> was 2 %% off); raise model.n_max", p, top,
-                    point["model"]["n_max"])
+    warning = truncation_warning(top, point["model"]["n_max"],
+                                 f"point {p}: the trajectories hold up to")
+    if warning:
+        log.warning(warning)
 
 
 def _finish(directory, scenario, manifest, scheduler: Scheduler) -> None:

@@ -100,10 +100,9 @@ def hybrid_row(point: dict) -> dict:
     o = exact.expectations(spins)
     populations = np.real(np.diag(cavities))
     top = float(populations[-2:].sum())
-    if top > hybrid.WARN_TOP_WEIGHT:
-        log.warning("the steady state holds %.2g of its weight in the top two Fock levels of "
-                    "model.n_max = %d: the cut-off distorts it; raise model.n_max", top,
-                    m["n_max"])
+    warning = hybrid.truncation_warning(top, m["n_max"], "the steady state holds")
+    if warning:
+        log.warning(warning)
     reduced = steady_row({**point, "model": {**m, "kind": "spin"}})
     return {"N": N, "r": m["r"], "xi2": o["xi2"],
             "purity": sum(np.trace(rho @ rho).real for rho in spins.values()),

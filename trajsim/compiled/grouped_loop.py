@@ -1,10 +1,9 @@
 """The grouped engine's stretch between losses in compiled code: a trajectory of classes of
 spins in eigenmodes (``modes``) through its stops, with the jumps on the way (``modes.run``)
 and the S_y measurements of the total spin at the stops that are measurements
-(``readout.measure_classes``), after each of which the state is set anew in modes, as after a
-jump: amplitudes c = V^-1 psi, ||psi||^2 and its derivative 2 Re <psi|A psi> at the new start
-(A = -i H_eff as ``krylov.Generator`` runs), and a fresh no-jump threshold u (0 where no
-channel could jump).  It returns to Python at a full event buffer or at the end.
+(``readout.measure_classes``), after each of which the state is set anew in modes (``start``)
+with a fresh no-jump threshold u (0 where no channel could jump).  It returns to Python at a
+full event buffer or at the end.
 """
 
 from __future__ import annotations
@@ -16,6 +15,20 @@ from .krylov import _dot, _matvec, _norm2
 from .modes import amplitudes, run as run_modes
 from .readout import measure_classes
 from .streams import _uniform
+
+
+@nb.njit(cache=True, nogil=True)
+def start(WT, bounds, offsets, perm, runs, data, psi, c, y, n, known):
+    """psi (normalised, in the product order) set in modes: amplitudes c = V^-1 psi (y = c,
+    every mode in use: n), and known = [0, ||psi||^2, its derivative 2 Re <psi|A psi>] with A =
+    -i H_eff as ``krylov.Generator`` runs."""
+    amplitudes(WT, bounds, offsets, psi[perm], c)
+    y[:] = c
+    for b in range(bounds.size - 1):
+        n[b] = bounds[b + 1] - bounds[b]
+    Apsi = np.empty_like(psi)
+    _matvec(runs, data, psi, Apsi, 0, psi.size)
+    known[0], known[1], known[2] = 0.0, _norm2(psi), 2.0 * _dot(psi, Apsi).real
 
 
 @nb.njit(cache=True, nogil=True)
@@ -32,7 +45,7 @@ def run(eigenmodes, generator, meter, c, clock, times, first, last, measured, X,
     mu, VT, GT, WT, JT, jumps, bounds, offsets, perm = eigenmodes
     runs, data = generator
     rotations, starts, dims, index, my, kind, sigma, per_time, can_jump = meter
-    x, Ax = np.empty(perm.size, np.complex128), np.empty(perm.size, np.complex128)
+    x = np.empty(perm.size, np.complex128)
     count, k = 0, first
     while k < last:
         end = k  # through the next measurement
@@ -51,12 +64,7 @@ def run(eigenmodes, generator, meter, c, clock, times, first, last, measured, X,
                             outcomes[made * per_time:(made + 1) * per_time])
             made += 1
             row[:] = x[perm]
-            amplitudes(WT, bounds, offsets, row, c)
-            y[:] = c
-            for b in range(bounds.size - 1):
-                n[b] = bounds[b + 1] - bounds[b]
-            _matvec(runs, data, x, Ax, 0, x.size)
-            known[0], known[1], known[2] = 0.0, _norm2(x), 2.0 * _dot(x, Ax).real
+            start(WT, bounds, offsets, perm, runs, data, x, c, y, n, known)
             clock[0] += clock[1]
             clock[1] = 0.0
             u = _uniform(rng)

@@ -100,6 +100,12 @@ class PointSetup:
         return (stops, np.flatnonzero(np.isin(stops, meas_times)),
                 np.searchsorted(self.t_grid, stops), np.isin(stops, self.t_grid))
 
+    @cached_property
+    def is_measured(self) -> np.ndarray:
+        """Per stop of ``schedule``: whether it is a measurement."""
+        stops, measured = self.schedule[:2]
+        return np.isin(np.arange(stops.size), measured)
+
     def stretch_end(self, k: int) -> int:
         """The end of the stretch of stops from stop k: one past the next measurement at or
         after it, or all the stops."""

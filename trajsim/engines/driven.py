@@ -128,9 +128,9 @@ def drive(tr, setup: PointSetup, row: int, rng_meas: np.ndarray, samples: np.nda
           outcomes: np.ndarray, outcome_N: np.ndarray, events: list) -> None:
     """Run trajectory ``tr`` (module docstring): samples[sample, column], its outcomes and
     events (appended)."""
-    stops, measured, sample_of, is_sample = setup.schedule
-    meter = Meter(np.isin(np.arange(stops.size), measured), setup.instrument, rng_meas,
-                  outcomes, outcome_N) if setup.instrument else None
+    stops, _, sample_of, is_sample = setup.schedule
+    meter = Meter(setup.is_measured, setup.instrument, rng_meas, outcomes,
+                  outcome_N) if setup.instrument else None
     tr.row, tr.events = row, events
     k, states = 0, {}  # states: key -> [(samples, states)]
     while k < stops.size:

@@ -284,15 +284,14 @@ class _Modes:
 
     def __init__(self, block: GroupedBlock, psi: np.ndarray, t: float, u: float,
                  rng: np.ndarray):
-        e = block.eigenmodes
+        e, generator = block.eigenmodes, block.generator
         self.e, self.rng, self.clock = e, rng, np.array([t, 0.0, u])
-        self.c = np.empty(e.mu.size, complex)
-        psi = np.ascontiguousarray(psi, complex)
-        modes.amplitudes(e.WT, e.bounds, e.offsets, np.ascontiguousarray(psi[e.perm]), self.c)
-        self.y, self.n = self.c.copy(), np.diff(e.bounds)
+        self.c, self.y = np.empty(e.mu.size, complex), np.empty(e.mu.size, complex)
+        self.n, self.known = np.empty(e.bounds.size - 1, np.int64), np.empty(3)
+        grouped_loop.start(e.WT, e.bounds, e.offsets, e.perm, generator.runs, generator.data,
+                           np.ascontiguousarray(psi, complex), self.c, self.y, self.n,
+                           self.known)
         self.scratch = tuple(np.empty(e.mu.size, complex) for _ in range(4))
-        Apsi = block.generator.apply(psi)  # d||psi||^2/dt = 2 Re <psi|A psi>
-        self.known = np.array([0.0, krylov._norm2(psi), 2.0 * krylov._dot(psi, Apsi).real])
         self.work = np.empty((len(block.channels), e.mu.size), complex)
         self.event_t, self.event_q = np.empty(self.EVENTS), np.empty(self.EVENTS, np.int64)
 

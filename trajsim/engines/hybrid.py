@@ -210,12 +210,11 @@ class HybridSetup(PointSetup):
     @cached_property
     def loop_arguments(self) -> tuple:
         """(schedule, cavity, losses, readout) of ``hybrid_loop.run``."""
-        stops, measured, sample_of, is_sample = self.schedule
-        is_measured = np.isin(np.arange(stops.size), measured)
+        stops, _, sample_of, is_sample = self.schedule
         lower, upper = cavity_factors(self.cavity)[1:]
         _, C, _, used_c = observable_bands(self.two_j, self.cavity)
         instrument = self.instrument
-        return ((stops, is_sample, sample_of.astype(np.int64), is_measured),
+        return ((stops, is_sample, sample_of.astype(np.int64), self.is_measured),
                 (lower, upper, C, used_c), (self.script_times, self.loss_rate),
                 (instrument.kind if instrument else NO_INSTRUMENT,
                  float(instrument.sigma) if instrument else 0.0))
