@@ -11,7 +11,7 @@ A trajectory object (``Trajectory``'s subclasses) knows its physics:
     t                             the current time
     advance_through(times, first, last, meter) -> (k, jumped, states)
                                   no-jump evolution through the stops, making the S_y
-                                  measurements among them (``Meter``, or None), stopping at
+                                  measurements among them (``Meter``), stopping at
                                   a jump (one that makes its jumps itself records them in
                                   events); the states at times[first:k], at a measurement
                                   the state after it
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..compiled import rng_states
+from ..compiled import NO_INSTRUMENT, Instrument, rng_states
 from ..memory import memory_budget
 from ..point import measurement_times
 from ..stats import UnitStats
@@ -99,14 +99,21 @@ def one_sector(point: dict) -> bool:
 class Meter:
     """One trajectory's S_y instrument (``setup.instrument``): which stops are measurements,
     the outcome stream, where the outcomes of measurement q go (outcomes[q per_time:(q + 1)
-    per_time], the spins then in outcome_N[q]) and how many were made."""
+    per_time], the spins then in outcome_N[q]) and how many were made; ``idle`` measures at
+    none of its stops."""
 
     measured: np.ndarray
-    instrument: object
+    instrument: Instrument
     stream: np.ndarray
     outcomes: np.ndarray
     outcome_N: np.ndarray
     made: int = 0
+
+    @classmethod
+    def idle(cls, stops: int) -> Meter:
+        """A meter that measures at none of ``stops`` stops."""
+        return cls(np.zeros(stops, np.bool_), Instrument(NO_INSTRUMENT, np.zeros(0)),
+                   np.zeros(4, np.uint64), np.zeros(0), np.zeros(0, np.int64))
 
     def stretch_end(self, k: int, last: int) -> int:
         """One past the next measurement at or after stop k, at most last."""
@@ -130,7 +137,7 @@ def drive(tr, setup: PointSetup, row: int, rng_meas: np.ndarray, samples: np.nda
     events (appended)."""
     stops, _, sample_of, is_sample = setup.schedule
     meter = Meter(setup.is_measured, setup.instrument, rng_meas, outcomes,
-                  outcome_N) if setup.instrument else None
+                  outcome_N) if setup.instrument else Meter.idle(stops.size)
     tr.row, tr.events = row, events
     k, states = 0, {}  # states: key -> [(samples, states)]
     while k < stops.size:
@@ -147,7 +154,7 @@ def drive(tr, setup: PointSetup, row: int, rng_meas: np.ndarray, samples: np.nda
             if jumped:
                 tr.event(tr.t, False, False)
             continue
-        _, jumped, _ = tr.advance_through(np.array([t_loss]), 0, 1, None)  # the loss first
+        _, jumped, _ = tr.advance_through(np.array([t_loss]), 0, 1, Meter.idle(1))  # loss
         tr.event(tr.t if jumped else t_loss, not jumped, is_scripted)
     for key, taken in states.items():  # the observables, one pass per block
         rows = np.concatenate([r for r, _ in taken])

@@ -301,29 +301,22 @@ class _Modes:
 
     def advance_through(self, block: GroupedBlock, times, first, last, meter, jumps: list):
         """(last, False, states at times[first:last]): the jumps and the measurements (meter:
-        ``driven.Meter`` or None) on the way are made in compiled code (``grouped_loop``), the
-        jumps appended to jumps as (t, channel), the state at a measurement the one after it."""
+        ``driven.Meter``) on the way are made in compiled code (``grouped_loop``), the jumps
+        appended to jumps as (t, channel), the state at a measurement the one after it."""
         X = np.empty((last - first, self.c.size), complex)
         eigenmodes, generator = block.compiled
-        instrument = meter.instrument if meter else None
-        parts = (*block.sy_meter, int(instrument.kind) if meter else 0,
-                 float(instrument.sigma) if meter else 0.0,
-                 int(instrument.per_time) if meter else 1, bool(block.channels))
-        measured = meter.measured if meter else np.zeros(last, np.bool_)
-        outcomes = meter.outcomes if meter else np.zeros(0)
-        stream = meter.stream if meter else self.rng
-        made = meter.made if meter else 0
+        instrument = meter.instrument
+        parts = (*block.sy_meter, int(instrument.kind), float(instrument.sigma),
+                 int(instrument.per_time), bool(block.channels))
         k = first
         while k < last:
-            k, count, now = grouped_loop.run(eigenmodes, generator, parts, self.c, self.clock,
-                                             times, k, last, measured, X[k - first:], self.y,
-                                             self.scratch, self.n, self.known, self.rng,
-                                             self.work, self.event_t, self.event_q, stream,
-                                             outcomes, made)
+            k, count, made = grouped_loop.run(eigenmodes, generator, parts, self.c, self.clock,
+                                              times, k, last, meter.measured, X[k - first:],
+                                              self.y, self.scratch, self.n, self.known, self.rng,
+                                              self.work, self.event_t, self.event_q, meter.stream,
+                                              meter.outcomes, meter.made)
             jumps.extend(zip(self.event_t[:count].tolist(), self.event_q[:count].tolist()))
-            if meter:
-                meter.made_with(now - made, block.N)
-            made = now
+            meter.made_with(made - meter.made, block.N)
         out = np.empty_like(X)
         out[:, self.e.perm] = X
         return last, False, out
@@ -403,12 +396,12 @@ class _Trajectory(driven.Trajectory):
             return result
         k, jumped, states = first, False, []
         while k < last:
-            end = meter.stretch_end(k, last) if meter else last
+            end = meter.stretch_end(k, last)
             k, jumped, X = self.state.advance_through(times, k, end, [])
             states.append(X)
             if jumped:
                 break
-            if meter and meter.measured[end - 1]:
+            if meter.measured[end - 1]:
                 X[-1] = self.measure(meter)
         return k, jumped, np.concatenate(states)
 
