@@ -7,9 +7,14 @@ trajsim runs one thread: a whole unit's CPU time per trajectory, the first block
 collapse operator sqrt(Gamma) Sigma) on the same product of the classes' symmetric blocks
 (``trajsim.groups.operators``) with its default ODE method, atol 1e-8, rtol 1e-6, and where its
 collapse-time search fails the tightened one of QUTIP_OPTIONS (no spin loss: QuTiP has no
-class-changing loss), serial map, CPU per trajectory.  Prints Markdown.
+class-changing loss), serial map, CPU per trajectory.  Prints Markdown.  With --measurements
+instead: what an S_y measurement costs in eigenmodes (compiled.grouped_loop), the
+shipped broadened scenario's point (classes at a Gaussian's half means, width 0.3, r = 1.5,
+a weak readout every 0.25/Gamma over 8/Gamma) with and without its readout, for 6 + 6, 12 + 12
+and 20 + 20 spins, against the cost model (GROUPED_S_PER_MEASUREMENT d^1.5).
 
     python benchmarks/bench_grouped.py [--qutip-trajectories 4] [--only-qutip | --skip-qutip]
+    python benchmarks/bench_grouped.py --measurements
 """
 
 from __future__ import annotations
@@ -23,7 +28,12 @@ import numpy as np
 
 from trajsim import groups
 from trajsim.engines import WorkUnit
-from trajsim.engines.grouped import GROUPED, classes_of, grouped_seconds
+from trajsim.engines.grouped import (
+    GROUPED,
+    GROUPED_S_PER_MEASUREMENT,
+    classes_of,
+    grouped_seconds,
+)
 from trajsim.scenario import load
 
 R, DELTA, SAMPLES = 2.5, 0.3, 101
@@ -93,16 +103,53 @@ def qutip_run(raw: dict, n_traj: int) -> str:
     return "; ".join(failed)
 
 
+def measured(N: int, readout: bool, trajectories: int = 40) -> tuple[float, float, int]:
+    """(CPU s per trajectory, the model's, measurements per trajectory) of the shipped broadened
+    scenario's width-0.3 point at N spins, with or without its weak readout."""
+    raw = {"name": "bench", "model": {"N": N, "r": 1.5,
+                                      "broadening": {"distribution": "gaussian", "width": 0.3,
+                                                     "groups": 2}},
+           "initial_state": {"kind": "dicke"}, "loss": {"times": [4.0]},
+           "time": {"t_end": 8.0, "n_samples": 161},
+           "measurement": {"kind": "weak", "sigma": 1.0, "period": 0.25} if readout else {},
+           "run": {"trajectories": trajectories, "seed": 2021, "store": "summary"}}
+    point = load(raw).points[0]
+    setup = GROUPED.build(point)
+    GROUPED.run_unit(setup, WorkUnit(0, 0, 0, 3), 1, False)  # its blocks, outside the timing
+    start = time.process_time()
+    GROUPED.run_unit(setup, WorkUnit(0, 0, 0, trajectories), 1, False)
+    count = setup.instrument.times.size if setup.instrument else 0
+    return (time.process_time() - start) / trajectories, grouped_seconds(point)[0], count
+
+
+def measurements_table() -> None:
+    print("| N | d | s/traj with readout | model | without | model | s per measurement | "
+          "model |")
+    print("|---|---|---|---|---|---|---|---|")
+    for N in (12, 24, 40):
+        d = (N // 2 + 1) ** 2
+        (with_, model_with, count), (without, model_without, _) = (measured(N, True),
+                                                                   measured(N, False))
+        print(f"| {N} | {d} | {with_:.3g} | {model_with:.3g} | {without:.3g} | "
+              f"{model_without:.3g} | {(with_ - without) / count:.3g} | "
+              f"{GROUPED_S_PER_MEASUREMENT * d**1.5:.3g} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--qutip-trajectories", type=int, default=4)
     parser.add_argument("--skip-qutip", action="store_true")
     parser.add_argument("--only-qutip", action="store_true",
                         help="the cases QuTiP runs, and trajsim on them")
+    parser.add_argument("--measurements", action="store_true",
+                        help="only the cost of an S_y measurement in eigenmodes")
     args = parser.parse_args()
     trajsim_run(scenario((2, 2), 1.0, 0.01, 2))  # compile the kernels
     print(f"# grouped engine, {platform.processor() or platform.machine()}, "
           f"{datetime.date.today()}, one thread, CPU time\n")
+    if args.measurements:
+        measurements_table()
+        return
     print("| classes | d | t_end | loss/spin | route | set-up s | events/traj | losses/traj | "
           "s/traj | model s/traj | QuTiP mcsolve s/traj |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
